@@ -1,0 +1,1 @@
+"""The jupyter_server extension: REST endpoints under ``<base_url>/sshpyk/``."""

@@ -1,0 +1,10 @@
+"""The sshpyk test harness: real OpenSSH test hosts and network fault helpers.
+
+``python -m harness up|down|status`` (from ``tests/``) drives it by hand; the pytest
+fixtures in ``tests/conftest.py`` use it for every integration test.
+"""
+
+from .faults import Faults
+from .topology import HarnessError, Host, TestHosts, down, is_root, up
+
+__all__ = ["Faults", "HarnessError", "Host", "TestHosts", "down", "is_root", "up"]
