@@ -11,6 +11,7 @@ from __future__ import annotations
 import os
 
 import pytest
+
 from harness import Faults, HarnessError, TestHosts, down, up
 
 pytest_plugins = ("pytest_jupyter.jupyter_server",)
@@ -30,8 +31,10 @@ def test_hosts() -> TestHosts:
 @pytest.fixture(scope="session")
 def netns_hosts(test_hosts: TestHosts) -> TestHosts:
     if test_hosts.mode != "netns":
-        pytest.skip("needs the network-namespace test hosts (run as root without "
-                    "SSHPYK_TEST_HOSTS=loopback)")
+        pytest.skip(
+            "needs the network-namespace test hosts (run as root without "
+            "SSHPYK_TEST_HOSTS=loopback)"
+        )
     return test_hosts
 
 
@@ -57,7 +60,11 @@ def jp_server_config(jp_server_config):
 def pytest_runtest_makereport(item, call):
     outcome = yield
     report = outcome.get_result()
-    if os.environ.get("SSHPYK_NO_SKIP") == "1" and report.skipped and not hasattr(report, "wasxfail"):
+    if (
+        os.environ.get("SSHPYK_NO_SKIP") == "1"
+        and report.skipped
+        and not hasattr(report, "wasxfail")
+    ):
         report.outcome = "failed"
         reason = report.longrepr[2] if isinstance(report.longrepr, tuple) else report.longrepr
         report.longrepr = f"skipped while SSHPYK_NO_SKIP=1: {reason}"

@@ -10,6 +10,7 @@ import time
 import uuid
 
 import pytest
+
 from harness import Faults, down, up
 from harness.topology import netns_list, pid_alive, processes_mentioning, run
 
@@ -35,14 +36,20 @@ def test_internal_only_through_the_bastion(test_hosts):
 def test_login_is_key_only_and_host_keys_are_pinned(test_hosts, tmp_path):
     # a client that does not know the host key must refuse it (StrictHostKeyChecking yes)
     cfg = tmp_path / "cfg"
-    cfg.write_text(test_hosts.ssh_config.read_text().replace(
-        str(test_hosts.known_hosts), str(tmp_path / "empty_known_hosts")))
+    cfg.write_text(
+        test_hosts.ssh_config.read_text().replace(
+            str(test_hosts.known_hosts), str(tmp_path / "empty_known_hosts")
+        )
+    )
     out = run(["ssh", "-F", str(cfg), "--", "remote", "true"], check=False)
     assert out.returncode == 255
     assert "Host key verification failed" in out.stderr
     # without the key there is no way in (no password prompt either: BatchMode)
-    cfg.write_text(test_hosts.ssh_config.read_text().replace(
-        f"IdentityFile {test_hosts.client_key}", f"IdentityFile {tmp_path / 'nokey'}"))
+    cfg.write_text(
+        test_hosts.ssh_config.read_text().replace(
+            f"IdentityFile {test_hosts.client_key}", f"IdentityFile {tmp_path / 'nokey'}"
+        )
+    )
     out = run(["ssh", "-F", str(cfg), "--", "remote", "true"], check=False)
     assert out.returncode == 255
     assert "Permission denied (publickey)" in out.stderr
@@ -68,8 +75,11 @@ def test_each_host_has_its_own_home(netns_hosts):
 
 def test_link_cut_kills_a_keepalive_ssh_and_restore_lets_a_new_one_in(netns_hosts, faults):
     argv = netns_hosts.ssh_argv(
-        "remote", "sleep", "60",
-        options=("-o", "ServerAliveInterval=1", "-o", "ServerAliveCountMax=2"))
+        "remote",
+        "sleep",
+        "60",
+        options=("-o", "ServerAliveInterval=1", "-o", "ServerAliveCountMax=2"),
+    )
     proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
         time.sleep(1.0)
@@ -163,9 +173,22 @@ def test_teardown_leaves_nothing_behind(test_hosts, mode):
     # leave some live state behind on purpose: a ControlMaster, a remote process, a delayer
     cp = th.state / "cm"
     cp.mkdir(mode=0o700)
-    master = run(th.ssh_argv("remote", options=(
-        "-o", "ControlMaster=yes", "-o", f"ControlPath={cp}/%C", "-o", "ControlPersist=60",
-        "-f", "-N")), check=False)
+    master = run(
+        th.ssh_argv(
+            "remote",
+            options=(
+                "-o",
+                "ControlMaster=yes",
+                "-o",
+                f"ControlPath={cp}/%C",
+                "-o",
+                "ControlPersist=60",
+                "-f",
+                "-N",
+            ),
+        ),
+        check=False,
+    )
     assert master.returncode == 0, master.stderr
     assert th.ssh("remote", "nohup sleep 300 >/dev/null 2>&1 &").returncode == 0
     if mode == "netns":
@@ -181,5 +204,8 @@ def test_teardown_leaves_nothing_behind(test_hosts, mode):
     sshd_pids = [h.sshd_pid for h in th.hosts.values()]
     assert not any(pid_alive(p) for p in sshd_pids)
     # the safety route stays
-    assert "unreachable 10.200.0.0/16" in run(["ip", "route", "show", "type", "unreachable"],
-                                               check=False).stdout or mode == "loopback"
+    assert (
+        "unreachable 10.200.0.0/16"
+        in run(["ip", "route", "show", "type", "unreachable"], check=False).stdout
+        or mode == "loopback"
+    )

@@ -91,9 +91,22 @@ class Faults:
         h = self._host(name)
         log = self.hosts.state / f"nfqdelay-{name}.log"
         proc = subprocess.Popen(
-            ["ip", "netns", "exec", h.netns, sys.executable, str(Path(__file__).with_name("nfqdelay.py")),
-             "--queue", NFQUEUE_NUM, "--delay-ms", str(rtt_ms / 2), "--max-seconds", "3600"],
-            stdout=subprocess.DEVNULL, stderr=log.open("ab"),
+            [
+                "ip",
+                "netns",
+                "exec",
+                h.netns,
+                sys.executable,
+                str(Path(__file__).with_name("nfqdelay.py")),
+                "--queue",
+                NFQUEUE_NUM,
+                "--delay-ms",
+                str(rtt_ms / 2),
+                "--max-seconds",
+                "3600",
+            ],
+            stdout=subprocess.DEVNULL,
+            stderr=log.open("ab"),
         )
         self.hosts.add_pid(proc.pid)
         time.sleep(0.3)  # let it bind the queue before packets are steered to it

@@ -21,6 +21,7 @@ mounts and the state dir, and :meth:`TestHosts.leftovers` proves it.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import pwd
@@ -75,19 +76,15 @@ def kill_pids(pids, grace: float = 2.0) -> None:
     """TERM, wait up to ``grace`` seconds, then KILL whatever is left."""
     pids = [p for p in {int(p) for p in pids} if p > 1 and p != os.getpid()]
     for p in pids:
-        try:
+        with contextlib.suppress(ProcessLookupError):
             os.kill(p, signal.SIGTERM)
-        except ProcessLookupError:
-            pass
     deadline = time.monotonic() + grace
     while time.monotonic() < deadline and any(pid_alive(p) for p in pids):
         time.sleep(0.02)
     for p in pids:
         if pid_alive(p):
-            try:
+            with contextlib.suppress(ProcessLookupError):
                 os.kill(p, signal.SIGKILL)
-            except ProcessLookupError:
-                pass
 
 
 def wait_tcp(address: str, port: int, timeout: float = 5.0, netns: str | None = None) -> None:
@@ -95,9 +92,17 @@ def wait_tcp(address: str, port: int, timeout: float = 5.0, netns: str | None = 
     while time.monotonic() < deadline:
         if netns:
             probe = run(
-                ["ip", "netns", "exec", netns, sys.executable, "-c",
-                 f"import socket; socket.create_connection(({address!r}, {port}), 0.5)"],
-                check=False, timeout=5,
+                [
+                    "ip",
+                    "netns",
+                    "exec",
+                    netns,
+                    sys.executable,
+                    "-c",
+                    f"import socket; socket.create_connection(({address!r}, {port}), 0.5)",
+                ],
+                check=False,
+                timeout=5,
             )
             if probe.returncode == 0:
                 return
@@ -191,10 +196,15 @@ class TestHosts:
         existing = set(netns_list())
         left += [f"netns {n}" for n in names if n in existing]
         links = run(["ip", "-o", "link"], check=False).stdout if shutil.which("ip") else ""
-        left += [f"link {v}" for v in veth_names(self.prefix) if f" {v}@" in links or f" {v}:" in links]
+        left += [
+            f"link {v}" for v in veth_names(self.prefix) if f" {v}@" in links or f" {v}:" in links
+        ]
         mounts = Path("/proc/self/mounts").read_text()
-        left += [f"mount {line.split()[1]}" for line in mounts.splitlines()
-                 if line.split()[1].startswith(str(self.state) + "/")]
+        left += [
+            f"mount {line.split()[1]}"
+            for line in mounts.splitlines()
+            if line.split()[1].startswith(str(self.state) + "/")
+        ]
         left += [f"pid {p}" for p in self.pids if pid_alive(p)]
         left += [f"pid {p} ({cmd[:60]})" for p, cmd in processes_mentioning(str(self.state))]
         if self.state.exists():
@@ -234,6 +244,7 @@ def processes_mentioning(state: str) -> list[tuple[int, str]]:
 
 # ==== building ================================================================================
 
+
 def state_dir(prefix: str) -> Path:
     # short on purpose: ssh ControlPaths under it must fit a 108-byte sun_path
     return Path(f"/tmp/{prefix}")
@@ -265,7 +276,7 @@ def ensure_remote_env(path: Path = REMOTE_ENV) -> Path:
     base = shutil.which("python3", path="/usr/bin") or sys.executable
     run([base, "-m", "venv", str(path)], timeout=120)
     run([str(py), "-m", "pip", "install", "-q", *REMOTE_PACKAGES], timeout=600)
-    os.chmod(path, 0o755)
+    os.chmod(path, 0o755)  # noqa: S103 - the unprivileged test user runs kernels from it
     return path
 
 
@@ -274,7 +285,9 @@ def _keygen(path: Path, comment: str) -> str:
     return path.with_suffix(".pub").read_text().split()[0:2]
 
 
-def _sshd_config(host: Host, hostdir: Path, *, user: str, listen: list[str], extra: str = "") -> Path:
+def _sshd_config(
+    host: Host, hostdir: Path, *, user: str, listen: list[str], extra: str = ""
+) -> Path:
     cfg = hostdir / "sshd_config"
     listen_lines = "\n".join(f"ListenAddress {a}" for a in listen)
     cfg.write_text(f"""\
@@ -351,11 +364,19 @@ def up_netns(prefix: str = "spk", index: int = 0) -> TestHosts:
     uid, gid = _ensure_test_user()
     home = pwd.getpwnam(TEST_USER).pw_dir
     b, i, r = (_subnet(index, k) for k in range(3))
-    th = TestHosts(mode="netns", prefix=prefix, index=index, state=state, user=TEST_USER,
-                   remote_python_prefix=str(env))
+    th = TestHosts(
+        mode="netns",
+        prefix=prefix,
+        index=index,
+        state=state,
+        user=TEST_USER,
+        remote_python_prefix=str(env),
+    )
     th.hosts = {
         "bastion": Host("bastion", "bastion", f"{b}.2", netns=f"{prefix}_bastion", uplink="eth0"),
-        "internal": Host("internal", "internal", f"{i}.2", netns=f"{prefix}_internal", uplink="eth0"),
+        "internal": Host(
+            "internal", "internal", f"{i}.2", netns=f"{prefix}_internal", uplink="eth0"
+        ),
         "remote": Host("remote", "remote", f"{r}.2", netns=f"{prefix}_remote", uplink="eth0"),
     }
     state.mkdir(mode=0o755, parents=True)
@@ -414,35 +435,47 @@ def up_netns(prefix: str = "spk", index: int = 0) -> TestHosts:
     if Path("/dev/fuse").exists():
         # libfuse3 opens /dev/fuse itself and does not fall back to fusermount3 on EACCES;
         # this VM boots it 0600 without udev, whose usual mode is 0666.
-        os.chmod("/dev/fuse", 0o666)
+        os.chmod("/dev/fuse", 0o666)  # noqa: S103
     for h in th.hosts.values():
         d = state / "hosts" / h.name
-        cfg = _sshd_config(h, d, user=TEST_USER, listen=[h.address, "127.0.0.1"],
-                           extra=f"PermitRootLogin no\nAllowUsers {TEST_USER}\nStrictModes yes\n")
+        cfg = _sshd_config(
+            h,
+            d,
+            user=TEST_USER,
+            listen=[h.address, "127.0.0.1"],
+            extra=f"PermitRootLogin no\nAllowUsers {TEST_USER}\nStrictModes yes\n",
+        )
         # own hostname (UTS ns) and own $HOME (bind mount in the private mount ns that
         # `ip netns exec` makes); sshd daemonizes and writes its PidFile.
-        script = (f"hostname {h.name} && mount --bind {d}/home {home} && "
-                  f"exec {SSHD} -f {cfg} -E {d}/sshd.log")
-        h.sshd_pid = _start_sshd(["ip", "netns", "exec", h.netns, "unshare", "--uts", "--",
-                                  "/bin/sh", "-c", script], d / "sshd.pid")
+        script = (
+            f"hostname {h.name} && mount --bind {d}/home {home} && "
+            f"exec {SSHD} -f {cfg} -E {d}/sshd.log"
+        )
+        h.sshd_pid = _start_sshd(
+            ["ip", "netns", "exec", h.netns, "unshare", "--uts", "--", "/bin/sh", "-c", script],
+            d / "sshd.pid",
+        )
         th.save()
     wait_tcp(th["bastion"].address, 22)
     wait_tcp(th["remote"].address, 22)
     wait_tcp(th["internal"].address, 22, netns=bn)
 
-    _client_config(th, f"""\
+    _client_config(
+        th,
+        f"""\
 Host remote
-  HostName {th['remote'].address}
+  HostName {th["remote"].address}
 Host bastion
-  HostName {th['bastion'].address}
+  HostName {th["bastion"].address}
 Host internal
-  HostName {th['internal'].address}
+  HostName {th["internal"].address}
   ProxyJump bastion
 # the same host without the jump: must fail (no route from here)
 Host internal-direct
-  HostName {th['internal'].address}
+  HostName {th["internal"].address}
   ConnectTimeout 2
-""")
+""",
+    )
     th.save()
     _check(th)
     return th
@@ -456,8 +489,14 @@ def up_loopback(prefix: str = "spklo", index: int = 0) -> TestHosts:
     down(state)
     user = pwd.getpwuid(os.geteuid()).pw_name
     # As the same user the local environment's Python is usable "remotely" too.
-    th = TestHosts(mode="loopback", prefix=prefix, index=index, state=state, user=user,
-                   remote_python_prefix=sys.prefix)
+    th = TestHosts(
+        mode="loopback",
+        prefix=prefix,
+        index=index,
+        state=state,
+        user=user,
+        remote_python_prefix=sys.prefix,
+    )
     port = 22022 + index
     th.hosts = {
         "remote": Host("remote", "remote", "127.0.0.2", port),
@@ -482,15 +521,23 @@ def up_loopback(prefix: str = "spklo", index: int = 0) -> TestHosts:
         # internal only accepts what the bastion forwards (it connects from 127.0.0.1),
         # never the client itself (which binds 127.0.0.9).
         allow = f"AllowUsers {user}@127.0.0.1\n" if h.name == "internal" else f"AllowUsers {user}\n"
-        cfg = _sshd_config(h, d, user=user, listen=[h.address],
-                           extra=f"AuthorizedKeysFile {state}/authorized_keys\nStrictModes no\n"
-                                 + allow + root_extra)
+        cfg = _sshd_config(
+            h,
+            d,
+            user=user,
+            listen=[h.address],
+            extra=f"AuthorizedKeysFile {state}/authorized_keys\nStrictModes no\n"
+            + allow
+            + root_extra,
+        )
         h.sshd_pid = _start_sshd([SSHD, "-f", str(cfg), "-E", str(d / "sshd.log")], d / "sshd.pid")
         th.save()
     th.known_hosts.write_text("\n".join(known) + "\n")
     for h in th.hosts.values():
         wait_tcp(h.address, h.port)
-    _client_config(th, f"""\
+    _client_config(
+        th,
+        """\
 Host remote
   HostName 127.0.0.2
 Host bastion
@@ -500,7 +547,9 @@ Host internal
   ProxyJump bastion
 Host internal-direct
   HostName 127.0.0.4
-""", extra_star=f"  Port {port}\n  BindAddress 127.0.0.9\n")
+""",
+        extra_star=f"  Port {port}\n  BindAddress 127.0.0.9\n",
+    )
     th.save()
     _check(th)
     return th
@@ -536,8 +585,11 @@ def down(state: Path) -> list[str]:
     # ssh ControlMasters started by tests (client side): ask them to exit, by socket
     for sock in state.rglob("*"):
         if sock.is_socket():
-            run(["ssh", "-F", str(th.ssh_config), "-S", str(sock), "-O", "exit", "x"],
-                check=False, timeout=5)
+            run(
+                ["ssh", "-F", str(th.ssh_config), "-S", str(sock), "-O", "exit", "x"],
+                check=False,
+                timeout=5,
+            )
     kill_pids(th.pids)
     for line in reversed(Path("/proc/self/mounts").read_text().splitlines()):
         target = line.split()[1]

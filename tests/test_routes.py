@@ -1,0 +1,66 @@
+"""The server extension's REST routes, against a real jupyter_server (jp_fetch)."""
+
+from __future__ import annotations
+
+import ast
+import inspect
+import json
+import textwrap
+
+import pytest
+import tornado
+from jupyter_server.auth.authorizer import Authorizer
+
+from sshpyk import __version__
+from sshpyk.server.routes import ROUTES
+
+VERBS = ("get", "post", "put", "patch", "delete", "head", "options")
+
+
+def _decorators(func) -> list[str]:
+    tree = ast.parse(textwrap.dedent(inspect.getsource(func)))
+    return [ast.unparse(d) for d in tree.body[0].decorator_list]
+
+
+@pytest.mark.parametrize(("path", "handler"), ROUTES, ids=[p for p, _ in ROUTES])
+def test_every_verb_is_authenticated_and_authorized(path, handler):
+    verbs = [v for v in VERBS if v in vars(handler)]
+    assert verbs, f"{handler.__name__} handles no verb"
+    assert getattr(handler, "auth_resource", None) in {"kernelspecs", "kernels"}
+    for verb in verbs:
+        decorators = _decorators(vars(handler)[verb])
+        # authenticated must run first (outermost), then the authorizer
+        assert decorators[:2] == ["tornado.web.authenticated", "authorized"], (
+            f"{handler.__name__}.{verb} is decorated {decorators}"
+        )
+
+
+async def test_version(jp_fetch):
+    response = await jp_fetch("sshpyk", "version")
+    assert response.code == 200
+    assert json.loads(response.body) == {"version": __version__}
+
+
+@pytest.mark.parametrize(("path", "handler"), ROUTES, ids=[p for p, _ in ROUTES])
+async def test_no_token_no_access(jp_fetch, path, handler):
+    with pytest.raises(tornado.httpclient.HTTPClientError) as e:
+        await jp_fetch("sshpyk", path, headers={"Authorization": ""})
+    assert e.value.code == 403
+
+
+class DenyAll(Authorizer):
+    def is_authorized(self, handler, user, action, resource):
+        return False
+
+
+@pytest.fixture
+def deny_all_config(jp_server_config):
+    jp_server_config["ServerApp"]["authorizer_class"] = DenyAll
+    return jp_server_config
+
+
+@pytest.mark.parametrize(("path", "handler"), ROUTES, ids=[p for p, _ in ROUTES])
+async def test_authorizer_is_consulted(deny_all_config, jp_fetch, path, handler):
+    with pytest.raises(tornado.httpclient.HTTPClientError) as e:
+        await jp_fetch("sshpyk", path)
+    assert e.value.code == 403
