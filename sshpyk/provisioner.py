@@ -1,12 +1,375 @@
-"""The jupyter_client kernel provisioner (entry point ``sshpyk-provisioner``)."""
+"""``SSHKernelProvisioner``: a remote kernelspec, usable as if it were local.
+
+A launch is one remote round trip on the host's shared master (see ``transport``): the
+launcher program (``remote/launcher.py``) and its parameters, HMAC key included, go over
+the session's stdin; it starts the kernel detached, waits until it listens and answers
+with one line.  The local side then adds the five forwards in one ``-O forward`` call and
+says "ack".  That session stays open as the kernel's monitor: the remote side reports the
+kernel's exit on it and applies signals sent down it, so liveness costs no ssh process at
+all while the kernel is idle.
+"""
 
 from __future__ import annotations
 
-from jupyter_client.provisioning import LocalProvisioner
+import asyncio
+import contextlib
+import json
+import re
+import shlex
+import signal
+import socket
+import time
+from importlib.resources import files
+from typing import Any
+
+from jupyter_client.connect import KernelConnectionInfo
+from jupyter_client.provisioning.provisioner_base import KernelProvisionerBase
+
+from .errors import LaunchTimeout, RemoteLaunchError, SSHConnectError, SSHPykError
+from .model import InvalidField, SSHKernelConfig
+from .transport import Master, Target, reap, remote_path_expr
+
+PORT_NAMES = ("shell_port", "iopub_port", "stdin_port", "control_port", "hb_port")
+MARK = "SSHPYK "
+# Runs the launcher sent on stdin: the program's length, a newline, the program.
+LOADER = (
+    "import sys;n=int(sys.stdin.readline());"
+    "exec(compile(sys.stdin.read(n),'sshpyk-launcher','exec'))"
+)
+FORWARD_ATTEMPTS = 5
+# Variables of the Jupyter server worth passing to the remote kernel; the rest of the local
+# environment (paths, tokens, secrets) stays local.
+FORWARDED_ENV = ("JPY_SESSION_NAME",)
 
 
-class SSHKernelProvisioner(LocalProvisioner):
-    """Placeholder until the provisioner lands: refuses to launch rather than run locally."""
+def _launcher_source() -> str:
+    src = files("sshpyk.remote").joinpath("launcher.py").read_text()
+    assert src.isascii()  # the loader reads characters; keep them one byte each
+    return src
 
-    async def pre_launch(self, **kwargs):
-        raise RuntimeError("sshpyk: SSHKernelProvisioner is not implemented in this build yet")
+
+def _free_local_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def remote_launch_command(prefix: str) -> str:
+    """The one remote shell command of a launch; the HMAC key is never part of it."""
+    missing_prefix = shlex.quote(MARK + json.dumps({"error": "prefix_missing"}))
+    missing_python = shlex.quote(MARK + json.dumps({"error": "python_missing"}))
+    p = remote_path_expr(prefix)
+    # $$ stays the launcher's pid across exec: the handle to kill it should it hang
+    script = (
+        f"printf '{MARK}{{\"shell_pid\": %s}}\\n' $$; "
+        f"if [ ! -d {p} ]; then echo {missing_prefix}; exit 0; fi; "
+        f"if [ ! -x {p}/bin/python ]; then echo {missing_python}; exit 0; fi; "
+        f"exec {p}/bin/python -c {shlex.quote(LOADER)}"
+    )
+    # through /bin/sh whatever the user's login shell is (csh, fish, ...)
+    return f"exec /bin/sh -c {shlex.quote(script)}"
+
+
+class SSHKernelProvisioner(KernelProvisionerBase):
+    """Starts the kernelspec ``remote_kernel_name`` of ``remote_python_prefix`` on the host
+    ``ssh_host_alias`` of the user's ssh config; see ``sshpyk.model`` for every field."""
+
+    def __init__(self, **kwargs: Any):
+        # the factory passes the kernelspec's config as keyword arguments next to its own
+        own = {"kernel_id", "kernel_spec", "parent", "config", "log"}
+        config = {k: kwargs.pop(k) for k in list(kwargs) if k not in own}
+        super().__init__(**kwargs)
+        try:
+            self.cfg = SSHKernelConfig.from_dict(config)
+        except InvalidField as e:
+            name = getattr(self.kernel_spec, "display_name", "?")
+            raise SSHPykError(f"invalid SSH kernelspec {name!r}: {e}", kind="invalid_spec") from e
+        self.target = Target(self.cfg.ssh_host_alias, self.cfg.ssh or "ssh", self.cfg.ssh_config)
+        self.master = Master.for_target(self.target)
+        self.remote: dict[str, Any] | None = None  # what the launcher reported
+        self.local_ports: list[int] | None = None
+        self.forwards: list[str] = []  # the -L specs now active on the master
+        self.launches = 0
+        self._session: asyncio.subprocess.Process | None = None
+        self._monitor: asyncio.Task | None = None
+        self._exited = asyncio.Event()
+        self._exit_code: int | None = None
+        self._launcher_pid: int | None = None
+
+    # ---- KernelProvisionerBase: state ------------------------------------------------------
+    @property
+    def has_process(self) -> bool:
+        return self.remote is not None
+
+    async def poll(self) -> int | None:
+        if self.remote is None:
+            return 0
+        return self._exit_code if self._exited.is_set() else None
+
+    async def wait(self) -> int | None:
+        if self.remote is None:
+            return 0
+        await self._exited.wait()
+        self.remote = None
+        return self._exit_code
+
+    def get_shutdown_wait_time(self, recommended: float = 5.0) -> float:
+        return float(self.cfg.shutdown_timeout)
+
+    # ---- signals -----------------------------------------------------------------------------
+    async def send_signal(self, signum: int) -> None:
+        """To the remote kernel's process group: down the monitor, or one ssh if it is gone."""
+        if self.remote is None or self._exited.is_set():
+            return
+        if self._session and self._session.stdin and not self._session.stdin.is_closing():
+            try:
+                self._session.stdin.write(f"signal {int(signum)}\n".encode())
+                await self._session.stdin.drain()
+                return
+            except (ConnectionError, RuntimeError):
+                pass
+        pgid = int(self.remote["pgid"])
+        await self.master.run(f"kill -{int(signum)} -- -{pgid}", timeout=10)
+
+    async def kill(self, restart: bool = False) -> None:
+        await self.send_signal(signal.SIGKILL)
+
+    async def terminate(self, restart: bool = False) -> None:
+        await self.send_signal(signal.SIGTERM)
+
+    # ---- launch ------------------------------------------------------------------------------
+    async def pre_launch(self, **kwargs: Any) -> dict[str, Any]:
+        kwargs = await super().pre_launch(**kwargs)
+        kwargs["cmd"] = []  # nothing runs locally
+        return kwargs
+
+    async def launch_kernel(self, cmd: list[str], **kwargs: Any) -> KernelConnectionInfo:
+        timeout = float(self.cfg.launch_timeout)
+        try:
+            return await asyncio.wait_for(self._launch(kwargs.get("env") or {}), timeout)
+        except asyncio.TimeoutError:
+            await self._drop_session(abandon=True)
+            raise LaunchTimeout(
+                f"launching {self.cfg.remote_kernel_name!r} on {self.cfg.ssh_host_alias!r} "
+                f"timed out after {timeout:g}s (launch_timeout)"
+            ) from None
+
+    async def _launch(self, env: dict[str, str]) -> KernelConnectionInfo:
+        km = self.parent
+        t0 = time.monotonic()
+        await self.master.ensure(timeout=float(self.cfg.launch_timeout))
+        self.launches += 1
+        self._launcher_pid = None
+        self._exited = asyncio.Event()
+        self._exit_code = None
+        previous = self.remote_ports_for_reuse()
+        params = {
+            "kernel_name": self.cfg.remote_kernel_name,
+            "kernel_id": re.sub(r"[^A-Za-z0-9-]", "", str(self.kernel_id))[:8]
+            + f"-{self.launches}",
+            "key": km.session.key.decode(),
+            "signature_scheme": km.session.signature_scheme,
+            "transport": self.cfg.transport,
+            "launch_timeout": self.cfg.launch_timeout,
+            "ports": previous,
+            "env": {**self.kernel_spec.env, **{k: env[k] for k in FORWARDED_ENV if k in env}},
+        }
+        program = _launcher_source()
+        stdin = f"{len(program)}\n{program}{json.dumps(params)}\n".encode()
+        session = await self.master.open_session(
+            remote_launch_command(self.cfg.remote_python_prefix)
+        )
+        self._session = session
+        session.stdin.write(stdin)
+        await session.stdin.drain()
+        reply = await self._read_message(session)
+        if reply is None:
+            err = (await session.stderr.read()).decode(errors="replace")
+            await self._drop_session(abandon=True)
+            raise self._session_failure(err)
+        if "error" in reply:
+            await self._drop_session(abandon=True)
+            raise self._launch_error(reply)
+        self.remote = reply
+        await self._forward(reply)
+        session.stdin.write(b"ack\n")
+        await session.stdin.drain()
+        self._monitor = asyncio.create_task(self._watch(session))
+        self.log.info(
+            "sshpyk: kernel %s started on %s (pid %s) in %.0f ms",
+            self.kernel_id,
+            self.cfg.ssh_host_alias,
+            reply.get("pid"),
+            (time.monotonic() - t0) * 1000,
+        )
+        return self.connection_info
+
+    def remote_ports_for_reuse(self) -> list[int] | None:
+        if self.remote and self.remote.get("transport") == "tcp":
+            return list(self.remote["ports"])
+        return None
+
+    async def _read_message(self, session) -> dict | None:
+        while True:
+            line = await session.stdout.readline()
+            if not line:
+                return None
+            text = line.decode(errors="replace").rstrip("\n")
+            if not text.startswith(MARK):
+                continue  # noise from the user's shell start-up files
+            msg = json.loads(text[len(MARK) :])
+            if "shell_pid" in msg:
+                self._launcher_pid = int(msg["shell_pid"])
+                continue
+            return msg
+
+    def _session_failure(self, stderr: str) -> SSHPykError:
+        if "ProxyCommand" in stderr or "Connection closed by UNKNOWN" in stderr:
+            return SSHConnectError(
+                f"the connection to {self.cfg.ssh_host_alias!r} was lost during the launch",
+                kind="unreachable",
+                detail=stderr,
+            )
+        return RemoteLaunchError(
+            f"the remote launcher on {self.cfg.ssh_host_alias!r} ended without an answer: "
+            f"{stderr.strip()[-500:] or 'no output'}",
+            kind="launcher_failed",
+            detail=stderr,
+        )
+
+    def _launch_error(self, reply: dict) -> RemoteLaunchError:
+        kind, alias = reply["error"], self.cfg.ssh_host_alias
+        prefix = self.cfg.remote_python_prefix
+        if kind == "prefix_missing":
+            msg = f"remote python prefix {prefix!r} does not exist on {alias!r}"
+        elif kind == "python_missing":
+            msg = f"{prefix}/bin/python on {alias!r} is missing or not executable"
+        elif kind == "kernelspec_not_found":
+            avail = ", ".join(reply.get("available") or []) or "none"
+            msg = (
+                f"remote kernelspec {self.cfg.remote_kernel_name!r} not found in {prefix!r} "
+                f"on {alias!r}; available: {avail}"
+            )
+        elif kind == "jupyter_client_missing":
+            msg = (
+                f"jupyter_client is not installed in {prefix!r} on {alias!r} "
+                f"(python {reply.get('python', '?')}): pip install jupyter_client there"
+            )
+        else:
+            msg = f"{reply.get('message', kind)} (on {alias!r})"
+            if reply.get("log"):
+                msg += f"; kernel log:\n{reply['log'][-1500:]}"
+        return RemoteLaunchError(msg, kind=kind)
+
+    async def _forward(self, remote: dict) -> None:
+        """Map the kernel's five endpoints to 127.0.0.1 ports, keeping the local ports across
+        restarts (connected clients stay connected); a port taken meanwhile is replaced."""
+        km = self.parent
+        # Even when the restarter asks for "new ports" (it assumes a port could not be bound
+        # locally) the local ones stay: they are our forwards, the remote picks its own.
+        if self.local_ports is None:
+            self.local_ports = [_free_local_port() for _ in PORT_NAMES]
+        if remote["transport"] == "ipc":
+            targets = [f"{remote['ip']}-{p}" for p in remote["ports"]]
+        else:
+            targets = [f"127.0.0.1:{p}" for p in remote["ports"]]
+        for _attempt in range(FORWARD_ATTEMPTS):
+            specs = [f"127.0.0.1:{lp}:{t}" for lp, t in zip(self.local_ports, targets, strict=True)]
+            if specs == self.forwards:
+                break  # the remote kept its ports: the forwards are still right
+            if self.forwards:
+                await self.master.cancel(self.forwards)
+                self.forwards = []
+            ok, err = await self.master.forward(specs)
+            if ok:
+                self.forwards = specs
+                break
+            # some local port was taken between choice and bind: drop what did bind, retry
+            await self.master.cancel(specs)
+            self.log.warning("sshpyk: forwarding failed (%s), retrying with new ports", err)
+            self.local_ports = [_free_local_port() for _ in PORT_NAMES]
+        else:
+            raise RemoteLaunchError(
+                "could not forward the kernel's ports to 127.0.0.1", kind="forward_failed"
+            )
+        self.connection_info = {
+            **dict(zip(PORT_NAMES, self.local_ports, strict=True)),
+            "ip": "127.0.0.1",
+            "transport": "tcp",
+            "key": km.session.key,
+            "signature_scheme": km.session.signature_scheme,
+            "kernel_name": km.kernel_name,
+        }
+
+    async def _watch(self, session) -> None:
+        """Follow the monitor stream until the kernel's exit is reported."""
+        try:
+            msg = await self._read_message(session)
+            while msg is not None and "exit" not in msg:
+                msg = await self._read_message(session)
+        except (ConnectionError, ValueError):
+            msg = None
+        if msg is not None:
+            self._exit_code = int(msg["exit"])
+            self._exited.set()
+            return
+        # The stream ended with no exit report: the link or the master went away, which is
+        # not the kernel's death.  Resilience takes it from here; until then poll() keeps
+        # saying "alive" and signals go through a fresh ssh.
+        self.log.warning(
+            "sshpyk: lost the monitor stream of kernel %s on %s",
+            self.kernel_id,
+            self.cfg.ssh_host_alias,
+        )
+
+    async def _drop_session(self, abandon: bool = False) -> None:
+        """Close the monitor session.  ``abandon``: a launch that never reached "ack"; the
+        launcher kills its kernel on EOF, and is killed itself should it not answer."""
+        session, self._session = self._session, None
+        if self._monitor:
+            self._monitor.cancel()
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await self._monitor
+            self._monitor = None
+        if session is None:
+            return
+        if session.stdin:
+            session.stdin.close()
+        try:
+            await asyncio.wait_for(session.wait(), 1.0)
+            return
+        except asyncio.TimeoutError:
+            pass
+        if abandon and self._launcher_pid:
+            with contextlib.suppress(SSHPykError, asyncio.TimeoutError, OSError):
+                await self.master.run(f"kill -9 {int(self._launcher_pid)}", timeout=5)
+        await reap(session)
+
+    async def cleanup(self, restart: bool = False) -> None:
+        await self._drop_session()
+        if not restart:
+            if self.forwards:
+                await self.master.cancel(self.forwards)
+            self.forwards = []
+            self.local_ports = None
+            self.remote = None
+
+    # ---- persistence ---------------------------------------------------------------------------
+    async def get_provisioner_info(self) -> dict[str, Any]:
+        info = await super().get_provisioner_info()
+        info.update(
+            {
+                "remote": self.remote,
+                "local_ports": self.local_ports,
+                "forwards": self.forwards,
+                "launches": self.launches,
+            }
+        )
+        return info
+
+    async def load_provisioner_info(self, provisioner_info: dict) -> None:
+        await super().load_provisioner_info(provisioner_info)
+        self.remote = provisioner_info.get("remote")
+        self.local_ports = provisioner_info.get("local_ports")
+        self.forwards = list(provisioner_info.get("forwards") or [])
+        self.launches = int(provisioner_info.get("launches") or 0)

@@ -1,0 +1,43 @@
+const jestJupyterLab = require('@jupyterlab/testutils/lib/jest-config');
+
+// These ship untranspiled ES modules, so babel must transform them too.
+const esModules = [
+  '@codemirror',
+  '@jupyter/ydoc',
+  '@jupyter/react-components',
+  '@jupyter/web-components',
+  '@microsoft/fast',
+  '@jupyterlab/',
+  'exenv-es6',
+  'lib0',
+  'nanoid',
+  'vscode-ws-jsonrpc',
+  'y-protocols',
+  'y-websocket',
+  'yjs'
+].join('|');
+
+const baseConfig = jestJupyterLab(__dirname);
+
+module.exports = {
+  ...baseConfig,
+  automock: false,
+  collectCoverageFrom: [
+    'src/**/*.{ts,tsx}',
+    '!src/**/*.d.ts',
+    '!src/**/.ipynb_checkpoints/*'
+  ],
+  coverageReporters: ['lcov', 'text'],
+  // The base config adds jest-junit, which drops a junit.xml in the repo root.
+  reporters: ['default'],
+  testRegex: 'src/.*/.*.spec.ts[x]?$',
+  transform: {
+    ...baseConfig.transform,
+    // One tsconfig for the build and the tests.
+    '^.+\\.tsx?$': ['ts-jest/legacy', { tsconfig: './tsconfig.json' }]
+  },
+  transformIgnorePatterns: [
+    ...baseConfig.transformIgnorePatterns,
+    `/node_modules/(?!${esModules}).+`
+  ]
+};

@@ -1,0 +1,250 @@
+# The remote half of sshpyk: piped over ssh stdin and run by the remote environment's
+# python.  Python >= 3.8, stdlib + jupyter_client only: sshpyk is never installed remotely.
+#
+# Protocol (stdin): one JSON line of parameters (the HMAC key travels only here, never in
+# argv).  stdout: lines "SSHPYK <json>" (anything else, e.g. from shell rc files, is
+# ignored by the local side): first {"ready": ...} or {"error": ...}; then, once the local
+# side has answered "ack", this process stays as the kernel's nanny: it applies
+# "signal N" commands to the kernel's process group and reports {"exit": rc} when the
+# kernel ends.  EOF on stdin before "ack" means the launch was abandoned (the kernel is
+# killed); after "ack" it means the link was lost, and the kernel keeps running.
+import contextlib
+import json
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+
+MARK = "SSHPYK "
+_out_lock = threading.Lock()
+
+
+def emit(**msg):
+    line = MARK + json.dumps(msg) + "\n"
+    with _out_lock:
+        try:
+            sys.stdout.write(line)
+            sys.stdout.flush()
+        except (BrokenPipeError, OSError, ValueError):
+            pass  # the link is gone; the kernel must not care
+
+
+def fail(kind, message, **extra):
+    emit(error=kind, message=message, **extra)
+    sys.exit(0)
+
+
+def private_dir(path):
+    """Create (0700) or accept an existing directory that is ours and not a symlink."""
+    with contextlib.suppress(FileExistsError):
+        os.mkdir(path, 0o700)
+    st = os.lstat(path)
+    if not os.path.isdir(path) or os.path.islink(path) or st.st_uid != os.getuid():
+        fail("runtime_dir", f"{path} is not a private directory owned by {os.getuid()}")
+    os.chmod(path, 0o700)
+    return path
+
+
+def port_free(port):
+    s = socket.socket()
+    s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    try:
+        s.bind(("127.0.0.1", port))
+        return True
+    except OSError:
+        return False
+    finally:
+        s.close()
+
+
+def pick_ports(wanted):
+    """The previous ports when all are still free (forwards stay valid), else fresh ones."""
+    if wanted and len(wanted) == 5 and all(port_free(p) for p in wanted):
+        return list(wanted)
+    socks, ports = [], []
+    for _ in range(5):
+        s = socket.socket()
+        s.bind(("127.0.0.1", 0))
+        socks.append(s)
+        ports.append(s.getsockname()[1])
+    for s in socks:
+        s.close()
+    return ports
+
+
+def endpoint_up(transport, ip, port):
+    if transport == "ipc":
+        s = socket.socket(socket.AF_UNIX)
+        addr = f"{ip}-{port}"
+    else:
+        s = socket.socket()
+        addr = (ip, port)
+    s.settimeout(0.5)
+    try:
+        s.connect(addr)
+        return True
+    except OSError:
+        return False
+    finally:
+        s.close()
+
+
+def log_tail(path, n=2000):
+    try:
+        with open(path, "rb") as f:
+            f.seek(0, 2)
+            f.seek(max(0, f.tell() - n))
+            return f.read().decode("utf-8", "replace")
+    except OSError:
+        return ""
+
+
+def kill_group(pgid, sig):
+    with contextlib.suppress(OSError):
+        os.killpg(pgid, sig)
+
+
+def main():
+    params = json.loads(sys.stdin.readline())
+    deadline = time.monotonic() + float(params["launch_timeout"])
+    try:
+        from jupyter_client.kernelspec import KernelSpecManager, NoSuchKernel
+    except ImportError as e:
+        fail(
+            "jupyter_client_missing",
+            f"jupyter_client is not installed in {sys.prefix} ({e})",
+            python=sys.version.split()[0],
+        )
+
+    ksm = KernelSpecManager()
+    name = params["kernel_name"]
+    try:
+        spec = ksm.get_kernel_spec(name)
+    except NoSuchKernel:
+        fail(
+            "kernelspec_not_found",
+            f"no kernelspec {name!r} in {sys.prefix}",
+            available=sorted(ksm.find_kernel_specs()),
+        )
+
+    base = private_dir(os.path.join(os.path.expanduser("~"), ".sshpyk"))
+    base = private_dir(os.path.join(base, "run"))
+    rundir = private_dir(os.path.join(base, params["kernel_id"][:12]))
+    os.umask(0o077)  # ipc sockets and files: the user's alone
+    transport = params["transport"]
+    if transport == "ipc":
+        ip, ports = os.path.join(rundir, "k"), [1, 2, 3, 4, 5]
+    else:
+        ip, ports = "127.0.0.1", pick_ports(params.get("ports"))
+    names = ["shell_port", "iopub_port", "stdin_port", "control_port", "hb_port"]
+    info = dict(zip(names, ports))
+    info.update(
+        ip=ip,
+        transport=transport,
+        key=params["key"],
+        signature_scheme=params["signature_scheme"],
+        kernel_name=name,
+    )
+    cf = os.path.join(rundir, "connection.json")
+    tmp = cf + ".tmp"
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w") as f:
+        json.dump(info, f)
+    os.replace(tmp, cf)
+
+    argv = [
+        a.replace("{connection_file}", cf)
+        .replace("{resource_dir}", spec.resource_dir)
+        .replace("{prefix}", sys.prefix)
+        for a in spec.argv
+    ]
+    if argv and argv[0] in ("python", "python3", "python{}.{}".format(*sys.version_info[:2])):
+        argv[0] = sys.executable
+    env = dict(os.environ)
+    for k, v in (spec.env or {}).items():
+        env[k] = os.path.expandvars(v)
+    env.update(params.get("env") or {})
+    env.pop("PYTHONEXECUTABLE", None)
+    logpath = os.path.join(rundir, "kernel.log")
+    cwd = os.path.expanduser(params.get("cwd") or "~")
+    if not os.path.isdir(cwd):
+        cwd = os.path.expanduser("~")
+    with open(logpath, "ab") as log:
+        try:
+            proc = subprocess.Popen(
+                argv,
+                stdin=subprocess.DEVNULL,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                cwd=cwd,
+                env=env,
+                start_new_session=True,
+                close_fds=True,
+            )
+        except OSError as e:
+            fail("kernel_exec_failed", f"could not run {argv[0]}: {e}")
+    pgid = proc.pid  # start_new_session: the kernel leads its own process group
+
+    def cleanup():
+        shutil.rmtree(rundir, ignore_errors=True)
+
+    while True:
+        if proc.poll() is not None:
+            tail = log_tail(logpath)
+            cleanup()
+            fail(
+                "kernel_died",
+                f"the kernel exited with {proc.returncode} during start-up",
+                log=tail,
+            )
+        if all(endpoint_up(transport, ip, p) for p in ports):
+            break
+        if time.monotonic() > deadline:
+            kill_group(pgid, signal.SIGKILL)
+            proc.wait()
+            tail = log_tail(logpath)
+            cleanup()
+            fail("launch_timeout", "the kernel did not listen within the launch timeout", log=tail)
+        time.sleep(0.02)
+
+    emit(
+        ready=True,
+        pid=proc.pid,
+        pgid=pgid,
+        ip=ip,
+        ports=ports,
+        transport=transport,
+        rundir=rundir,
+        hostname=socket.gethostname(),
+        python=sys.version.split()[0],
+    )
+
+    acked = threading.Event()
+
+    def commands():
+        for line in sys.stdin:
+            words = line.split()
+            if words == ["ack"]:
+                acked.set()
+            elif len(words) == 2 and words[0] == "signal" and words[1].isdigit():
+                kill_group(pgid, int(words[1]))
+        # EOF: abandoned before the hand-over -> kill; after it -> the link is gone and
+        # the kernel lives on (reaped and cleaned up by this process when it ends).
+        if not acked.is_set():
+            kill_group(pgid, signal.SIGKILL)
+
+    reader = threading.Thread(target=commands, daemon=True)
+    reader.start()
+    rc = proc.wait()
+    # the whole group: children the kernel left behind must not outlive it
+    kill_group(pgid, signal.SIGKILL)
+    cleanup()
+    emit(exit=rc)
+
+
+if __name__ == "__main__":
+    main()

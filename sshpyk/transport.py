@@ -1,0 +1,256 @@
+"""The OpenSSH transport: one private ControlMaster per (ssh binary, config file, alias).
+
+Every ssh call is an asyncio subprocess with a timeout, so the Jupyter server's event loop
+never blocks on the network.  The master is ours alone: ControlMaster/ControlPath/
+ControlPersist are given with ``-o``, which beats whatever the user's config says, so the
+user's own masters are never touched.  Mux clients get ``ProxyCommand=false``: should the
+master be gone, ssh would otherwise silently open a second, unshared connection.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import hashlib
+import os
+import shlex
+import stat
+import weakref
+from dataclasses import dataclass
+from pathlib import Path
+
+from .errors import SSHConnectError, SSHPykError, classify_ssh_failure
+
+# How long a master outlives its last session (kernel); then ssh ends it by itself.
+CONTROL_PERSIST = 60
+# A dead link is noticed after about INTERVAL * (COUNT + 1) seconds.
+SERVER_ALIVE_INTERVAL = 5
+SERVER_ALIVE_COUNT = 3
+
+
+def control_dir() -> Path:
+    """A private (0700, ours, not a symlink) directory short enough for unix socket paths."""
+    runtime = os.environ.get("XDG_RUNTIME_DIR", "")
+    base = Path(runtime) / "sshpyk" if runtime and len(runtime) < 40 else None
+    if base is None or not Path(runtime).is_dir():
+        base = Path(f"/tmp/sshpyk-{os.getuid()}")  # noqa: S108 - checked below, 0700 and ours
+    with contextlib.suppress(FileExistsError):
+        base.mkdir(mode=0o700)
+    st = base.lstat()
+    if not stat.S_ISDIR(st.st_mode) or st.st_uid != os.getuid():
+        raise SSHPykError(f"{base} is not a directory owned by you; remove it and retry")
+    if st.st_mode & 0o077:
+        os.chmod(base, 0o700)
+    return base
+
+
+def remote_path_expr(path: str) -> str:
+    """Shell expression for a remote path: quoted, with a leading ``~/`` meaning $HOME."""
+    if path == "~":
+        return '"$HOME"'
+    if path.startswith("~/"):
+        return '"$HOME"/' + shlex.quote(path[2:])
+    return shlex.quote(path)
+
+
+@dataclass(frozen=True)
+class Target:
+    """Where to connect: validated values only (see sshpyk.model)."""
+
+    alias: str
+    ssh: str = "ssh"
+    config: str | None = None
+
+    def base_argv(self) -> list[str]:
+        argv = [self.ssh]
+        if self.config:
+            argv += ["-F", self.config]
+        return argv
+
+    @property
+    def key(self) -> str:
+        raw = "\0".join([self.ssh, self.config or "", self.alias]).encode()
+        return hashlib.sha256(raw).hexdigest()[:16]
+
+
+async def reap(proc, grace: float = 2.0) -> None:
+    """Kill a local ssh process and wait for it, without ever hanging.
+
+    A mux client hands its stdio to the master, which keeps those pipes open while the
+    remote command runs; asyncio only reports the exit once every pipe is closed, so after
+    a grace period we close our ends ourselves.
+    """
+    with contextlib.suppress(ProcessLookupError):
+        proc.kill()
+    try:
+        await asyncio.wait_for(proc.wait(), grace)
+    except asyncio.TimeoutError:
+        proc._transport.close()  # no public API closes the pipes of a running Process
+
+
+async def _communicate(proc, data: bytes | None, timeout: float) -> tuple[bytes, bytes]:
+    try:
+        return await asyncio.wait_for(proc.communicate(data), timeout)
+    except asyncio.TimeoutError:
+        await reap(proc)
+        raise
+
+
+class Master:
+    """The shared connection to one host; every kernel on that host rides on it."""
+
+    _instances: dict[str, Master] = {}
+
+    def __init__(self, target: Target):
+        self.target = target
+        self.control_path = control_dir() / f"cm-{target.key}"
+        # one lock per event loop: a lock bound to a finished loop would break the next one
+        self._locks: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+        self.spawns = 0  # ssh processes started for this host, for tests and benchmarks
+
+    @classmethod
+    def for_target(cls, target: Target) -> Master:
+        master = cls._instances.get(target.key)
+        if master is None:
+            master = cls._instances[target.key] = cls(target)
+        return master
+
+    # ---- argv ------------------------------------------------------------------------------
+    def _mux(self) -> list[str]:
+        return [
+            *self.target.base_argv(),
+            "-o",
+            f"ControlPath={self.control_path}",
+            "-o",
+            "ControlMaster=no",
+            "-o",
+            "BatchMode=yes",
+            "-o",
+            "ProxyCommand=false",
+        ]
+
+    async def _spawn(self, argv: list[str], **kw):
+        self.spawns += 1
+        return await asyncio.create_subprocess_exec(*argv, **kw)
+
+    # ---- lifecycle -------------------------------------------------------------------------
+    async def is_alive(self) -> bool:
+        if not self.control_path.is_socket():
+            return False
+        proc = await self._spawn(
+            [*self._mux(), "-O", "check", "--", self.target.alias],
+            stdin=asyncio.subprocess.DEVNULL,
+            stdout=asyncio.subprocess.DEVNULL,
+            stderr=asyncio.subprocess.DEVNULL,
+        )
+        try:
+            await asyncio.wait_for(proc.wait(), 5)
+        except asyncio.TimeoutError:
+            await reap(proc)
+            return False
+        return proc.returncode == 0
+
+    async def ensure(self, timeout: float) -> None:
+        """Make sure the master is up: reuse it when alive, else connect (one handshake)."""
+        loop = asyncio.get_running_loop()
+        lock = self._locks.setdefault(loop, asyncio.Lock())
+        async with lock:
+            if await self.is_alive():
+                return
+            await self._start(timeout)
+
+    async def _start(self, timeout: float) -> None:
+        with contextlib.suppress(FileNotFoundError):
+            self.control_path.unlink()  # a stale socket of a dead master
+        log = self.control_path.with_suffix(".log")
+        fd = os.open(log, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        argv = [
+            *self.target.base_argv(),
+            "-o",
+            "ControlMaster=yes",
+            "-o",
+            f"ControlPath={self.control_path}",
+            "-o",
+            f"ControlPersist={CONTROL_PERSIST}",
+            "-o",
+            "BatchMode=yes",
+            "-o",
+            f"ServerAliveInterval={SERVER_ALIVE_INTERVAL}",
+            "-o",
+            f"ServerAliveCountMax={SERVER_ALIVE_COUNT}",
+            "-o",
+            "ExitOnForwardFailure=no",
+            "-N",
+            "-f",
+            "--",
+            self.target.alias,
+        ]
+        try:
+            # -f: ssh forks into the background once authenticated, so exit 0 = ready.
+            # Its stderr goes to a file: the daemon keeps it open, a pipe would never EOF.
+            proc = await self._spawn(
+                argv, stdin=asyncio.subprocess.DEVNULL, stdout=asyncio.subprocess.DEVNULL, stderr=fd
+            )
+        finally:
+            os.close(fd)
+        try:
+            await asyncio.wait_for(proc.wait(), timeout)
+        except asyncio.TimeoutError:
+            await reap(proc)
+            raise SSHConnectError(
+                f"connecting to {self.target.alias!r} timed out after {timeout:g}s "
+                "(host unreachable or not answering)",
+                kind="unreachable",
+            ) from None
+        if proc.returncode != 0:
+            raise classify_ssh_failure(log.read_text(errors="replace"), self.target.alias)
+
+    async def exit(self) -> None:
+        if not self.control_path.is_socket():
+            return
+        proc = await self._spawn(
+            [*self._mux(), "-O", "exit", "--", self.target.alias],
+            stdin=asyncio.subprocess.DEVNULL,
+            stdout=asyncio.subprocess.DEVNULL,
+            stderr=asyncio.subprocess.DEVNULL,
+        )
+        with contextlib.suppress(asyncio.TimeoutError):
+            await _communicate(proc, None, 5)
+
+    # ---- use -------------------------------------------------------------------------------
+    async def open_session(self, remote_command: str):
+        """A remote command on the master, with pipes: the caller owns the process."""
+        return await self._spawn(
+            [*self._mux(), "-T", "--", self.target.alias, remote_command],
+            stdin=asyncio.subprocess.PIPE,
+            stdout=asyncio.subprocess.PIPE,
+            stderr=asyncio.subprocess.PIPE,
+        )
+
+    async def run(
+        self, remote_command: str, *, input: bytes | None = None, timeout: float = 30
+    ) -> tuple[int, str, str]:
+        proc = await self.open_session(remote_command)
+        out, err = await _communicate(proc, input, timeout)
+        return proc.returncode, out.decode(errors="replace"), err.decode(errors="replace")
+
+    async def _control(self, op: str, specs: list[str], timeout: float = 10) -> tuple[int, str]:
+        argv = [*self._mux(), "-O", op]
+        for spec in specs:
+            argv += ["-L", spec]
+        proc = await self._spawn(
+            [*argv, "--", self.target.alias],
+            stdin=asyncio.subprocess.DEVNULL,
+            stdout=asyncio.subprocess.PIPE,
+            stderr=asyncio.subprocess.PIPE,
+        )
+        _, err = await _communicate(proc, None, timeout)
+        return proc.returncode, err.decode(errors="replace").strip()
+
+    async def forward(self, specs: list[str]) -> tuple[bool, str]:
+        """Add ``-L`` forwards to the master in one call; (all ok, ssh's message)."""
+        rc, err = await self._control("forward", specs)
+        return rc == 0, err
+
+    async def cancel(self, specs: list[str]) -> None:
+        await self._control("cancel", specs)
