@@ -1,0 +1,201 @@
+"""Kernel lifecycle, side by side in one run: a plain local ipykernel, sshpyk (ours), and the
+reference sshpyk 1.25 from PyPI (in its own venv), on the plain test link and with +50 ms RTT.
+
+Run as root (it builds the namespace test hosts and adds latency with NFQUEUE):
+
+    .venv/bin/python benchmarks/kernel_lifecycle.py [--runs 5] [--idle-seconds 30]
+
+The reference is installed once into ``.venv-ref`` (``pip install sshpyk==1.25``).  Each
+implementation runs in a worker process under its own Python (``lifecycle_worker.py``).
+Prints a table of medians; asserts nothing (noisy machines: targets live in the docs).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shlex
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+ROOT = HERE.parent
+sys.path.insert(0, str(ROOT / "tests"))
+
+from harness import Faults, down, up  # noqa: E402
+
+REF_VENV = ROOT / ".venv-ref"
+OURS_PY = Path(sys.executable)
+
+
+def ensure_reference() -> Path:
+    py = REF_VENV / "bin" / "python"
+    probe = [str(py), "-c", "import importlib.metadata as m; print(m.version('sshpyk'))"]
+    found = subprocess.run(probe, capture_output=True, text=True) if py.exists() else None
+    if found and found.stdout.strip() == "1.25":
+        return py
+    subprocess.run([sys.executable, "-m", "venv", str(REF_VENV)], check=True)
+    subprocess.run([str(py), "-m", "pip", "install", "-q", "sshpyk==1.25", "ipykernel"], check=True)
+    return py
+
+
+def write_spec(root: Path, name: str, spec: dict) -> None:
+    d = root / "kernels" / name
+    d.mkdir(parents=True, exist_ok=True)
+    (d / "kernel.json").write_text(json.dumps(spec))
+
+
+def provisioned(config: dict, display: str) -> dict:
+    return {
+        "argv": [],
+        "display_name": display,
+        "language": "python",
+        "interrupt_mode": "message",
+        "metadata": {
+            "kernel_provisioner": {"provisioner_name": "sshpyk-provisioner", "config": config}
+        },
+    }
+
+
+def prepare(th, tmp: Path) -> dict[str, tuple[Path, Path]]:
+    """Kernelspec dirs per implementation: name -> (python, JUPYTER_PATH)."""
+    prefix = th.remote_python_prefix
+    slow = "/home/sshpyktest/slowpy"
+    script = f'#!/bin/sh\nsleep 3\nexec {prefix}/bin/python "$@"\n'
+    setup = (
+        f"mkdir -p {slow}/bin && printf %s {shlex.quote(script)} > {slow}/bin/python "
+        f"&& chmod +x {slow}/bin/python"
+    )
+    assert th.ssh("remote", setup).returncode == 0
+
+    local = tmp / "local"
+    write_spec(
+        local,
+        "bench",
+        {
+            "argv": [str(OURS_PY), "-m", "ipykernel_launcher", "-f", "{connection_file}"],
+            "display_name": "local",
+            "language": "python",
+        },
+    )
+
+    ours = tmp / "ours"
+    base = {
+        "ssh_host_alias": "remote",
+        "ssh_config": str(th.ssh_config),
+        "remote_kernel_name": "python3",
+        "shutdown_timeout": 10,
+    }
+    write_spec(ours, "bench", provisioned({**base, "remote_python_prefix": prefix}, "ours"))
+    write_spec(ours, "bench-slow", provisioned({**base, "remote_python_prefix": slow}, "ours"))
+
+    # The reference insists on ControlMaster auto under a dedicated alias.
+    ref_cfg = tmp / "ref_ssh_config"
+    ref_cfg.write_text(
+        f"Host ref-remote\n  HostName {th['remote'].address}\n  ControlMaster auto\n"
+        f"  ControlPath {th.state}/refcm-%C\n  ControlPersist 10m\n" + th.ssh_config.read_text()
+    )
+    ref_cfg.chmod(0o600)
+    ref = tmp / "ref"
+    rbase = {
+        "ssh_host_alias": "ref-remote",
+        "ssh_config": str(ref_cfg),
+        "remote_kernel_name": "python3",
+        "shutdown_time": 10,
+    }
+    write_spec(ref, "bench", provisioned({**rbase, "remote_python": f"{prefix}/bin/python"}, "ref"))
+    write_spec(
+        ref, "bench-slow", provisioned({**rbase, "remote_python": f"{slow}/bin/python"}, "ref")
+    )
+    return {
+        "local ipykernel": (OURS_PY, local),
+        "sshpyk (ours)": (OURS_PY, ours),
+        "sshpyk 1.25": (ensure_reference(), ref),
+    }
+
+
+def measure(impls, runs: int, idle: float) -> dict[str, dict]:
+    out = {}
+    for label, (py, jpath) in impls.items():
+        args = [str(py), str(HERE / "lifecycle_worker.py"), "bench", "--runs", str(runs)]
+        if label != "local ipykernel":
+            args += ["--idle-seconds", str(idle), "--stall-kernel", "bench-slow"]
+        env = {
+            **os.environ,
+            "JUPYTER_PATH": str(jpath),
+            "JUPYTER_RUNTIME_DIR": str(jpath / "runtime"),
+            "PYTHONWARNINGS": "ignore",
+        }
+        proc = subprocess.run(args, capture_output=True, text=True, env=env, timeout=1800)
+        if proc.returncode != 0:
+            print(f"{label}: worker failed:\n{proc.stderr[-3000:]}", file=sys.stderr)
+            out[label] = {}
+            continue
+        out[label] = json.loads(proc.stdout.strip().splitlines()[-1])
+    return out
+
+
+ROWS = [
+    ("start", "start → kernel_info", 1000, "ms"),
+    ("restart", "restart → kernel_info", 1000, "ms"),
+    ("shutdown", "shutdown", 1000, "ms"),
+    ("interrupt", "interrupt → reply", 1000, "ms"),
+    ("execute", "execute('1+1') round trip", 1000, "ms"),
+    ("idle_spawns_per_min", "idle ssh spawns / min", 1, ""),
+    ("stall", "worst loop stall, 3 s-slow remote python", 1000, "ms"),
+]
+
+
+def table(results: dict[str, dict[str, dict]], runs: int) -> str:
+    conds = list(results)
+    impls = list(next(iter(results.values())))
+    head = "| metric | " + " | ".join(f"{i} ({c})" for c in conds for i in impls) + " |"
+    lines = [
+        f"Kernel lifecycle, median of {runs} runs",
+        "",
+        head,
+        "|---|" + "---:|" * (len(conds) * len(impls)),
+    ]
+    for key, label, scale, unit in ROWS:
+        cells = []
+        for c in conds:
+            for i in impls:
+                v = results[c][i].get(key)
+                suffix = f" {unit}" if unit else ""
+                cells.append("n/a" if v is None else f"{v * scale:.1f}{suffix}")
+        lines.append(f"| {label} | " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--runs", type=int, default=5)
+    ap.add_argument("--idle-seconds", type=float, default=30)
+    args = ap.parse_args()
+    th = up("netns")
+    results: dict[str, dict] = {}
+    try:
+        with tempfile.TemporaryDirectory(prefix="sshpyk-bench-") as tmp:
+            impls = prepare(th, Path(tmp))
+            results["plain link"] = measure(impls, args.runs, args.idle_seconds)
+            faults = Faults(th)
+            faults.latency("remote", 50)
+            try:
+                results["+50 ms RTT"] = measure(impls, args.runs, args.idle_seconds)
+            finally:
+                faults.clear()
+    finally:
+        left = down(th.state)
+    print(table(results, args.runs))
+    print("\nraw:", json.dumps(results))
+    if left:
+        print(f"teardown left {left}", file=sys.stderr)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
