@@ -120,6 +120,7 @@ def prepare(th, tmp: Path) -> dict[str, tuple[Path, Path]]:
 def measure(impls, runs: int, idle: float) -> dict[str, dict]:
     out = {}
     for label, (py, jpath) in impls.items():
+        (jpath / "runtime").mkdir(mode=0o700, exist_ok=True)
         args = [str(py), str(HERE / "lifecycle_worker.py"), "bench", "--runs", str(runs)]
         if label != "local ipykernel":
             args += ["--idle-seconds", str(idle), "--stall-kernel", "bench-slow"]

@@ -95,6 +95,7 @@ class SSHKernelProvisioner(KernelProvisionerBase):
         self._exited = asyncio.Event()
         self._exit_code: int | None = None
         self._launcher_pid: int | None = None
+        self._closing: set[asyncio.Task] = set()  # sessions being dropped in the background
 
     # ---- KernelProvisionerBase: state ------------------------------------------------------
     @property
@@ -129,6 +130,7 @@ class SSHKernelProvisioner(KernelProvisionerBase):
             except (ConnectionError, RuntimeError):
                 pass
         pgid = int(self.remote["pgid"])
+        await self.master.ensure(timeout=float(self.cfg.launch_timeout))
         await self.master.run(f"kill -{int(signum)} -- -{pgid}", timeout=10)
 
     async def kill(self, restart: bool = False) -> None:
@@ -325,12 +327,20 @@ class SSHKernelProvisioner(KernelProvisionerBase):
     async def _drop_session(self, abandon: bool = False) -> None:
         """Close the monitor session.  ``abandon``: a launch that never reached "ack"; the
         launcher kills its kernel on EOF, and is killed itself should it not answer."""
+        await self._close(*self._detach(), abandon=abandon, launcher_pid=self._launcher_pid)
+
+    def _detach(self):
+        """Take the current session and its watcher off this provisioner (synchronously, so
+        a launch that follows never sees them)."""
         session, self._session = self._session, None
-        if self._monitor:
-            self._monitor.cancel()
+        monitor, self._monitor = self._monitor, None
+        return session, monitor
+
+    async def _close(self, session, monitor, *, abandon=False, launcher_pid=None) -> None:
+        if monitor:
+            monitor.cancel()
             with contextlib.suppress(asyncio.CancelledError, Exception):
-                await self._monitor
-            self._monitor = None
+                await monitor
         if session is None:
             return
         if session.stdin:
@@ -340,19 +350,26 @@ class SSHKernelProvisioner(KernelProvisionerBase):
             return
         except asyncio.TimeoutError:
             pass
-        if abandon and self._launcher_pid:
+        if abandon and launcher_pid:
             with contextlib.suppress(SSHPykError, asyncio.TimeoutError, OSError):
-                await self.master.run(f"kill -9 {int(self._launcher_pid)}", timeout=5)
+                await self.master.run(f"kill -9 {int(launcher_pid)}", timeout=5)
         await reap(session)
 
     async def cleanup(self, restart: bool = False) -> None:
-        await self._drop_session()
-        if not restart:
-            if self.forwards:
-                await self.master.cancel(self.forwards)
-            self.forwards = []
-            self.local_ports = None
-            self.remote = None
+        # The old monitor session ends by itself one round trip after the kernel's exit;
+        # nothing has to wait for that: a restart launches at once, a shutdown only has to
+        # cancel the forwards meanwhile.
+        drop = asyncio.create_task(self._close(*self._detach()))
+        self._closing.add(drop)
+        drop.add_done_callback(self._closing.discard)
+        if restart:
+            return
+        if self.forwards:
+            await self.master.cancel(self.forwards)
+        self.forwards = []
+        self.local_ports = None
+        self.remote = None
+        await drop
 
     # ---- persistence ---------------------------------------------------------------------------
     async def get_provisioner_info(self) -> dict[str, Any]:

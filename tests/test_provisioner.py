@@ -150,8 +150,11 @@ async def test_launch_execute_shutdown_leaves_nothing(test_hosts, specs, manager
     info = km.get_connection_info()
     assert info["ip"] == "127.0.0.1" and info["transport"] == "tcp"
     # forwards listen on loopback only
+    listening = run(["ss", "-Hltn"]).stdout.splitlines()
     for port in (info[n] for n in PORT_NAMES):
         socket.create_connection(("127.0.0.1", port), 2).close()
+        binds = [ln.split()[3] for ln in listening if ln.split()[3].endswith(f":{port}")]
+        assert binds == [f"127.0.0.1:{port}"], binds
     assert kernel_procs(test_hosts)
     kc.stop_channels()
     await km.shutdown_kernel()
@@ -191,6 +194,14 @@ async def test_ipc_transport_forwards_unix_sockets(test_hosts, specs, managers):
     assert mode.stdout.strip() == "700"
     out, _ = await run_code(kc, "print(6*7)")
     assert out.strip() == "42"
+    # No channel is a TCP port.  ipykernel itself still binds one 127.0.0.1 port (its pipe for
+    # output of forked children, hard-coded); it is neither forwarded nor reachable from outside.
+    pid = km.provisioner.remote["pid"]
+    listening = test_hosts.ssh("remote", "ss -Hltnp").stdout
+    mine = [ln for ln in listening.splitlines() if f"pid={pid}," in ln]
+    assert len(mine) <= 1, mine
+    assert all(" 127.0.0.1:" in ln for ln in mine), mine
+    assert all(spec.split(":", 2)[2].startswith("/") for spec in prov.forwards), prov.forwards
     kc.stop_channels()
     await km.shutdown_kernel()
     assert kernel_procs(test_hosts) == []

@@ -9,6 +9,7 @@
 # kernel ends.  EOF on stdin before "ack" means the launch was abandoned (the kernel is
 # killed); after "ack" it means the link was lost, and the kernel keeps running.
 import contextlib
+import importlib.util
 import json
 import os
 import shutil
@@ -108,28 +109,69 @@ def kill_group(pgid, sig):
         os.killpg(pgid, sig)
 
 
+def jupyter_data_dirs():
+    """jupyter_core's data path, from the stdlib: importing jupyter_client costs ~150 ms."""
+    dirs = [p for p in os.environ.get("JUPYTER_PATH", "").split(os.pathsep) if p]
+    xdg = os.environ.get("XDG_DATA_HOME") or os.path.expanduser("~/.local/share")
+    user = os.environ.get("JUPYTER_DATA_DIR") or os.path.join(xdg, "jupyter")
+    env = os.path.join(sys.prefix, "share", "jupyter")
+    in_env = sys.prefix != getattr(sys, "base_prefix", sys.prefix)
+    dirs += [env, user] if in_env else [user, env]
+    return [*dirs, "/usr/local/share/jupyter", "/usr/share/jupyter"]
+
+
+def find_kernelspec(name):
+    """The kernelspec ``name`` as jupyter_client would find it, or None when unsure."""
+    for d in jupyter_data_dirs():
+        rdir = os.path.join(d, "kernels", name)
+        path = os.path.join(rdir, "kernel.json")
+        if os.path.isfile(path):
+            try:
+                with open(path) as f:
+                    spec = json.load(f)
+            except ValueError:
+                return None
+            if not isinstance(spec.get("argv"), list) or not spec["argv"]:
+                return None
+            spec["resource_dir"] = rdir
+            return spec
+    if name == "python3" and importlib.util.find_spec("ipykernel") is not None:
+        # ipykernel's built-in spec, which jupyter_client adds when none is installed
+        return {
+            "argv": [sys.executable, "-m", "ipykernel_launcher", "-f", "{connection_file}"],
+            "env": {},
+            "resource_dir": os.path.join(
+                os.path.dirname(importlib.util.find_spec("ipykernel").origin), "resources"
+            ),
+        }
+    return None
+
+
 def main():
     params = json.loads(sys.stdin.readline())
     deadline = time.monotonic() + float(params["launch_timeout"])
-    try:
-        from jupyter_client.kernelspec import KernelSpecManager, NoSuchKernel
-    except ImportError as e:
+    if importlib.util.find_spec("jupyter_client") is None:
         fail(
             "jupyter_client_missing",
-            f"jupyter_client is not installed in {sys.prefix} ({e})",
+            f"jupyter_client is not installed in {sys.prefix}",
             python=sys.version.split()[0],
         )
-
-    ksm = KernelSpecManager()
     name = params["kernel_name"]
-    try:
-        spec = ksm.get_kernel_spec(name)
-    except NoSuchKernel:
-        fail(
-            "kernelspec_not_found",
-            f"no kernelspec {name!r} in {sys.prefix}",
-            available=sorted(ksm.find_kernel_specs()),
-        )
+    spec = find_kernelspec(name)
+    if spec is None:
+        # the authoritative (and slower) answer, with the list of what there is
+        from jupyter_client.kernelspec import KernelSpecManager, NoSuchKernel
+
+        ksm = KernelSpecManager()
+        try:
+            found = ksm.get_kernel_spec(name)
+            spec = {"argv": found.argv, "env": found.env, "resource_dir": found.resource_dir}
+        except NoSuchKernel:
+            fail(
+                "kernelspec_not_found",
+                f"no kernelspec {name!r} in {sys.prefix}",
+                available=sorted(ksm.find_kernel_specs()),
+            )
 
     base = private_dir(os.path.join(os.path.expanduser("~"), ".sshpyk"))
     base = private_dir(os.path.join(base, "run"))
@@ -158,14 +200,14 @@ def main():
 
     argv = [
         a.replace("{connection_file}", cf)
-        .replace("{resource_dir}", spec.resource_dir)
+        .replace("{resource_dir}", spec["resource_dir"])
         .replace("{prefix}", sys.prefix)
-        for a in spec.argv
+        for a in spec["argv"]
     ]
     if argv and argv[0] in ("python", "python3", "python{}.{}".format(*sys.version_info[:2])):
         argv[0] = sys.executable
     env = dict(os.environ)
-    for k, v in (spec.env or {}).items():
+    for k, v in (spec.get("env") or {}).items():
         env[k] = os.path.expandvars(v)
     env.update(params.get("env") or {})
     env.pop("PYTHONEXECUTABLE", None)
