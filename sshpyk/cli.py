@@ -1,27 +1,469 @@
-"""``sshpyk`` / ``jupyter sshpyk``: manage SSH kernels from the shell."""
+"""``sshpyk`` / ``jupyter sshpyk``: manage SSH kernels from the shell.
+
+Exit status: 0 done, 1 something failed (a check, a connection), 2 bad input — in which
+case nothing was run and nothing was written.
+"""
 
 from __future__ import annotations
 
 import argparse
+import asyncio
+import contextlib
+import json
+import logging
+import shlex
 import sys
+from typing import Any
 
 from . import __version__
+from .checks import FAIL, OK, SKIPPED, WARN, Check, check_many
+from .kernelspecs import (
+    KernelEntry,
+    KernelSpecError,
+    delete,
+    get_entry,
+    list_entries,
+    update,
+    write,
+)
+from .model import InvalidField, format_mount, parse_mount, schema
+
+log = logging.getLogger("sshpyk")
+EXIT_FAILED, EXIT_USAGE = 1, 2
+DEMO_KERNEL = "ssh-demo"
+DEMO_DISPLAY = "Python (SSH demo: localhost)"
+
+# option -> model field, for add and edit (one list: the schema names the fields)
+OPTIONS = {
+    "--kernel-name": "kernel_name",
+    "--display-name": "display_name",
+    "--language": "language",
+    "--interrupt-mode": "interrupt_mode",
+    "--ssh-host-alias": "ssh_host_alias",
+    "--ssh-config": "ssh_config",
+    "--ssh": "ssh",
+    "--remote-python-prefix": "remote_python_prefix",
+    "--remote-kernel-name": "remote_kernel_name",
+    "--launch-timeout": "launch_timeout",
+    "--shutdown-timeout": "shutdown_timeout",
+    "--transport": "transport",
+    "--remote-sshfs": "remote_sshfs",
+    "--ssh-host-alias-local-on-remote": "ssh_host_alias_local_on_remote",
+}
 
 
-def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
-        prog="sshpyk",
-        description="Remote Jupyter kernels over SSH, as if they were local.",
+class UsageError(Exception):
+    pass
+
+
+class Parser(argparse.ArgumentParser):
+    def error(self, message: str):  # argparse exits 2 too; keep our prefix and wording
+        self.print_usage(sys.stderr)
+        raise UsageError(message)
+
+
+# ---- output --------------------------------------------------------------------------------------
+
+
+class Style:
+    def __init__(self, enabled: bool):
+        self.enabled = enabled
+
+    def _c(self, code: str, text: str) -> str:
+        return f"\033[{code}m{text}\033[0m" if self.enabled else text
+
+    def mark(self, status: str) -> str:
+        return {
+            OK: self._c("32", "(v)"),
+            WARN: self._c("33", "(!)"),
+            FAIL: self._c("31", "(x)"),
+            SKIPPED: self._c("90", "(-)"),
+        }.get(status, "")
+
+    def head(self, text: str) -> str:
+        return self._c("1", text)
+
+
+def _fields(rows: list[tuple[str, str]]) -> str:
+    width = max(len(k) for k, _ in rows) + 2
+    return "\n".join(f"{k + ':':<{width}}{v}".rstrip() for k, v in rows)
+
+
+def _local_rows(e: KernelEntry) -> list[tuple[str, str]]:
+    raw = e.raw or {}
+    if e.error:
+        return [("Name", e.name), ("Resource Dir", e.resource_dir), ("Error", e.error)]
+    return [
+        ("Name", e.name),
+        ("Display Name", raw.get("display_name", "")),
+        ("Resource Dir", e.resource_dir),
+        ("Command", shlex.join(raw.get("argv") or [])),
+        ("Language", raw.get("language", "")),
+        ("Interrupt Mode", raw.get("interrupt_mode", "signal")),
+    ]
+
+
+def _ssh_rows(e: KernelEntry, checks: list[Check] | None, st: Style) -> list[tuple[str, str]]:
+    raw, m = e.raw or {}, e.model
+    if m is None:
+        return [
+            ("Name", e.name),
+            ("Display Name", raw.get("display_name", "")),
+            ("Resource Dir", e.resource_dir),
+            ("Error", f"{st.mark(FAIL)} {e.error}"),
+        ]
+    by = {c.id: c for c in checks or []}
+
+    def v(text: Any, *ids: str) -> str:
+        marks = [by[i] for i in ids if i in by]
+        if not marks:
+            return str(text)
+        worst = max(marks, key=lambda c: [OK, SKIPPED, WARN, FAIL].index(c.status))
+        hint = f"  {worst.hint}" if worst.status in (FAIL, WARN) and worst.hint else ""
+        return f"{text} {st.mark(worst.status)}{hint}"
+
+    remote = by.get("remote_kernel")
+    rdata = (remote.data or {}) if remote and remote.status == OK else {}
+    mounts = m.get("mount_local_on_remote") or []
+    rows = [
+        ("Name", m["kernel_name"]),
+        ("Display Name", m["display_name"]),
+        ("Resource Dir", e.resource_dir),
+        ("Command", "(sshpyk-provisioner)"),
+        ("Language", m["language"]),
+        ("Interrupt Mode", m["interrupt_mode"]),
+        ("SSH Host Alias", v(m["ssh_host_alias"] + _alias_detail(by), "host_alias", "connection")),
+        ("SSH Path", v(m.get("ssh") or "ssh", "ssh_client")),
+        ("SSH Config", v(m.get("ssh_config") or "(default)", "ssh_config")),
+        (
+            "Remote System",
+            v(by["remote_system"].value if "remote_system" in by else "", "remote_system"),
+        ),
+        ("Remote Interrupt Mode", v(rdata.get("interrupt_mode", ""), "remote_kernel")),
+        ("Remote Python Prefix", v(m["remote_python_prefix"], "remote_python", "jupyter_client")),
+        ("Remote Kernel Name", v(m["remote_kernel_name"], "remote_kernel")),
+        ("Launch Timeout", str(m["launch_timeout"])),
+        ("Shutdown Timeout", str(m["shutdown_timeout"])),
+        ("Transport", m["transport"]),
+        (
+            "Remote Command",
+            v(remote.value if remote and remote.status == OK else "", "remote_kernel"),
+        ),
+        ("SSHFS Mounting", v("yes" if mounts else "no", "sshfs") if mounts else "no"),
+    ]
+    rows += [(f"  Mount {i + 1}", format_mount(mt)) for i, mt in enumerate(mounts)]
+    if not checks:
+        rows = [
+            (k, val)
+            for k, val in rows
+            if k not in ("Remote System", "Remote Interrupt Mode", "Remote Command")
+        ]
+    return rows
+
+
+def _alias_detail(by: dict[str, Check]) -> str:
+    c = by.get("host_alias")
+    return f" ({c.value})" if c and c.value else ""
+
+
+def _entry_json(e: KernelEntry, checks: list[Check] | None) -> dict[str, Any]:
+    out: dict[str, Any] = {"name": e.name, "resource_dir": e.resource_dir, "ssh": e.is_ssh}
+    if e.is_ssh and e.model:
+        out["config"] = e.model
+    elif e.raw is not None:
+        out.update(
+            display_name=e.raw.get("display_name"),
+            language=e.raw.get("language"),
+            argv=e.raw.get("argv"),
+            interrupt_mode=e.raw.get("interrupt_mode", "signal"),
+        )
+    if e.error:
+        out["error"] = {"message": e.error, "field": e.error_field}
+    if checks is not None:
+        out["checks"] = [c.to_dict() for c in checks]
+    return out
+
+
+# ---- commands ------------------------------------------------------------------------------------
+
+
+def cmd_list(args) -> int:
+    entries = list_entries()
+    want_local = args.local or not args.remote
+    want_ssh = args.remote or not args.local
+    local = [e for e in entries if not e.is_ssh] if want_local else []
+    ssh = [e for e in entries if e.is_ssh] if want_ssh else []
+    checks: dict[str, list[Check]] = {}
+    if ssh and not args.no_check:
+        checks = asyncio.run(check_many([e.model for e in ssh if e.model], timeout=args.timeout))
+    if args.json:
+        print(
+            json.dumps(
+                {
+                    "local": [_entry_json(e, None) for e in local],
+                    "ssh": [
+                        _entry_json(e, checks.get(e.name) if not args.no_check else None)
+                        for e in ssh
+                    ],
+                },
+                indent=1,
+            )
+        )
+        return 0
+    st = Style(sys.stdout.isatty())
+    blocks = [st.head("----- Local Kernel ------") + "\n" + _fields(_local_rows(e)) for e in local]
+    blocks += [
+        st.head("------ SSH Kernel -------") + "\n" + _fields(_ssh_rows(e, checks.get(e.name), st))
+        for e in ssh
+    ]
+    print("\n\n".join(blocks) if blocks else "no kernels")
+    return 0
+
+
+def _given(args) -> dict[str, Any]:
+    return {
+        key: getattr(args, key) for key in OPTIONS.values() if getattr(args, key, None) is not None
+    }
+
+
+def _new_mounts(args) -> list[dict[str, Any]]:
+    return [parse_mount(s) for s in args.mount_local_on_remote or []]
+
+
+def cmd_add(args) -> int:
+    data = {"interrupt_mode": "message", **_given(args)}
+    data["mount_local_on_remote"] = _new_mounts(args)
+    entry = write(data, replace=args.replace)
+    print(f"added SSH kernel {entry.name!r} in {entry.resource_dir}")
+    return 0
+
+
+def cmd_edit(args) -> int:
+    entry = get_entry(args.kernel_name)
+    if not entry.is_ssh:
+        raise KernelSpecError(
+            f"{args.kernel_name!r} is a local kernel, not an SSH kernel", field="kernel_name"
+        )
+    patch = _given(args)
+    patch.pop("kernel_name", None)
+    for key in args.clear or []:
+        if key not in schema()["properties"] or key == "kernel_name":
+            raise InvalidField(key, "unknown field (see --help for what --clear accepts)")
+        patch[key] = None
+    if args.remove_mounts or args.remove_mount or args.mount_local_on_remote:
+        mounts = (
+            []
+            if args.remove_mounts
+            else list((entry.model or {}).get("mount_local_on_remote") or [])
+        )
+        for path in args.remove_mount or []:
+            kept = [m for m in mounts if m["remote_path"] != path]
+            if len(kept) == len(mounts):
+                raise InvalidField("remove_mount", f"no mount at remote path {path!r}")
+            mounts = kept
+        patch["mount_local_on_remote"] = mounts + _new_mounts(args)
+    if not patch:
+        raise UsageError("nothing to change: give at least one option")
+    entry = update(args.kernel_name, patch)
+    print(f"updated SSH kernel {entry.name!r}")
+    return 0
+
+
+def cmd_delete(args) -> int:
+    name = args.kernel_name or args.name
+    if not name:
+        raise UsageError("which kernel? give --kernel-name NAME")
+    delete(name)
+    print(f"deleted SSH kernel {name!r}")
+    return 0
+
+
+def cmd_check(args) -> int:
+    entry = get_entry(args.kernel_name)
+    if not entry.is_ssh:
+        raise KernelSpecError(
+            f"{args.kernel_name!r} is a local kernel, not an SSH kernel", field="kernel_name"
+        )
+    if entry.model is None:
+        raise KernelSpecError(
+            f"{args.kernel_name!r} is invalid: {entry.error}", field=entry.error_field
+        )
+    st = Style(sys.stdout.isatty())
+
+    def live(name, c: Check):
+        if not args.json:
+            hint = f"\n      {c.hint}" if c.hint and c.status != OK else ""
+            print(f"{st.mark(c.status)} {c.title}: {c.value}{hint}", flush=True)
+
+    results = asyncio.run(check_many([entry.model], on_result=live, timeout=args.timeout))
+    checks = results[entry.name]
+    if args.json:
+        print(json.dumps({"name": entry.name, "checks": [c.to_dict() for c in checks]}, indent=1))
+    return EXIT_FAILED if any(c.status == FAIL for c in checks) else 0
+
+
+def cmd_demo(args) -> int:
+    from .demo import load_sandbox, start_sandbox, stop_sandbox
+
+    if args.stop:
+        sandbox = load_sandbox()
+        with contextlib.suppress(KernelSpecError):  # already gone
+            delete(DEMO_KERNEL)
+        left = stop_sandbox()
+        if left:
+            print(f"demo stopped, but left: {', '.join(left)}", file=sys.stderr)
+            return EXIT_FAILED
+        print(
+            "demo stopped: sshd, keys, config and the demo kernel are gone"
+            if sandbox
+            else "no demo was running"
+        )
+        return 0
+    sandbox = start_sandbox()
+    write(
+        {
+            "kernel_name": DEMO_KERNEL,
+            "display_name": DEMO_DISPLAY,
+            "language": "python",
+            "ssh_host_alias": sandbox.alias,
+            "ssh_config": str(sandbox.ssh_config),
+            "remote_python_prefix": sandbox.remote_python_prefix,
+            "remote_kernel_name": "python3",
+        },
+        replace=True,
+    )
+    print(f"""sshpyk demo is running: a private sshd on 127.0.0.1:{sandbox.port} \
+(pid {sandbox.sshd_pid}) with its own keys and ssh config in {sandbox.root};
+your ~/.ssh is untouched.
+
+Registered the SSH kernel {DEMO_DISPLAY!r} ({DEMO_KERNEL}). Next:
+  jupyter lab                      # then pick "{DEMO_DISPLAY}" in the launcher
+  sshpyk check --kernel-name {DEMO_KERNEL}
+  sshpyk demo --stop               # removes all of it""")
+    return 0
+
+
+# ---- parser --------------------------------------------------------------------------------------
+
+
+def _add_model_options(p: argparse.ArgumentParser, *, required: bool) -> None:
+    props = schema()["properties"]
+    req = set(schema()["required"]) if required else set()
+    for opt, key in OPTIONS.items():
+        if key == "kernel_name":
+            continue
+        rule = props[key]
+        kw: dict[str, Any] = {"dest": key, "help": rule.get("description", "")}
+        if rule.get("type") == "integer":
+            kw["type"] = int
+        if "enum" in rule:
+            kw["choices"] = rule["enum"]
+        kw["required"] = key in req
+        p.add_argument(opt, **kw)
+    p.add_argument(
+        "--mount-local-on-remote",
+        dest="mount_local_on_remote",
+        action="append",
+        metavar="/LOCAL:/REMOTE[:OPTIONS]",
+        help="mount a local directory on the remote host (repeatable)",
+    )
+
+
+def build_parser() -> Parser:
+    parser = Parser(
+        prog="sshpyk", description="Remote Jupyter kernels over SSH, as if they were local."
     )
     parser.add_argument("--version", action="version", version=f"sshpyk {__version__}")
+    parser.add_argument(
+        "-v", "--verbose", action="count", default=0, help="-v warnings, -vv info, -vvv debug"
+    )
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=Parser)
+
+    p = sub.add_parser("list", help="list local and SSH kernels, checking the SSH ones")
+    p.add_argument("-r", "--remote", action="store_true", help="only SSH kernels")
+    p.add_argument("-l", "--local", action="store_true", help="only local kernels")
+    p.add_argument("-n", "--no-check", action="store_true", help="skip the remote checks")
+    p.add_argument("--json", action="store_true", help="machine-readable output")
+    p.add_argument("--timeout", type=int, default=20, help=argparse.SUPPRESS)
+    p.set_defaults(func=cmd_list)
+
+    p = sub.add_parser("add", help="add an SSH kernel")
+    p.add_argument(
+        "--kernel-name",
+        dest="kernel_name",
+        required=True,
+        help="name of the new kernelspec (^[a-z0-9._-]+$)",
+    )
+    _add_model_options(p, required=True)
+    p.add_argument("--replace", action="store_true", help="overwrite an SSH kernel of that name")
+    p.set_defaults(func=cmd_add)
+
+    p = sub.add_parser("edit", help="change an SSH kernel")
+    p.add_argument("--kernel-name", dest="kernel_name", required=True)
+    _add_model_options(p, required=False)
+    p.add_argument(
+        "--clear",
+        action="append",
+        metavar="FIELD",
+        help="put an optional field back to its default, e.g. --clear ssh_config",
+    )
+    p.add_argument(
+        "--remove-mount",
+        action="append",
+        metavar="/REMOTE",
+        help="remove the mount at this remote path",
+    )
+    p.add_argument("--remove-mounts", action="store_true", help="remove every mount")
+    p.set_defaults(func=cmd_edit)
+
+    p = sub.add_parser("delete", help="delete an SSH kernel (never a local one)")
+    p.add_argument("name", nargs="?", help="the kernel name")
+    p.add_argument("--kernel-name", dest="kernel_name")
+    p.set_defaults(func=cmd_delete)
+
+    p = sub.add_parser("check", help="run every remote check of one SSH kernel")
+    p.add_argument("--kernel-name", dest="kernel_name", required=True)
+    p.add_argument("--json", action="store_true")
+    p.add_argument("--timeout", type=int, default=20, help=argparse.SUPPRESS)
+    p.set_defaults(func=cmd_check)
+
+    p = sub.add_parser("demo", help="a private loopback sshd and an SSH kernel to try sshpyk")
+    p.add_argument("--stop", action="store_true", help="remove the demo sandbox and its kernel")
+    p.set_defaults(func=cmd_demo)
     return parser
+
+
+def _setup_logging(verbosity: int) -> None:
+    level = {0: logging.ERROR, 1: logging.WARNING, 2: logging.INFO}.get(verbosity, logging.DEBUG)
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(logging.Formatter("SSHPYK %(levelname)s %(name)s: %(message)s"))
+    root = logging.getLogger()
+    root.handlers[:] = [handler]
+    root.setLevel(level)
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
-    parser.parse_args(argv)
-    parser.print_help()
-    return 0
+    try:
+        args = parser.parse_args(argv)
+        _setup_logging(args.verbose)
+        if not args.command:
+            parser.print_help()
+            return 0
+        return args.func(args)
+    except UsageError as e:
+        print(f"sshpyk: {e}", file=sys.stderr)
+        return EXIT_USAGE
+    except InvalidField as e:
+        print(f"sshpyk: invalid {e.field}: {e.message}", file=sys.stderr)
+        return EXIT_USAGE
+    except KernelSpecError as e:
+        print(f"sshpyk: {e}", file=sys.stderr)
+        return EXIT_USAGE if e.status in (400, 404, 409, 422) else EXIT_FAILED
+    except Exception as e:  # a failure of the environment, not of the input
+        log.debug("failed", exc_info=True)
+        print(f"sshpyk: {e}", file=sys.stderr)
+        return EXIT_FAILED
 
 
 if __name__ == "__main__":

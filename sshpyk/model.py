@@ -1,28 +1,39 @@
-"""The SSH kernel model: the provisioner config stored in ``kernel.json``.
+"""The SSH kernel model: one schema, one validator, used by the provisioner, CLI, REST and UI.
 
-One source of truth for field names, defaults and validation: the provisioner reads
-kernelspecs through it (and the CLI, REST API and Lab form build on it).  Every error
-names the field and what is wrong, and nothing runs with a value that failed here.
+``resources/ssh-kernel.schema.json`` is the single source of truth (the Lab form renders
+it); this module applies it — types, enums, patterns, ranges, required fields — plus the
+checks a JSON schema cannot express (``x-sshpyk-check``): what makes a value safe to give
+to ssh or a remote shell.  Every error names the field; nothing runs or is written with a
+value that failed here.
 """
 
 from __future__ import annotations
 
+import json
 import re
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field, fields
+from functools import cache
+from importlib.resources import files
 from typing import Any
 
 PROVISIONER_NAME = "sshpyk-provisioner"
+SPEC_FIELDS = ("kernel_name", "display_name", "language", "interrupt_mode")
 
 # A plain ssh Host token: never an option (no leading "-"), no whitespace, quotes, control
 # characters or shell metacharacters.
 _ALIAS = re.compile(r"^[A-Za-z0-9_.@%+:\[\]][A-Za-z0-9_.@%+:\[\]-]*$")
-_KERNEL_NAME = re.compile(r"^[a-z0-9._-]+$")
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
-TIMEOUT_RANGE = (1, 3600)
+# Paths are always quoted, but a path that needs these is far more likely an injection
+# attempt than a real directory: refuse them outright.
+_SHELL_META = re.compile(r"[$`;|&<>\\\"'*?!{}]")
+_SSHFS_OPTION = re.compile(r"^[A-Za-z0-9_]+(=[A-Za-z0-9_.,:/+@%-]*)?$")
+# sshfs options that would run a program or replace the transport sshpyk controls
+_SSHFS_FORBIDDEN = {"ssh_command", "sftp_server", "directport", "passive", "slave", "ssh_protocol"}
+_JSON_TYPES = {"string": str, "integer": int, "array": list, "object": dict, "null": type(None)}
 
 
 class InvalidField(ValueError):
-    """A field of the model has a bad value; ``field`` names it."""
+    """A field has a bad value; ``field`` names it (dotted for nested ones)."""
 
     def __init__(self, field: str, message: str):
         super().__init__(f"{field}: {message}")
@@ -30,51 +41,180 @@ class InvalidField(ValueError):
         self.message = message
 
 
-def check_alias(name: str, value: Any) -> str:
-    if not isinstance(value, str) or not value:
-        raise InvalidField(name, "must be a non-empty ssh Host alias")
+@cache
+def schema() -> dict:
+    return json.loads(files("sshpyk.resources").joinpath("ssh-kernel.schema.json").read_text())
+
+
+CONFIG_FIELDS = tuple(k for k in schema()["properties"] if k not in SPEC_FIELDS)
+
+
+# ---- checks a JSON schema cannot express ----------------------------------------------------
+
+
+def _no_control(name: str, value: str) -> None:
+    if _CONTROL.search(value):
+        raise InvalidField(name, "must not contain newlines, NULs or control characters")
+
+
+def _safe_path(name: str, value: str) -> None:
+    _no_control(name, value)
+    bad = _SHELL_META.search(value)
+    if bad:
+        raise InvalidField(
+            name, f"{value!r} contains {bad.group()!r}; paths may not contain shell metacharacters"
+        )
+
+
+def check_alias(name: str, value: str) -> None:
     if value.startswith("-"):
-        raise InvalidField(name, f"{value!r} starts with '-' (it would be read as an ssh option)")
-    if len(value) > 255 or not _ALIAS.match(value):
+        raise InvalidField(name, f"{value!r} starts with '-' (ssh would read it as an option)")
+    if not _ALIAS.match(value):
         raise InvalidField(
             name,
-            f"{value!r} is not a plain ssh Host alias (no spaces, quotes, control "
-            "characters or shell metacharacters)",
+            f"{value!r} is not a plain ssh Host alias (no spaces, quotes, "
+            "control characters or shell metacharacters)",
         )
-    return value
 
 
-def check_remote_path(name: str, value: Any) -> str:
-    if not isinstance(value, str) or not value:
-        raise InvalidField(name, "must be a non-empty remote path")
-    if _CONTROL.search(value):
-        raise InvalidField(name, "must not contain newlines, NULs or control characters")
+def check_remote_path(name: str, value: str) -> None:
+    _safe_path(name, value)
+    if not value:
+        raise InvalidField(name, "must not be empty")
     if not (value.startswith("/") or value == "~" or value.startswith("~/")):
         raise InvalidField(name, f"{value!r} must be absolute or start with '~/'")
-    return value
 
 
-def check_local_path(name: str, value: Any) -> str:
-    if not isinstance(value, str) or not value:
-        raise InvalidField(name, "must be a non-empty path")
-    if _CONTROL.search(value):
-        raise InvalidField(name, "must not contain newlines, NULs or control characters")
+def check_local_path(name: str, value: str) -> None:
+    _safe_path(name, value)
+    if not value:
+        raise InvalidField(name, "must not be empty")
     if value.startswith("-"):
         raise InvalidField(name, f"{value!r} starts with '-'")
-    return value
 
 
-def check_kernel_name(name: str, value: Any) -> str:
-    if not isinstance(value, str) or not _KERNEL_NAME.match(value):
-        raise InvalidField(name, f"{value!r} must match ^[a-z0-9._-]+$")
-    return value
+def check_text(name: str, value: str) -> None:
+    _no_control(name, value)
+    if not value.strip():
+        raise InvalidField(name, "must not be blank")
 
 
-def check_timeout(name: str, value: Any) -> int:
-    lo, hi = TIMEOUT_RANGE
-    if isinstance(value, bool) or not isinstance(value, int) or not lo <= value <= hi:
-        raise InvalidField(name, f"{value!r} must be a whole number of seconds from {lo} to {hi}")
-    return value
+def check_sshfs_options(name: str, value: str) -> None:
+    for opt in value.split(","):
+        if not _SSHFS_OPTION.match(opt):
+            raise InvalidField(name, f"{opt!r} is not an sshfs option of the form name[=value]")
+        if opt.split("=", 1)[0] in _SSHFS_FORBIDDEN:
+            raise InvalidField(
+                name, f"{opt.split('=', 1)[0]!r} is not allowed: sshpyk runs the transport itself"
+            )
+
+
+_CHECKS = {
+    "alias": check_alias,
+    "remote_path": check_remote_path,
+    "local_path": check_local_path,
+    "text": check_text,
+    "kernel_name": lambda n, v: None,  # the schema's pattern says it all
+    "sshfs_options": check_sshfs_options,
+}
+
+
+# ---- the schema subset we use ------------------------------------------------------------------
+
+
+def _check(name: str, value: Any, rule: dict) -> None:
+    types = rule.get("type", [])
+    types = [types] if isinstance(types, str) else types
+    if types and not any(
+        isinstance(value, _JSON_TYPES[t]) and not (t == "integer" and isinstance(value, bool))
+        for t in types
+    ):
+        raise InvalidField(name, f"{value!r} must be of type {' or '.join(types)}")
+    if value is None:
+        return
+    if "enum" in rule and value not in rule["enum"]:
+        raise InvalidField(name, f"{value!r} must be one of {', '.join(rule['enum'])}")
+    if isinstance(value, str):
+        if len(value) < rule.get("minLength", 0):
+            raise InvalidField(name, "must not be empty")
+        if len(value) > rule.get("maxLength", 4096):
+            raise InvalidField(name, f"is longer than {rule.get('maxLength', 4096)} characters")
+        if "pattern" in rule and not re.match(rule["pattern"], value):
+            raise InvalidField(name, f"{value!r} must match {rule['pattern']}")
+    if isinstance(value, int) and not (
+        rule.get("minimum", value) <= value <= rule.get("maximum", value)
+    ):
+        raise InvalidField(name, f"{value!r} must be from {rule['minimum']} to {rule['maximum']}")
+    if isinstance(value, list):
+        if len(value) > rule.get("maxItems", 1000):
+            raise InvalidField(name, f"has more than {rule['maxItems']} entries")
+        for i, item in enumerate(value):
+            _check_object(f"{name}[{i}]", item, rule["items"])
+    if "x-sshpyk-check" in rule:
+        _CHECKS[rule["x-sshpyk-check"]](name, value)
+
+
+def _check_object(name: str, value: Any, rule: dict) -> None:
+    if not isinstance(value, dict):
+        raise InvalidField(name, "must be an object")
+    props = rule["properties"]
+    for key in value:
+        if key not in props:
+            raise InvalidField(f"{name}.{key}", "unknown field")
+    for key in rule.get("required", []):
+        if value.get(key) in (None, ""):
+            raise InvalidField(f"{name}.{key}", "is required")
+    for key, v in value.items():
+        _check(f"{name}.{key}", v, props[key])
+
+
+def validate(data: Any, *, only: tuple[str, ...] | None = None) -> dict[str, Any]:
+    """Validate ``data`` against the schema (restricted to the fields ``only``) and return it
+    with every missing optional field at its default."""
+    if not isinstance(data, dict):
+        raise InvalidField("body", "must be a JSON object")
+    props = schema()["properties"]
+    allowed = only or tuple(props)
+    for key in data:
+        if key not in allowed:
+            raise InvalidField(key, "unknown field")
+    for key in schema()["required"]:
+        if key in allowed and data.get(key) in (None, ""):
+            raise InvalidField(key, "is required")
+    out = {}
+    for key in allowed:
+        rule = props[key]
+        value = data.get(key, rule.get("default"))
+        if key == "mount_local_on_remote" and value is not None:
+            value = [m if isinstance(m, dict) else parse_mount(m, key) for m in value]
+        _check(key, value, rule)
+        out[key] = value
+    return out
+
+
+def parse_mount(spec: Any, name: str = "mount_local_on_remote") -> dict[str, Any]:
+    """``/local:/remote[:sshfs_options]`` as the CLI takes it, strictly."""
+    if not isinstance(spec, str):
+        raise InvalidField(name, f"{spec!r} must be '/local:/remote[:options]'")
+    _no_control(name, spec)
+    parts = spec.split(":")
+    if len(parts) not in (2, 3) or not parts[0] or not parts[1]:
+        raise InvalidField(name, f"{spec!r} must be '/local:/remote[:options]'")
+    mount = {
+        "local_path": parts[0],
+        "remote_path": parts[1],
+        "sshfs_options": parts[2] if len(parts) == 3 and parts[2] else None,
+    }
+    _check_object(name, mount, schema()["properties"]["mount_local_on_remote"]["items"])
+    return mount
+
+
+def format_mount(mount: dict[str, Any]) -> str:
+    text = f"{mount['local_path']}:{mount['remote_path']}"
+    return f"{text}:{mount['sshfs_options']}" if mount.get("sshfs_options") else text
+
+
+# ---- the provisioner's view -------------------------------------------------------------------
 
 
 @dataclass
@@ -89,44 +229,19 @@ class SSHKernelConfig:
     launch_timeout: int = 60
     shutdown_timeout: int = 10
     transport: str = "tcp"
-    # SSHFS fields: accepted here, acted on by the SSHFS feature
     remote_sshfs: str | None = None
     ssh_host_alias_local_on_remote: str | None = None
     mount_local_on_remote: list = field(default_factory=list)
 
     @classmethod
     def from_dict(cls, data: Any) -> SSHKernelConfig:
-        if not isinstance(data, dict):
-            raise InvalidField("config", "must be an object")
-        known = set(cls.__dataclass_fields__)
-        unknown = sorted(set(data) - known)
-        if unknown:
-            raise InvalidField(unknown[0], "unknown field")
-        for req in ("ssh_host_alias", "remote_python_prefix", "remote_kernel_name"):
-            if data.get(req) in (None, ""):
-                raise InvalidField(req, "is required")
-        cfg = cls(**data)
-        cfg.validate()
-        return cfg
-
-    def validate(self) -> None:
-        check_alias("ssh_host_alias", self.ssh_host_alias)
-        check_remote_path("remote_python_prefix", self.remote_python_prefix)
-        check_kernel_name("remote_kernel_name", self.remote_kernel_name)
-        if self.ssh_config is not None:
-            check_local_path("ssh_config", self.ssh_config)
-        if self.ssh is not None:
-            check_local_path("ssh", self.ssh)
-        check_timeout("launch_timeout", self.launch_timeout)
-        check_timeout("shutdown_timeout", self.shutdown_timeout)
-        if self.transport not in ("tcp", "ipc"):
-            raise InvalidField("transport", f"{self.transport!r} must be 'tcp' or 'ipc'")
-        if self.remote_sshfs is not None:
-            check_remote_path("remote_sshfs", self.remote_sshfs)
-        if self.ssh_host_alias_local_on_remote is not None:
-            check_alias("ssh_host_alias_local_on_remote", self.ssh_host_alias_local_on_remote)
-        if not isinstance(self.mount_local_on_remote, list):
-            raise InvalidField("mount_local_on_remote", "must be a list")
+        return cls(**validate(data, only=CONFIG_FIELDS))
 
     def to_dict(self) -> dict[str, Any]:
-        return {k: v for k, v in asdict(self).items() if v not in (None, [])}
+        """Only what differs from the defaults: kernel.json stays short and readable."""
+        props = schema()["properties"]
+        return {
+            f.name: getattr(self, f.name)
+            for f in fields(self)
+            if getattr(self, f.name) != props[f.name].get("default")
+        }

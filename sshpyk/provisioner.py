@@ -15,11 +15,9 @@ import asyncio
 import contextlib
 import json
 import re
-import shlex
 import signal
 import socket
 import time
-from importlib.resources import files
 from typing import Any
 
 from jupyter_client.connect import KernelConnectionInfo
@@ -27,47 +25,20 @@ from jupyter_client.provisioning.provisioner_base import KernelProvisionerBase
 
 from .errors import LaunchTimeout, RemoteLaunchError, SSHConnectError, SSHPykError
 from .model import InvalidField, SSHKernelConfig
-from .transport import Master, Target, reap, remote_path_expr
+from .remote import MARK, program_stdin, python_command
+from .transport import Master, Target, reap
 
 PORT_NAMES = ("shell_port", "iopub_port", "stdin_port", "control_port", "hb_port")
-MARK = "SSHPYK "
-# Runs the launcher sent on stdin: the program's length, a newline, the program.
-LOADER = (
-    "import sys;n=int(sys.stdin.readline());"
-    "exec(compile(sys.stdin.read(n),'sshpyk-launcher','exec'))"
-)
 FORWARD_ATTEMPTS = 5
 # Variables of the Jupyter server worth passing to the remote kernel; the rest of the local
 # environment (paths, tokens, secrets) stays local.
 FORWARDED_ENV = ("JPY_SESSION_NAME",)
 
 
-def _launcher_source() -> str:
-    src = files("sshpyk.remote").joinpath("launcher.py").read_text()
-    assert src.isascii()  # the loader reads characters; keep them one byte each
-    return src
-
-
 def _free_local_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
-
-
-def remote_launch_command(prefix: str) -> str:
-    """The one remote shell command of a launch; the HMAC key is never part of it."""
-    missing_prefix = shlex.quote(MARK + json.dumps({"error": "prefix_missing"}))
-    missing_python = shlex.quote(MARK + json.dumps({"error": "python_missing"}))
-    p = remote_path_expr(prefix)
-    # $$ stays the launcher's pid across exec: the handle to kill it should it hang
-    script = (
-        f"printf '{MARK}{{\"shell_pid\": %s}}\\n' $$; "
-        f"if [ ! -d {p} ]; then echo {missing_prefix}; exit 0; fi; "
-        f"if [ ! -x {p}/bin/python ]; then echo {missing_python}; exit 0; fi; "
-        f"exec {p}/bin/python -c {shlex.quote(LOADER)}"
-    )
-    # through /bin/sh whatever the user's login shell is (csh, fish, ...)
-    return f"exec /bin/sh -c {shlex.quote(script)}"
 
 
 class SSHKernelProvisioner(KernelProvisionerBase):
@@ -176,11 +147,8 @@ class SSHKernelProvisioner(KernelProvisionerBase):
             "ports": previous,
             "env": {**self.kernel_spec.env, **{k: env[k] for k in FORWARDED_ENV if k in env}},
         }
-        program = _launcher_source()
-        stdin = f"{len(program)}\n{program}{json.dumps(params)}\n".encode()
-        session = await self.master.open_session(
-            remote_launch_command(self.cfg.remote_python_prefix)
-        )
+        stdin = program_stdin("launcher", params)
+        session = await self.master.open_session(python_command(self.cfg.remote_python_prefix))
         self._session = session
         session.stdin.write(stdin)
         await session.stdin.drain()

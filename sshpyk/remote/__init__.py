@@ -1,0 +1,48 @@
+"""Programs sshpyk runs on the remote host with the remote environment's python.
+
+They travel over ssh stdin (never argv: the launcher's parameters hold the HMAC key) and
+answer with ``SSHPYK <json>`` lines, so noise from the user's shell start-up files is
+ignored.  The remote host needs only python and jupyter_client, never sshpyk.
+"""
+
+from __future__ import annotations
+
+import json
+import shlex
+from importlib.resources import files
+
+from ..transport import remote_path_expr
+
+MARK = "SSHPYK "
+# Runs the program sent on stdin: its length, a newline, the program.
+LOADER = (
+    "import sys;n=int(sys.stdin.readline());exec(compile(sys.stdin.read(n),'sshpyk-remote','exec'))"
+)
+
+
+def program_stdin(name: str, params: dict) -> bytes:
+    """What to write to the session: the program ``remote/<name>.py``, then its parameters."""
+    src = files(__name__).joinpath(f"{name}.py").read_text()
+    assert src.isascii()  # the loader counts characters; keep them one byte each
+    return f"{len(src)}\n{src}{json.dumps(params)}\n".encode()
+
+
+def python_command(prefix: str) -> str:
+    """The remote shell command that runs a program with ``prefix``'s python."""
+    missing_prefix = shlex.quote(MARK + json.dumps({"error": "prefix_missing"}))
+    missing_python = shlex.quote(MARK + json.dumps({"error": "python_missing"}))
+    p = remote_path_expr(prefix)
+    # $$ stays the program's pid across exec: the handle to kill it should it hang
+    script = (
+        f"printf '{MARK}{{\"shell_pid\": %s}}\\n' $$; "
+        f"if [ ! -d {p} ]; then echo {missing_prefix}; exit 0; fi; "
+        f"if [ ! -x {p}/bin/python ]; then echo {missing_python}; exit 0; fi; "
+        f"exec {p}/bin/python -c {shlex.quote(LOADER)}"
+    )
+    # through /bin/sh whatever the user's login shell is (csh, fish, ...)
+    return f"exec /bin/sh -c {shlex.quote(script)}"
+
+
+def messages(text: str) -> list[dict]:
+    """The ``SSHPYK`` messages in a program's whole output."""
+    return [json.loads(line[len(MARK) :]) for line in text.splitlines() if line.startswith(MARK)]

@@ -1,0 +1,372 @@
+"""Health checks of SSH kernels: is everything in place for a launch to work?
+
+All kernels are checked concurrently.  Work is shared: one ``ssh -G`` and one connection
+(the host's master) per host, one remote inspection per (host, prefix), so 20 kernels on 3
+hosts take about as long as the slowest host.  Each check reports as soon as it is known
+(``on_result``), which the REST API streams to the Lab UI.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import shlex
+import shutil
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+from .errors import SSHPykError
+from .remote import messages, program_stdin, python_command
+from .transport import Master, Target
+
+OK, WARN, FAIL, SKIPPED = "ok", "warn", "fail", "skipped"
+CHECK_IDS = (
+    "ssh_client",
+    "ssh_config",
+    "host_alias",
+    "connection",
+    "remote_system",
+    "remote_python",
+    "jupyter_client",
+    "remote_kernel",
+    "sshfs",
+)
+
+
+@dataclass
+class Check:
+    id: str
+    title: str
+    status: str
+    value: str = ""
+    hint: str = ""
+    data: dict | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        return {k: v for k, v in asdict(self).items() if v not in (None, "")}
+
+
+def _is_file(path: str) -> bool:
+    return Path(path).expanduser().is_file()  # a local stat: too quick to be worth a thread
+
+
+def _is_dir(path: str) -> bool:
+    return Path(path).expanduser().is_dir()
+
+
+def _target(model: dict) -> Target:
+    return Target(model["ssh_host_alias"], model.get("ssh") or "ssh", model.get("ssh_config"))
+
+
+async def _exec(argv: list[str], timeout: float) -> tuple[int, str, str]:
+    proc = await asyncio.create_subprocess_exec(
+        *argv,
+        stdin=asyncio.subprocess.DEVNULL,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+    )
+    try:
+        out, err = await asyncio.wait_for(proc.communicate(), timeout)
+    except asyncio.TimeoutError:
+        proc.kill()
+        await proc.wait()
+        return 124, "", f"timed out after {timeout:g}s"
+    return proc.returncode, out.decode(errors="replace"), err.decode(errors="replace")
+
+
+class Checker:
+    """Runs checks, sharing every piece of work that several kernels need."""
+
+    def __init__(self, timeout: float = 20):
+        self.timeout = timeout
+        self._tasks: dict[tuple, asyncio.Task] = {}
+
+    def _once(self, key: tuple, factory) -> asyncio.Task:
+        if key not in self._tasks:
+            self._tasks[key] = asyncio.ensure_future(factory())
+        return self._tasks[key]
+
+    async def ssh_version(self, ssh: str):
+        return await self._once(("ssh-V", ssh), lambda: _exec([ssh, "-V"], 5))
+
+    async def resolve(self, target: Target):
+        argv = [*target.base_argv(), "-G", "--", target.alias]
+        return await self._once(("G", target), lambda: _exec(argv, 10))
+
+    async def connect(self, target: Target) -> float:
+        async def go():
+            t0 = time.monotonic()
+            await Master.for_target(target).ensure(self.timeout)
+            return time.monotonic() - t0
+
+        return await self._once(("connect", target), go)
+
+    async def inspect(self, target: Target, prefix: str, sshfs: str | None) -> dict:
+        async def go():
+            master = Master.for_target(target)
+            rc, out, err = await master.run(
+                python_command(prefix),
+                input=program_stdin("inspect", {"sshfs": sshfs}),
+                timeout=self.timeout,
+            )
+            found = [m for m in messages(out) if "shell_pid" not in m]
+            if not found:
+                raise SSHPykError(
+                    f"remote inspection failed: {err.strip()[-300:] or rc}", kind="inspect_failed"
+                )
+            return found[0]
+
+        return await self._once(("inspect", target, prefix, sshfs), go)
+
+    async def check(
+        self, model: dict, on_result: Callable[[Check], None] | None = None
+    ) -> list[Check]:
+        results: list[Check] = []
+
+        def report(c: Check) -> None:
+            results.append(c)
+            if on_result:
+                on_result(c)
+
+        def skip_rest(after: str, why: str) -> None:
+            for cid in CHECK_IDS[CHECK_IDS.index(after) + 1 :]:
+                if cid == "sshfs" and not model.get("mount_local_on_remote"):
+                    continue
+                report(Check(cid, TITLES[cid], SKIPPED, hint=why))
+
+        target = _target(model)
+        ssh = target.ssh
+        # -- local ssh client
+        path = shutil.which(ssh)
+        rc, out, err = await self.ssh_version(ssh) if path else (127, "", "")
+        if not path or rc != 0:
+            report(
+                Check(
+                    "ssh_client",
+                    TITLES["ssh_client"],
+                    FAIL,
+                    ssh,
+                    "install the OpenSSH client (Debian: apt-get install openssh-client)",
+                )
+            )
+            skip_rest("ssh_client", "no ssh client")
+            return results
+        report(Check("ssh_client", TITLES["ssh_client"], OK, f"{path} ({(err or out).strip()})"))
+        # -- config file
+        cfg = model.get("ssh_config")
+        if cfg:
+            if _is_file(cfg):
+                report(Check("ssh_config", TITLES["ssh_config"], OK, cfg))
+            else:
+                report(
+                    Check(
+                        "ssh_config",
+                        TITLES["ssh_config"],
+                        FAIL,
+                        cfg,
+                        "the ssh config file does not exist",
+                    )
+                )
+                skip_rest("ssh_config", "no ssh config file")
+                return results
+        else:
+            report(Check("ssh_config", TITLES["ssh_config"], OK, "ssh's default (~/.ssh/config)"))
+        # -- host alias
+        rc, out, err = await self.resolve(target)
+        if rc != 0:
+            report(
+                Check(
+                    "host_alias",
+                    TITLES["host_alias"],
+                    FAIL,
+                    target.alias,
+                    err.strip() or "ssh -G failed",
+                )
+            )
+            skip_rest("host_alias", "the host alias does not resolve")
+            return results
+        report(_alias_check(target.alias, out))
+        # -- connection (BatchMode, through the shared master)
+        try:
+            took = await self.connect(target)
+        except SSHPykError as e:
+            report(Check("connection", TITLES["connection"], FAIL, e.kind, str(e)))
+            skip_rest("connection", "no connection")
+            return results
+        report(Check("connection", TITLES["connection"], OK, f"{took * 1000:.0f} ms"))
+        # -- the remote environment, one inspection for every kernel that shares it
+        prefix = model["remote_python_prefix"]
+        try:
+            info = await self.inspect(target, prefix, model.get("remote_sshfs"))
+        except (SSHPykError, asyncio.TimeoutError) as e:
+            report(Check("remote_system", TITLES["remote_system"], FAIL, "", str(e)))
+            skip_rest("remote_system", "remote inspection failed")
+            return results
+        if info.get("error") in ("prefix_missing", "python_missing"):
+            report(
+                Check(
+                    "remote_system",
+                    TITLES["remote_system"],
+                    SKIPPED,
+                    hint="needs the remote python",
+                )
+            )
+            what = (
+                "does not exist"
+                if info["error"] == "prefix_missing"
+                else ("has no executable bin/python")
+            )
+            report(
+                Check(
+                    "remote_python",
+                    TITLES["remote_python"],
+                    FAIL,
+                    prefix,
+                    f"{prefix} {what} on {target.alias}",
+                )
+            )
+            skip_rest("remote_python", "no remote python")
+            return results
+        report(Check("remote_system", TITLES["remote_system"], OK, info["system"]))
+        report(
+            Check(
+                "remote_python",
+                TITLES["remote_python"],
+                OK,
+                f"{prefix}/bin/python {info['python']}",
+            )
+        )
+        if not info.get("jupyter_client"):
+            report(
+                Check(
+                    "jupyter_client",
+                    TITLES["jupyter_client"],
+                    FAIL,
+                    "missing",
+                    f"pip install jupyter_client in {prefix} on {target.alias}",
+                )
+            )
+            skip_rest("jupyter_client", "jupyter_client missing")
+            return results
+        report(Check("jupyter_client", TITLES["jupyter_client"], OK, info["jupyter_client"]))
+        specs = info.get("kernelspecs") or {}
+        spec = specs.get(model["remote_kernel_name"])
+        if spec is None or "error" in spec:
+            hint = (spec or {}).get("error") or (f"available: {', '.join(sorted(specs)) or 'none'}")
+            report(
+                Check(
+                    "remote_kernel",
+                    TITLES["remote_kernel"],
+                    FAIL,
+                    model["remote_kernel_name"],
+                    hint,
+                )
+            )
+        else:
+            report(
+                Check(
+                    "remote_kernel",
+                    TITLES["remote_kernel"],
+                    OK,
+                    shlex.join(spec["argv"]),
+                    data={
+                        "interrupt_mode": spec["interrupt_mode"],
+                        "display_name": spec["display_name"],
+                        "language": spec["language"],
+                    },
+                )
+            )
+        # -- SSHFS pieces, only when mounts are configured
+        mounts = model.get("mount_local_on_remote") or []
+        if mounts:
+            missing = [m["local_path"] for m in mounts if not _is_dir(m["local_path"])]
+            if not info.get("sshfs"):
+                report(
+                    Check(
+                        "sshfs",
+                        TITLES["sshfs"],
+                        FAIL,
+                        "sshfs missing",
+                        f"install sshfs on {target.alias} (Debian: apt-get install sshfs)",
+                    )
+                )
+            elif missing:
+                report(
+                    Check(
+                        "sshfs",
+                        TITLES["sshfs"],
+                        FAIL,
+                        ", ".join(missing),
+                        "local directories to mount do not exist",
+                    )
+                )
+            else:
+                report(Check("sshfs", TITLES["sshfs"], OK, info["sshfs"]))
+        return results
+
+
+TITLES = {
+    "ssh_client": "Local ssh client",
+    "ssh_config": "SSH config file",
+    "host_alias": "Host alias",
+    "connection": "Connection (BatchMode)",
+    "remote_system": "Remote system",
+    "remote_python": "Remote Python",
+    "jupyter_client": "Remote jupyter_client",
+    "remote_kernel": "Remote kernel",
+    "sshfs": "SSHFS",
+}
+
+
+def parse_ssh_G(text: str) -> dict[str, list[str]]:
+    opts: dict[str, list[str]] = {}
+    for line in text.splitlines():
+        key, _, value = line.partition(" ")
+        opts.setdefault(key.lower(), []).append(value.strip())
+    return opts
+
+
+def _alias_check(alias: str, out: str) -> Check:
+    opts = parse_ssh_G(out)
+    host = opts.get("hostname", [alias])[0]
+    user = opts.get("user", ["?"])[0]
+    port = opts.get("port", ["22"])[0]
+    jump = opts.get("proxyjump", ["none"])[0]
+    keys = [k for k in opts.get("identityfile", []) if Path(os.path.expanduser(k)).is_file()]
+    value = f"{user}@{host}:{port}" + (f" via {jump}" if jump != "none" else "")
+    data = {"hostname": host, "user": user, "port": port, "proxyjump": jump, "identityfiles": keys}
+    if not keys:
+        return Check(
+            "host_alias",
+            TITLES["host_alias"],
+            WARN,
+            value,
+            "no IdentityFile exists; login needs a key from an ssh agent",
+            data,
+        )
+    if host == alias and "." not in alias:
+        return Check(
+            "host_alias",
+            TITLES["host_alias"],
+            WARN,
+            value,
+            f"{alias!r} is not a Host of your ssh config; used as a hostname",
+            data,
+        )
+    return Check("host_alias", TITLES["host_alias"], OK, value, data=data)
+
+
+async def check_many(
+    models: list[dict], on_result=None, timeout: float = 20
+) -> dict[str, list[Check]]:
+    """Check every kernel at once; ``on_result(kernel_name, check)`` as each one is known."""
+    checker = Checker(timeout)
+
+    async def one(model):
+        cb = (lambda c: on_result(model["kernel_name"], c)) if on_result else None
+        return model["kernel_name"], await checker.check(model, cb)
+
+    return dict(await asyncio.gather(*(one(m) for m in models)))

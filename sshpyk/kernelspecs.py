@@ -1,0 +1,244 @@
+"""Reading and writing SSH kernelspecs on disk (the user's Jupyter data dir).
+
+Writes are atomic: a complete kernelspec directory is built beside the target and renamed
+into place, so a crash never leaves half a kernel.json.  One broken kernelspec never stops
+the others from being listed: its entry carries the error instead of a model.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import sys
+import tempfile
+from dataclasses import dataclass
+from importlib.resources import files
+from pathlib import Path
+from typing import Any
+
+from jupyter_client.kernelspec import KernelSpecManager
+from jupyter_core.paths import jupyter_data_dir
+
+from .model import (
+    CONFIG_FIELDS,
+    PROVISIONER_NAME,
+    SPEC_FIELDS,
+    InvalidField,
+    schema,
+    validate,
+)
+
+LOGOS = ("logo-svg.svg", "logo-64x64.png", "logo-32x32.png")
+# Clients that ignore kernel provisioners (jupyter_client < 7) would run argv: tell them why
+# it cannot work instead of starting anything locally.
+LEGACY_ARGV = [
+    sys.executable,
+    "-c",
+    "import sys; sys.exit('sshpyk: this SSH kernel needs a Jupyter client with kernel "
+    "provisioner support (jupyter_client >= 7)')",
+    "{connection_file}",
+]
+
+
+class KernelSpecError(Exception):
+    """A kernelspec operation was refused; ``status`` is the HTTP status that fits."""
+
+    status = 400
+
+    def __init__(self, message: str, *, status: int | None = None, field: str | None = None):
+        super().__init__(message)
+        if status:
+            self.status = status
+        self.field = field
+
+
+@dataclass
+class KernelEntry:
+    name: str
+    resource_dir: str
+    raw: dict[str, Any] | None  # kernel.json as read, None when unreadable
+    is_ssh: bool
+    model: dict[str, Any] | None = None  # the validated SSH model
+    error: str | None = None
+    error_field: str | None = None
+
+
+def kernels_dir() -> Path:
+    return Path(jupyter_data_dir()) / "kernels"
+
+
+def _is_ssh(raw: dict[str, Any]) -> bool:
+    prov = (raw.get("metadata") or {}).get("kernel_provisioner") or {}
+    return isinstance(prov, dict) and prov.get("provisioner_name") == PROVISIONER_NAME
+
+
+def model_from_kernel_json(name: str, raw: dict[str, Any]) -> dict[str, Any]:
+    """The SSH model of a kernel.json (raises InvalidField naming what is wrong)."""
+    config = raw["metadata"]["kernel_provisioner"].get("config") or {}
+    if not isinstance(config, dict):
+        raise InvalidField("config", "must be an object")
+    data = {
+        "kernel_name": name,
+        "display_name": raw.get("display_name"),
+        "language": raw.get("language"),
+        "interrupt_mode": raw.get("interrupt_mode", "message"),
+        **config,
+    }
+    return validate(data)
+
+
+def kernel_json_from_model(model: dict[str, Any]) -> dict[str, Any]:
+    props = schema()["properties"]
+    config = {
+        k: model[k]
+        for k in CONFIG_FIELDS
+        if model.get(k) is not None and model.get(k) != props[k].get("default")
+    }
+    for k in ("ssh_host_alias", "remote_python_prefix", "remote_kernel_name"):
+        config[k] = model[k]
+    return {
+        "argv": LEGACY_ARGV,
+        "display_name": model["display_name"],
+        "language": model["language"],
+        "interrupt_mode": model["interrupt_mode"],
+        "metadata": {
+            "kernel_provisioner": {"provisioner_name": PROVISIONER_NAME, "config": config}
+        },
+    }
+
+
+def _read_entry(name: str, resource_dir: str) -> KernelEntry:
+    path = Path(resource_dir) / "kernel.json"
+    try:
+        raw = json.loads(path.read_text())
+        if not isinstance(raw, dict):
+            raise ValueError("not a JSON object")
+    except (OSError, ValueError) as e:
+        return KernelEntry(name, resource_dir, None, False, error=f"unreadable {path}: {e}")
+    entry = KernelEntry(name, resource_dir, raw, _is_ssh(raw))
+    if entry.is_ssh:
+        try:
+            entry.model = model_from_kernel_json(name, raw)
+        except InvalidField as e:
+            entry.error, entry.error_field = str(e), e.field
+    return entry
+
+
+def list_entries() -> list[KernelEntry]:
+    specs = KernelSpecManager().find_kernel_specs()
+    return [_read_entry(n, d) for n, d in sorted(specs.items())]
+
+
+def get_entry(name: str) -> KernelEntry:
+    specs = KernelSpecManager().find_kernel_specs()
+    if name not in specs:
+        raise KernelSpecError(f"no kernelspec named {name!r}", status=404, field="kernel_name")
+    return _read_entry(name, specs[name])
+
+
+def _writable_target(name: str) -> Path:
+    target = kernels_dir() / name
+    specs = KernelSpecManager().find_kernel_specs()
+    if name in specs and Path(specs[name]).resolve() != target.resolve():
+        raise KernelSpecError(
+            f"a kernelspec {name!r} already exists in {specs[name]}, outside your data dir",
+            status=409,
+            field="kernel_name",
+        )
+    return target
+
+
+def write(model: dict[str, Any], *, replace: bool = False) -> KernelEntry:
+    """Validate and write an SSH kernelspec atomically; returns what is now on disk."""
+    model = validate(model)
+    name = model["kernel_name"]
+    target = _writable_target(name)
+    if target.exists():
+        existing = _read_entry(name, str(target))
+        if not existing.is_ssh and existing.raw is not None:
+            raise KernelSpecError(
+                f"{name!r} is a local kernel, not an SSH kernel; refusing to overwrite it",
+                status=409,
+                field="kernel_name",
+            )
+        if not replace:
+            raise KernelSpecError(
+                f"an SSH kernel named {name!r} already exists", status=409, field="kernel_name"
+            )
+    target.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{name}.", dir=target.parent))
+    try:
+        (tmp / "kernel.json").write_text(json.dumps(kernel_json_from_model(model), indent=1) + "\n")
+        for logo in LOGOS:
+            (tmp / logo).write_bytes(files("sshpyk.resources").joinpath(logo).read_bytes())
+        os.chmod(tmp, 0o755)  # noqa: S103 - a kernelspec dir is readable like any other
+        if target.exists():
+            old = target.with_name(f".{name}.old")
+            shutil.rmtree(old, ignore_errors=True)
+            os.rename(target, old)
+            os.rename(tmp, target)
+            shutil.rmtree(old, ignore_errors=True)
+        else:
+            os.rename(tmp, target)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    return _read_entry(name, str(target))
+
+
+def update(name: str, patch: dict[str, Any]) -> KernelEntry:
+    """Apply a partial edit: a value of None puts an optional field back to its default."""
+    entry = get_entry(name)
+    if not entry.is_ssh:
+        raise KernelSpecError(
+            f"{name!r} is a local kernel, not an SSH kernel", status=422, field="kernel_name"
+        )
+    if not isinstance(patch, dict):
+        raise KernelSpecError("the edit must be a JSON object")
+    if "kernel_name" in patch and patch["kernel_name"] != name:
+        raise KernelSpecError("kernel_name cannot be changed", field="kernel_name")
+    base = dict(entry.model) if entry.model else _salvage(entry)
+    required = set(schema()["required"])
+    props = schema()["properties"]
+    for key, value in patch.items():
+        if key not in props:
+            raise InvalidField(key, "unknown field")
+        if value is None:
+            if key in required:
+                raise InvalidField(key, "is required and cannot be cleared")
+            base[key] = props[key].get("default")
+        else:
+            base[key] = value
+    return write(base, replace=True)
+
+
+def _salvage(entry: KernelEntry) -> dict[str, Any]:
+    """What an invalid SSH kernelspec still says, so an edit can repair it."""
+    raw = entry.raw or {}
+    config = ((raw.get("metadata") or {}).get("kernel_provisioner") or {}).get("config") or {}
+    props = schema()["properties"]
+    data = {k: v for k, v in config.items() if k in props} if isinstance(config, dict) else {}
+    data.update({k: raw.get(k) for k in SPEC_FIELDS[1:] if raw.get(k) is not None})
+    data["kernel_name"] = entry.name
+    return data
+
+
+def delete(name: str) -> None:
+    entry = get_entry(name)
+    if not entry.is_ssh:
+        raise KernelSpecError(
+            f"{name!r} is a local kernel, not an SSH kernel; sshpyk only deletes SSH kernels",
+            status=422,
+            field="kernel_name",
+        )
+    target = kernels_dir() / name
+    if Path(entry.resource_dir).resolve() != target.resolve():
+        raise KernelSpecError(
+            f"{name!r} lives in {entry.resource_dir}, outside your data dir; remove it there",
+            status=409,
+            field="kernel_name",
+        )
+    trash = target.with_name(f".{name}.deleted")
+    shutil.rmtree(trash, ignore_errors=True)
+    os.rename(target, trash)
+    shutil.rmtree(trash, ignore_errors=True)
