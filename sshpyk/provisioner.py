@@ -101,8 +101,24 @@ class SSHKernelProvisioner(KernelProvisionerBase):
             except (ConnectionError, RuntimeError):
                 pass
         pgid = int(self.remote["pgid"])
-        await self.master.ensure(timeout=float(self.cfg.launch_timeout))
-        await self.master.run(f"kill -{int(signum)} -- -{pgid}", timeout=10)
+        try:
+            await self.master.ensure(timeout=float(self.cfg.launch_timeout))
+            rc, _, err = await self.master.run(f"kill -{int(signum)} -- -{pgid}", timeout=10)
+        except (SSHPykError, asyncio.TimeoutError, OSError) as e:
+            rc, err = -1, str(e)
+        if rc == 0:
+            return
+        self.log.warning(
+            "sshpyk: could not signal kernel %s on %s: %s",
+            self.kernel_id,
+            self.cfg.ssh_host_alias,
+            err.strip(),
+        )
+        if signum == signal.SIGKILL:
+            # The last resort failed: the host is gone or the kernel already is.  Report it
+            # dead so that a shutdown completes instead of waiting forever.
+            self._exit_code = -int(signal.SIGKILL)
+            self._exited.set()
 
     async def kill(self, restart: bool = False) -> None:
         await self.send_signal(signal.SIGKILL)

@@ -588,3 +588,19 @@ def test_targets_are_keyed_by_binary_config_and_alias(tmp_path):
     cp = str(Master.for_target(a).control_path)
     assert len(cp) < 90  # ssh appends 17 characters while binding; sun_path is 108
     assert oct(os.stat(Path(cp).parent).st_mode & 0o777) == "0o700"
+
+
+async def test_shutdown_completes_when_the_host_is_gone(test_hosts, specs, managers, faults):
+    km = managers(specs("ssh-gone", launch_timeout=3, shutdown_timeout=2))
+    kc = await start(km)
+    pid = km.provisioner.remote["pid"]
+    kc.stop_channels()
+    faults.cut("remote")
+    await km.provisioner.master.exit()  # the master and the monitor stream die with the link
+    t0 = time.monotonic()
+    await asyncio.wait_for(km.shutdown_kernel(), 30)  # never hangs, never raises
+    assert time.monotonic() - t0 < 20
+    assert not km.has_kernel
+    faults.restore("remote")
+    # What happens to the kernel left on the host is the resilience issue's lease; clean up.
+    test_hosts.ssh("remote", f"kill -9 -- -{pid} 2>/dev/null; true")
