@@ -67,6 +67,45 @@ class SSHKernelProvisioner(KernelProvisionerBase):
         self._exit_code: int | None = None
         self._launcher_pid: int | None = None
         self._closing: set[asyncio.Task] = set()  # sessions being dropped in the background
+        # tunnel state for the status API: launching (with step) / connected / lost / dead
+        self.state, self.step, self.since = "dead", "", time.time()
+        self.rtt: float | None = None
+        self._pings: dict[int, asyncio.Future] = {}
+
+    def _set_state(self, state: str, step: str = "") -> None:
+        if (state, step) != (self.state, self.step):
+            self.state, self.step, self.since = state, step, time.time()
+
+    def status(self) -> dict[str, Any]:
+        return {
+            "state": self.state,
+            "step": self.step or None,
+            "since": self.since,
+            "rtt_ms": None if self.rtt is None else round(self.rtt * 1000, 1),
+            "host_alias": self.cfg.ssh_host_alias,
+            "remote_pid": (self.remote or {}).get("pid"),
+            "remote_hostname": (self.remote or {}).get("hostname"),
+        }
+
+    async def measure_rtt(self, timeout: float = 2.0) -> float | None:
+        """One round trip down the monitor stream (no ssh process): the tunnel's latency."""
+        session = self._session
+        if self.state != "connected" or not session or session.stdin.is_closing():
+            return None
+        n = len(self._pings) + int(time.monotonic() * 1000)
+        fut = asyncio.get_running_loop().create_future()
+        self._pings[n] = fut
+        t0 = time.monotonic()
+        try:
+            session.stdin.write(f"ping {n}\n".encode())
+            await session.stdin.drain()
+            await asyncio.wait_for(fut, timeout)
+            self.rtt = time.monotonic() - t0
+        except (asyncio.TimeoutError, ConnectionError, RuntimeError):
+            return None
+        finally:
+            self._pings.pop(n, None)
+        return self.rtt
 
     # ---- KernelProvisionerBase: state ------------------------------------------------------
     @property
@@ -119,6 +158,7 @@ class SSHKernelProvisioner(KernelProvisionerBase):
             # dead so that a shutdown completes instead of waiting forever.
             self._exit_code = -int(signal.SIGKILL)
             self._exited.set()
+            self._set_state("dead", "host unreachable at shutdown")
 
     async def kill(self, restart: bool = False) -> None:
         await self.send_signal(signal.SIGKILL)
@@ -137,16 +177,22 @@ class SSHKernelProvisioner(KernelProvisionerBase):
         try:
             return await asyncio.wait_for(self._launch(kwargs.get("env") or {}), timeout)
         except asyncio.TimeoutError:
+            self._set_state("dead", "launch timed out")
             await self._drop_session(abandon=True)
             raise LaunchTimeout(
                 f"launching {self.cfg.remote_kernel_name!r} on {self.cfg.ssh_host_alias!r} "
                 f"timed out after {timeout:g}s (launch_timeout)"
             ) from None
+        except BaseException:
+            self._set_state("dead", "launch failed")
+            raise
 
     async def _launch(self, env: dict[str, str]) -> KernelConnectionInfo:
         km = self.parent
         t0 = time.monotonic()
+        self._set_state("launching", "connecting")
         await self.master.ensure(timeout=float(self.cfg.launch_timeout))
+        self._set_state("launching", "starting the remote kernel")
         self.launches += 1
         self._launcher_pid = None
         self._exited = asyncio.Event()
@@ -177,10 +223,12 @@ class SSHKernelProvisioner(KernelProvisionerBase):
             await self._drop_session(abandon=True)
             raise self._launch_error(reply)
         self.remote = reply
+        self._set_state("launching", "forwarding ports")
         await self._forward(reply)
         session.stdin.write(b"ack\n")
         await session.stdin.drain()
         self._monitor = asyncio.create_task(self._watch(session))
+        self._set_state("connected")
         self.log.info(
             "sshpyk: kernel %s started on %s (pid %s) in %.0f ms",
             self.kernel_id,
@@ -292,13 +340,17 @@ class SSHKernelProvisioner(KernelProvisionerBase):
         try:
             msg = await self._read_message(session)
             while msg is not None and "exit" not in msg:
+                if "pong" in msg and msg["pong"] in self._pings:
+                    self._pings[msg["pong"]].set_result(None)
                 msg = await self._read_message(session)
         except (ConnectionError, ValueError):
             msg = None
         if msg is not None:
             self._exit_code = int(msg["exit"])
             self._exited.set()
+            self._set_state("dead", f"exited with {self._exit_code}")
             return
+        self._set_state("lost", "monitor stream closed")
         # The stream ended with no exit report: the link or the master went away, which is
         # not the kernel's death.  Resilience takes it from here; until then poll() keeps
         # saying "alive" and signals go through a fresh ssh.

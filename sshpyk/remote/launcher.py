@@ -5,9 +5,10 @@
 # argv).  stdout: lines "SSHPYK <json>" (anything else, e.g. from shell rc files, is
 # ignored by the local side): first {"ready": ...} or {"error": ...}; then, once the local
 # side has answered "ack", this process stays as the kernel's nanny: it applies
-# "signal N" commands to the kernel's process group and reports {"exit": rc} when the
-# kernel ends.  EOF on stdin before "ack" means the launch was abandoned (the kernel is
-# killed); after "ack" it means the link was lost, and the kernel keeps running.
+# "signal N" commands to the kernel's process group, answers "ping N" with {"pong": N} and
+# reports {"exit": rc} when the kernel ends.  EOF on stdin before "ack" means the launch
+# was abandoned (the kernel is killed); after "ack" it means the link was lost, and the
+# kernel keeps running.
 import contextlib
 import importlib.util
 import json
@@ -274,6 +275,8 @@ def main():
                 acked.set()
             elif len(words) == 2 and words[0] == "signal" and words[1].isdigit():
                 kill_group(pgid, int(words[1]))
+            elif len(words) == 2 and words[0] == "ping" and words[1].isdigit():
+                emit(pong=int(words[1]))  # the local side times the tunnel with it
         # EOF: abandoned before the hand-over -> kill; after it -> the link is gone and
         # the kernel lives on (reaped and cleaned up by this process when it ends).
         if not acked.is_set():
