@@ -20,6 +20,7 @@ from typing import Any
 
 from .errors import SSHPykError
 from .remote import messages, program_stdin, python_command
+from .sshconfig import parse_ssh_g
 from .transport import Master, Target
 
 OK, WARN, FAIL, SKIPPED = "ok", "warn", "fail", "skipped"
@@ -57,7 +58,7 @@ def _is_dir(path: str) -> bool:
     return Path(path).expanduser().is_dir()
 
 
-def _target(model: dict) -> Target:
+def target_of(model: dict) -> Target:
     return Target(model["ssh_host_alias"], model.get("ssh") or "ssh", model.get("ssh_config"))
 
 
@@ -137,7 +138,7 @@ class Checker:
                     continue
                 report(Check(cid, TITLES[cid], SKIPPED, hint=why))
 
-        target = _target(model)
+        target = target_of(model)
         ssh = target.ssh
         # -- local ssh client
         path = shutil.which(ssh)
@@ -321,16 +322,8 @@ TITLES = {
 }
 
 
-def parse_ssh_G(text: str) -> dict[str, list[str]]:
-    opts: dict[str, list[str]] = {}
-    for line in text.splitlines():
-        key, _, value = line.partition(" ")
-        opts.setdefault(key.lower(), []).append(value.strip())
-    return opts
-
-
 def _alias_check(alias: str, out: str) -> Check:
-    opts = parse_ssh_G(out)
+    opts = parse_ssh_g(out)
     host = opts.get("hostname", [alias])[0]
     user = opts.get("user", ["?"])[0]
     port = opts.get("port", ["22"])[0]

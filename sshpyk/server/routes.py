@@ -13,6 +13,10 @@ from jupyter_server.base.handlers import APIHandler
 from jupyter_server.utils import url_path_join
 
 from .. import __version__
+from .hosts import HostKernelspecsHandler, HostsHandler
+from .kernels import CheckHandler, KernelHandler, KernelsHandler
+from .openapi import OpenAPIHandler
+from .status import StatusHandler
 
 NAMESPACE = "sshpyk"
 
@@ -30,7 +34,14 @@ class VersionHandler(APIHandler):
 
 # (path below <base_url>/sshpyk/, handler class)
 ROUTES: list[tuple[str, type[APIHandler]]] = [
+    ("kernels", KernelsHandler),
+    ("kernels/([^/]+)", KernelHandler),
+    ("kernels/([^/]+)/check", CheckHandler),
+    ("hosts", HostsHandler),
+    ("hosts/([^/]+)/kernelspecs", HostKernelspecsHandler),
+    ("status", StatusHandler),
     ("version", VersionHandler),
+    ("openapi.json", OpenAPIHandler),
 ]
 
 

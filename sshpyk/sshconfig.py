@@ -1,0 +1,111 @@
+"""The Host aliases a user's ssh config offers, as ssh itself would resolve them.
+
+Only the aliases are read from the files (``Host`` lines, following ``Include``); what each
+one means — HostName, User, Port, ProxyJump — always comes from ``ssh -G``, so Match blocks,
+defaults and every other rule of ssh's own parser apply.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import glob
+import os
+import shlex
+from pathlib import Path
+
+from .model import InvalidField, check_alias
+
+MAX_INCLUDE_DEPTH = 16
+PATTERN_CHARS = set("*?!")
+
+
+def default_config() -> Path:
+    return Path("~/.ssh/config").expanduser()
+
+
+def _include_paths(value: str, base: Path) -> list[Path]:
+    out = []
+    for word in shlex.split(value):
+        word = os.path.expanduser(word)
+        if not os.path.isabs(word):
+            word = str(base / word)  # relative Includes are relative to ~/.ssh
+        out += [Path(p) for p in sorted(glob.glob(word))]
+    return out
+
+
+def config_hosts(path: str | Path | None = None) -> list[str]:
+    """Aliases of ``Host`` lines (wildcard patterns left out), in file order, no duplicates."""
+    path = Path(path).expanduser() if path else default_config()
+    base = Path("~/.ssh").expanduser()
+    seen: list[str] = []
+
+    def read(p: Path, depth: int) -> None:
+        if depth > MAX_INCLUDE_DEPTH:
+            return
+        try:
+            lines = p.read_text(errors="replace").splitlines()
+        except OSError:
+            return
+        for line in lines:
+            line = line.strip()
+            if not line or line.startswith("#"):
+                continue
+            key, _, value = line.replace("=", " ", 1).partition(" ")
+            key = key.lower()
+            if key == "include":
+                for inc in _include_paths(value, base):
+                    read(inc, depth + 1)
+            elif key == "host":
+                try:
+                    words = shlex.split(value)
+                except ValueError:
+                    continue
+                for word in words:
+                    if PATTERN_CHARS & set(word) or word in seen:
+                        continue
+                    try:
+                        check_alias("ssh_host_alias", word)
+                    except InvalidField:
+                        continue  # nothing we could ever pass to ssh safely
+                    seen.append(word)
+
+    read(path, 0)
+    return seen
+
+
+def parse_ssh_g(text: str) -> dict[str, list[str]]:
+    opts: dict[str, list[str]] = {}
+    for line in text.splitlines():
+        key, _, value = line.partition(" ")
+        opts.setdefault(key.lower(), []).append(value.strip())
+    return opts
+
+
+async def resolve(
+    alias: str, ssh: str = "ssh", config: str | None = None, timeout: float = 10
+) -> dict:
+    """What ``ssh -G`` says about ``alias``: no network, only ssh's config logic."""
+    argv = [ssh, *(["-F", config] if config else []), "-G", "--", alias]
+    proc = await asyncio.create_subprocess_exec(
+        *argv,
+        stdin=asyncio.subprocess.DEVNULL,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+    )
+    try:
+        out, err = await asyncio.wait_for(proc.communicate(), timeout)
+    except asyncio.TimeoutError:
+        proc.kill()
+        await proc.wait()
+        return {"alias": alias, "error": "ssh -G timed out"}
+    if proc.returncode != 0:
+        return {"alias": alias, "error": err.decode(errors="replace").strip()}
+    opts = parse_ssh_g(out.decode(errors="replace"))
+    jump = opts.get("proxyjump", ["none"])[0]
+    return {
+        "alias": alias,
+        "hostname": opts.get("hostname", [alias])[0],
+        "user": opts.get("user", [""])[0],
+        "port": int(opts.get("port", ["22"])[0]),
+        "proxyjump": None if jump == "none" else jump,
+    }

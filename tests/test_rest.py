@@ -1,0 +1,347 @@
+"""The REST API against a real jupyter_server (jp_fetch) and the real test hosts."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from pathlib import Path
+
+import pytest
+from tornado.httpclient import AsyncHTTPClient, HTTPClientError
+
+from sshpyk.server.openapi import document
+
+
+def body_of(test_hosts, name="rest-remote", **over):
+    data = {
+        "kernel_name": name,
+        "display_name": f"REST {name}",
+        "language": "python",
+        "ssh_host_alias": "remote",
+        "ssh_config": str(test_hosts.ssh_config),
+        "remote_python_prefix": test_hosts.remote_python_prefix,
+        "remote_kernel_name": "python3",
+        "launch_timeout": 30,
+        **over,
+    }
+    return {k: v for k, v in data.items() if v is not ...}
+
+
+async def call(jp_fetch, *path, method="GET", body=None, params=None, expect=200):
+    kw = {"method": method, "allow_nonstandard_methods": True}
+    if body is not None:
+        kw["body"] = body if isinstance(body, (bytes, str)) else json.dumps(body)
+    if params:
+        kw["params"] = params
+    try:
+        r = await jp_fetch(*path, **kw)
+    except HTTPClientError as e:
+        r = e.response
+    assert r.code == expect, (r.code, r.body[:500])
+    return (
+        json.loads(r.body)
+        if r.body and r.headers.get("Content-Type", "").startswith("application/json")
+        else r.body
+    )
+
+
+async def test_crud_check_discover_launch_status(jp_fetch, test_hosts, jp_data_dir):
+    created = await call(
+        jp_fetch, "sshpyk", "kernels", method="POST", body=body_of(test_hosts), expect=201
+    )
+    assert created["ssh"] and created["config"]["ssh_host_alias"] == "remote"
+    # the server's own kernelspec API sees it at once (the launcher uses that)
+    specs = await call(jp_fetch, "api", "kernelspecs")
+    assert "rest-remote" in specs["kernelspecs"]
+    res = specs["kernelspecs"]["rest-remote"]["resources"]
+    assert "logo-svg" in res and "logo-64x64" in res
+
+    listed = await call(jp_fetch, "sshpyk", "kernels")
+    assert any(k["name"] == "rest-remote" and k["ssh"] for k in listed["kernels"])
+    one = await call(jp_fetch, "sshpyk", "kernels", "rest-remote")
+    assert one["config"]["launch_timeout"] == 30
+
+    checked = await call(
+        jp_fetch, "sshpyk", "kernels", "rest-remote", "check", method="POST", body=b""
+    )
+    assert checked["ok"], checked
+    assert {c["status"] for c in checked["checks"]} <= {"ok", "warn"}
+
+    streamed = await call(
+        jp_fetch,
+        "sshpyk",
+        "kernels",
+        "rest-remote",
+        "check",
+        method="POST",
+        body=b"",
+        params={"stream": "1"},
+    )
+    lines = [json.loads(x) for x in streamed.decode().splitlines()]
+    assert [x["check"]["id"] for x in lines[:-1]][:4] == [
+        "ssh_client",
+        "ssh_config",
+        "host_alias",
+        "connection",
+    ]
+    assert lines[-1] == {"done": True, "name": "rest-remote", "ok": True}
+
+    hosts = await call(
+        jp_fetch, "sshpyk", "hosts", params={"ssh_config": str(test_hosts.ssh_config)}
+    )
+    by = {h["alias"]: h for h in hosts["hosts"]}
+    assert set(by) >= {"remote", "bastion", "internal"}
+    assert by["internal"]["proxyjump"] == "bastion"
+    assert by["remote"]["hostname"] == test_hosts["remote"].address
+    assert by["remote"]["user"] == test_hosts.user
+
+    found = await call(
+        jp_fetch,
+        "sshpyk",
+        "hosts",
+        "remote",
+        "kernelspecs",
+        params={
+            "remote_python_prefix": test_hosts.remote_python_prefix,
+            "ssh_config": str(test_hosts.ssh_config),
+        },
+    )
+    (py,) = [k for k in found["kernelspecs"] if k["name"] == "python3"]
+    assert py["language"] == "python" and py["argv"]
+
+    kernel = await call(
+        jp_fetch, "api", "kernels", method="POST", body={"name": "rest-remote"}, expect=201
+    )
+    try:
+        status = await call(jp_fetch, "sshpyk", "status")
+        (mine,) = [k for k in status["kernels"] if k["kernel_id"] == kernel["id"]]
+        assert mine["state"] == "connected" and mine["host_alias"] == "remote"
+        assert mine["kernelspec"] == "rest-remote"
+        assert isinstance(mine["rtt_ms"], float) and mine["rtt_ms"] < 1000
+    finally:
+        await call(jp_fetch, "api", "kernels", kernel["id"], method="DELETE", expect=204)
+    status = await call(jp_fetch, "sshpyk", "status")
+    assert not [k for k in status["kernels"] if k["kernel_id"] == kernel["id"]]
+
+    patched = await call(
+        jp_fetch,
+        "sshpyk",
+        "kernels",
+        "rest-remote",
+        method="PATCH",
+        body={"display_name": "Edited", "launch_timeout": None},
+    )
+    assert patched["config"]["display_name"] == "Edited"
+    assert patched["config"]["launch_timeout"] == 60  # null: back to the default
+    await call(jp_fetch, "sshpyk", "kernels", method="POST", body=body_of(test_hosts), expect=409)
+    await call(jp_fetch, "sshpyk", "kernels", "rest-remote", method="DELETE", expect=204)
+    await call(jp_fetch, "sshpyk", "kernels", "rest-remote", expect=404)
+    specs = await call(jp_fetch, "api", "kernelspecs")
+    assert "rest-remote" not in specs["kernelspecs"]
+
+
+async def test_local_kernels_are_not_ours_to_change(jp_fetch, jp_data_dir):
+    local = Path(jp_data_dir) / "kernels" / "mine"
+    local.mkdir(parents=True)
+    (local / "kernel.json").write_text(
+        json.dumps(
+            {
+                "argv": ["python", "-m", "ipykernel_launcher", "-f", "{connection_file}"],
+                "display_name": "Mine",
+                "language": "python",
+            }
+        )
+    )
+    for method, tail, body in [
+        ("PATCH", (), {"display_name": "x"}),
+        ("DELETE", (), None),
+        ("POST", ("check",), b""),
+    ]:
+        err = await call(
+            jp_fetch, "sshpyk", "kernels", "mine", *tail, method=method, body=body, expect=422
+        )
+        assert "local kernel" in err["message"] and err["field"] == "kernel_name"
+    assert (local / "kernel.json").exists()
+    await call(jp_fetch, "sshpyk", "kernels", "nope", expect=404)
+    await call(jp_fetch, "sshpyk", "kernels", "nope", method="PATCH", body={}, expect=404)
+
+
+BAD = [
+    (
+        "alias-option",
+        {"ssh_host_alias": "-oProxyCommand=touch /tmp/sshpyk-rest-pwned"},
+        "ssh_host_alias",
+    ),
+    (
+        "alias-semicolon",
+        {"ssh_host_alias": "remote;touch /tmp/sshpyk-rest-pwned"},
+        "ssh_host_alias",
+    ),
+    (
+        "prefix-subst",
+        {"remote_python_prefix": "/x/$(touch /tmp/sshpyk-rest-pwned)"},
+        "remote_python_prefix",
+    ),
+    (
+        "prefix-semicolon",
+        {"remote_python_prefix": "/x;touch /tmp/sshpyk-rest-pwned"},
+        "remote_python_prefix",
+    ),
+    (
+        "prefix-newline",
+        {"remote_python_prefix": "/x\ntouch /tmp/sshpyk-rest-pwned"},
+        "remote_python_prefix",
+    ),
+    (
+        "mount-newline",
+        {"mount_local_on_remote": [{"local_path": "/tmp", "remote_path": "/a\n/b"}]},
+        "mount_local_on_remote[0].remote_path",
+    ),
+    ("mount-string", {"mount_local_on_remote": "/tmp:/a"}, "mount_local_on_remote"),
+    ("timeout-string", {"launch_timeout": "60"}, "launch_timeout"),
+    ("timeout-bool", {"shutdown_timeout": True}, "shutdown_timeout"),
+    ("name-type", {"kernel_name": 5}, "kernel_name"),
+    ("name-slash", {"kernel_name": "../evil"}, "kernel_name"),
+    ("unknown-field", {"surprise": 1}, "surprise"),
+    ("missing-required", {"remote_kernel_name": ...}, "remote_kernel_name"),
+]
+
+
+@pytest.mark.parametrize(("case", "over", "field"), BAD, ids=[c for c, _, _ in BAD])
+async def test_bad_input_is_400_and_changes_nothing(
+    jp_fetch, test_hosts, jp_data_dir, case, over, field
+):
+    err = await call(
+        jp_fetch, "sshpyk", "kernels", method="POST", body=body_of(test_hosts, **over), expect=400
+    )
+    assert err["field"] == field, err
+    assert err["message"]
+    kernels = Path(jp_data_dir) / "kernels"
+    assert {p.name for p in kernels.iterdir()} <= {"echo"}  # pytest-jupyter's own kernel
+    assert not Path("/tmp/sshpyk-rest-pwned").exists()
+    # the same through PATCH on an existing kernel leaves its file as it was
+    await call(
+        jp_fetch, "sshpyk", "kernels", method="POST", body=body_of(test_hosts, "keep"), expect=201
+    )
+    before = (Path(jp_data_dir) / "kernels" / "keep" / "kernel.json").read_text()
+    patch = {k: v for k, v in over.items() if k != "kernel_name" and v is not ...}
+    if patch:
+        await call(jp_fetch, "sshpyk", "kernels", "keep", method="PATCH", body=patch, expect=400)
+    assert (Path(jp_data_dir) / "kernels" / "keep" / "kernel.json").read_text() == before
+
+
+@pytest.mark.parametrize("raw", [b"{not json", b"[]", b'"x"', b"null", b"x" * 70000])
+async def test_malformed_bodies(jp_fetch, raw):
+    err = await call(jp_fetch, "sshpyk", "kernels", method="POST", body=raw, expect=400)
+    assert err["message"]
+
+
+async def test_discovery_refuses_bad_values_before_any_ssh(jp_fetch, test_hosts):
+    err = await call(
+        jp_fetch,
+        "sshpyk",
+        "hosts",
+        "-oProxyCommand=x",
+        "kernelspecs",
+        params={"remote_python_prefix": "/opt"},
+        expect=400,
+    )
+    assert err["field"] == "ssh_host_alias"
+    err = await call(
+        jp_fetch,
+        "sshpyk",
+        "hosts",
+        "remote",
+        "kernelspecs",
+        params={"remote_python_prefix": "/opt;id"},
+        expect=400,
+    )
+    assert err["field"] == "remote_python_prefix"
+    err = await call(jp_fetch, "sshpyk", "hosts", "remote", "kernelspecs", expect=400)
+    assert err["field"] == "remote_python_prefix"
+    err = await call(
+        jp_fetch,
+        "sshpyk",
+        "hosts",
+        "remote",
+        "kernelspecs",
+        params={"remote_python_prefix": "/nonexistent", "ssh_config": str(test_hosts.ssh_config)},
+        expect=400,
+    )
+    assert "prefix missing" in err["message"]
+
+
+async def test_checks_run_in_parallel_and_never_block_the_server(jp_fetch, test_hosts, faults):
+    for name, alias in (("par-remote", "remote"), ("par-internal", "internal")):
+        await call(
+            jp_fetch,
+            "sshpyk",
+            "kernels",
+            method="POST",
+            body=body_of(test_hosts, name, ssh_host_alias=alias),
+            expect=201,
+        )
+    faults.latency("remote", 400)  # every round trip with "remote" now takes 0.4 s more
+    loop = asyncio.get_running_loop()
+    done: dict[str, float] = {}
+
+    async def check(name):
+        r = await call(jp_fetch, "sshpyk", "kernels", name, "check", method="POST", body=b"")
+        done[name] = loop.time()
+        return r
+
+    t0 = loop.time()
+    slow = asyncio.ensure_future(check("par-remote"))
+    await asyncio.sleep(0.2)
+    t = loop.time()
+    await call(jp_fetch, "sshpyk", "version")
+    assert loop.time() - t < 0.5, "the server stalled behind a slow check"
+    fast = await check("par-internal")
+    assert fast["ok"]
+    assert not slow.done(), "the slow host's check should still be running"
+    assert (await slow)["ok"]
+    assert done["par-internal"] < done["par-remote"]
+    assert done["par-remote"] - t0 > 1.0  # it really was slow
+
+
+async def test_xsrf_is_enforced_for_cookie_sessions(
+    jp_base_url, jp_http_port, jp_auth_header, http_server_client
+):
+    # log in as a browser would: the token in the URL gives a login cookie
+    token = jp_auth_header["Authorization"].split()[-1]
+    client = AsyncHTTPClient()
+    base = f"http://localhost:{jp_http_port}{jp_base_url}"
+    r = await client.fetch(f"{base}api/status?token={token}", raise_error=False)
+    cookies = [c.split(";")[0] for c in r.headers.get_list("Set-Cookie")]
+    assert cookies, "no login cookie"
+    xsrf = [c for c in cookies if c.startswith("_xsrf=")]
+    headers = {"Cookie": "; ".join(cookies)}
+    ok = await client.fetch(f"{base}sshpyk/kernels", headers=headers, raise_error=False)
+    assert ok.code == 200  # the cookie alone authenticates a GET
+    r = await client.fetch(
+        f"{base}sshpyk/kernels", method="POST", body="{}", headers=headers, raise_error=False
+    )
+    assert r.code == 403  # but a POST without the XSRF token is refused
+    if xsrf:
+        r = await client.fetch(
+            f"{base}sshpyk/kernels",
+            method="POST",
+            body="{}",
+            headers={**headers, "X-XSRFToken": xsrf[0].split("=", 1)[1]},
+            raise_error=False,
+        )
+        assert r.code == 400  # past the XSRF check: now the body is judged
+
+
+def test_openapi_document_matches_the_route_table():
+    from sshpyk.server.routes import ROUTES
+
+    doc = document()
+    paths = {p.replace("{name}", "([^/]+)").replace("{alias}", "([^/]+)") for p in doc["paths"]}
+    assert paths == {f"/sshpyk/{p}" for p, _ in ROUTES}
+    assert doc["components"]["schemas"]["SSHKernel"]["required"]
+
+
+async def test_openapi_is_served(jp_fetch):
+    doc = await call(jp_fetch, "sshpyk", "openapi.json")
+    assert doc["openapi"].startswith("3.") and "/sshpyk/kernels" in doc["paths"]
