@@ -122,6 +122,7 @@ def test_no_input_makes_the_api_fail(sealed_server):
         text=True,
         env=env,
         timeout=900,
+        cwd=Path(env["JUPYTER_DATA_DIR"]).parent,  # its crash cache stays out of the repo
     )
     tail = out.stdout[-4000:]
     print(tail)  # the per-operation summary, kept in the test log

@@ -1,38 +1,52 @@
 """Drive the test hosts by hand: ``cd tests && python -m harness up|down|status``.
 
-``down`` also runs at the start and end of ``.ci/run``, so a crashed run never leaves
-namespaces or sshd processes behind for the next one.
+``down`` also runs at the start and end of ``./dev test``, so a crashed run never leaves
+namespaces or sshd processes behind for the next one.  ``--prefix``/``--index`` give an
+independent instance (own namespaces, subnet and state dir), e.g. for UI work while the
+test suite runs: ``python -m harness up --prefix spkui --index 2``.
 """
 
 import argparse
+import re
 import sys
 from pathlib import Path
 
-from .topology import HarnessError, TestHosts, down, state_dir, up
+from .topology import HarnessError, TestHosts, down, up
+
+
+def _states(prefix: str | None) -> list[Path]:
+    pattern = re.compile(rf"^{re.escape(prefix)}\d+$") if prefix else re.compile(r"^spk\w*\d+$")
+    return sorted(
+        p
+        for p in Path("/tmp").iterdir()
+        if pattern.match(p.name) and (p / "topology.json").exists()
+    )
 
 
 def main() -> int:
     ap = argparse.ArgumentParser(prog="python -m harness")
     ap.add_argument("action", choices=["up", "down", "status"])
     ap.add_argument("--mode", choices=["netns", "loopback"])
+    ap.add_argument("--prefix", help="instance name prefix (default: spk / spklo)")
+    ap.add_argument("--index", type=int, default=0, help="instance number: its own subnet")
     args = ap.parse_args()
     if args.action == "up":
         try:
-            th = up(args.mode)
+            th = up(args.mode, prefix=args.prefix, index=args.index)
         except HarnessError as e:
             print(f"harness: {e}", file=sys.stderr)
             return 1
         print(f"test hosts up ({th.mode}): ssh -F {th.ssh_config} remote|bastion|internal")
+        print(f"remote python prefix: {th.remote_python_prefix}")
         return 0
-    states = sorted(Path("/tmp").glob("spk*"))
-    states = [s for s in states if (s / "topology.json").exists()]
+    states = _states(args.prefix)
     if args.action == "status":
         for s in states:
             th = TestHosts.load(s)
             print(f"{s}: {th.mode} {', '.join(f'{h.name}={h.address}' for h in th.hosts.values())}")
         return 0
     rc = 0
-    for s in states or [state_dir("spk0")]:
+    for s in states:
         left = down(s)
         if left:
             print(f"harness: leftovers of {s}: {left}", file=sys.stderr)
