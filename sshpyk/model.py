@@ -132,6 +132,10 @@ def _check(name: str, value: Any, rule: dict) -> None:
         raise InvalidField(name, f"{value!r} must be of type {' or '.join(types)}")
     if value is None:
         return
+    if "x-sshpyk-check" in rule and isinstance(value, str):
+        # first: it says what is wrong in words; the schema's pattern (for the Lab form's own
+        # validation) then only repeats it
+        _CHECKS[rule["x-sshpyk-check"]](name, value)
     if "enum" in rule and value not in rule["enum"]:
         raise InvalidField(name, f"{value!r} must be one of {', '.join(rule['enum'])}")
     if isinstance(value, str):
@@ -150,8 +154,6 @@ def _check(name: str, value: Any, rule: dict) -> None:
             raise InvalidField(name, f"has more than {rule['maxItems']} entries")
         for i, item in enumerate(value):
             _check_object(f"{name}[{i}]", item, rule["items"])
-    if "x-sshpyk-check" in rule:
-        _CHECKS[rule["x-sshpyk-check"]](name, value)
 
 
 def _check_object(name: str, value: Any, rule: dict) -> None:
@@ -185,7 +187,7 @@ def validate(data: Any, *, only: tuple[str, ...] | None = None) -> dict[str, Any
     for key in allowed:
         rule = props[key]
         value = data.get(key, rule.get("default"))
-        if key == "mount_local_on_remote" and value is not None:
+        if key == "mount_local_on_remote" and isinstance(value, list):
             value = [m if isinstance(m, dict) else parse_mount(m, key) for m in value]
         _check(key, value, rule)
         out[key] = value

@@ -109,7 +109,7 @@ def test_no_input_makes_the_api_fail(sealed_server):
             "--checks",
             "not_a_server_error",
             "--max-examples",
-            "25",
+            "50",
             "--seed",
             "1",
             "--request-timeout",

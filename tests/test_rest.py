@@ -198,6 +198,7 @@ BAD = [
         "mount_local_on_remote[0].remote_path",
     ),
     ("mount-string", {"mount_local_on_remote": "/tmp:/a"}, "mount_local_on_remote"),
+    ("mount-bool", {"mount_local_on_remote": False}, "mount_local_on_remote"),  # found by fuzz
     ("timeout-string", {"launch_timeout": "60"}, "launch_timeout"),
     ("timeout-bool", {"shutdown_timeout": True}, "shutdown_timeout"),
     ("name-type", {"kernel_name": 5}, "kernel_name"),
