@@ -605,3 +605,15 @@ async def test_shutdown_completes_when_the_host_is_gone(test_hosts, specs, manag
     faults.restore("remote")
     # What happens to the kernel left on the host is the resilience issue's lease; clean up.
     test_hosts.ssh("remote", f"kill -9 -- -{pid} 2>/dev/null; true")
+
+
+async def test_twenty_kernels_at_once_share_one_master(test_hosts, specs, managers):
+    name = specs()
+    kms = [managers(name) for _ in range(20)]
+    await asyncio.gather(*(km.start_kernel() for km in kms))
+    assert len({id(km.provisioner.master) for km in kms}) == 1
+    assert len([p for p in kernel_procs(test_hosts) if "ipykernel" in p]) == 20
+    await asyncio.gather(*(km.shutdown_kernel() for km in kms))
+    assert kernel_procs(test_hosts) == []
+    mine = [p for p in local_ssh_procs(test_hosts.ssh_config) if p.rstrip().endswith(" remote")]
+    assert len(mine) == 1 and "ControlMaster=yes" in mine[0], mine
