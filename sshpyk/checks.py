@@ -21,7 +21,7 @@ from typing import Any
 from .errors import SSHPykError
 from .remote import messages, program_stdin, python_command
 from .sshconfig import parse_ssh_g
-from .transport import Master, Target
+from .transport import Master, Target, run_local
 
 OK, WARN, FAIL, SKIPPED = "ok", "warn", "fail", "skipped"
 CHECK_IDS = (
@@ -62,22 +62,6 @@ def target_of(model: dict) -> Target:
     return Target(model["ssh_host_alias"], model.get("ssh") or "ssh", model.get("ssh_config"))
 
 
-async def _exec(argv: list[str], timeout: float) -> tuple[int, str, str]:
-    proc = await asyncio.create_subprocess_exec(
-        *argv,
-        stdin=asyncio.subprocess.DEVNULL,
-        stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.PIPE,
-    )
-    try:
-        out, err = await asyncio.wait_for(proc.communicate(), timeout)
-    except asyncio.TimeoutError:
-        proc.kill()
-        await proc.wait()
-        return 124, "", f"timed out after {timeout:g}s"
-    return proc.returncode, out.decode(errors="replace"), err.decode(errors="replace")
-
-
 class Checker:
     """Runs checks, sharing every piece of work that several kernels need."""
 
@@ -91,11 +75,11 @@ class Checker:
         return self._tasks[key]
 
     async def ssh_version(self, ssh: str):
-        return await self._once(("ssh-V", ssh), lambda: _exec([ssh, "-V"], 5))
+        return await self._once(("ssh-V", ssh), lambda: run_local([ssh, "-V"], 5))
 
     async def resolve(self, target: Target):
         argv = [*target.base_argv(), "-G", "--", target.alias]
-        return await self._once(("G", target), lambda: _exec(argv, 10))
+        return await self._once(("G", target), lambda: run_local(argv, 10))
 
     async def connect(self, target: Target) -> float:
         async def go():

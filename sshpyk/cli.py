@@ -21,7 +21,7 @@ from .kernelspecs import (
     KernelEntry,
     KernelSpecError,
     delete,
-    get_entry,
+    get_ssh_entry,
     list_entries,
     update,
     write,
@@ -239,11 +239,7 @@ def cmd_add(args) -> int:
 
 
 def cmd_edit(args) -> int:
-    entry = get_entry(args.kernel_name)
-    if not entry.is_ssh:
-        raise KernelSpecError(
-            f"{args.kernel_name!r} is a local kernel, not an SSH kernel", field="kernel_name"
-        )
+    entry = get_ssh_entry(args.kernel_name)
     patch = _given(args)
     patch.pop("kernel_name", None)
     for key in args.clear or []:
@@ -279,15 +275,7 @@ def cmd_delete(args) -> int:
 
 
 def cmd_check(args) -> int:
-    entry = get_entry(args.kernel_name)
-    if not entry.is_ssh:
-        raise KernelSpecError(
-            f"{args.kernel_name!r} is a local kernel, not an SSH kernel", field="kernel_name"
-        )
-    if entry.model is None:
-        raise KernelSpecError(
-            f"{args.kernel_name!r} is invalid: {entry.error}", field=entry.error_field
-        )
+    entry = get_ssh_entry(args.kernel_name, valid=True)
     st = Style(sys.stdout.isatty())
 
     def live(name, c: Check):

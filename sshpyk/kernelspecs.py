@@ -137,6 +137,21 @@ def get_entry(name: str) -> KernelEntry:
     return _read_entry(name, specs[name])
 
 
+def get_ssh_entry(name: str, *, valid: bool = False) -> KernelEntry:
+    """The entry of an SSH kernel; a local one is refused (422), an invalid one too if
+    ``valid`` (400, naming the bad field)."""
+    entry = get_entry(name)
+    if not entry.is_ssh:
+        raise KernelSpecError(
+            f"{name!r} is a local kernel, not an SSH kernel; sshpyk only manages SSH kernels",
+            status=422,
+            field="kernel_name",
+        )
+    if valid and entry.model is None:
+        raise KernelSpecError(f"{name!r} is invalid: {entry.error}", field=entry.error_field)
+    return entry
+
+
 def _writable_target(name: str) -> Path:
     target = kernels_dir() / name
     specs = KernelSpecManager().find_kernel_specs()
@@ -188,11 +203,7 @@ def write(model: dict[str, Any], *, replace: bool = False) -> KernelEntry:
 
 def update(name: str, patch: dict[str, Any]) -> KernelEntry:
     """Apply a partial edit: a value of None puts an optional field back to its default."""
-    entry = get_entry(name)
-    if not entry.is_ssh:
-        raise KernelSpecError(
-            f"{name!r} is a local kernel, not an SSH kernel", status=422, field="kernel_name"
-        )
+    entry = get_ssh_entry(name)
     if not isinstance(patch, dict):
         raise KernelSpecError("the edit must be a JSON object")
     if "kernel_name" in patch and patch["kernel_name"] != name:
@@ -224,13 +235,7 @@ def _salvage(entry: KernelEntry) -> dict[str, Any]:
 
 
 def delete(name: str) -> None:
-    entry = get_entry(name)
-    if not entry.is_ssh:
-        raise KernelSpecError(
-            f"{name!r} is a local kernel, not an SSH kernel; sshpyk only deletes SSH kernels",
-            status=422,
-            field="kernel_name",
-        )
+    entry = get_ssh_entry(name)
     target = kernels_dir() / name
     if Path(entry.resource_dir).resolve() != target.resolve():
         raise KernelSpecError(

@@ -7,13 +7,13 @@ defaults and every other rule of ssh's own parser apply.
 
 from __future__ import annotations
 
-import asyncio
 import glob
 import os
 import shlex
 from pathlib import Path
 
 from .model import InvalidField, check_alias
+from .transport import run_local
 
 MAX_INCLUDE_DEPTH = 16
 PATTERN_CHARS = set("*?!")
@@ -86,21 +86,10 @@ async def resolve(
 ) -> dict:
     """What ``ssh -G`` says about ``alias``: no network, only ssh's config logic."""
     argv = [ssh, *(["-F", config] if config else []), "-G", "--", alias]
-    proc = await asyncio.create_subprocess_exec(
-        *argv,
-        stdin=asyncio.subprocess.DEVNULL,
-        stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.PIPE,
-    )
-    try:
-        out, err = await asyncio.wait_for(proc.communicate(), timeout)
-    except asyncio.TimeoutError:
-        proc.kill()
-        await proc.wait()
-        return {"alias": alias, "error": "ssh -G timed out"}
-    if proc.returncode != 0:
-        return {"alias": alias, "error": err.decode(errors="replace").strip()}
-    opts = parse_ssh_g(out.decode(errors="replace"))
+    rc, out, err = await run_local(argv, timeout)
+    if rc != 0:
+        return {"alias": alias, "error": err.strip() or f"ssh -G exited with {rc}"}
+    opts = parse_ssh_g(out)
     jump = opts.get("proxyjump", ["none"])[0]
     return {
         "alias": alias,

@@ -88,6 +88,21 @@ async def reap(proc, grace: float = 2.0) -> None:
         proc._transport.close()  # no public API closes the pipes of a running Process
 
 
+async def run_local(argv: list[str], timeout: float) -> tuple[int, str, str]:
+    """A local command (``ssh -V``, ``ssh -G``): (rc, stdout, stderr); rc 124 on timeout."""
+    proc = await asyncio.create_subprocess_exec(
+        *argv,
+        stdin=asyncio.subprocess.DEVNULL,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+    )
+    try:
+        out, err = await _communicate(proc, None, timeout)
+    except asyncio.TimeoutError:
+        return 124, "", f"timed out after {timeout:g}s"
+    return proc.returncode, out.decode(errors="replace"), err.decode(errors="replace")
+
+
 async def _communicate(proc, data: bytes | None, timeout: float) -> tuple[bytes, bytes]:
     try:
         return await asyncio.wait_for(proc.communicate(data), timeout)

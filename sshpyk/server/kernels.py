@@ -108,17 +108,7 @@ class CheckHandler(SSHPykHandler):
     @authorized
     async def post(self, name: str):
         try:
-            entry = await _store(kernelspecs.get_entry, name)
-            if not entry.is_ssh:
-                raise KernelSpecError(
-                    f"{name!r} is a local kernel, not an SSH kernel",
-                    status=422,
-                    field="kernel_name",
-                )
-            if entry.model is None:
-                raise KernelSpecError(
-                    f"{name!r} is invalid: {entry.error}", field=entry.error_field
-                )
+            entry = await _store(kernelspecs.get_ssh_entry, name, valid=True)
         except KernelSpecError as e:
             return self.fail(e)
         stream = self.get_query_argument("stream", "0") in ("1", "true")
