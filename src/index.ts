@@ -7,7 +7,7 @@ import { ISettingRegistry } from '@jupyterlab/settingregistry';
 import { ITranslator, nullTranslator } from '@jupyterlab/translation';
 
 // eslint-disable-next-line jupyter/prefer-lazy-imports -- the panel must be in the shell before the layout is restored
-import { SshpykSidebar } from './sidebar';
+import { SshpykSidebar } from './sidebar/panel';
 
 /**
  * The sshpyk frontend: a left-sidebar panel for SSH kernels.
