@@ -3,8 +3,8 @@ import { ServerConnection } from '@jupyterlab/services';
 import { TranslationBundle } from '@jupyterlab/translation';
 import * as React from 'react';
 
-import { sshpykIcon } from './icons';
-import { fetchServerStatus, ServerStatus } from './version';
+import { sshpykIcon } from '../icons';
+import { fetchServerStatus, ServerStatus } from '../version';
 
 /**
  * The id of the left-sidebar panel; Galata tests open it by this id.
