@@ -148,6 +148,63 @@ def find_kernelspec(name):
     return None
 
 
+PORT_ATTEMPTS = 3
+PROBLEMS = {
+    "kernel_died": "the kernel exited during start-up",
+    "launch_timeout": "the kernel did not listen within the launch timeout",
+    "kernel_exec_failed": "the kernel's command could not be run",
+}
+
+
+def write_connection_file(rundir, ports, ip, transport, params, name):
+    names = ["shell_port", "iopub_port", "stdin_port", "control_port", "hb_port"]
+    info = dict(zip(names, ports))
+    info.update(
+        ip=ip,
+        transport=transport,
+        key=params["key"],
+        signature_scheme=params["signature_scheme"],
+        kernel_name=name,
+    )
+    cf = os.path.join(rundir, "connection.json")
+    tmp = cf + ".tmp"
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w") as f:
+        json.dump(info, f)
+    os.replace(tmp, cf)
+    return cf
+
+
+def start_and_wait(argv, env, cwd, logpath, transport, ip, ports, deadline):
+    """Start the kernel detached and wait until every endpoint listens:
+    (process, None), or (None, what went wrong) with the kernel gone."""
+    with open(logpath, "ab") as log:
+        try:
+            proc = subprocess.Popen(
+                argv,
+                stdin=subprocess.DEVNULL,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                cwd=cwd,
+                env=env,
+                start_new_session=True,
+                close_fds=True,
+            )
+        except OSError as e:
+            log.write(f"could not run {argv[0]}: {e}\n".encode())
+            return None, "kernel_exec_failed"
+    while True:
+        if proc.poll() is not None:
+            return None, "kernel_died"
+        if all(endpoint_up(transport, ip, p) for p in ports):
+            return proc, None
+        if time.monotonic() > deadline:
+            kill_group(proc.pid, signal.SIGKILL)
+            proc.wait()
+            return None, "launch_timeout"
+        time.sleep(0.02)
+
+
 def main():
     params = json.loads(sys.stdin.readline())
     deadline = time.monotonic() + float(params["launch_timeout"])
@@ -179,34 +236,13 @@ def main():
     rundir = private_dir(os.path.join(base, params["kernel_id"][:12]))
     os.umask(0o077)  # ipc sockets and files: the user's alone
     transport = params["transport"]
-    if transport == "ipc":
-        ip, ports = os.path.join(rundir, "k"), [1, 2, 3, 4, 5]
-    else:
-        ip, ports = "127.0.0.1", pick_ports(params.get("ports"))
-    names = ["shell_port", "iopub_port", "stdin_port", "control_port", "hb_port"]
-    info = dict(zip(names, ports))
-    info.update(
-        ip=ip,
-        transport=transport,
-        key=params["key"],
-        signature_scheme=params["signature_scheme"],
-        kernel_name=name,
-    )
-    cf = os.path.join(rundir, "connection.json")
-    tmp = cf + ".tmp"
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(fd, "w") as f:
-        json.dump(info, f)
-    os.replace(tmp, cf)
-
-    argv = [
-        a.replace("{connection_file}", cf)
-        .replace("{resource_dir}", spec["resource_dir"])
-        .replace("{prefix}", sys.prefix)
-        for a in spec["argv"]
-    ]
-    if argv and argv[0] in ("python", "python3", "python{}.{}".format(*sys.version_info[:2])):
-        argv[0] = sys.executable
+    argv_template = spec["argv"]
+    if argv_template and argv_template[0] in (
+        "python",
+        "python3",
+        "python{}.{}".format(*sys.version_info[:2]),
+    ):
+        argv_template = [sys.executable, *argv_template[1:]]
     env = dict(os.environ)
     for k, v in (spec.get("env") or {}).items():
         env[k] = os.path.expandvars(v)
@@ -216,43 +252,41 @@ def main():
     cwd = os.path.expanduser(params.get("cwd") or "~")
     if not os.path.isdir(cwd):
         cwd = os.path.expanduser("~")
-    with open(logpath, "ab") as log:
-        try:
-            proc = subprocess.Popen(
-                argv,
-                stdin=subprocess.DEVNULL,
-                stdout=log,
-                stderr=subprocess.STDOUT,
-                cwd=cwd,
-                env=env,
-                start_new_session=True,
-                close_fds=True,
-            )
-        except OSError as e:
-            fail("kernel_exec_failed", f"could not run {argv[0]}: {e}")
+    wanted = params.get("ports")
+    # Ports are picked free, then bound by the kernel: another process may take one in
+    # between (concurrent launches do).  The kernel then dies with EADDRINUSE: try again.
+    for attempt in range(PORT_ATTEMPTS):
+        if transport == "ipc":
+            ip, ports = os.path.join(rundir, "k"), [1, 2, 3, 4, 5]
+        else:
+            ip, ports = "127.0.0.1", pick_ports(wanted if attempt == 0 else None)
+        cf = write_connection_file(rundir, ports, ip, transport, params, name)
+        argv = [
+            a.replace("{connection_file}", cf)
+            .replace("{resource_dir}", spec["resource_dir"])
+            .replace("{prefix}", sys.prefix)
+            for a in argv_template
+        ]
+        proc, problem = start_and_wait(argv, env, cwd, logpath, transport, ip, ports, deadline)
+        if proc is not None:
+            break
+        tail = log_tail(logpath)
+        retry = (
+            problem == "kernel_died"
+            and transport == "tcp"
+            and "Address already in use" in tail
+            and attempt + 1 < PORT_ATTEMPTS
+        )
+        if retry:
+            with open(logpath, "wb"):
+                pass  # the next attempt's log starts clean
+            continue
+        shutil.rmtree(rundir, ignore_errors=True)
+        fail(problem, PROBLEMS[problem], log=tail)
     pgid = proc.pid  # start_new_session: the kernel leads its own process group
 
     def cleanup():
         shutil.rmtree(rundir, ignore_errors=True)
-
-    while True:
-        if proc.poll() is not None:
-            tail = log_tail(logpath)
-            cleanup()
-            fail(
-                "kernel_died",
-                f"the kernel exited with {proc.returncode} during start-up",
-                log=tail,
-            )
-        if all(endpoint_up(transport, ip, p) for p in ports):
-            break
-        if time.monotonic() > deadline:
-            kill_group(pgid, signal.SIGKILL)
-            proc.wait()
-            tail = log_tail(logpath)
-            cleanup()
-            fail("launch_timeout", "the kernel did not listen within the launch timeout", log=tail)
-        time.sleep(0.02)
 
     emit(
         ready=True,
