@@ -3,6 +3,10 @@ const jestJupyterLab = require('@jupyterlab/testutils/lib/jest-config');
 // These ship untranspiled ES modules, so babel must transform them too.
 const esModules = [
   '@codemirror',
+  '@marijn',
+  '@microsoft',
+  'color',
+  'marked',
   '@jupyter/ydoc',
   '@jupyter/react-components',
   '@jupyter/web-components',
@@ -36,8 +40,7 @@ module.exports = {
     // One tsconfig for the build and the tests.
     '^.+\\.tsx?$': ['ts-jest/legacy', { tsconfig: './tsconfig.json' }]
   },
-  transformIgnorePatterns: [
-    ...baseConfig.transformIgnorePatterns,
-    `/node_modules/(?!${esModules}).+`
-  ]
+  // One pattern only: a file is left untransformed when any pattern matches,
+  // so appending to the base list could never add packages to it.
+  transformIgnorePatterns: [`/node_modules/(?!${esModules}).+`]
 };

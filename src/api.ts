@@ -65,10 +65,30 @@ export async function requestAPI<T>(
       typeof data === 'object' && data !== null && data.message
         ? String(data.message)
         : `${response.status} ${response.statusText}`.trim();
-    throw new ServerConnection.ResponseError(response, message);
+    throw new SshpykResponseError(response, message, fieldOf(data));
   }
 
   return data as T;
+}
+
+/**
+ * A refused request, naming the model field it concerns when the server did
+ * (`{message, field}`), so the form can put the message next to that field.
+ */
+export class SshpykResponseError extends ServerConnection.ResponseError {
+  constructor(
+    response: Response,
+    message: string,
+    readonly field: string | null = null
+  ) {
+    super(response, message);
+  }
+}
+
+function fieldOf(data: any): string | null {
+  return typeof data === 'object' && data !== null && data.field
+    ? String(data.field)
+    : null;
 }
 
 /**
@@ -86,4 +106,294 @@ export async function getVersion(
     );
   }
   return data;
+}
+
+/**
+ * The SSH kernel model (`components.schemas.SSHKernel`): what the form edits.
+ * Only the fields this code reads by name are typed; the rest come from the
+ * schema.
+ */
+export interface ISSHKernelConfig {
+  kernel_name: string;
+  display_name: string;
+  language: string;
+  ssh_host_alias: string;
+  remote_python_prefix: string;
+  remote_kernel_name: string;
+  ssh_config?: string | null;
+  [key: string]: unknown;
+}
+
+/**
+ * One kernelspec as `GET /sshpyk/kernels` lists it (local ones included).
+ */
+export interface IKernelEntry {
+  name: string;
+  ssh: boolean;
+  resource_dir?: string;
+  config?: ISSHKernelConfig;
+  display_name?: string | null;
+  language?: string | null;
+  error?: { message: string; field?: string | null };
+}
+
+export type CheckStatus = 'ok' | 'warn' | 'fail' | 'skipped';
+
+/**
+ * One health check result.
+ */
+export interface ICheck {
+  id: string;
+  title: string;
+  status: CheckStatus;
+  value?: string;
+  hint?: string;
+}
+
+/**
+ * A Host of the ssh config as `ssh -G` resolves it.
+ */
+export interface IHost {
+  alias: string;
+  hostname?: string;
+  user?: string;
+  port?: number;
+  proxyjump?: string | null;
+  error?: string;
+}
+
+export interface IHostList {
+  ssh_config: string;
+  hosts: IHost[];
+}
+
+/**
+ * A kernelspec found in a remote environment.
+ */
+export interface IRemoteKernelspec {
+  name: string;
+  display_name?: string;
+  language?: string;
+  error?: string;
+  [key: string]: unknown;
+}
+
+export interface IRemoteKernelspecs {
+  alias: string;
+  remote_python_prefix: string;
+  python?: string;
+  kernelspecs: IRemoteKernelspec[];
+}
+
+export type TunnelState =
+  'launching' | 'connected' | 'reconnecting' | 'lost' | 'dead';
+
+/**
+ * One running SSH kernel and its tunnel.
+ */
+export interface ITunnelStatus {
+  kernel_id: string;
+  kernelspec: string;
+  host_alias: string;
+  state: TunnelState;
+  step: string | null;
+  since: number;
+  rtt_ms: number | null;
+  remote_hostname?: string | null;
+}
+
+function json(method: string, body?: unknown): RequestInit {
+  return body === undefined
+    ? { method }
+    : { method, body: JSON.stringify(body) };
+}
+
+function query(params: Record<string, string | null | undefined>): string {
+  const search = new URLSearchParams();
+  for (const [key, value] of Object.entries(params)) {
+    if (value) {
+      search.set(key, value);
+    }
+  }
+  const text = search.toString();
+  return text ? `?${text}` : '';
+}
+
+/**
+ * The kernel model's JSON schema, as the server validates with it.
+ */
+export async function getKernelSchema(
+  serverSettings: ServerConnection.ISettings
+): Promise<Record<string, any>> {
+  const doc = await requestAPI<any>('openapi.json', serverSettings, {
+    method: 'GET'
+  });
+  const schema = doc?.components?.schemas?.SSHKernel;
+  if (typeof schema !== 'object' || schema === null) {
+    throw new Error('sshpyk: the OpenAPI document has no SSHKernel schema');
+  }
+  return schema;
+}
+
+export async function listKernels(
+  serverSettings: ServerConnection.ISettings
+): Promise<IKernelEntry[]> {
+  const data = await requestAPI<{ kernels: IKernelEntry[] }>(
+    'kernels',
+    serverSettings,
+    json('GET')
+  );
+  return data.kernels ?? [];
+}
+
+export function addKernel(
+  serverSettings: ServerConnection.ISettings,
+  config: Record<string, unknown>
+): Promise<IKernelEntry> {
+  return requestAPI('kernels', serverSettings, json('POST', config));
+}
+
+/**
+ * A partial edit; `null` puts an optional field back to its default.
+ */
+export function editKernel(
+  serverSettings: ServerConnection.ISettings,
+  name: string,
+  patch: Record<string, unknown>
+): Promise<IKernelEntry> {
+  return requestAPI(
+    `kernels/${encodeURIComponent(name)}`,
+    serverSettings,
+    json('PATCH', patch)
+  );
+}
+
+export async function deleteKernel(
+  serverSettings: ServerConnection.ISettings,
+  name: string
+): Promise<void> {
+  await requestAPI(
+    `kernels/${encodeURIComponent(name)}`,
+    serverSettings,
+    json('DELETE')
+  );
+}
+
+export async function listHosts(
+  serverSettings: ServerConnection.ISettings,
+  sshConfig?: string | null
+): Promise<IHostList> {
+  return requestAPI(
+    `hosts${query({ ssh_config: sshConfig })}`,
+    serverSettings,
+    json('GET')
+  );
+}
+
+export async function discoverKernelspecs(
+  serverSettings: ServerConnection.ISettings,
+  alias: string,
+  remotePythonPrefix: string,
+  sshConfig?: string | null
+): Promise<IRemoteKernelspecs> {
+  return requestAPI(
+    `hosts/${encodeURIComponent(alias)}/kernelspecs${query({
+      remote_python_prefix: remotePythonPrefix,
+      ssh_config: sshConfig
+    })}`,
+    serverSettings,
+    json('GET')
+  );
+}
+
+export async function getTunnelStatus(
+  serverSettings: ServerConnection.ISettings
+): Promise<ITunnelStatus[]> {
+  const data = await requestAPI<{ kernels: ITunnelStatus[] }>(
+    'status',
+    serverSettings,
+    json('GET')
+  );
+  return data.kernels ?? [];
+}
+
+/**
+ * Run every health check of an SSH kernel, calling `onCheck` as each one
+ * finishes (the server streams NDJSON), and resolve with the overall verdict.
+ */
+export async function checkKernel(
+  serverSettings: ServerConnection.ISettings,
+  name: string,
+  onCheck: (check: ICheck) => void
+): Promise<boolean> {
+  const url = URLExt.join(
+    serverSettings.baseUrl,
+    API_NAMESPACE,
+    `kernels/${encodeURIComponent(name)}/check?stream=1`
+  );
+  let response: Response;
+  try {
+    response = await ServerConnection.makeRequest(
+      url,
+      { method: 'POST' },
+      serverSettings
+    );
+  } catch (error) {
+    throw new ServerConnection.NetworkError(error as TypeError);
+  }
+  if (!response.ok) {
+    const text = await response.text();
+    let data: any = null;
+    try {
+      data = JSON.parse(text);
+    } catch {
+      // not JSON: the status line below says enough
+    }
+    throw new SshpykResponseError(
+      response,
+      data?.message ?? `${response.status} ${response.statusText}`.trim(),
+      fieldOf(data)
+    );
+  }
+  let ok: boolean | null = null;
+  const onLine = (line: string) => {
+    if (!line.trim()) {
+      return;
+    }
+    const msg = JSON.parse(line);
+    if (msg.check) {
+      onCheck(msg.check as ICheck);
+    } else if (msg.done) {
+      ok = Boolean(msg.ok);
+    }
+  };
+  await readLines(response, onLine);
+  if (ok === null) {
+    throw new Error(`The check of ${name} ended before its summary line.`);
+  }
+  return ok;
+}
+
+async function readLines(
+  response: Response,
+  onLine: (line: string) => void
+): Promise<void> {
+  const reader = response.body?.getReader();
+  if (!reader) {
+    (await response.text()).split('\n').forEach(onLine);
+    return;
+  }
+  const decoder = new TextDecoder();
+  let buffer = '';
+  for (;;) {
+    const { done, value } = await reader.read();
+    if (done) {
+      break;
+    }
+    buffer += decoder.decode(value, { stream: true });
+    const lines = buffer.split('\n');
+    buffer = lines.pop() ?? '';
+    lines.forEach(onLine);
+  }
+  onLine(buffer + decoder.decode());
 }

@@ -1,44 +1,115 @@
 import {
+  ILabShell,
   ILayoutRestorer,
   JupyterFrontEnd,
   JupyterFrontEndPlugin
 } from '@jupyterlab/application';
 import { ISettingRegistry } from '@jupyterlab/settingregistry';
+import { IStatusBar } from '@jupyterlab/statusbar';
 import { ITranslator, nullTranslator } from '@jupyterlab/translation';
 
+import { KernelsModel } from './model';
 // eslint-disable-next-line jupyter/prefer-lazy-imports -- the panel must be in the shell before the layout is restored
-import { SshpykSidebar } from './sidebar/panel';
+import { SIDEBAR_ID, SshpykSidebar } from './sidebar/panel';
+import { TunnelStatusModel } from './status';
+import { CurrentTunnel, TunnelStatusItem } from './statusbar';
+
+namespace CommandIDs {
+  export const showKernel = 'sshpyk:show-kernel';
+  export const addKernel = 'sshpyk:add-kernel';
+}
 
 /**
- * The sshpyk frontend: a left-sidebar panel for SSH kernels.
+ * The sshpyk frontend: the SSH Kernels sidebar and the tunnel status item.
  */
 const plugin: JupyterFrontEndPlugin<void> = {
   id: 'sshpyk:plugin',
-  description: 'Remote Jupyter kernels over SSH: the sidebar panel.',
+  description: 'Remote Jupyter kernels over SSH: sidebar and status bar item.',
   autoStart: true,
-  optional: [ILayoutRestorer, ISettingRegistry, ITranslator],
+  optional: [
+    ILabShell,
+    ILayoutRestorer,
+    ISettingRegistry,
+    IStatusBar,
+    ITranslator
+  ],
   activate: (
     app: JupyterFrontEnd,
+    labShell: ILabShell | null,
     restorer: ILayoutRestorer | null,
     settingRegistry: ISettingRegistry | null,
+    statusBar: IStatusBar | null,
     translator: ITranslator | null
   ) => {
     console.log('JupyterLab extension sshpyk is activated!');
     const trans = (translator ?? nullTranslator).load('sshpyk');
+    const { serverSettings, kernelspecs } = app.serviceManager;
 
-    const sidebar = new SshpykSidebar(app.serviceManager.serverSettings, trans);
+    const kernels = new KernelsModel(serverSettings, () =>
+      kernelspecs.refreshSpecs()
+    );
+    // another tab or the CLI may change kernelspecs too
+    kernelspecs.specsChanged.connect(() => void kernels.refresh());
+    const status = new TunnelStatusModel(serverSettings);
+
+    const sidebar = new SshpykSidebar(kernels, status, trans);
     // After the core tabs (file browser, running sessions, TOC, extensions).
     app.shell.add(sidebar, 'left', { rank: 1100 });
     if (restorer) {
       restorer.add(sidebar, sidebar.id);
     }
 
-    if (settingRegistry) {
-      // The settings only steer the status item that lands with the kernel
-      // UI; loading them now validates the schema in every Lab session.
-      settingRegistry.load(plugin.id).catch(reason => {
-        console.error('sshpyk: failed to load settings.', reason);
+    app.commands.addCommand(CommandIDs.showKernel, {
+      label: trans.__('Show the SSH kernel'),
+      execute: args => {
+        app.shell.activateById(SIDEBAR_ID);
+        if (typeof args.name === 'string') {
+          sidebar.showKernel(args.name);
+        }
+      }
+    });
+    app.commands.addCommand(CommandIDs.addKernel, {
+      label: trans.__('Add an SSH Kernel…'),
+      execute: () => {
+        app.shell.activateById(SIDEBAR_ID);
+        sidebar.showAddForm();
+      }
+    });
+
+    if (statusBar) {
+      const current = new CurrentTunnel(kernels, status);
+      if (labShell) {
+        labShell.currentChanged.connect((_, change) =>
+          current.follow(change.newValue)
+        );
+        current.follow(labShell.currentWidget);
+      }
+      const item = new TunnelStatusItem(
+        current,
+        name => void app.commands.execute(CommandIDs.showKernel, { name })
+      );
+      statusBar.registerStatusItem('sshpyk:tunnel-status', {
+        item,
+        align: 'left',
+        rank: 4,
+        isActive: () => current.info !== null,
+        activeStateChanged: current.changed
       });
+      if (settingRegistry) {
+        settingRegistry
+          .load(plugin.id)
+          .then(settings => {
+            const apply = () => {
+              current.enabled =
+                settings.get('showStatusItem').composite !== false;
+            };
+            apply();
+            settings.changed.connect(apply);
+          })
+          .catch(reason => {
+            console.error('sshpyk: failed to load settings.', reason);
+          });
+      }
     }
   }
 };

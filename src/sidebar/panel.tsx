@@ -1,22 +1,30 @@
-import { ReactWidget } from '@jupyterlab/apputils';
+import { Dialog, ReactWidget, showDialog } from '@jupyterlab/apputils';
 import { ServerConnection } from '@jupyterlab/services';
 import { TranslationBundle } from '@jupyterlab/translation';
+import { UseSignal } from '@jupyterlab/ui-components';
 import * as React from 'react';
 
+import { IKernelEntry } from '../api';
+import { describeError } from '../errors';
+import { FormData } from '../formdata';
 import { sshpykIcon } from '../icons';
+import { KernelsModel } from '../model';
+import { TunnelStatusModel } from '../status';
 import { fetchServerStatus, ServerStatus } from '../version';
+import { KernelForm } from './form';
+import { KernelList } from './list';
 
 /**
  * The id of the left-sidebar panel; Galata tests open it by this id.
  */
 export const SIDEBAR_ID = 'sshpyk-sidebar';
 
-interface IServerVersionProps {
+export const DEMO_URL = 'https://github.com/sshpyk/sshpyk#the-demo-sandbox';
+
+function ServerVersion(props: {
   serverSettings: ServerConnection.ISettings;
   trans: TranslationBundle;
-}
-
-function ServerVersion(props: IServerVersionProps): JSX.Element {
+}): JSX.Element {
   const { serverSettings, trans } = props;
   const [status, setStatus] = React.useState<ServerStatus | null>(null);
 
@@ -43,7 +51,7 @@ function ServerVersion(props: IServerVersionProps): JSX.Element {
   if (status.kind === 'error') {
     return (
       <p
-        className="jp-sshpyk-Sidebar-status jp-sshpyk-Sidebar-error"
+        className="jp-sshpyk-Sidebar-status jp-sshpyk-Error"
         data-testid="sshpyk-server-error"
         role="alert"
       >
@@ -59,14 +67,50 @@ function ServerVersion(props: IServerVersionProps): JSX.Element {
 }
 
 /**
- * The sshpyk panel in the left sidebar.
- *
- * For now it only explains what an SSH kernel is and checks that the server
- * extension answers with a matching version.
+ * What a first-time user sees: what an SSH kernel is and how to get one.
+ */
+export function EmptyState(props: {
+  trans: TranslationBundle;
+  onAdd: () => void;
+}): JSX.Element {
+  const { trans } = props;
+  return (
+    <div className="jp-sshpyk-Empty" data-testid="sshpyk-empty">
+      <p>
+        {trans.__(
+          'No SSH kernels yet. An SSH kernel runs on a remote machine that you reach with your own OpenSSH setup; sshpyk starts it there, tunnels its ports back, and it then shows up in the launcher like a local kernel.'
+        )}
+      </p>
+      <button
+        className="jp-mod-styled jp-mod-accept"
+        data-testid="sshpyk-empty-add"
+        onClick={props.onAdd}
+      >
+        {trans.__('Add an SSH kernel')}
+      </button>
+      <p>
+        {trans.__('No server at hand? ')}
+        <a href={DEMO_URL} target="_blank" rel="noopener noreferrer">
+          {trans.__('Try the demo sandbox')}
+        </a>
+        {trans.__(' (`sshpyk demo`: a private sshd on this machine).')}
+      </p>
+    </div>
+  );
+}
+
+type View =
+  | { kind: 'list' }
+  | { kind: 'form'; mode: 'add' }
+  | { kind: 'form'; mode: 'edit'; initial: FormData };
+
+/**
+ * The sshpyk panel in the left sidebar: the SSH kernels and their forms.
  */
 export class SshpykSidebar extends ReactWidget {
   constructor(
-    private readonly _serverSettings: ServerConnection.ISettings,
+    private readonly _model: KernelsModel,
+    private readonly _status: TunnelStatusModel,
     private readonly _trans: TranslationBundle
   ) {
     super();
@@ -74,20 +118,144 @@ export class SshpykSidebar extends ReactWidget {
     this.addClass('jp-sshpyk-Sidebar');
     this.title.icon = sshpykIcon;
     this.title.caption = _trans.__('SSH Kernels');
+    void _model.refresh();
   }
+
+  /**
+   * Show the list with one kernel selected (the status bar's click).
+   */
+  showKernel(name: string): void {
+    this._view = { kind: 'list' };
+    this._actionError = null;
+    this._model.selected = name;
+    this.update();
+  }
+
+  showAddForm(): void {
+    this._view = { kind: 'form', mode: 'add' };
+    this.update();
+  }
+
+  private _edit = (entry: IKernelEntry) => {
+    if (entry.config) {
+      this._model.selected = entry.name;
+      this._view = { kind: 'form', mode: 'edit', initial: entry.config };
+      this.update();
+    }
+  };
+
+  private _delete = async (entry: IKernelEntry) => {
+    const name = entry.config?.display_name ?? entry.name;
+    const answer = await showDialog({
+      title: this._trans.__('Delete the SSH kernel?'),
+      body: this._trans.__(
+        'This removes the kernelspec "%1" (%2). Running kernels keep running until shut down.',
+        name,
+        entry.name
+      ),
+      buttons: [
+        Dialog.cancelButton(),
+        Dialog.warnButton({ label: this._trans.__('Delete') })
+      ]
+    });
+    if (!answer.button.accept) {
+      return;
+    }
+    try {
+      await this._model.remove(entry.name);
+      this._actionError = null;
+    } catch (error) {
+      this._actionError = `Could not delete ${entry.name}: ${describeError(error)}`;
+    }
+    this.update();
+  };
+
+  private _backToList = (name?: string) => {
+    this._view = { kind: 'list' };
+    if (name) {
+      this._model.selected = name;
+    }
+    this.update();
+  };
 
   protected render(): JSX.Element {
     const trans = this._trans;
+    const view = this._view;
     return (
       <div className="jp-sshpyk-Sidebar-content">
-        <h2 className="jp-sshpyk-Sidebar-heading">{trans.__('SSH Kernels')}</h2>
-        <p className="jp-sshpyk-Sidebar-empty">
-          {trans.__(
-            'No SSH kernels yet. An SSH kernel runs on a remote machine that you reach with your own OpenSSH setup; sshpyk starts it there, tunnels its ports back, and it then shows up in the launcher like a local kernel.'
+        <div className="jp-sshpyk-Sidebar-header">
+          <h2 className="jp-sshpyk-Sidebar-heading">
+            {trans.__('SSH Kernels')}
+          </h2>
+          {view.kind === 'list' && (
+            <button
+              className="jp-mod-styled jp-mod-accept"
+              data-testid="sshpyk-add"
+              onClick={() => this.showAddForm()}
+            >
+              {trans.__('Add')}
+            </button>
           )}
-        </p>
-        <ServerVersion serverSettings={this._serverSettings} trans={trans} />
+        </div>
+        {view.kind === 'form' ? (
+          <KernelForm
+            key={
+              view.mode === 'edit' ? String(view.initial.kernel_name) : 'add'
+            }
+            model={this._model}
+            mode={view.mode}
+            initial={view.mode === 'edit' ? view.initial : undefined}
+            onDone={this._backToList}
+            onCancel={() => this._backToList()}
+          />
+        ) : (
+          <UseSignal signal={this._model.changed}>
+            {() => (
+              <UseSignal signal={this._status.changed}>
+                {() => this._renderList()}
+              </UseSignal>
+            )}
+          </UseSignal>
+        )}
+        <ServerVersion
+          serverSettings={this._model.serverSettings}
+          trans={trans}
+        />
       </div>
     );
   }
+
+  private _renderList(): JSX.Element {
+    const model = this._model;
+    const errors = [model.error, this._actionError].filter(Boolean);
+    return (
+      <>
+        {errors.map(message => (
+          <p
+            key={message}
+            className="jp-sshpyk-Error"
+            role="alert"
+            data-testid="sshpyk-list-error"
+          >
+            {message}
+          </p>
+        ))}
+        {model.kernels === null && !model.error ? (
+          <p className="jp-sshpyk-Muted">{this._trans.__('Loading…')}</p>
+        ) : model.kernels !== null && model.kernels.length === 0 ? (
+          <EmptyState trans={this._trans} onAdd={() => this.showAddForm()} />
+        ) : (
+          <KernelList
+            model={model}
+            status={this._status}
+            onEdit={this._edit}
+            onDelete={entry => void this._delete(entry)}
+          />
+        )}
+      </>
+    );
+  }
+
+  private _view: View = { kind: 'list' };
+  private _actionError: string | null = null;
 }

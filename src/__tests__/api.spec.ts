@@ -1,0 +1,102 @@
+import { ServerConnection } from '@jupyterlab/services';
+
+import {
+  checkKernel,
+  editKernel,
+  ICheck,
+  listHosts,
+  SshpykResponseError
+} from '../api';
+import { CheckRun, summarize } from '../checks';
+
+const settings = ServerConnection.makeSettings({
+  baseUrl: 'http://localhost:8888/'
+});
+
+describe('the REST wrappers', () => {
+  let makeRequest: jest.SpyInstance;
+
+  beforeEach(() => {
+    makeRequest = jest.spyOn(ServerConnection, 'makeRequest');
+  });
+
+  afterEach(() => {
+    makeRequest.mockRestore();
+  });
+
+  it('carries the field of a refused request', async () => {
+    makeRequest.mockResolvedValue(
+      new Response(
+        '{"message": "ssh_host_alias: bad", "field": "ssh_host_alias"}',
+        { status: 400 }
+      )
+    );
+    const error = await editKernel(settings, 'k', {
+      ssh_host_alias: '-x'
+    }).catch(e => e);
+    expect(error).toBeInstanceOf(SshpykResponseError);
+    expect(error.field).toBe('ssh_host_alias');
+    expect(makeRequest).toHaveBeenCalledWith(
+      'http://localhost:8888/sshpyk/kernels/k',
+      { method: 'PATCH', body: '{"ssh_host_alias":"-x"}' },
+      settings
+    );
+  });
+
+  it('passes the ssh config to the host list', async () => {
+    makeRequest.mockResolvedValue(
+      new Response('{"ssh_config": "/c", "hosts": []}')
+    );
+    await listHosts(settings, '/tmp/my config');
+    expect(makeRequest.mock.calls[0][0]).toBe(
+      'http://localhost:8888/sshpyk/hosts?ssh_config=%2Ftmp%2Fmy+config'
+    );
+  });
+
+  it('reads streamed checks line by line, even split across chunks', async () => {
+    const text =
+      '{"check": {"id": "a", "title": "A", "status": "ok"}}\n' +
+      '{"check": {"id": "b", "title": "B", "status": "warn", "hint": "h"}}\n' +
+      '{"done": true, "ok": true}\n';
+    // jsdom has no ReadableStream: a reader that hands out two chunks
+    const bytes = new TextEncoder().encode(text);
+    const chunks = [bytes.slice(0, 30), bytes.slice(30)];
+    makeRequest.mockResolvedValue({
+      ok: true,
+      body: {
+        getReader: () => ({
+          read: async () =>
+            chunks.length
+              ? { done: false, value: chunks.shift() }
+              : { done: true, value: undefined }
+        })
+      }
+    });
+    const seen: ICheck[] = [];
+    await expect(checkKernel(settings, 'k', c => seen.push(c))).resolves.toBe(
+      true
+    );
+    expect(seen.map(c => c.id)).toEqual(['a', 'b']);
+  });
+
+  it('turns a run that could not start into a readable error', async () => {
+    makeRequest.mockResolvedValue(
+      new Response('{"message": "\'k\' is a local kernel"}', { status: 422 })
+    );
+    const run = new CheckRun('k');
+    await run.run(settings);
+    expect(run.state).toBe('error');
+    expect(run.error).toBe("'k' is a local kernel");
+  });
+});
+
+it('summarizes a run: failures win over warnings', () => {
+  const c = (status: ICheck['status']): ICheck => ({
+    id: status,
+    title: status,
+    status
+  });
+  expect(summarize([c('ok'), c('skipped')])).toBe('ok');
+  expect(summarize([c('ok'), c('warn')])).toBe('warning');
+  expect(summarize([c('warn'), c('fail')])).toBe('failed');
+});

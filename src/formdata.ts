@@ -1,0 +1,165 @@
+import type { ErrorSchema, RJSFValidationError, UiSchema } from '@rjsf/utils';
+
+/**
+ * The order fields appear in: the order a user fills them in (the ssh config
+ * decides which hosts exist, the host and prefix which remote kernels exist).
+ * `*` keeps any field the schema gains later.
+ */
+export const FIELD_ORDER = [
+  'ssh_config',
+  'ssh_host_alias',
+  'remote_python_prefix',
+  'remote_kernel_name',
+  'display_name',
+  'kernel_name',
+  'language',
+  'mount_local_on_remote',
+  '*'
+];
+
+export type FormMode = 'add' | 'edit';
+
+export type FormData = Record<string, unknown>;
+
+/**
+ * How the form renders the schema: only presentation, never a field of its
+ * own, so the schema stays the one source of truth.
+ */
+export function uiSchemaFor(
+  schema: Record<string, any>,
+  mode: FormMode
+): UiSchema {
+  const props: Record<string, unknown> = schema.properties ?? {};
+  const ui: UiSchema = {
+    'ui:order': FIELD_ORDER.filter(k => k === '*' || k in props)
+  };
+  if ('ssh_host_alias' in props) {
+    ui.ssh_host_alias = { 'ui:widget': 'hostAlias' };
+  }
+  if ('remote_kernel_name' in props) {
+    ui.remote_kernel_name = { 'ui:widget': 'remoteKernel' };
+  }
+  if ('kernel_name' in props) {
+    ui.kernel_name = {
+      'ui:readonly': mode === 'edit',
+      'ui:help':
+        mode === 'edit'
+          ? 'The kernel name cannot change; add a new kernel instead.'
+          : undefined
+    };
+  }
+  if ('mount_local_on_remote' in props) {
+    ui.mount_local_on_remote = {
+      'ui:options': { orderable: false },
+      items: { 'ui:classNames': 'jp-sshpyk-MountRow' }
+    };
+  }
+  return ui;
+}
+
+/**
+ * Split a server field name (`mount_local_on_remote[0].local_path`) into the
+ * path rjsf keys its error schema with.
+ */
+export function fieldPath(field: string): string[] {
+  return field
+    .replace(/\[(\d+)\]/g, '.$1')
+    .split('.')
+    .filter(part => part.length > 0);
+}
+
+/**
+ * The server prefixes messages with the field name (`field: message`); next
+ * to the field that prefix is noise.
+ */
+export function fieldMessage(field: string, message: string): string {
+  const prefix = `${field}: `;
+  return message.startsWith(prefix) ? message.slice(prefix.length) : message;
+}
+
+/**
+ * An rjsf error schema holding one server message at the field it names, or
+ * `null` when the schema has no such field (the message then goes on top of
+ * the form).
+ */
+export function errorSchemaFor(
+  schema: Record<string, any>,
+  field: string | null | undefined,
+  message: string
+): ErrorSchema | null {
+  if (!field) {
+    return null;
+  }
+  const path = fieldPath(field);
+  if (!(path[0] in (schema.properties ?? {}))) {
+    return null;
+  }
+  const leaf: any = { __errors: [fieldMessage(field, message)] };
+  return path.reduceRight<any>((inner, key) => ({ [key]: inner }), leaf);
+}
+
+function isEmpty(value: unknown): boolean {
+  return value === undefined || value === null || value === '';
+}
+
+/**
+ * The body of `POST /sshpyk/kernels`: empty optional fields are left out so
+ * the server applies its defaults.
+ */
+export function newKernelBody(data: FormData): FormData {
+  const body: FormData = {};
+  for (const [key, value] of Object.entries(data)) {
+    if (!isEmpty(value)) {
+      body[key] = value;
+    }
+  }
+  return body;
+}
+
+/**
+ * The body of `PATCH /sshpyk/kernels/{name}`: only what changed, with `null`
+ * for a field the user emptied (the server then restores its default).
+ */
+export function patchBody(
+  schema: Record<string, any>,
+  original: FormData,
+  edited: FormData
+): FormData {
+  const patch: FormData = {};
+  for (const key of Object.keys(schema.properties ?? {})) {
+    if (key === 'kernel_name') {
+      continue;
+    }
+    const before = isEmpty(original[key]) ? null : original[key];
+    const after = isEmpty(edited[key]) ? null : edited[key];
+    if (JSON.stringify(before) !== JSON.stringify(after)) {
+      patch[key] = after;
+    }
+  }
+  return patch;
+}
+
+/**
+ * A kernel name derived from the host and the remote kernel, valid for the
+ * schema's `^[a-z0-9._-]+$`.
+ */
+export function suggestKernelName(alias: string, remoteKernel: string): string {
+  return `ssh-${alias}-${remoteKernel}`
+    .toLowerCase()
+    .replace(/[^a-z0-9._-]+/g, '-')
+    .replace(/-+/g, '-')
+    .slice(0, 100);
+}
+
+/**
+ * Client-side, only missing fields are reported (at once, all of them); every
+ * other rule is left to the server, whose messages say what is wrong in words
+ * ("must be absolute or start with '~/'") rather than as a regular expression.
+ */
+export function onlyRequiredErrors(
+  errors: RJSFValidationError[]
+): RJSFValidationError[] {
+  return errors
+    .filter(e => e.name === 'required')
+    .map(e => ({ ...e, message: 'is required' }));
+}

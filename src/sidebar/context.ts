@@ -1,0 +1,15 @@
+import { ServerConnection } from '@jupyterlab/services';
+
+import { FormData } from '../formdata';
+
+/**
+ * What the custom form widgets need beyond their own value: the other fields
+ * (the host list depends on `ssh_config`, discovery on host and prefix) and a
+ * way to fill in fields the user left empty.
+ */
+export interface IFormContext {
+  serverSettings: ServerConnection.ISettings;
+  formData: FormData;
+  fillEmpty: (values: FormData) => void;
+  defaultFormData: FormData;
+}

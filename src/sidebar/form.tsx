@@ -1,0 +1,267 @@
+import { FormComponent } from '@jupyterlab/ui-components';
+import type {
+  ErrorSchema,
+  FieldTemplateProps,
+  RJSFSchema,
+  UiSchema
+} from '@rjsf/utils';
+import validator from '@rjsf/validator-ajv8';
+import type { ReadonlyJSONObject } from '@lumino/coreutils';
+import * as React from 'react';
+
+import { SshpykResponseError } from '../api';
+import { describeError } from '../errors';
+import {
+  errorSchemaFor,
+  FormData,
+  FormMode,
+  newKernelBody,
+  onlyRequiredErrors,
+  patchBody,
+  uiSchemaFor
+} from '../formdata';
+import { KernelsModel } from '../model';
+import { IFormContext } from './context';
+import { FORM_WIDGETS } from './widgets';
+
+/**
+ * A field with a real `<label for>` (Lab's own template uses a heading, which
+ * leaves inputs unlabelled for screen readers) and its errors below it.
+ */
+function FieldTemplate(props: FieldTemplateProps): JSX.Element {
+  const {
+    id,
+    label,
+    required,
+    displayLabel,
+    rawErrors,
+    children,
+    schema,
+    rawDescription,
+    hidden,
+    classNames
+  } = props;
+  if (hidden) {
+    return <div className="jp-sshpyk-hidden">{children}</div>;
+  }
+  const isContainer = schema.type === 'object' || schema.type === 'array';
+  const name = id.replace(/^root_?/, '') || 'root';
+  return (
+    <div
+      className={`jp-sshpyk-Field ${classNames ?? ''}`}
+      data-testid={`sshpyk-field-${name}`}
+    >
+      {displayLabel && !isContainer && label && (
+        <label htmlFor={id} className="jp-sshpyk-Field-label">
+          {label}
+          {required && (
+            <span className="jp-sshpyk-Field-required" aria-hidden="true">
+              {' *'}
+            </span>
+          )}
+        </label>
+      )}
+      {children}
+      {!isContainer && rawDescription && (
+        <div className="jp-sshpyk-Field-description" id={`${id}__description`}>
+          {rawDescription}
+        </div>
+      )}
+      {rawErrors && rawErrors.length > 0 && (
+        <ul
+          className="jp-sshpyk-Field-errors"
+          role="alert"
+          data-testid={`sshpyk-error-${name}`}
+        >
+          {rawErrors.map(error => (
+            <li key={error}>{error}</li>
+          ))}
+        </ul>
+      )}
+    </div>
+  );
+}
+
+function withFills(data: FormData, fills: FormData): FormData {
+  const next = { ...data };
+  for (const [key, value] of Object.entries(fills)) {
+    if ((next[key] === undefined || next[key] === '') && value) {
+      next[key] = value;
+    }
+  }
+  return next;
+}
+
+export interface IKernelFormProps {
+  model: KernelsModel;
+  mode: FormMode;
+  /**
+   * The kernel's current settings when editing.
+   */
+  initial?: FormData;
+  onDone: (name: string) => void;
+  onCancel: () => void;
+}
+
+/**
+ * The Add/Edit form, rendered from the kernel model's JSON schema.
+ */
+export function KernelForm(props: IKernelFormProps): JSX.Element {
+  const { model, mode, initial } = props;
+  const [schema, setSchema] = React.useState<Record<string, any> | null>(null);
+  const [loadError, setLoadError] = React.useState<string | null>(null);
+  const [formData, setFormData] = React.useState<FormData>(initial ?? {});
+  const [extraErrors, setExtraErrors] = React.useState<ErrorSchema | undefined>(
+    undefined
+  );
+  const [erroredData, setErroredData] = React.useState<string | null>(null);
+  const [formError, setFormError] = React.useState<string | null>(null);
+  const [busy, setBusy] = React.useState(false);
+
+  React.useEffect(() => {
+    let active = true;
+    model.schema().then(
+      s => active && setSchema(s),
+      error => active && setLoadError(describeError(error))
+    );
+    return () => {
+      active = false;
+    };
+  }, [model]);
+
+  const uiSchema = React.useMemo<UiSchema>(
+    () => (schema ? uiSchemaFor(schema, mode) : {}),
+    [schema, mode]
+  );
+
+  // rjsf reports a widget's own change after the widget returns, with form
+  // data that lacks the fills: keep them until that report merges them in.
+  const pendingFill = React.useRef<FormData>({});
+  const fillEmpty = React.useCallback((values: FormData) => {
+    pendingFill.current = { ...pendingFill.current, ...values };
+    setFormData(previous => withFills(previous, pendingFill.current));
+  }, []);
+
+  const formContext: IFormContext = {
+    serverSettings: model.serverSettings,
+    formData,
+    fillEmpty,
+    defaultFormData: {}
+  };
+
+  const title = mode === 'add' ? 'Add an SSH kernel' : 'Edit the SSH kernel';
+
+  if (loadError) {
+    return (
+      <div className="jp-sshpyk-Form">
+        <h3 className="jp-sshpyk-Form-title">{title}</h3>
+        <p className="jp-sshpyk-Error" role="alert">
+          {`Cannot load the kernel form: ${loadError}`}
+        </p>
+        <button
+          className="jp-mod-styled jp-mod-reject"
+          onClick={props.onCancel}
+        >
+          Back
+        </button>
+      </div>
+    );
+  }
+  if (!schema) {
+    return <p className="jp-sshpyk-Muted">Loading the form…</p>;
+  }
+
+  const submit = async (data: FormData) => {
+    setBusy(true);
+    setFormError(null);
+    setExtraErrors(undefined);
+    try {
+      let name: string;
+      if (mode === 'add') {
+        name = (await model.add(newKernelBody(data))).name;
+      } else {
+        name = String(initial?.kernel_name);
+        const patch = patchBody(schema, initial ?? {}, data);
+        if (Object.keys(patch).length > 0) {
+          await model.edit(name, patch);
+        }
+      }
+      props.onDone(name);
+    } catch (error) {
+      const message = describeError(error);
+      const field = error instanceof SshpykResponseError ? error.field : null;
+      const errors = errorSchemaFor(schema, field, message);
+      if (errors) {
+        setExtraErrors(errors);
+        setErroredData(JSON.stringify(data));
+      } else {
+        setFormError(message);
+      }
+    } finally {
+      setBusy(false);
+    }
+  };
+
+  return (
+    <div className="jp-sshpyk-Form" data-testid="sshpyk-form">
+      <h3 className="jp-sshpyk-Form-title">{title}</h3>
+      {formError && (
+        <p
+          className="jp-sshpyk-Error"
+          role="alert"
+          data-testid="sshpyk-form-error"
+        >
+          {formError}
+        </p>
+      )}
+      <FormComponent
+        schema={schema as RJSFSchema}
+        uiSchema={uiSchema as any}
+        formData={formData as ReadonlyJSONObject}
+        formContext={formContext}
+        validator={validator as any}
+        widgets={FORM_WIDGETS}
+        templates={{ FieldTemplate }}
+        extraErrors={extraErrors}
+        showErrorList={false}
+        transformErrors={onlyRequiredErrors}
+        noHtml5Validate
+        buttonStyle="text"
+        idPrefix="root"
+        onChange={e => {
+          const data = withFills(
+            (e.formData ?? {}) as FormData,
+            pendingFill.current
+          );
+          pendingFill.current = {};
+          setFormData(data);
+          // A server message stays until the user changes something.
+          if (erroredData !== null && JSON.stringify(data) !== erroredData) {
+            setExtraErrors(undefined);
+            setErroredData(null);
+          }
+        }}
+        onSubmit={e => void submit((e.formData ?? {}) as FormData)}
+      >
+        <div className="jp-sshpyk-Form-buttons">
+          <button
+            type="button"
+            className="jp-mod-styled jp-mod-reject"
+            onClick={props.onCancel}
+            disabled={busy}
+          >
+            Cancel
+          </button>
+          <button
+            type="submit"
+            className="jp-mod-styled jp-mod-accept"
+            data-testid="sshpyk-form-submit"
+            disabled={busy}
+          >
+            {busy ? 'Saving…' : mode === 'add' ? 'Add' : 'Save'}
+          </button>
+        </div>
+      </FormComponent>
+    </div>
+  );
+}

@@ -1,0 +1,176 @@
+import { ISessionContext, ReactWidget } from '@jupyterlab/apputils';
+import { UseSignal } from '@jupyterlab/ui-components';
+import { ISignal, Signal } from '@lumino/signaling';
+import { Widget } from '@lumino/widgets';
+import * as React from 'react';
+
+import { TunnelState } from './api';
+import { sshpykIcon } from './icons';
+import { KernelsModel } from './model';
+import { TunnelStatusModel, tunnelLabel } from './status';
+
+/**
+ * What the status item says about the current kernel.
+ */
+export interface ITunnelInfo {
+  kernelspec: string;
+  hostAlias: string;
+  state: TunnelState;
+  label: string;
+}
+
+/**
+ * Any main-area widget with a kernel session: notebooks, consoles and what
+ * other extensions add, without depending on each of their packages.
+ */
+function sessionContextOf(widget: Widget | null): ISessionContext | null {
+  const ctx = (widget as any)?.sessionContext;
+  return ctx && typeof ctx === 'object' && 'kernelChanged' in ctx ? ctx : null;
+}
+
+/**
+ * Follows the current widget's kernel and says whether it is an SSH kernel
+ * and how its tunnel is.
+ */
+export class CurrentTunnel {
+  constructor(
+    private readonly _kernels: KernelsModel,
+    private readonly _status: TunnelStatusModel
+  ) {
+    _kernels.changed.connect(this.refresh, this);
+    _status.changed.connect(this.refresh, this);
+  }
+
+  get changed(): ISignal<this, void> {
+    return this._changed;
+  }
+
+  get info(): ITunnelInfo | null {
+    return this._info;
+  }
+
+  /**
+   * The user's "show the status item" setting: when off, there is no info.
+   */
+  get enabled(): boolean {
+    return this._enabled;
+  }
+
+  set enabled(value: boolean) {
+    this._enabled = value;
+    this.refresh();
+  }
+
+  /**
+   * Follow another widget (the shell's current one).
+   */
+  follow(widget: Widget | null): void {
+    const ctx = sessionContextOf(widget);
+    if (ctx === this._context) {
+      return;
+    }
+    if (this._context) {
+      this._context.kernelChanged.disconnect(this.refresh, this);
+      this._context.statusChanged.disconnect(this.refresh, this);
+    }
+    this._context = ctx;
+    if (ctx) {
+      ctx.kernelChanged.connect(this.refresh, this);
+      ctx.statusChanged.connect(this.refresh, this);
+    }
+    this.refresh();
+  }
+
+  refresh(): void {
+    const info = this._compute();
+    if (JSON.stringify(info) !== JSON.stringify(this._info)) {
+      this._info = info;
+      this._changed.emit();
+    }
+  }
+
+  dispose(): void {
+    this.follow(null);
+    Signal.clearData(this);
+  }
+
+  private _compute(): ITunnelInfo | null {
+    const kernel = this._context?.session?.kernel;
+    if (!kernel || !this._enabled) {
+      return null;
+    }
+    const tunnel = this._status.byKernelId(kernel.id);
+    const entry = this._kernels.kernels?.find(
+      k => k.name === kernel.name && k.config
+    );
+    const hostAlias = tunnel?.host_alias ?? entry?.config?.ssh_host_alias;
+    if (!hostAlias) {
+      return null; // a local kernel
+    }
+    // The server lists a kernel once it has started; until then it launches.
+    const state: TunnelState = tunnel?.state ?? 'launching';
+    return {
+      kernelspec: kernel.name,
+      hostAlias,
+      state,
+      label: tunnelLabel(state, tunnel?.step)
+    };
+  }
+
+  private _enabled = true;
+  private _context: ISessionContext | null = null;
+  private _info: ITunnelInfo | null = null;
+  private _changed = new Signal<this, void>(this);
+}
+
+/**
+ * The status bar item: host alias and tunnel state of the current kernel.
+ */
+export class TunnelStatusItem extends ReactWidget {
+  constructor(
+    private readonly _current: CurrentTunnel,
+    private readonly _open: (kernelspec: string) => void
+  ) {
+    super();
+    this.addClass('jp-sshpyk-StatusItem');
+  }
+
+  protected render(): JSX.Element {
+    return (
+      <UseSignal signal={this._current.changed}>
+        {() => {
+          const info = this._current.info;
+          if (!info) {
+            return null;
+          }
+          const open = () => this._open(info.kernelspec);
+          return (
+            <div
+              role="button"
+              tabIndex={0}
+              className={`jp-sshpyk-StatusItem-body jp-sshpyk-Tunnel-${info.state}`}
+              data-testid="sshpyk-status-item"
+              data-state={info.state}
+              title={`SSH kernel on ${info.hostAlias}: ${info.label}. Click to show it in the SSH Kernels panel.`}
+              onClick={open}
+              onKeyDown={event => {
+                if (event.key === 'Enter' || event.key === ' ') {
+                  event.preventDefault();
+                  open();
+                }
+              }}
+            >
+              <sshpykIcon.react
+                tag="span"
+                className="jp-sshpyk-StatusItem-icon"
+              />
+              <span className="jp-StatusBar-TextItem">
+                {`${info.hostAlias}: ${info.label}`}
+              </span>
+            </div>
+          );
+        }}
+      </UseSignal>
+    );
+  }
+}
