@@ -18,6 +18,7 @@ import re
 import signal
 import socket
 import time
+import weakref
 from typing import Any
 
 from jupyter_client.connect import KernelConnectionInfo
@@ -39,6 +40,11 @@ def _free_local_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
+
+
+# Every provisioner of this process by kernel id: the status API lists kernels that are still
+# launching, which the kernel manager only adds once they have started.
+LIVE: weakref.WeakValueDictionary[str, SSHKernelProvisioner] = weakref.WeakValueDictionary()
 
 
 class SSHKernelProvisioner(KernelProvisionerBase):
@@ -71,6 +77,7 @@ class SSHKernelProvisioner(KernelProvisionerBase):
         self.state, self.step, self.since = "dead", "", time.time()
         self.rtt: float | None = None
         self._pings: dict[int, asyncio.Future] = {}
+        LIVE[str(self.kernel_id)] = self
 
     def _set_state(self, state: str, step: str = "") -> None:
         if (state, step) != (self.state, self.step):

@@ -346,3 +346,36 @@ def test_openapi_document_matches_the_route_table():
 async def test_openapi_is_served(jp_fetch):
     doc = await call(jp_fetch, "sshpyk", "openapi.json")
     assert doc["openapi"].startswith("3.") and "/sshpyk/kernels" in doc["paths"]
+
+
+async def test_status_shows_a_launching_kernel_and_its_step(jp_fetch, test_hosts):
+    import shlex
+
+    script = f'#!/bin/sh\nsleep 3\nexec {test_hosts.remote_python_prefix}/bin/python "$@"\n'
+    setup = (
+        f"mkdir -p ~/slowpy/bin && printf %s {shlex.quote(script)} > ~/slowpy/bin/python "
+        "&& chmod +x ~/slowpy/bin/python"
+    )
+    assert test_hosts.ssh("remote", setup).returncode == 0
+    await call(
+        jp_fetch,
+        "sshpyk",
+        "kernels",
+        method="POST",
+        body=body_of(test_hosts, "slow", remote_python_prefix="~/slowpy"),
+        expect=201,
+    )
+    start = asyncio.ensure_future(
+        call(jp_fetch, "api", "kernels", method="POST", body={"name": "slow"}, expect=201)
+    )
+    seen = []
+    while not start.done():
+        status = await call(jp_fetch, "sshpyk", "status")
+        seen += [(k["state"], k["step"]) for k in status["kernels"] if k["kernelspec"] == "slow"]
+        await asyncio.sleep(0.2)
+    kernel = await start
+    assert ("launching", "starting the remote kernel") in seen, seen
+    status = await call(jp_fetch, "sshpyk", "status")
+    (mine,) = [k for k in status["kernels"] if k["kernel_id"] == kernel["id"]]
+    assert mine["state"] == "connected" and mine["step"] is None
+    await call(jp_fetch, "api", "kernels", kernel["id"], method="DELETE", expect=204)

@@ -7,7 +7,7 @@ import asyncio
 import tornado
 from jupyter_server.auth.decorator import authorized
 
-from ..provisioner import SSHKernelProvisioner
+from ..provisioner import LIVE
 from .base import SSHPykHandler
 
 
@@ -18,22 +18,24 @@ class StatusHandler(SSHPykHandler):
     @authorized
     async def get(self):
         mkm = self.kernel_manager
-        found = []
-        for kid in list(mkm.list_kernel_ids()):
-            try:
-                km = mkm.get_kernel(kid)
-            except KeyError:
-                continue  # shut down meanwhile
-            prov = km.provisioner
-            if isinstance(prov, SSHKernelProvisioner):
-                found.append((kid, km, prov))
+        running = set(mkm.list_kernel_ids())
+        # started kernels, plus those still launching (not in the kernel manager's list yet)
+        found = [
+            (kid, prov)
+            for kid, prov in list(LIVE.items())
+            if kid in running or prov.state == "launching"
+        ]
         # one ping per kernel down its monitor stream, all at once: no ssh process spawned
-        await asyncio.gather(*(prov.measure_rtt() for _, _, prov in found))
+        await asyncio.gather(*(prov.measure_rtt() for _, prov in found))
         self.finish(
             {
                 "kernels": [
-                    {"kernel_id": kid, "kernelspec": km.kernel_name, **prov.status()}
-                    for kid, km, prov in found
+                    {
+                        "kernel_id": kid,
+                        "kernelspec": getattr(prov.parent, "kernel_name", None),
+                        **prov.status(),
+                    }
+                    for kid, prov in found
                 ]
             }
         )
