@@ -10,6 +10,8 @@ from pathlib import Path
 
 import pytest
 
+from sshpyk.checks import CHECK_IDS
+
 BIN = Path(sys.executable).parent
 
 
@@ -104,16 +106,7 @@ def test_add_list_check_edit_delete_round_trip(test_hosts, env):
     chk = sshpyk(env, "check", "--kernel-name", "ssh-r", "--json")
     assert chk.returncode == 0, chk.stdout
     ids = [c["id"] for c in json.loads(chk.stdout)["checks"]]
-    assert ids[:8] == [
-        "ssh_client",
-        "ssh_config",
-        "host_alias",
-        "connection",
-        "remote_system",
-        "remote_python",
-        "jupyter_client",
-        "remote_kernel",
-    ]
+    assert ids[:8] == list(CHECK_IDS[:8])  # every check, in the documented order
 
     ed = sshpyk(
         env,
