@@ -76,13 +76,23 @@ def managers(jp_asyncio_loop):
 
 
 def remote_procs(th, host="remote") -> list[str]:
-    """Processes of the test user on a host, apart from sshd sessions."""
-    out = th.ssh(host, 'ps -u "$(id -u)" -o pid=,args=').stdout
-    return [
-        ln.strip()
-        for ln in out.splitlines()
-        if ln.strip() and "sshd" not in ln and "ps -u" not in ln and "sh -c" not in ln
-    ]
+    """Live processes started through this instance's sshd of ``host`` (they carry its
+    SetEnv markers), apart from sshd itself.  The test hosts share this machine's pid
+    namespace, so /proc sees them all, and other instances' processes are left out."""
+    marks = {f"SPK_HOST={host}".encode(), f"SPK_STATE={th.state}".encode()}
+    found = []
+    for d in Path("/proc").iterdir():
+        if not d.name.isdigit():
+            continue
+        try:
+            env = set((d / "environ").read_bytes().split(b"\0"))
+            cmd = (d / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
+            state = (d / "status").read_text()
+        except OSError:
+            continue
+        if marks <= env and "State:\tZ" not in state and not cmd.startswith("sshd"):
+            found.append(f"{d.name} {cmd.strip()}")
+    return found
 
 
 def kernel_procs(th, host="remote") -> list[str]:
