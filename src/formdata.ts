@@ -1,3 +1,4 @@
+import { nullTranslator, TranslationBundle } from '@jupyterlab/translation';
 import type { ErrorSchema, RJSFValidationError, UiSchema } from '@rjsf/utils';
 
 /**
@@ -27,7 +28,8 @@ export type FormData = Record<string, unknown>;
  */
 export function uiSchemaFor(
   schema: Record<string, any>,
-  mode: FormMode
+  mode: FormMode,
+  trans: TranslationBundle = nullTranslator.load('sshpyk')
 ): UiSchema {
   const props: Record<string, unknown> = schema.properties ?? {};
   const ui: UiSchema = {
@@ -44,14 +46,17 @@ export function uiSchemaFor(
       'ui:readonly': mode === 'edit',
       'ui:help':
         mode === 'edit'
-          ? 'The kernel name cannot change; add a new kernel instead.'
+          ? trans.__('The kernel name cannot change; add a new kernel instead.')
           : undefined
     };
   }
   if ('mount_local_on_remote' in props) {
     ui.mount_local_on_remote = {
       'ui:options': { orderable: false },
-      items: { 'ui:classNames': 'jp-sshpyk-MountRow' }
+      items: {
+        'ui:classNames': 'jp-sshpyk-MountRow',
+        'ui:title': trans.__('Mount')
+      }
     };
   }
   return ui;
@@ -157,9 +162,10 @@ export function suggestKernelName(alias: string, remoteKernel: string): string {
  * ("must be absolute or start with '~/'") rather than as a regular expression.
  */
 export function onlyRequiredErrors(
-  errors: RJSFValidationError[]
+  errors: RJSFValidationError[],
+  message = 'is required'
 ): RJSFValidationError[] {
   return errors
     .filter(e => e.name === 'required')
-    .map(e => ({ ...e, message: 'is required' }));
+    .map(e => ({ ...e, message }));
 }

@@ -8,10 +8,13 @@ import { ISettingRegistry } from '@jupyterlab/settingregistry';
 import { IStatusBar } from '@jupyterlab/statusbar';
 import { ITranslator, nullTranslator } from '@jupyterlab/translation';
 
+// eslint-disable-next-line jupyter/prefer-lazy-imports -- the sidebar lists the kernels as soon as it is shown
 import { KernelsModel } from './model';
 // eslint-disable-next-line jupyter/prefer-lazy-imports -- the panel must be in the shell before the layout is restored
 import { SIDEBAR_ID, SshpykSidebar } from './sidebar/panel';
+// eslint-disable-next-line jupyter/prefer-lazy-imports -- the status item must be registered during activation
 import { TunnelStatusModel } from './status';
+// eslint-disable-next-line jupyter/prefer-lazy-imports -- the status item must be registered during activation
 import { CurrentTunnel, TunnelStatusItem } from './statusbar';
 
 namespace CommandIDs {
@@ -61,6 +64,18 @@ const plugin: JupyterFrontEndPlugin<void> = {
 
     app.commands.addCommand(CommandIDs.showKernel, {
       label: trans.__('Show the SSH kernel'),
+      caption: trans.__('Show an SSH kernel in the SSH Kernels panel'),
+      describedBy: {
+        args: {
+          type: 'object',
+          properties: {
+            name: {
+              type: 'string',
+              description: trans.__('The kernelspec name of the SSH kernel')
+            }
+          }
+        }
+      },
       execute: args => {
         app.shell.activateById(SIDEBAR_ID);
         if (typeof args.name === 'string') {
@@ -70,6 +85,8 @@ const plugin: JupyterFrontEndPlugin<void> = {
     });
     app.commands.addCommand(CommandIDs.addKernel, {
       label: trans.__('Add an SSH Kernel…'),
+      caption: trans.__('Open the form that adds an SSH kernel'),
+      describedBy: { args: { type: 'object', properties: {} } },
       execute: () => {
         app.shell.activateById(SIDEBAR_ID);
         sidebar.showAddForm();
@@ -77,7 +94,7 @@ const plugin: JupyterFrontEndPlugin<void> = {
     });
 
     if (statusBar) {
-      const current = new CurrentTunnel(kernels, status);
+      const current = new CurrentTunnel(kernels, status, trans);
       if (labShell) {
         labShell.currentChanged.connect((_, change) =>
           current.follow(change.newValue)
@@ -86,7 +103,8 @@ const plugin: JupyterFrontEndPlugin<void> = {
       }
       const item = new TunnelStatusItem(
         current,
-        name => void app.commands.execute(CommandIDs.showKernel, { name })
+        name => void app.commands.execute(CommandIDs.showKernel, { name }),
+        trans
       );
       statusBar.registerStatusItem('sshpyk:tunnel-status', {
         item,

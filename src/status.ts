@@ -1,4 +1,5 @@
 import { ServerConnection } from '@jupyterlab/services';
+import { nullTranslator, TranslationBundle } from '@jupyterlab/translation';
 import { Poll } from '@lumino/polling';
 import { ISignal, Signal } from '@lumino/signaling';
 
@@ -87,9 +88,25 @@ export class TunnelStatusModel {
 /**
  * The words for a tunnel state, with the launch step while launching.
  */
-export function tunnelLabel(state: TunnelState, step?: string | null): string {
+export function tunnelLabel(
+  state: TunnelState,
+  step?: string | null,
+  trans: TranslationBundle = nullTranslator.load('sshpyk')
+): string {
   if (state === 'launching' && step) {
-    return `launching: ${step}`;
+    return trans.__('launching: %1', step);
+  }
+  switch (state) {
+    case 'launching':
+      return trans.__('launching');
+    case 'connected':
+      return trans.__('connected');
+    case 'reconnecting':
+      return trans.__('reconnecting');
+    case 'lost':
+      return trans.__('lost');
+    case 'dead':
+      return trans.__('dead');
   }
   return state;
 }

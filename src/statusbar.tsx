@@ -1,4 +1,5 @@
 import { ISessionContext, ReactWidget } from '@jupyterlab/apputils';
+import { TranslationBundle } from '@jupyterlab/translation';
 import { UseSignal } from '@jupyterlab/ui-components';
 import { ISignal, Signal } from '@lumino/signaling';
 import { Widget } from '@lumino/widgets';
@@ -35,7 +36,8 @@ function sessionContextOf(widget: Widget | null): ISessionContext | null {
 export class CurrentTunnel {
   constructor(
     private readonly _kernels: KernelsModel,
-    private readonly _status: TunnelStatusModel
+    private readonly _status: TunnelStatusModel,
+    private readonly _trans: TranslationBundle
   ) {
     _kernels.changed.connect(this.refresh, this);
     _status.changed.connect(this.refresh, this);
@@ -113,7 +115,7 @@ export class CurrentTunnel {
       kernelspec: kernel.name,
       hostAlias,
       state,
-      label: tunnelLabel(state, tunnel?.step)
+      label: tunnelLabel(state, tunnel?.step, this._trans)
     };
   }
 
@@ -129,7 +131,8 @@ export class CurrentTunnel {
 export class TunnelStatusItem extends ReactWidget {
   constructor(
     private readonly _current: CurrentTunnel,
-    private readonly _open: (kernelspec: string) => void
+    private readonly _open: (kernelspec: string) => void,
+    private readonly _trans: TranslationBundle
   ) {
     super();
     this.addClass('jp-sshpyk-StatusItem');
@@ -151,7 +154,11 @@ export class TunnelStatusItem extends ReactWidget {
               className={`jp-sshpyk-StatusItem-body jp-sshpyk-Tunnel-${info.state}`}
               data-testid="sshpyk-status-item"
               data-state={info.state}
-              title={`SSH kernel on ${info.hostAlias}: ${info.label}. Click to show it in the SSH Kernels panel.`}
+              title={this._trans.__(
+                'SSH kernel on %1: %2. Click to show it in the SSH Kernels panel.',
+                info.hostAlias,
+                info.label
+              )}
               onClick={open}
               onKeyDown={event => {
                 if (event.key === 'Enter' || event.key === ' ') {

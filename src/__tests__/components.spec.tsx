@@ -1,4 +1,5 @@
 import { ServerConnection } from '@jupyterlab/services';
+import { nullTranslator } from '@jupyterlab/translation';
 import { Signal } from '@lumino/signaling';
 import { Widget } from '@lumino/widgets';
 import * as React from 'react';
@@ -100,7 +101,11 @@ describe('CurrentTunnel', () => {
     for (let i = 0; i < 50 && status.kernels.length === 0; i++) {
       await new Promise(resolve => setTimeout(resolve, 10));
     }
-    const current = new CurrentTunnel(kernels, status);
+    const current = new CurrentTunnel(
+      kernels,
+      status,
+      nullTranslator.load('sshpyk')
+    );
 
     current.follow(widgetWithKernel('remote-py', 'k1'));
     expect(current.info).toEqual({

@@ -1,28 +1,60 @@
+import { nullTranslator, TranslationBundle } from '@jupyterlab/translation';
 import * as React from 'react';
 
 import { ICheck } from '../api';
 import { CheckRun, CheckRunState } from '../checks';
 
-const STATUS_WORDS: Record<ICheck['status'], string> = {
-  ok: 'ok',
-  warn: 'warning',
-  fail: 'failed',
-  skipped: 'skipped'
-};
+/**
+ * The badge of one check.
+ */
+function statusWord(
+  status: ICheck['status'],
+  trans: TranslationBundle
+): string {
+  switch (status) {
+    case 'ok':
+      return trans.__('ok');
+    case 'warn':
+      return trans.__('warning');
+    case 'fail':
+      return trans.__('failed');
+    case 'skipped':
+      return trans.__('skipped');
+  }
+  return status;
+}
 
-const RUN_WORDS: Record<CheckRunState, string> = {
-  running: 'Checking…',
-  ok: 'All checks passed',
-  warning: 'Passed with warnings',
-  failed: 'Some checks failed',
-  error: 'The check could not run'
-};
+/**
+ * The summary of a run.
+ */
+export function runWords(
+  state: CheckRunState,
+  trans: TranslationBundle = nullTranslator.load('sshpyk')
+): string {
+  switch (state) {
+    case 'running':
+      return trans.__('Checking…');
+    case 'ok':
+      return trans.__('All checks passed');
+    case 'warning':
+      return trans.__('Passed with warnings');
+    case 'failed':
+      return trans.__('Some checks failed');
+    case 'error':
+      return trans.__('The check could not run');
+  }
+  return state;
+}
 
 /**
  * The checks of one run, each shown as soon as the server reports it.
  */
-export function CheckResults(props: { run: CheckRun }): JSX.Element {
+export function CheckResults(props: {
+  run: CheckRun;
+  trans?: TranslationBundle;
+}): JSX.Element {
   const { run } = props;
+  const trans = props.trans ?? nullTranslator.load('sshpyk');
   return (
     <div className="jp-sshpyk-Checks" data-testid="sshpyk-checks">
       <ul className="jp-sshpyk-Checks-list" aria-live="polite">
@@ -34,7 +66,7 @@ export function CheckResults(props: { run: CheckRun }): JSX.Element {
             data-status={check.status}
           >
             <span className="jp-sshpyk-Check-badge">
-              {STATUS_WORDS[check.status]}
+              {statusWord(check.status, trans)}
             </span>
             <span className="jp-sshpyk-Check-title">{check.title}</span>
             {check.value && (
@@ -50,9 +82,11 @@ export function CheckResults(props: { run: CheckRun }): JSX.Element {
             className="jp-sshpyk-Check jp-sshpyk-Check-running"
             data-status="running"
           >
-            <span className="jp-sshpyk-Check-badge">running</span>
+            <span className="jp-sshpyk-Check-badge">{trans.__('running')}</span>
             <span className="jp-sshpyk-Check-title">
-              {run.checks.length ? 'Next checks…' : 'Connecting…'}
+              {run.checks.length
+                ? trans.__('Next checks…')
+                : trans.__('Connecting…')}
             </span>
           </li>
         )}
@@ -63,12 +97,10 @@ export function CheckResults(props: { run: CheckRun }): JSX.Element {
         data-state={run.state}
         role="status"
       >
-        {run.error ? `${RUN_WORDS.error}: ${run.error}` : RUN_WORDS[run.state]}
+        {run.error
+          ? trans.__('%1: %2', runWords('error', trans), run.error)
+          : runWords(run.state, trans)}
       </div>
     </div>
   );
-}
-
-export function runWords(state: CheckRunState): string {
-  return RUN_WORDS[state];
 }

@@ -1,4 +1,5 @@
 import { ServerConnection } from '@jupyterlab/services';
+import { TranslationBundle } from '@jupyterlab/translation';
 
 import { FormData } from '../formdata';
 
@@ -12,4 +13,5 @@ export interface IFormContext {
   formData: FormData;
   fillEmpty: (values: FormData) => void;
   defaultFormData: FormData;
+  trans: TranslationBundle;
 }

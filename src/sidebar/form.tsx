@@ -1,11 +1,12 @@
+import { TranslationBundle } from '@jupyterlab/translation';
 import { FormComponent } from '@jupyterlab/ui-components';
 import type {
   ErrorSchema,
   FieldTemplateProps,
+  IconButtonProps,
   RJSFSchema,
   UiSchema
 } from '@rjsf/utils';
-import validator from '@rjsf/validator-ajv8';
 import type { ReadonlyJSONObject } from '@lumino/coreutils';
 import * as React from 'react';
 
@@ -82,6 +83,32 @@ function FieldTemplate(props: FieldTemplateProps): JSX.Element {
   );
 }
 
+/**
+ * The array buttons (the mount rows) as labelled text buttons: rjsf's own
+ * show icon-font glyphs that Lab does not load, i.e. empty boxes.
+ */
+function arrayButtons(trans: TranslationBundle) {
+  const button =
+    (text: string, className: string) =>
+    (props: IconButtonProps): JSX.Element => (
+      <button
+        type="button"
+        className={`jp-mod-styled ${className} jp-sshpyk-ArrayButton`}
+        onClick={props.onClick}
+        disabled={props.disabled}
+      >
+        {text}
+      </button>
+    );
+  return {
+    AddButton: button(trans.__('Add'), 'jp-mod-accept'),
+    RemoveButton: button(trans.__('Remove'), 'jp-mod-warn'),
+    MoveUpButton: button(trans.__('Move up'), 'jp-mod-reject'),
+    MoveDownButton: button(trans.__('Move down'), 'jp-mod-reject'),
+    CopyButton: button(trans.__('Copy'), 'jp-mod-reject')
+  };
+}
+
 function withFills(data: FormData, fills: FormData): FormData {
   const next = { ...data };
   for (const [key, value] of Object.entries(fills)) {
@@ -101,14 +128,35 @@ export interface IKernelFormProps {
   initial?: FormData;
   onDone: (name: string) => void;
   onCancel: () => void;
+  trans: TranslationBundle;
+}
+
+type Validator = (typeof import('@rjsf/validator-ajv8'))['default'];
+
+/**
+ * The schema and the validator the form needs, loaded together: the
+ * validator (ajv) is only worth its weight once a user opens the form.
+ */
+async function loadForm(
+  model: KernelsModel
+): Promise<{ schema: Record<string, any>; validator: Validator }> {
+  const [schema, { default: validator }] = await Promise.all([
+    model.schema(),
+    import('@rjsf/validator-ajv8')
+  ]);
+  return { schema, validator };
 }
 
 /**
  * The Add/Edit form, rendered from the kernel model's JSON schema.
  */
 export function KernelForm(props: IKernelFormProps): JSX.Element {
-  const { model, mode, initial } = props;
-  const [schema, setSchema] = React.useState<Record<string, any> | null>(null);
+  const { model, mode, initial, trans } = props;
+  const [loaded, setLoaded] = React.useState<{
+    schema: Record<string, any>;
+    validator: Validator;
+  } | null>(null);
+  const schema = loaded?.schema ?? null;
   const [loadError, setLoadError] = React.useState<string | null>(null);
   const [formData, setFormData] = React.useState<FormData>(initial ?? {});
   const [extraErrors, setExtraErrors] = React.useState<ErrorSchema | undefined>(
@@ -117,11 +165,35 @@ export function KernelForm(props: IKernelFormProps): JSX.Element {
   const [erroredData, setErroredData] = React.useState<string | null>(null);
   const [formError, setFormError] = React.useState<string | null>(null);
   const [busy, setBusy] = React.useState(false);
+  const container = React.useRef<HTMLDivElement>(null);
+  const templates = React.useMemo(
+    () => ({ FieldTemplate, ButtonTemplates: arrayButtons(trans) }),
+    [trans]
+  );
+
+  // Keyboard users land in the first field once the form is there.
+  React.useEffect(() => {
+    if (loaded) {
+      container.current
+        ?.querySelector<HTMLElement>(
+          'input:not([type="hidden"]):not([readonly]), select, textarea'
+        )
+        ?.focus();
+    }
+  }, [loaded]);
+
+  const onKeyDown = (event: React.KeyboardEvent) => {
+    if (event.key === 'Escape' && !busy) {
+      event.preventDefault();
+      event.stopPropagation();
+      props.onCancel();
+    }
+  };
 
   React.useEffect(() => {
     let active = true;
-    model.schema().then(
-      s => active && setSchema(s),
+    loadForm(model).then(
+      result => active && setLoaded(result),
       error => active && setLoadError(describeError(error))
     );
     return () => {
@@ -130,8 +202,8 @@ export function KernelForm(props: IKernelFormProps): JSX.Element {
   }, [model]);
 
   const uiSchema = React.useMemo<UiSchema>(
-    () => (schema ? uiSchemaFor(schema, mode) : {}),
-    [schema, mode]
+    () => (schema ? uiSchemaFor(schema, mode, trans) : {}),
+    [schema, mode, trans]
   );
 
   // rjsf reports a widget's own change after the widget returns, with form
@@ -146,29 +218,33 @@ export function KernelForm(props: IKernelFormProps): JSX.Element {
     serverSettings: model.serverSettings,
     formData,
     fillEmpty,
-    defaultFormData: {}
+    defaultFormData: {},
+    trans
   };
 
-  const title = mode === 'add' ? 'Add an SSH kernel' : 'Edit the SSH kernel';
+  const title =
+    mode === 'add'
+      ? trans.__('Add an SSH kernel')
+      : trans.__('Edit the SSH kernel');
 
   if (loadError) {
     return (
       <div className="jp-sshpyk-Form">
         <h3 className="jp-sshpyk-Form-title">{title}</h3>
         <p className="jp-sshpyk-Error" role="alert">
-          {`Cannot load the kernel form: ${loadError}`}
+          {trans.__('Cannot load the kernel form: %1', loadError)}
         </p>
         <button
           className="jp-mod-styled jp-mod-reject"
           onClick={props.onCancel}
         >
-          Back
+          {trans.__('Back')}
         </button>
       </div>
     );
   }
-  if (!schema) {
-    return <p className="jp-sshpyk-Muted">Loading the form…</p>;
+  if (!loaded || !schema) {
+    return <p className="jp-sshpyk-Muted">{trans.__('Loading the form…')}</p>;
   }
 
   const submit = async (data: FormData) => {
@@ -203,7 +279,14 @@ export function KernelForm(props: IKernelFormProps): JSX.Element {
   };
 
   return (
-    <div className="jp-sshpyk-Form" data-testid="sshpyk-form">
+    <div
+      className="jp-sshpyk-Form"
+      data-testid="sshpyk-form"
+      ref={container}
+      role="region"
+      aria-label={title}
+      onKeyDown={onKeyDown}
+    >
       <h3 className="jp-sshpyk-Form-title">{title}</h3>
       {formError && (
         <p
@@ -219,12 +302,14 @@ export function KernelForm(props: IKernelFormProps): JSX.Element {
         uiSchema={uiSchema as any}
         formData={formData as ReadonlyJSONObject}
         formContext={formContext}
-        validator={validator as any}
+        validator={loaded.validator as any}
         widgets={FORM_WIDGETS}
-        templates={{ FieldTemplate }}
+        templates={templates as any}
         extraErrors={extraErrors}
         showErrorList={false}
-        transformErrors={onlyRequiredErrors}
+        transformErrors={errors =>
+          onlyRequiredErrors(errors, trans.__('is required'))
+        }
         noHtml5Validate
         buttonStyle="text"
         idPrefix="root"
@@ -250,7 +335,7 @@ export function KernelForm(props: IKernelFormProps): JSX.Element {
             onClick={props.onCancel}
             disabled={busy}
           >
-            Cancel
+            {trans.__('Cancel')}
           </button>
           <button
             type="submit"
@@ -258,7 +343,11 @@ export function KernelForm(props: IKernelFormProps): JSX.Element {
             data-testid="sshpyk-form-submit"
             disabled={busy}
           >
-            {busy ? 'Saving…' : mode === 'add' ? 'Add' : 'Save'}
+            {busy
+              ? trans.__('Saving…')
+              : mode === 'add'
+                ? trans.__('Add')
+                : trans.__('Save')}
           </button>
         </div>
       </FormComponent>

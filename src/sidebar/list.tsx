@@ -1,3 +1,4 @@
+import { TranslationBundle } from '@jupyterlab/translation';
 import * as React from 'react';
 
 import { IKernelEntry } from '../api';
@@ -10,22 +11,27 @@ export interface IKernelListProps {
   status: TunnelStatusModel;
   onEdit: (entry: IKernelEntry) => void;
   onDelete: (entry: IKernelEntry) => void;
+  trans: TranslationBundle;
 }
 
 function Running(props: {
   status: TunnelStatusModel;
   name: string;
+  trans: TranslationBundle;
 }): JSX.Element {
+  const { trans } = props;
   const running = props.status.byKernelspec(props.name);
   if (running.length === 0) {
-    return <span className="jp-sshpyk-Muted">not running</span>;
+    return <span className="jp-sshpyk-Muted">{trans.__('not running')}</span>;
   }
   return (
     <span data-testid="sshpyk-running">
       {running
         .map(k => {
-          const rtt = k.rtt_ms !== null ? `, ${k.rtt_ms} ms` : '';
-          return `running: ${tunnelLabel(k.state, k.step)}${rtt}`;
+          const label = tunnelLabel(k.state, k.step, trans);
+          return k.rtt_ms !== null
+            ? trans.__('running: %1, %2 ms', label, k.rtt_ms)
+            : trans.__('running: %1', label);
         })
         .join('; ')}
     </span>
@@ -35,7 +41,7 @@ function Running(props: {
 function KernelItem(
   props: IKernelListProps & { entry: IKernelEntry }
 ): JSX.Element {
-  const { entry, model, status } = props;
+  const { entry, model, status, trans } = props;
   const config = entry.config;
   const run = model.checkRun(entry.name);
   const selected = model.selected === entry.name;
@@ -47,12 +53,16 @@ function KernelItem(
     }
   }, [selected]);
 
-  let lastCheck = 'not checked yet';
+  let lastCheck = trans.__('not checked yet');
   if (run) {
     lastCheck =
       run.state === 'running'
-        ? 'checking…'
-        : `${runWords(run.state).toLowerCase()} at ${run.finishedAt?.toLocaleTimeString()}`;
+        ? trans.__('checking…')
+        : trans.__(
+            '%1 at %2',
+            runWords(run.state, trans).toLowerCase(),
+            run.finishedAt?.toLocaleTimeString() ?? ''
+          );
   }
 
   return (
@@ -68,25 +78,31 @@ function KernelItem(
       </div>
       {entry.error && (
         <p className="jp-sshpyk-Error" role="alert">
-          {`Invalid kernelspec: ${entry.error.message}`}
+          {trans.__('Invalid kernelspec: %1', entry.error.message)}
         </p>
       )}
       <dl className="jp-sshpyk-Kernel-facts">
-        <dt>Name</dt>
+        <dt>{trans.__('Name')}</dt>
         <dd>{entry.name}</dd>
         {config && (
           <>
-            <dt>Host</dt>
+            <dt>{trans.__('Host')}</dt>
             <dd data-testid="sshpyk-kernel-host">{config.ssh_host_alias}</dd>
-            <dt>Remote kernel</dt>
-            <dd>{`${config.remote_kernel_name} in ${config.remote_python_prefix}`}</dd>
+            <dt>{trans.__('Remote kernel')}</dt>
+            <dd>
+              {trans.__(
+                '%1 in %2',
+                config.remote_kernel_name,
+                config.remote_python_prefix
+              )}
+            </dd>
           </>
         )}
-        <dt>Last check</dt>
+        <dt>{trans.__('Last check')}</dt>
         <dd data-testid="sshpyk-kernel-last-check">{lastCheck}</dd>
-        <dt>Kernel</dt>
+        <dt>{trans.__('Kernel')}</dt>
         <dd>
-          <Running status={status} name={entry.name} />
+          <Running status={status} name={entry.name} trans={trans} />
         </dd>
       </dl>
       <div className="jp-sshpyk-Kernel-actions">
@@ -98,23 +114,23 @@ function KernelItem(
             model.check(entry.name);
           }}
         >
-          Check
+          {trans.__('Check')}
         </button>
         <button
           className="jp-mod-styled"
           disabled={!config}
           onClick={() => props.onEdit(entry)}
         >
-          Edit
+          {trans.__('Edit')}
         </button>
         <button
           className="jp-mod-styled jp-mod-warn"
           onClick={() => props.onDelete(entry)}
         >
-          Delete
+          {trans.__('Delete')}
         </button>
       </div>
-      {run && <CheckResults run={run} />}
+      {run && <CheckResults run={run} trans={trans} />}
     </li>
   );
 }
@@ -125,7 +141,10 @@ function KernelItem(
 export function KernelList(props: IKernelListProps): JSX.Element {
   const kernels = props.model.kernels ?? [];
   return (
-    <ul className="jp-sshpyk-KernelList" aria-label="SSH kernels">
+    <ul
+      className="jp-sshpyk-KernelList"
+      aria-label={props.trans.__('SSH kernels')}
+    >
       {kernels.map(entry => (
         <KernelItem key={entry.name} {...props} entry={entry} />
       ))}

@@ -118,7 +118,15 @@ export class SshpykSidebar extends ReactWidget {
     this.addClass('jp-sshpyk-Sidebar');
     this.title.icon = sshpykIcon;
     this.title.caption = _trans.__('SSH Kernels');
+    // Focusable itself, so activating the panel moves the keyboard focus in.
+    this.node.tabIndex = -1;
     void _model.refresh();
+  }
+
+  protected onActivateRequest(): void {
+    if (!this.node.contains(document.activeElement)) {
+      this.node.focus();
+    }
   }
 
   /**
@@ -165,13 +173,19 @@ export class SshpykSidebar extends ReactWidget {
       await this._model.remove(entry.name);
       this._actionError = null;
     } catch (error) {
-      this._actionError = `Could not delete ${entry.name}: ${describeError(error)}`;
+      this._actionError = this._trans.__(
+        'Could not delete %1: %2',
+        entry.name,
+        describeError(error)
+      );
     }
     this.update();
   };
 
   private _backToList = (name?: string) => {
     this._view = { kind: 'list' };
+    // The form's buttons are gone: give the focus back to the Add button.
+    this._focusAdd = true;
     if (name) {
       this._model.selected = name;
     }
@@ -191,6 +205,7 @@ export class SshpykSidebar extends ReactWidget {
             <button
               className="jp-mod-styled jp-mod-accept"
               data-testid="sshpyk-add"
+              ref={this._addRef}
               onClick={() => this.showAddForm()}
             >
               {trans.__('Add')}
@@ -207,6 +222,7 @@ export class SshpykSidebar extends ReactWidget {
             initial={view.mode === 'edit' ? view.initial : undefined}
             onDone={this._backToList}
             onCancel={() => this._backToList()}
+            trans={trans}
           />
         ) : (
           <UseSignal signal={this._model.changed}>
@@ -250,12 +266,21 @@ export class SshpykSidebar extends ReactWidget {
             status={this._status}
             onEdit={this._edit}
             onDelete={entry => void this._delete(entry)}
+            trans={this._trans}
           />
         )}
       </>
     );
   }
 
+  private _addRef = (button: HTMLButtonElement | null) => {
+    if (button && this._focusAdd) {
+      this._focusAdd = false;
+      button.focus();
+    }
+  };
+
+  private _focusAdd = false;
   private _view: View = { kind: 'list' };
   private _actionError: string | null = null;
 }

@@ -54,10 +54,12 @@ function useDebounced<T>(
   return state;
 }
 
-function hostDetail(host: IHost): string {
+function hostDetail(host: IHost, trans: IFormContext['trans']): string {
   const user = host.user ? `${host.user}@` : '';
-  const via = host.proxyjump ? `, via ${host.proxyjump}` : '';
-  return `${user}${host.hostname ?? host.alias}:${host.port ?? 22}${via}`;
+  const address = `${user}${host.hostname ?? host.alias}:${host.port ?? 22}`;
+  return host.proxyjump
+    ? trans.__('%1, via %2', address, host.proxyjump)
+    : address;
 }
 
 /**
@@ -65,6 +67,7 @@ function hostDetail(host: IHost): string {
  */
 export function HostAliasWidget(props: WidgetProps): JSX.Element {
   const ctx = props.formContext as IFormContext;
+  const { trans } = ctx;
   const sshConfig = text(ctx.formData.ssh_config) || null;
   const value = text(props.value);
   const [typing, setTyping] = React.useState(false);
@@ -96,20 +99,22 @@ export function HostAliasWidget(props: WidgetProps): JSX.Element {
         }}
       >
         <option value="">
-          {loading ? 'Reading the ssh config…' : 'Choose a host'}
+          {loading
+            ? trans.__('Reading the ssh config…')
+            : trans.__('Choose a host')}
         </option>
         {hosts.map(h => (
           <option key={h.alias} value={h.alias}>
-            {`${h.alias} (${hostDetail(h)})`}
+            {`${h.alias} (${hostDetail(h, trans)})`}
           </option>
         ))}
-        <option value={OTHER}>Another host (type it)…</option>
+        <option value={OTHER}>{trans.__('Another host (type it)…')}</option>
       </select>
       {showInput && (
         <input
           type="text"
           className="jp-mod-styled"
-          aria-label="SSH host alias, typed"
+          aria-label={trans.__('SSH host alias, typed')}
           data-testid="sshpyk-host-input"
           value={value}
           disabled={props.disabled || props.readonly}
@@ -118,12 +123,21 @@ export function HostAliasWidget(props: WidgetProps): JSX.Element {
       )}
       {error && (
         <div className="jp-sshpyk-FieldNote" role="status">
-          {`Could not list the hosts of ${data?.ssh_config ?? sshConfig ?? 'the ssh config'}: ${error}`}
+          {trans.__(
+            'Could not list the hosts of %1: %2',
+            data?.ssh_config ?? sshConfig ?? trans.__('the ssh config'),
+            error
+          )}
         </div>
       )}
       {!error && data && (
         <div className="jp-sshpyk-FieldNote">
-          {`${hosts.length} host(s) in ${data.ssh_config}`}
+          {trans._n(
+            '%1 host in %2',
+            '%1 hosts in %2',
+            hosts.length,
+            data.ssh_config
+          )}
         </div>
       )}
     </div>
@@ -136,6 +150,7 @@ export function HostAliasWidget(props: WidgetProps): JSX.Element {
  */
 export function RemoteKernelWidget(props: WidgetProps): JSX.Element {
   const ctx = props.formContext as IFormContext;
+  const { trans } = ctx;
   const alias = text(ctx.formData.ssh_host_alias);
   const prefix = text(ctx.formData.remote_python_prefix);
   const sshConfig = text(ctx.formData.ssh_config) || null;
@@ -160,7 +175,11 @@ export function RemoteKernelWidget(props: WidgetProps): JSX.Element {
     if (spec) {
       ctx.fillEmpty({
         language: spec.language,
-        display_name: `${spec.display_name ?? spec.name} (SSH ${alias})`,
+        display_name: trans.__(
+          '%1 (SSH %2)',
+          spec.display_name ?? spec.name,
+          alias
+        ),
         kernel_name: suggestKernelName(alias, spec.name)
       });
     }
@@ -168,14 +187,21 @@ export function RemoteKernelWidget(props: WidgetProps): JSX.Element {
 
   let note: string;
   if (!ready) {
-    note =
-      'Choose the host and enter the remote Python prefix to list its kernels.';
+    note = trans.__(
+      'Choose the host and enter the remote Python prefix to list its kernels.'
+    );
   } else if (loading) {
-    note = `Looking for kernels in ${prefix} on ${alias}…`;
+    note = trans.__('Looking for kernels in %1 on %2…', prefix, alias);
   } else if (error) {
-    note = `Could not list the kernels: ${error}`;
+    note = trans.__('Could not list the kernels: %1', error);
   } else {
-    note = `${specs.length} kernel(s) found in ${prefix} on ${alias}`;
+    note = trans._n(
+      '%1 kernel found in %2 on %3',
+      '%1 kernels found in %2 on %3',
+      specs.length,
+      prefix,
+      alias
+    );
   }
 
   return (
@@ -200,20 +226,24 @@ export function RemoteKernelWidget(props: WidgetProps): JSX.Element {
         }}
       >
         <option value="">
-          {loading ? 'Looking for kernels…' : 'Choose a remote kernel'}
+          {loading
+            ? trans.__('Looking for kernels…')
+            : trans.__('Choose a remote kernel')}
         </option>
         {specs.map(s => (
           <option key={s.name} value={s.name}>
             {s.display_name ? `${s.display_name} (${s.name})` : s.name}
           </option>
         ))}
-        <option value={OTHER}>Another kernel (type its name)…</option>
+        <option value={OTHER}>
+          {trans.__('Another kernel (type its name)…')}
+        </option>
       </select>
       {showInput && (
         <input
           type="text"
           className="jp-mod-styled"
-          aria-label="Remote kernel name, typed"
+          aria-label={trans.__('Remote kernel name, typed')}
           data-testid="sshpyk-remote-kernel-input"
           value={value}
           disabled={props.disabled || props.readonly}

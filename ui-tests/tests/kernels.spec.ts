@@ -1,48 +1,10 @@
 import { expect, IJupyterLabPageFixture, test } from '@jupyterlab/galata';
 import type { Locator } from '@playwright/test';
 
-/**
- * The real test hosts (`./dev test` brings them up and exports these).
- */
-function testHosts(): { sshConfig: string; prefix: string } {
-  const sshConfig = process.env.SSHPYK_TEST_SSH_CONFIG;
-  const prefix = process.env.SSHPYK_TEST_REMOTE_PREFIX;
-  if (!sshConfig || !prefix) {
-    throw new Error(
-      'SSHPYK_TEST_SSH_CONFIG and SSHPYK_TEST_REMOTE_PREFIX must name the test ' +
-        "hosts' ssh config and remote Python prefix (`./dev test` sets them)."
-    );
-  }
-  return { sshConfig, prefix };
-}
+import { fillTarget, openSidebar, testHosts } from './utils';
 
 const KERNEL = 'galata-remote';
 const DISPLAY = 'Galata remote';
-
-async function openSidebar(page: IJupyterLabPageFixture): Promise<Locator> {
-  await page.sidebar.openTab('sshpyk-sidebar');
-  const panel = page.locator('#sshpyk-sidebar');
-  await expect(panel.getByRole('heading', { name: 'SSH Kernels' })).toBeVisible();
-  return panel;
-}
-
-/**
- * Fill the form's connection part the way a user does: the ssh config path,
- * the host picked from its list, the prefix.
- */
-async function fillTarget(
-  panel: Locator,
-  sshConfig: string,
-  prefix: string
-): Promise<void> {
-  await panel.getByRole('textbox', { name: 'SSH config file', exact: true }).fill(sshConfig);
-  const hostSelect = panel.getByTestId('sshpyk-host-select');
-  await expect(hostSelect.locator('option[value="remote"]')).toHaveCount(1, {
-    timeout: 20000
-  });
-  await hostSelect.selectOption('remote');
-  await panel.getByRole('textbox', { name: 'Remote Python prefix', exact: true }).fill(prefix);
-}
 
 async function launcherCard(
   page: IJupyterLabPageFixture,
