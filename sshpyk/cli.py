@@ -167,18 +167,7 @@ def _alias_detail(by: dict[str, Check]) -> str:
 
 
 def _entry_json(e: KernelEntry, checks: list[Check] | None) -> dict[str, Any]:
-    out: dict[str, Any] = {"name": e.name, "resource_dir": e.resource_dir, "ssh": e.is_ssh}
-    if e.is_ssh and e.model:
-        out["config"] = e.model
-    elif e.raw is not None:
-        out.update(
-            display_name=e.raw.get("display_name"),
-            language=e.raw.get("language"),
-            argv=e.raw.get("argv"),
-            interrupt_mode=e.raw.get("interrupt_mode", "signal"),
-        )
-    if e.error:
-        out["error"] = {"message": e.error, "field": e.error_field}
+    out = e.to_dict()
     if checks is not None:
         out["checks"] = [c.to_dict() for c in checks]
     return out

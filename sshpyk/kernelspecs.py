@@ -25,6 +25,7 @@ from .model import (
     PROVISIONER_NAME,
     SPEC_FIELDS,
     InvalidField,
+    SSHKernelConfig,
     schema,
     validate,
 )
@@ -63,6 +64,26 @@ class KernelEntry:
     error: str | None = None
     error_field: str | None = None
 
+    def to_dict(self) -> dict[str, Any]:
+        """The JSON shape of an entry, shared by the CLI's --json and the REST API."""
+        out: dict[str, Any] = {
+            "name": self.name,
+            "resource_dir": self.resource_dir,
+            "ssh": self.is_ssh,
+        }
+        if self.is_ssh and self.model is not None:
+            out["config"] = self.model
+        elif self.raw is not None:
+            out.update(
+                display_name=self.raw.get("display_name"),
+                language=self.raw.get("language"),
+                argv=self.raw.get("argv"),
+                interrupt_mode=self.raw.get("interrupt_mode", "signal"),
+            )
+        if self.error:
+            out["error"] = {"message": self.error, "field": self.error_field}
+        return out
+
 
 def kernels_dir() -> Path:
     return Path(jupyter_data_dir()) / "kernels"
@@ -89,14 +110,7 @@ def model_from_kernel_json(name: str, raw: dict[str, Any]) -> dict[str, Any]:
 
 
 def kernel_json_from_model(model: dict[str, Any]) -> dict[str, Any]:
-    props = schema()["properties"]
-    config = {
-        k: model[k]
-        for k in CONFIG_FIELDS
-        if model.get(k) is not None and model.get(k) != props[k].get("default")
-    }
-    for k in ("ssh_host_alias", "remote_python_prefix", "remote_kernel_name"):
-        config[k] = model[k]
+    config = SSHKernelConfig(**{k: model[k] for k in CONFIG_FIELDS}).to_dict()
     return {
         "argv": LEGACY_ARGV,
         "display_name": model["display_name"],

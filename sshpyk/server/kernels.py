@@ -4,27 +4,15 @@ from __future__ import annotations
 
 import asyncio
 import json
-from typing import Any
 
 import tornado
 from jupyter_server.auth.decorator import authorized
 
 from .. import kernelspecs
 from ..checks import FAIL, check_many
-from ..kernelspecs import KernelEntry, KernelSpecError
+from ..kernelspecs import KernelSpecError
 from ..model import InvalidField, validate
 from .base import SSHPykHandler
-
-
-def entry_json(e: KernelEntry) -> dict[str, Any]:
-    out: dict[str, Any] = {"name": e.name, "ssh": e.is_ssh, "resource_dir": e.resource_dir}
-    if e.is_ssh and e.model is not None:
-        out["config"] = e.model
-    elif e.raw is not None:
-        out.update(display_name=e.raw.get("display_name"), language=e.raw.get("language"))
-    if e.error:
-        out["error"] = {"message": e.error, "field": e.error_field}
-    return out
 
 
 async def _store(fn, *args, **kw):
@@ -35,7 +23,7 @@ async def _store(fn, *args, **kw):
 class _SpecsHandler(SSHPykHandler):
     auth_resource = "kernelspecs"
 
-    async def _refresh_specs(self) -> None:
+    def _refresh_specs(self) -> None:
         ksm = self.settings.get("kernel_spec_manager")
         # a caching spec manager must forget what it knew, so /api/kernelspecs is right at once
         for name in ("_cache", "cache_items"):
@@ -49,7 +37,7 @@ class KernelsHandler(_SpecsHandler):
     @authorized
     async def get(self):
         entries = await _store(kernelspecs.list_entries)
-        self.finish({"kernels": [entry_json(e) for e in entries]})
+        self.finish({"kernels": [e.to_dict() for e in entries]})
 
     @tornado.web.authenticated
     @authorized
@@ -60,10 +48,10 @@ class KernelsHandler(_SpecsHandler):
             entry = await _store(kernelspecs.write, body)
         except (InvalidField, KernelSpecError) as e:
             return self.fail(e)
-        await self._refresh_specs()
+        self._refresh_specs()
         self.set_status(201)
         self.set_header("Location", self.request.path.rstrip("/") + "/" + entry.name)
-        self.finish(entry_json(entry))
+        self.finish(entry.to_dict())
 
 
 class KernelHandler(_SpecsHandler):
@@ -74,7 +62,7 @@ class KernelHandler(_SpecsHandler):
             entry = await _store(kernelspecs.get_entry, name)
         except KernelSpecError as e:
             return self.fail(e)
-        self.finish(entry_json(entry))
+        self.finish(entry.to_dict())
 
     @tornado.web.authenticated
     @authorized
@@ -83,8 +71,8 @@ class KernelHandler(_SpecsHandler):
             entry = await _store(kernelspecs.update, name, self.json_body())
         except (InvalidField, KernelSpecError) as e:
             return self.fail(e)
-        await self._refresh_specs()
-        self.finish(entry_json(entry))
+        self._refresh_specs()
+        self.finish(entry.to_dict())
 
     @tornado.web.authenticated
     @authorized
@@ -93,7 +81,7 @@ class KernelHandler(_SpecsHandler):
             await _store(kernelspecs.delete, name)
         except KernelSpecError as e:
             return self.fail(e)
-        await self._refresh_specs()
+        self._refresh_specs()
         self.set_status(204)
         self.finish()
 
