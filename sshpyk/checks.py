@@ -89,12 +89,15 @@ class Checker:
 
         return await self._once(("connect", target), go)
 
-    async def inspect(self, target: Target, prefix: str, sshfs: str | None) -> dict:
+    async def inspect(
+        self, target: Target, prefix: str, sshfs: str | None, mount_points: tuple[str, ...] = ()
+    ) -> dict:
         async def go():
             master = Master.for_target(target)
+            params = {"sshfs": sshfs, "mount_points": list(mount_points)}
             rc, out, err = await master.run(
                 python_command(prefix),
-                input=program_stdin("inspect", {"sshfs": sshfs}),
+                input=program_stdin("inspect", params),
                 timeout=self.timeout,
             )
             found = [m for m in messages(out) if "shell_pid" not in m]
@@ -104,7 +107,7 @@ class Checker:
                 )
             return found[0]
 
-        return await self._once(("inspect", target, prefix, sshfs), go)
+        return await self._once(("inspect", target, prefix, sshfs, mount_points), go)
 
     async def check(
         self, model: dict, on_result: Callable[[Check], None] | None = None
@@ -185,7 +188,8 @@ class Checker:
         # -- the remote environment, one inspection for every kernel that shares it
         prefix = model["remote_python_prefix"]
         try:
-            info = await self.inspect(target, prefix, model.get("remote_sshfs"))
+            points = tuple(m["remote_path"] for m in model.get("mount_local_on_remote") or [])
+            info = await self.inspect(target, prefix, model.get("remote_sshfs"), points)
         except (SSHPykError, asyncio.TimeoutError) as e:
             report(Check("remote_system", TITLES["remote_system"], FAIL, "", str(e)))
             skip_rest("remote_system", "remote inspection failed")
@@ -286,6 +290,21 @@ class Checker:
                         FAIL,
                         ", ".join(missing),
                         "local directories to mount do not exist",
+                    )
+                )
+            elif bad := {
+                m["remote_path"]: problem
+                for m in mounts
+                if (problem := (info.get("mount_points") or {}).get(m["remote_path"]))
+            }:
+                report(
+                    Check(
+                        "sshfs",
+                        TITLES["sshfs"],
+                        FAIL,
+                        "; ".join(f"{path}: {why}" for path, why in bad.items()),
+                        "remote mount points must be empty directories you can write to "
+                        "(missing ones are created)",
                     )
                 )
             else:

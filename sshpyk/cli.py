@@ -341,8 +341,9 @@ def _add_model_options(p: argparse.ArgumentParser, *, required: bool) -> None:
         "--mount-local-on-remote",
         dest="mount_local_on_remote",
         action="append",
-        metavar="/LOCAL:/REMOTE[:OPTIONS]",
-        help="mount a local directory on the remote host (repeatable)",
+        metavar="/LOCAL:/REMOTE[:OPTIONS][:optional]",
+        help="mount a local directory on the remote host (repeatable); ':optional' starts "
+        "the kernel even when the mount fails",
     )
 
 

@@ -29,7 +29,14 @@ _SHELL_META = re.compile(r"[$`;|&<>\\\"'*?!{}]")
 _SSHFS_OPTION = re.compile(r"^[A-Za-z0-9_]+(=[A-Za-z0-9_.,:/+@%-]*)?$")
 # sshfs options that would run a program or replace the transport sshpyk controls
 _SSHFS_FORBIDDEN = {"ssh_command", "sftp_server", "directport", "passive", "slave", "ssh_protocol"}
-_JSON_TYPES = {"string": str, "integer": int, "array": list, "object": dict, "null": type(None)}
+_JSON_TYPES = {
+    "string": str,
+    "integer": int,
+    "boolean": bool,
+    "array": list,
+    "object": dict,
+    "null": type(None),
+}
 
 
 class InvalidField(ValueError):
@@ -194,26 +201,36 @@ def validate(data: Any, *, only: tuple[str, ...] | None = None) -> dict[str, Any
     return out
 
 
+MOUNT_SYNTAX = "/local:/remote[:sshfs_options][:optional]"
+
+
 def parse_mount(spec: Any, name: str = "mount_local_on_remote") -> dict[str, Any]:
-    """``/local:/remote[:sshfs_options]`` as the CLI takes it, strictly."""
+    """``/local:/remote[:sshfs_options][:optional]`` as the CLI takes it, strictly."""
     if not isinstance(spec, str):
-        raise InvalidField(name, f"{spec!r} must be '/local:/remote[:options]'")
+        raise InvalidField(name, f"{spec!r} must be '{MOUNT_SYNTAX}'")
     _no_control(name, spec)
     parts = spec.split(":")
+    optional = len(parts) > 2 and parts[-1] == "optional"
+    if optional:
+        parts.pop()
     if len(parts) not in (2, 3) or not parts[0] or not parts[1]:
-        raise InvalidField(name, f"{spec!r} must be '/local:/remote[:options]'")
+        raise InvalidField(name, f"{spec!r} must be '{MOUNT_SYNTAX}'")
     mount = {
         "local_path": parts[0],
         "remote_path": parts[1],
         "sshfs_options": parts[2] if len(parts) == 3 and parts[2] else None,
     }
+    if optional:
+        mount["optional"] = True
     _check_object(name, mount, schema()["properties"]["mount_local_on_remote"]["items"])
     return mount
 
 
 def format_mount(mount: dict[str, Any]) -> str:
     text = f"{mount['local_path']}:{mount['remote_path']}"
-    return f"{text}:{mount['sshfs_options']}" if mount.get("sshfs_options") else text
+    if mount.get("sshfs_options"):
+        text += f":{mount['sshfs_options']}"
+    return text + ":optional" if mount.get("optional") else text
 
 
 # ---- the provisioner's view -------------------------------------------------------------------

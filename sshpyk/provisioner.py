@@ -26,6 +26,7 @@ from jupyter_client.provisioning.provisioner_base import KernelProvisionerBase
 
 from .errors import LaunchTimeout, RemoteLaunchError, SSHConnectError, SSHPykError
 from .model import InvalidField, SSHKernelConfig
+from .mounts import Mounts
 from .remote import MARK, program_stdin, python_command
 from .transport import Master, Target, reap
 
@@ -63,6 +64,12 @@ class SSHKernelProvisioner(KernelProvisionerBase):
             raise SSHPykError(f"invalid SSH kernelspec {name!r}: {e}", kind="invalid_spec") from e
         self.target = Target(self.cfg.ssh_host_alias, self.cfg.ssh or "ssh", self.cfg.ssh_config)
         self.master = Master.for_target(self.target)
+        self.mounts = Mounts(
+            self.master,
+            self.cfg.remote_python_prefix,
+            self.cfg.remote_sshfs,
+            self.cfg.mount_local_on_remote,
+        )
         self.remote: dict[str, Any] | None = None  # what the launcher reported
         self.local_ports: list[int] | None = None
         self.forwards: list[str] = []  # the -L specs now active on the master
@@ -92,6 +99,7 @@ class SSHKernelProvisioner(KernelProvisionerBase):
             "host_alias": self.cfg.ssh_host_alias,
             "remote_pid": (self.remote or {}).get("pid"),
             "remote_hostname": (self.remote or {}).get("hostname"),
+            "mounts": self.mounts.status(),
         }
 
     async def measure_rtt(self, timeout: float = 2.0) -> float | None:
@@ -186,12 +194,16 @@ class SSHKernelProvisioner(KernelProvisionerBase):
         except asyncio.TimeoutError:
             self._set_state("dead", "launch timed out")
             await self._drop_session(abandon=True)
+            if self.remote is None:
+                await self.mounts.stop()
             raise LaunchTimeout(
                 f"launching {self.cfg.remote_kernel_name!r} on {self.cfg.ssh_host_alias!r} "
                 f"timed out after {timeout:g}s (launch_timeout)"
             ) from None
         except BaseException:
             self._set_state("dead", "launch failed")
+            if self.remote is None:  # not a restart: nothing may stay mounted
+                await self.mounts.stop()
             raise
 
     async def _launch(self, env: dict[str, str]) -> KernelConnectionInfo:
@@ -199,6 +211,10 @@ class SSHKernelProvisioner(KernelProvisionerBase):
         t0 = time.monotonic()
         self._set_state("launching", "connecting")
         await self.master.ensure(timeout=float(self.cfg.launch_timeout))
+        if self.mounts.items and not self.mounts.up:
+            # before the kernel, so it may use its directories at once; kept across restarts
+            self._set_state("launching", "mounting local directories")
+            await self.mounts.start(timeout=float(self.cfg.launch_timeout))
         self._set_state("launching", "starting the remote kernel")
         self.launches += 1
         self._launcher_pid = None
@@ -412,6 +428,7 @@ class SSHKernelProvisioner(KernelProvisionerBase):
         self.forwards = []
         self.local_ports = None
         self.remote = None
+        await self.mounts.stop()
         await drop
 
     # ---- persistence ---------------------------------------------------------------------------

@@ -233,12 +233,15 @@ class Master:
             await _communicate(proc, None, 5)
 
     # ---- use -------------------------------------------------------------------------------
-    async def open_session(self, remote_command: str):
-        """A remote command on the master, with pipes: the caller owns the process."""
+    async def open_session(
+        self, remote_command: str, stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE
+    ):
+        """A remote command on the master, with pipes (or the given fds): the caller owns
+        the process."""
         return await self._spawn(
             [*self._mux(), "-T", "--", self.target.alias, remote_command],
-            stdin=asyncio.subprocess.PIPE,
-            stdout=asyncio.subprocess.PIPE,
+            stdin=stdin,
+            stdout=stdout,
             stderr=asyncio.subprocess.PIPE,
         )
 

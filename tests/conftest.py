@@ -8,9 +8,11 @@ not run on the CI machine can never pass silently.
 
 from __future__ import annotations
 
+import json
 import os
 
 import pytest
+from jupyter_client.ioloop import AsyncIOLoopKernelManager as AsyncKernelManager
 
 from harness import Faults, HarnessError, TestHosts, down, up
 
@@ -68,3 +70,55 @@ def pytest_runtest_makereport(item, call):
         report.outcome = "failed"
         reason = report.longrepr[2] if isinstance(report.longrepr, tuple) else report.longrepr
         report.longrepr = f"skipped while SSHPYK_NO_SKIP=1: {reason}"
+
+
+@pytest.fixture
+def specs(tmp_path, monkeypatch, test_hosts):
+    """Write SSH kernelspecs into a private JUPYTER_PATH: ``specs(name, **config)``."""
+    root = tmp_path / "jupyter"
+    monkeypatch.setenv("JUPYTER_PATH", str(root))
+    monkeypatch.setenv("JUPYTER_RUNTIME_DIR", str(tmp_path / "runtime"))
+
+    def make(name="ssh-remote", interrupt_mode="message", **config):
+        cfg = {
+            "ssh_host_alias": "remote",
+            "ssh_config": str(test_hosts.ssh_config),
+            "remote_python_prefix": test_hosts.remote_python_prefix,
+            "remote_kernel_name": "python3",
+            "launch_timeout": 20,
+            "shutdown_timeout": 4,
+            **config,
+        }
+        cfg = {k: v for k, v in cfg.items() if v is not None}
+        d = root / "kernels" / name
+        d.mkdir(parents=True, exist_ok=True)
+        spec = {
+            "argv": [],
+            "display_name": f"SSH {name}",
+            "language": "python",
+            "interrupt_mode": interrupt_mode,
+            "metadata": {
+                "kernel_provisioner": {"provisioner_name": "sshpyk-provisioner", "config": cfg}
+            },
+        }
+        (d / "kernel.json").write_text(json.dumps(spec))
+        return name
+
+    return make
+
+
+@pytest.fixture
+def managers(jp_asyncio_loop):
+    """Kernel managers as the Jupyter server makes them (with the auto-restarter); whatever
+    is still running is shut down after the test."""
+    made: list[AsyncKernelManager] = []
+
+    def make(name: str, **kw) -> AsyncKernelManager:
+        km = AsyncKernelManager(kernel_name=name, **kw)
+        made.append(km)
+        return km
+
+    yield make
+    for km in made:
+        if km.has_kernel:
+            jp_asyncio_loop.run_until_complete(km.shutdown_kernel(now=True))

@@ -70,7 +70,7 @@ def test_add_list_check_edit_delete_round_trip(test_hosts, env):
         "--launch-timeout",
         "30",
         "--mount-local-on-remote",
-        "/tmp:/home/x/tmp:reconnect",
+        "/tmp:/home/sshpyktest/cli-mnt:reconnect",
     )
     assert r.returncode == 0, r.stderr
     spec = kernel_json(env, "ssh-r")
@@ -78,7 +78,11 @@ def test_add_list_check_edit_delete_round_trip(test_hosts, env):
     assert spec["metadata"]["kernel_provisioner"]["provisioner_name"] == "sshpyk-provisioner"
     assert cfg["launch_timeout"] == 30 and cfg["ssh_host_alias"] == "remote"
     assert cfg["mount_local_on_remote"] == [
-        {"local_path": "/tmp", "remote_path": "/home/x/tmp", "sshfs_options": "reconnect"}
+        {
+            "local_path": "/tmp",
+            "remote_path": "/home/sshpyktest/cli-mnt",
+            "sshfs_options": "reconnect",
+        }
     ]
     kdir = Path(env["JUPYTER_DATA_DIR"]) / "kernels" / "ssh-r"
     assert {"logo-svg.svg", "logo-64x64.png", "kernel.json"} <= {p.name for p in kdir.iterdir()}
@@ -118,7 +122,7 @@ def test_add_list_check_edit_delete_round_trip(test_hosts, env):
         "--clear",
         "launch_timeout",
         "--remove-mount",
-        "/home/x/tmp",
+        "/home/sshpyktest/cli-mnt",
         "--transport",
         "ipc",
     )

@@ -27,17 +27,29 @@ def program_stdin(name: str, params: dict) -> bytes:
     return f"{len(src)}\n{src}{json.dumps(params)}\n".encode()
 
 
-def python_command(prefix: str) -> str:
-    """The remote shell command that runs a program with ``prefix``'s python."""
+def python_command(prefix: str, program: str | None = None, params: dict | None = None) -> str:
+    """The remote shell command that runs a program with ``prefix``'s python.
+
+    By default the program comes on stdin (see ``program_stdin``) and reports on stdout.
+    With ``program``, it and its ``params`` go in argv and every report goes to stderr: for
+    programs whose stdin and stdout are a data stream.  argv is visible to every user of
+    the host, so such params must never hold a secret."""
     missing_prefix = shlex.quote(MARK + json.dumps({"error": "prefix_missing"}))
     missing_python = shlex.quote(MARK + json.dumps({"error": "python_missing"}))
     p = remote_path_expr(prefix)
+    if program is None:
+        out = ""
+        run = f"exec {p}/bin/python -c {shlex.quote(LOADER)}"
+    else:
+        out = " >&2"
+        src = files(__name__).joinpath(f"{program}.py").read_text()
+        run = f"exec {p}/bin/python -c {shlex.quote(src)} {shlex.quote(json.dumps(params or {}))}"
     # $$ stays the program's pid across exec: the handle to kill it should it hang
     script = (
-        f"printf '{MARK}{{\"shell_pid\": %s}}\\n' $$; "
-        f"if [ ! -d {p} ]; then echo {missing_prefix}; exit 0; fi; "
-        f"if [ ! -x {p}/bin/python ]; then echo {missing_python}; exit 0; fi; "
-        f"exec {p}/bin/python -c {shlex.quote(LOADER)}"
+        f"printf '{MARK}{{\"shell_pid\": %s}}\\n' $${out}; "
+        f"if [ ! -d {p} ]; then echo {missing_prefix}{out}; exit 0; fi; "
+        f"if [ ! -x {p}/bin/python ]; then echo {missing_python}{out}; exit 0; fi; "
+        f"{run}"
     )
     # through /bin/sh whatever the user's login shell is (csh, fish, ...)
     return f"exec /bin/sh -c {shlex.quote(script)}"

@@ -8,6 +8,43 @@ import shutil
 import sys
 
 
+def mounted_sshfs():
+    points = set()
+    try:
+        with open("/proc/self/mountinfo", "rb") as f:
+            for line in f:
+                left, _, right = line.partition(b" - ")
+                if right.split()[0] == b"fuse.sshfs":
+                    points.add(
+                        os.fsdecode(left.split()[4].decode("unicode_escape").encode("latin-1"))
+                    )
+    except OSError:
+        pass
+    return points
+
+
+def mount_point_problem(path):
+    """None when sshpyk can mount at ``path`` (as sshpyk/remote/mount.py would), else why."""
+    point = os.path.realpath(os.path.expanduser(path))
+    if point in mounted_sshfs():
+        return None  # mounted by a running kernel: fine
+    if not os.path.lexists(point):
+        parent = point
+        while not os.path.lexists(parent):
+            parent = os.path.dirname(parent)
+        return None if os.access(parent, os.W_OK) else f"cannot be created in {parent}"
+    if not os.path.isdir(point):
+        return "not a directory"
+    try:
+        if os.listdir(point):
+            return "not empty"
+    except OSError as e:
+        return e.strerror
+    if not os.access(point, os.W_OK):
+        return "not writable"
+    return None
+
+
 def main():
     params = json.loads(sys.stdin.readline())
     out = {
@@ -46,6 +83,7 @@ def main():
     else:
         out["sshfs"] = shutil.which("sshfs")
     out["fusermount"] = shutil.which("fusermount3") or shutil.which("fusermount")
+    out["mount_points"] = {p: mount_point_problem(p) for p in params.get("mount_points") or []}
     sys.stdout.write("SSHPYK " + json.dumps(out) + "\n")
 
 

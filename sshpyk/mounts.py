@@ -1,0 +1,275 @@
+"""SSHFS mounts of local directories on the kernel's host, for the kernel's lifetime.
+
+Design (why, in short; README "SSHFS" has the long form): the remote runs
+``sshfs -o passive``, which speaks SFTP on its stdin/stdout, in an ssh session on the
+host's existing master; that session's stdin/stdout are pipes to ``sshpyk.sftp_server``,
+a local SFTP-only server confined to the shared directory by ``openat2(RESOLVE_IN_ROOT)``.
+So nothing listens anywhere, no local sshd, no key, no authorized_keys change, no
+credential to leak, and the remote can do SFTP on that one directory and nothing else.
+
+Lifetime: a mount outlives kernel restarts and ends with the kernel's shutdown.  When the
+stream breaks (the master died with the link), it is mounted again as soon as the host
+answers; the remote helper clears what the broken mount left behind.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+import os
+import sys
+import time
+from typing import Any
+
+from . import sftp_server
+from .errors import SSHPykError
+from .remote import MARK, python_command
+from .transport import Master, reap
+
+log = logging.getLogger("sshpyk.mounts")
+
+PIPE_SIZE = 1 << 20  # fewer wake-ups per MB between the local server and ssh
+STOP_WAIT = 5.0
+REMOUNT_BACKOFF = (0.25, 0.5, 1, 2, 4, 8)
+# sshfs options that make no sense with a stream sshpyk owns and re-creates itself
+_DROPPED_OPTIONS = {"reconnect"}
+
+
+class MountError(SSHPykError):
+    pass
+
+
+def _options(text: str | None) -> str:
+    opts = [o for o in (text or "").split(",") if o and o.split("=")[0] not in _DROPPED_OPTIONS]
+    return ",".join(opts)
+
+
+def _pipe() -> tuple[int, int]:
+    r, w = os.pipe2(os.O_CLOEXEC)
+    with contextlib.suppress(OSError):
+        import fcntl
+
+        fcntl.fcntl(w, getattr(fcntl, "F_SETPIPE_SZ", 1031), PIPE_SIZE)
+    return r, w
+
+
+class Mount:
+    """One local directory mounted at one remote path."""
+
+    def __init__(
+        self, master: Master, prefix: str, sshfs: str | None, spec: dict, timeout: float = 30
+    ):
+        self.master = master
+        self.prefix = prefix
+        self.sshfs = sshfs
+        self.local_path = os.path.realpath(os.path.expanduser(spec["local_path"]))
+        self.remote_path = spec["remote_path"]
+        self.options = _options(spec.get("sshfs_options"))
+        self.optional = bool(spec.get("optional"))
+        self.timeout = timeout
+        self.state, self.since, self.error = "unmounted", time.time(), None
+        self.mounts = 0  # successful mounts, 1 + remounts
+        self._server: asyncio.subprocess.Process | None = None
+        self._ssh: asyncio.subprocess.Process | None = None
+        self._watcher: asyncio.Task | None = None
+        self._stopping = False
+
+    def _set(self, state: str, error: str | None = None) -> None:
+        self.state, self.since, self.error = state, time.time(), error
+
+    def status(self) -> dict[str, Any]:
+        return {
+            "local_path": self.local_path,
+            "remote_path": self.remote_path,
+            "state": self.state,
+            "since": self.since,
+            "error": self.error,
+            "mounts": self.mounts,
+        }
+
+    @property
+    def pids(self) -> list[int]:
+        return [p.pid for p in (self._server, self._ssh) if p and p.returncode is None]
+
+    # ---- start -------------------------------------------------------------------------------
+    async def start(self) -> None:
+        self._stopping = False
+        self._set("mounting")
+        try:
+            await asyncio.wait_for(self._mount(), self.timeout)
+        except asyncio.TimeoutError:
+            await self._kill()
+            self._set("failed", "timed out")
+            raise MountError(
+                f"mounting {self.local_path} on {self.master.target.alias}:{self.remote_path} "
+                f"timed out after {self.timeout:g}s",
+                kind="mount_timeout",
+            ) from None
+        except MountError as e:
+            self._set("failed", str(e))
+            raise
+        self._watcher = asyncio.create_task(self._watch())
+
+    async def _mount(self) -> None:
+        alias = self.master.target.alias
+        if not os.path.isdir(self.local_path):  # noqa: ASYNC240 - one local stat
+            raise MountError(
+                f"local directory {self.local_path} to mount on {alias} does not exist",
+                kind="local_dir_missing",
+            )
+        try:
+            sftp_server.check_supported(self.local_path)
+        except OSError as e:
+            raise MountError(f"cannot share {self.local_path}: {e}", kind="sftp_unsupported") from e
+        params = {"remote_path": self.remote_path, "sshfs": self.sshfs, "options": self.options}
+        s2r_r, s2r_w = _pipe()  # local server -> ssh -> remote sshfs
+        r2s_r, r2s_w = _pipe()  # remote sshfs -> ssh -> local server
+        try:
+            self._server = await asyncio.create_subprocess_exec(
+                sys.executable,
+                "-m",
+                "sshpyk.sftp_server",
+                "--skip-noise",
+                self.local_path,
+                stdin=r2s_r,
+                stdout=s2r_w,
+                stderr=asyncio.subprocess.DEVNULL,
+            )
+            self._ssh = await self.master.open_session(
+                python_command(self.prefix, "mount", params), stdin=s2r_r, stdout=r2s_w
+            )
+        finally:
+            for fd in (s2r_r, s2r_w, r2s_r, r2s_w):
+                os.close(fd)
+        reply = await self._message()
+        if reply is None or "mounted" not in reply:
+            err = ""
+            if reply is None and self._ssh.stderr:
+                err = (await self._ssh.stderr.read()).decode(errors="replace").strip()
+            await self._kill()
+            raise self._error(reply, err)
+        self.mounts += 1
+        self._set("mounted")
+        log.info("sshpyk: mounted %s on %s:%s", self.local_path, alias, self.remote_path)
+
+    async def _message(self) -> dict | None:
+        assert self._ssh and self._ssh.stderr
+        while True:
+            line = await self._ssh.stderr.readline()
+            if not line:
+                return None
+            text = line.decode(errors="replace").rstrip("\n")
+            if not text.startswith(MARK):
+                continue
+            msg = json.loads(text[len(MARK) :])
+            if "shell_pid" not in msg:
+                return msg
+
+    def _error(self, reply: dict | None, stderr: str) -> MountError:
+        alias = self.master.target.alias
+        where = f"{alias}:{self.remote_path}"
+        if reply is None:
+            return MountError(
+                f"mounting {self.local_path} on {where} failed: {stderr[-500:] or 'no answer'}",
+                kind="mount_failed",
+            )
+        kind = reply["error"]
+        if kind == "prefix_missing":
+            msg = f"remote python prefix {self.prefix!r} does not exist on {alias!r}"
+        elif kind == "python_missing":
+            msg = f"{self.prefix}/bin/python on {alias!r} is missing or not executable"
+        elif kind == "sshfs_missing":
+            msg = f"{reply['message']}: install sshfs on {alias} (Debian: apt-get install sshfs)"
+        else:
+            msg = f"cannot mount {self.local_path} on {where}: {reply.get('message', kind)}"
+        return MountError(msg, kind=kind)
+
+    # ---- running -----------------------------------------------------------------------------
+    async def _watch(self) -> None:
+        """Log sshfs's messages; when the stream ends without a stop, mount again."""
+        with contextlib.suppress(ValueError, ConnectionError):
+            while (msg := await self._message()) is not None:
+                if "log" in msg:
+                    log.debug("sshpyk: sshfs %s: %s", self.remote_path, msg["log"])
+        if self._stopping:
+            return
+        await self._kill()
+        log.warning(
+            "sshpyk: mount %s:%s lost its stream; mounting again",
+            self.master.target.alias,
+            self.remote_path,
+        )
+        self._set("remounting")
+        for attempt in range(1_000_000):
+            await asyncio.sleep(REMOUNT_BACKOFF[min(attempt, len(REMOUNT_BACKOFF) - 1)])
+            if self._stopping:
+                return
+            try:
+                await self.master.ensure(timeout=min(10.0, self.timeout))
+                await asyncio.wait_for(self._mount(), self.timeout)
+            except (SSHPykError, OSError, asyncio.TimeoutError) as e:
+                await self._kill()
+                self._set("remounting", str(e))
+                continue
+            self._watcher = asyncio.create_task(self._watch())
+            return
+
+    # ---- stop --------------------------------------------------------------------------------
+    async def stop(self) -> None:
+        """Unmount: ending the local server ends the stream, sshfs unmounts on its EOF and
+        the remote helper confirms by exiting (which ends the ssh session)."""
+        self._stopping = True
+        watcher, self._watcher = self._watcher, None
+        if self._server and self._server.returncode is None:
+            self._server.terminate()
+        if self._ssh:
+            with contextlib.suppress(asyncio.TimeoutError):
+                await asyncio.wait_for(self._ssh.wait(), STOP_WAIT)
+        if watcher and watcher is not asyncio.current_task():
+            watcher.cancel()
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await watcher
+        await self._kill()
+        self._set("unmounted")
+
+    async def _kill(self) -> None:
+        server, ssh = self._server, self._ssh
+        self._server = self._ssh = None
+        for proc in (server, ssh):
+            if proc is not None:
+                await reap(proc, grace=1.0)
+
+
+class Mounts:
+    """A kernel's mounts: up before its first launch, kept across restarts."""
+
+    def __init__(self, master: Master, prefix: str, sshfs: str | None, specs: list[dict]):
+        self.items = [Mount(master, prefix, sshfs, spec) for spec in specs]
+        self.up = False
+
+    async def start(self, timeout: float) -> None:
+        if self.up or not self.items:
+            return
+        for m in self.items:
+            m.timeout = timeout
+        results = await asyncio.gather(*(m.start() for m in self.items), return_exceptions=True)
+        failed = [
+            (m, r) for m, r in zip(self.items, results, strict=True) if isinstance(r, BaseException)
+        ]
+        required = [(m, r) for m, r in failed if not m.optional]
+        for m, r in failed:
+            if m.optional:
+                log.warning("sshpyk: optional mount skipped: %s", r)
+        if required:
+            await self.stop()
+            raise required[0][1]
+        self.up = True
+
+    async def stop(self) -> None:
+        await asyncio.gather(*(m.stop() for m in self.items), return_exceptions=True)
+        self.up = False
+
+    def status(self) -> list[dict[str, Any]]:
+        return [m.status() for m in self.items]

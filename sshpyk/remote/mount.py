@@ -1,0 +1,159 @@
+# sshpyk-mount: run on the remote host for one SSHFS mount (see sshpyk/mounts.py).
+# Python >= 3.8, stdlib only.  Parameters come as argv[1] (JSON, no secrets): stdin and
+# stdout ARE the SFTP stream to sshpyk's confined local server, so this program never
+# touches them; it hands them to `sshfs -f -o passive` and reports on stderr:
+#   SSHPYK {"mounted": path}   the mount is up (the kernel may start)
+#   SSHPYK {"error": kind, "message": text}
+# It stays until sshfs exits (the stream ended), then makes sure nothing is left mounted.
+import hashlib
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+
+MARK = "SSHPYK "
+
+
+def report(**msg):
+    os.write(2, (MARK + json.dumps(msg) + "\n").encode())
+
+
+def fail(kind, message):
+    report(error=kind, message=message)
+    sys.exit(0)
+
+
+def mounts():
+    """{mount point: fstype} from /proc/self/mountinfo (octal escapes decoded)."""
+    out = {}
+    try:
+        with open("/proc/self/mountinfo", "rb") as f:
+            for line in f:
+                left, _, right = line.partition(b" - ")
+                point = left.split()[4].decode("unicode_escape").encode("latin-1")
+                out[os.fsdecode(point)] = right.split()[0].decode()
+    except OSError:
+        pass
+    return out
+
+
+def alive_with(pid, needle):
+    try:
+        with open(f"/proc/{int(pid)}/cmdline", "rb") as f:
+            return needle in f.read()
+    except (OSError, ValueError):
+        return False
+
+
+def stop_previous(state, point):
+    """A helper of an earlier connection may still hold the mount (its link died without
+    either end noticing): end its sshfs, which unmounts on SIGTERM."""
+    try:
+        with open(state) as f:
+            prev = json.load(f)
+    except (OSError, ValueError):
+        return
+    pid = prev.get("sshfs")
+    if pid and alive_with(pid, os.fsencode(point)) and alive_with(pid, b"sshfs"):
+        os.kill(pid, signal.SIGTERM)
+        for _ in range(100):
+            if not alive_with(pid, b"sshfs"):
+                break
+            time.sleep(0.02)
+        else:
+            os.kill(pid, signal.SIGKILL)
+    helper = prev.get("helper")
+    if helper and helper != os.getpid() and alive_with(helper, b"sshpyk-mount"):
+        os.kill(helper, signal.SIGTERM)
+
+
+def unmount(fusermount, point):
+    if fusermount and point in mounts():
+        subprocess.run([fusermount, "-u", "-z", "--", point], stderr=subprocess.DEVNULL)
+
+
+def main():
+    p = json.loads(sys.argv[1])
+    point = os.path.realpath(os.path.expanduser(p["remote_path"]))
+    sshfs = os.path.expanduser(p["sshfs"]) if p.get("sshfs") else shutil.which("sshfs")
+    if not sshfs or not os.access(sshfs, os.X_OK):
+        fail("sshfs_missing", f"sshfs not found on this host ({p.get('sshfs') or 'PATH'})")
+    fusermount = shutil.which("fusermount3") or shutil.which("fusermount")
+    state_dir = os.path.expanduser("~/.cache/sshpyk/mounts")
+    os.makedirs(state_dir, mode=0o700, exist_ok=True)
+    state = os.path.join(state_dir, hashlib.sha256(os.fsencode(point)).hexdigest()[:16] + ".json")
+    stop_previous(state, point)
+
+    fstype = mounts().get(point)
+    if fstype == "fuse.sshfs":
+        unmount(fusermount, point)  # stale, from a connection that is gone
+    elif fstype:
+        fail("mount_point_busy", f"{point} is already a mount point ({fstype})")
+    if not os.path.lexists(point):
+        try:
+            os.makedirs(point, mode=0o755)
+        except OSError as e:
+            fail("mount_point_unwritable", f"cannot create {point}: {e.strerror}")
+    if not os.path.isdir(point):
+        fail("mount_point_not_dir", f"{point} is not a directory")
+    try:
+        if os.listdir(point):
+            fail("mount_point_not_empty", f"{point} is not empty")
+    except OSError as e:
+        fail("mount_point_unwritable", f"cannot read {point}: {e.strerror}")
+    if not os.access(point, os.W_OK):
+        user = os.environ.get("USER", "you")
+        fail("mount_point_unwritable", f"{point} is not writable by {user}")
+
+    opts = ["passive"] + [o for o in (p.get("options") or "").split(",") if o]
+    if not any(o.startswith("idmap=") for o in opts):
+        opts.append("idmap=user")  # local files show as the remote user's own
+    # sshfs 3.7 answers readlink with EPERM in passive mode (even with OpenSSH's own
+    # sftp-server); so symlinks are resolved by the local server, confined to the share
+    if "follow_symlinks" not in opts:
+        opts.append("follow_symlinks")
+    argv = [sshfs, "-f", "-o", ",".join(opts), "--", ":/", point]
+    proc = subprocess.Popen(argv, stdin=0, stdout=1, stderr=subprocess.PIPE)
+    # this program must hold no end of the SFTP stream, or sshfs's EOF would not be ours to see
+    null = os.open(os.devnull, os.O_RDWR)
+    os.dup2(null, 0)
+    os.dup2(null, 1)
+    with open(state + ".tmp", "w") as f:
+        json.dump({"helper": os.getpid(), "sshfs": proc.pid}, f)
+    os.replace(state + ".tmp", state)
+
+    def stop(signum, frame):
+        if proc.poll() is None:
+            proc.terminate()
+
+    signal.signal(signal.SIGTERM, stop)
+    signal.signal(signal.SIGHUP, stop)
+
+    deadline = time.monotonic() + float(p.get("timeout", 20))
+    while mounts().get(point) != "fuse.sshfs":
+        if proc.poll() is not None or time.monotonic() > deadline:
+            stop(None, None)
+            err = proc.stderr.read().decode(errors="replace").strip()
+            proc.wait()
+            unmount(fusermount, point)
+            fail("sshfs_failed", f"sshfs could not mount {point}: {err or 'timed out'}")
+        time.sleep(0.01)
+    report(mounted=point)
+    for line in proc.stderr:
+        report(log=line.decode(errors="replace").rstrip())
+    rc = proc.wait()
+    unmount(fusermount, point)
+    try:
+        with open(state) as f:
+            if json.load(f).get("helper") == os.getpid():
+                os.unlink(state)
+    except (OSError, ValueError):
+        pass
+    report(exited=rc)
+
+
+if __name__ == "__main__":
+    main()

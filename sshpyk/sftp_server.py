@@ -1,0 +1,613 @@
+"""A confined SFTP v3 server for SSHFS mounts: serves one local directory and nothing else.
+
+The remote ``sshfs -o passive`` speaks SFTP over its stdin/stdout; sshpyk wires those,
+through an ssh session on the kernel host's master connection, to this program's
+stdin/stdout (see ``sshpyk.mounts``).  So there is no listening socket, no local sshd,
+no key, and the only thing the remote side can ever do is send the SFTP requests below.
+
+Confinement is the kernel's, not ours: every path is resolved with ``openat2(root_fd, path,
+RESOLVE_IN_ROOT | RESOLVE_NO_MAGICLINKS)``, which treats the shared directory as ``/`` the
+way chroot does — ``..`` stops at it, absolute paths and absolute symlinks start at it, and
+a symlink can never lead outside.  Operations on a name (lstat, mkdir, rename, ...) resolve
+the parent that way and then act on the last component relative to the parent's fd, never
+following it.  Lexical path checks would race against symlinks swapped in meanwhile;
+these cannot.  Needs Linux >= 5.6.
+
+Blocking and single-threaded on purpose: it runs as its own process (never in the Jupyter
+server's event loop), and sshfs already pipelines requests, so a plain loop keeps up with
+the ssh cipher.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import errno
+import os
+import stat
+import struct
+import sys
+
+# --- protocol constants (draft-ietf-secsh-filexfer-02 = version 3, what OpenSSH speaks) ---
+INIT, VERSION, OPEN, CLOSE, READ, WRITE, LSTAT, FSTAT, SETSTAT, FSETSTAT = range(1, 11)
+OPENDIR, READDIR, REMOVE, MKDIR, RMDIR, REALPATH, STAT, RENAME, READLINK, SYMLINK = range(11, 21)
+STATUS, HANDLE, DATA, NAME, ATTRS = 101, 102, 103, 104, 105
+EXTENDED, EXTENDED_REPLY = 200, 201
+
+FX_OK, FX_EOF, FX_NO_SUCH_FILE, FX_PERMISSION_DENIED, FX_FAILURE = 0, 1, 2, 3, 4
+FX_BAD_MESSAGE, FX_OP_UNSUPPORTED = 5, 8
+
+ATTR_SIZE, ATTR_UIDGID, ATTR_PERMISSIONS, ATTR_ACMODTIME, ATTR_EXTENDED = 1, 2, 4, 8, 0x80000000
+PF_READ, PF_WRITE, PF_APPEND, PF_CREAT, PF_TRUNC, PF_EXCL = 1, 2, 4, 8, 0x10, 0x20
+
+EXTENSIONS = {
+    b"posix-rename@openssh.com": b"1",
+    b"statvfs@openssh.com": b"2",
+    b"hardlink@openssh.com": b"1",
+    b"fsync@openssh.com": b"1",
+}
+
+MAX_PACKET = 256 * 1024 + 1024  # sshfs sends at most 64 KiB of data per request
+MAX_READ = 256 * 1024
+MAX_HANDLES = 1024
+READDIR_BATCH = 128
+INIT_PACKET = struct.pack(">IBI", 5, INIT, 3)
+MAX_NOISE = 64 * 1024
+
+_ERRNO_STATUS = {
+    errno.ENOENT: FX_NO_SUCH_FILE,
+    errno.ENOTDIR: FX_NO_SUCH_FILE,
+    errno.EACCES: FX_PERMISSION_DENIED,
+    errno.EPERM: FX_PERMISSION_DENIED,
+    errno.EXDEV: FX_PERMISSION_DENIED,  # openat2 refusing to leave the root
+    errno.ELOOP: FX_PERMISSION_DENIED,
+    errno.EROFS: FX_PERMISSION_DENIED,
+}
+
+# --- openat2(2) -----------------------------------------------------------------------------
+SYS_OPENAT2 = 437  # the same number on every architecture (new-style syscall table)
+RESOLVE_NO_MAGICLINKS, RESOLVE_IN_ROOT = 0x02, 0x10
+O_PATH = getattr(os, "O_PATH", 0o10000000)
+
+
+class _OpenHow(ctypes.Structure):
+    _fields_ = [("flags", ctypes.c_uint64), ("mode", ctypes.c_uint64), ("resolve", ctypes.c_uint64)]
+
+
+_libc = ctypes.CDLL(None, use_errno=True)
+_syscall = _libc.syscall
+_syscall.restype = ctypes.c_long
+
+
+class Unsupported(OSError):
+    """This kernel cannot confine paths (no openat2)."""
+
+
+def openat2(dirfd: int, path: bytes, flags: int, mode: int = 0) -> int:
+    if b"\0" in path:
+        raise OSError(errno.EINVAL, "NUL in path")
+    # openat2 insists on mode 0 unless a file may be created
+    mode = mode if flags & os.O_CREAT else 0
+    how = _OpenHow(flags | os.O_CLOEXEC, mode, RESOLVE_IN_ROOT | RESOLVE_NO_MAGICLINKS)
+    while True:
+        fd = _syscall(
+            ctypes.c_long(SYS_OPENAT2),
+            ctypes.c_int(dirfd),
+            ctypes.c_char_p(path or b"."),
+            ctypes.byref(how),
+            ctypes.c_size_t(ctypes.sizeof(how)),
+        )
+        if fd >= 0:
+            return fd
+        err = ctypes.get_errno()
+        if err == errno.EINTR:
+            continue
+        if err == errno.ENOSYS:
+            raise Unsupported(err, "openat2 is not available (Linux >= 5.6 needed)")
+        raise OSError(err, os.strerror(err), path.decode(errors="replace"))
+
+
+def check_supported(root: str) -> None:
+    """Raise ``Unsupported``/``OSError`` unless ``root`` can be served confined."""
+    fd = os.open(root, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+    try:
+        os.close(openat2(fd, b".", O_PATH | os.O_DIRECTORY))
+    finally:
+        os.close(fd)
+
+
+class Failure(Exception):
+    def __init__(self, code: int, message: str = ""):
+        super().__init__(message)
+        self.code = code
+        self.message = message
+
+
+# --- wire helpers ---------------------------------------------------------------------------
+class Reader:
+    __slots__ = ("buf", "pos")
+
+    def __init__(self, buf: bytes):
+        self.buf = buf
+        self.pos = 0
+
+    def u32(self) -> int:
+        if self.pos + 4 > len(self.buf):
+            raise Failure(FX_BAD_MESSAGE, "truncated packet")
+        (v,) = struct.unpack_from(">I", self.buf, self.pos)
+        self.pos += 4
+        return v
+
+    def u64(self) -> int:
+        if self.pos + 8 > len(self.buf):
+            raise Failure(FX_BAD_MESSAGE, "truncated packet")
+        (v,) = struct.unpack_from(">Q", self.buf, self.pos)
+        self.pos += 8
+        return v
+
+    def string(self) -> bytes:
+        n = self.u32()
+        if self.pos + n > len(self.buf):
+            raise Failure(FX_BAD_MESSAGE, "truncated packet")
+        v = self.buf[self.pos : self.pos + n]
+        self.pos += n
+        return bytes(v)
+
+    def attrs(self) -> dict:
+        flags = self.u32()
+        a: dict = {}
+        if flags & ATTR_SIZE:
+            a["size"] = self.u64()
+        if flags & ATTR_UIDGID:
+            a["uid"], a["gid"] = self.u32(), self.u32()
+        if flags & ATTR_PERMISSIONS:
+            a["perm"] = self.u32()
+        if flags & ATTR_ACMODTIME:
+            a["atime"], a["mtime"] = self.u32(), self.u32()
+        if flags & ATTR_EXTENDED:
+            for _ in range(self.u32()):
+                self.string(), self.string()
+        return a
+
+
+def s(b: bytes) -> bytes:
+    return struct.pack(">I", len(b)) + b
+
+
+def encode_attrs(st: os.stat_result) -> bytes:
+    return struct.pack(
+        ">IQIIIII",
+        ATTR_SIZE | ATTR_UIDGID | ATTR_PERMISSIONS | ATTR_ACMODTIME,
+        st.st_size,
+        st.st_uid,
+        st.st_gid,
+        st.st_mode,
+        int(st.st_atime) & 0xFFFFFFFF,
+        int(st.st_mtime) & 0xFFFFFFFF,
+    )
+
+
+def longname(name: bytes, st: os.stat_result) -> bytes:
+    return b"%s %3d %-8d %-8d %8d %s" % (
+        stat.filemode(st.st_mode).encode(),
+        st.st_nlink,
+        st.st_uid,
+        st.st_gid,
+        st.st_size,
+        name,
+    )
+
+
+def split_parent(path: bytes) -> tuple[bytes, bytes]:
+    """(parent, last component); the last component is never ``.``/``..``/empty."""
+    stripped = path.rstrip(b"/")
+    parent, _, name = stripped.rpartition(b"/")
+    if name in (b"", b".", b".."):
+        raise Failure(FX_PERMISSION_DENIED, "not allowed on this path")
+    return (parent or (b"/" if stripped.startswith(b"/") else b".")), name
+
+
+def realpath(path: bytes) -> bytes:
+    """Lexical, clamped at the root: what the client should call this path."""
+    out: list[bytes] = []
+    for part in path.split(b"/"):
+        if part in (b"", b"."):
+            continue
+        if part == b"..":
+            if out:
+                out.pop()
+        else:
+            out.append(part)
+    return b"/" + b"/".join(out)
+
+
+class Handle:
+    __slots__ = ("entries", "fd", "is_dir")
+
+    def __init__(self, fd: int, is_dir: bool):
+        self.fd = fd
+        self.is_dir = is_dir
+        self.entries = None
+
+
+class Server:
+    def __init__(self, root: str, rfd: int = 0, wfd: int = 1):
+        self.root = os.open(root, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+        self.rfd, self.wfd = rfd, wfd
+        self.handles: dict[int, Handle] = {}
+        self.next_handle = 1
+        self.inbuf = bytearray()
+
+    # ---- io --------------------------------------------------------------------------------
+    def _fill(self, n: int) -> bool:
+        while len(self.inbuf) < n:
+            chunk = os.read(self.rfd, max(n - len(self.inbuf), 256 * 1024))
+            if not chunk:
+                return False
+            self.inbuf += chunk
+        return True
+
+    def read_packet(self) -> bytes | None:
+        if not self._fill(4):
+            return None
+        (n,) = struct.unpack_from(">I", self.inbuf)
+        if n == 0 or n > MAX_PACKET:
+            raise Failure(FX_BAD_MESSAGE, f"packet length {n} out of range")
+        if not self._fill(4 + n):
+            return None
+        pkt = bytes(self.inbuf[4 : 4 + n])
+        del self.inbuf[: 4 + n]
+        return pkt
+
+    def send(self, *parts: bytes) -> None:
+        body_len = sum(len(p) for p in parts)
+        data = [struct.pack(">I", body_len), *parts]
+        while data:
+            n = os.writev(self.wfd, data)
+            while n:
+                if n >= len(data[0]):
+                    n -= len(data[0])
+                    data.pop(0)
+                else:
+                    data[0] = data[0][n:]
+                    n = 0
+
+    def status(self, rid: int, code: int, message: str = "") -> None:
+        self.send(struct.pack(">BII", STATUS, rid, code), s(message.encode()), s(b"en"))
+
+    # ---- path resolution -------------------------------------------------------------------
+    def open_path(self, path: bytes, flags: int, mode: int = 0) -> int:
+        return openat2(self.root, path, flags, mode)
+
+    def parent_fd(self, path: bytes) -> tuple[int, bytes]:
+        parent, name = split_parent(path)
+        return self.open_path(parent, O_PATH | os.O_DIRECTORY), name
+
+    def handle(self, r: Reader) -> Handle:
+        raw = r.string()
+        h = self.handles.get(int.from_bytes(raw, "big")) if len(raw) == 4 else None
+        if h is None:
+            raise Failure(FX_FAILURE, "invalid handle")
+        return h
+
+    def new_handle(self, fd: int, is_dir: bool) -> bytes:
+        if len(self.handles) >= MAX_HANDLES:
+            os.close(fd)
+            raise Failure(FX_FAILURE, "too many open handles")
+        hid = self.next_handle
+        self.next_handle = (self.next_handle % 0xFFFFFFFF) + 1
+        self.handles[hid] = Handle(fd, is_dir)
+        return hid.to_bytes(4, "big")
+
+    def lstat(self, path: bytes) -> os.stat_result:
+        if realpath(path) == b"/":
+            return os.fstat(self.root)
+        pfd, name = self.parent_fd(path)
+        try:
+            return os.stat(name, dir_fd=pfd, follow_symlinks=False)
+        finally:
+            os.close(pfd)
+
+    def apply_attrs(self, fd: int, a: dict, *, by_path: bool) -> None:
+        # fd may be O_PATH (SETSTAT): act through its /proc link, which is the file itself
+        target = f"/proc/self/fd/{fd}" if by_path else fd
+        if "size" in a:
+            if by_path:
+                wfd = os.open(target, os.O_WRONLY | os.O_CLOEXEC)
+                try:
+                    os.ftruncate(wfd, a["size"])
+                finally:
+                    os.close(wfd)
+            else:
+                os.ftruncate(fd, a["size"])
+        if "perm" in a:
+            os.chmod(target, a["perm"] & 0o7777)
+        if "uid" in a:
+            os.chown(target, a["uid"], a["gid"])
+        if "atime" in a:
+            os.utime(target, (a["atime"], a["mtime"]))
+
+    # ---- requests --------------------------------------------------------------------------
+    def skip_noise(self) -> None:
+        """Drop what the remote user's shell start-up files printed before sshfs started:
+        everything up to sshfs's INIT (which carries no extensions)."""
+        while True:
+            i = self.inbuf.find(INIT_PACKET)
+            if i >= 0:
+                del self.inbuf[:i]
+                return
+            if len(self.inbuf) > MAX_NOISE:
+                raise Failure(FX_BAD_MESSAGE, "no SFTP INIT in the first 64 KiB")
+            chunk = os.read(self.rfd, 65536)
+            if not chunk:
+                raise Failure(FX_BAD_MESSAGE, "stream ended before SFTP INIT")
+            self.inbuf += chunk
+
+    def serve(self, skip_noise: bool = False) -> None:
+        if skip_noise:
+            self.skip_noise()
+        pkt = self.read_packet()
+        if pkt is None:
+            return
+        if pkt[0] != INIT:
+            raise Failure(FX_BAD_MESSAGE, "expected SSH_FXP_INIT")
+        extensions = (s(k) + s(v) for k, v in EXTENSIONS.items())
+        self.send(bytes([VERSION]), struct.pack(">I", 3), *extensions)
+        while True:
+            pkt = self.read_packet()
+            if pkt is None:
+                return
+            r = Reader(pkt)
+            kind = pkt[0]
+            r.pos = 1
+            rid = r.u32()
+            try:
+                self.dispatch(kind, rid, r)
+            except Failure as e:
+                self.status(rid, e.code, e.message)
+            except OSError as e:
+                self.status(rid, _ERRNO_STATUS.get(e.errno, FX_FAILURE), os.strerror(e.errno or 0))
+
+    def dispatch(self, kind: int, rid: int, r: Reader) -> None:
+        if kind == READ:
+            h = self.handle(r)
+            offset, length = r.u64(), r.u32()
+            data = os.pread(h.fd, min(length, MAX_READ), offset)
+            if not data:
+                raise Failure(FX_EOF, "end of file")
+            self.send(struct.pack(">BII", DATA, rid, len(data)), data)
+        elif kind == WRITE:
+            h = self.handle(r)
+            offset = r.u64()
+            data = r.string()
+            while data:
+                n = os.pwrite(h.fd, data, offset)
+                data, offset = data[n:], offset + n
+            self.status(rid, FX_OK)
+        elif kind == OPEN:
+            path, pflags, a = r.string(), r.u32(), r.attrs()
+            self.send_handle(rid, self.open_file(path, pflags, a))
+        elif kind == CLOSE:
+            raw = r.string()
+            h = self.handles.pop(int.from_bytes(raw, "big"), None) if len(raw) == 4 else None
+            if h is None:
+                raise Failure(FX_FAILURE, "invalid handle")
+            os.close(h.fd)
+            self.status(rid, FX_OK)
+        elif kind in (LSTAT, STAT):
+            path = r.string()
+            if kind == LSTAT:
+                st = self.lstat(path)
+            else:
+                fd = self.open_path(path, O_PATH)
+                try:
+                    st = os.fstat(fd)
+                finally:
+                    os.close(fd)
+            self.send(struct.pack(">BI", ATTRS, rid), encode_attrs(st))
+        elif kind == FSTAT:
+            self.send(struct.pack(">BI", ATTRS, rid), encode_attrs(os.fstat(self.handle(r).fd)))
+        elif kind == SETSTAT:
+            path, a = r.string(), r.attrs()
+            fd = self.open_path(path, O_PATH)
+            try:
+                self.apply_attrs(fd, a, by_path=True)
+            finally:
+                os.close(fd)
+            self.status(rid, FX_OK)
+        elif kind == FSETSTAT:
+            h = self.handle(r)
+            self.apply_attrs(h.fd, r.attrs(), by_path=False)
+            self.status(rid, FX_OK)
+        elif kind == OPENDIR:
+            fd = self.open_path(r.string(), os.O_RDONLY | os.O_DIRECTORY)
+            self.send_handle(rid, self.new_handle(fd, True))
+        elif kind == READDIR:
+            self.readdir(rid, self.handle(r))
+        elif kind == REMOVE:
+            self.at(r.string(), lambda name, pfd: os.unlink(name, dir_fd=pfd))
+            self.status(rid, FX_OK)
+        elif kind == MKDIR:
+            path, a = r.string(), r.attrs()
+            mode = a.get("perm", 0o777) & 0o7777
+            self.at(path, lambda name, pfd: os.mkdir(name, mode, dir_fd=pfd))
+            self.status(rid, FX_OK)
+        elif kind == RMDIR:
+            self.at(r.string(), lambda name, pfd: os.rmdir(name, dir_fd=pfd))
+            self.status(rid, FX_OK)
+        elif kind == REALPATH:
+            # lexical, as OpenSSH answers it: the path need not exist; no attributes
+            path = realpath(r.string())
+            self.send(struct.pack(">BII", NAME, rid, 1), s(path), s(path), struct.pack(">I", 0))
+        elif kind == RENAME:
+            self.rename(r.string(), r.string(), replace=False)
+            self.status(rid, FX_OK)
+        elif kind == READLINK:
+            target = self.at(r.string(), lambda name, pfd: os.readlink(name, dir_fd=pfd))
+            self.send(struct.pack(">BII", NAME, rid, 1), s(target), s(target), struct.pack(">I", 0))
+        elif kind == SYMLINK:
+            # OpenSSH's (and so sshfs's) order: target first, then the link's path.  The
+            # target is only text; following it later is confined like any other path.
+            target, link = r.string(), r.string()
+            if b"\0" in target:
+                raise Failure(FX_BAD_MESSAGE, "NUL in symlink target")
+            self.at(link, lambda name, pfd: os.symlink(target, name, dir_fd=pfd))
+            self.status(rid, FX_OK)
+        elif kind == EXTENDED:
+            self.extended(rid, r.string(), r)
+        else:
+            raise Failure(FX_OP_UNSUPPORTED, f"request type {kind} is not supported")
+
+    def send_handle(self, rid: int, handle: bytes) -> None:
+        self.send(struct.pack(">BI", HANDLE, rid), s(handle))
+
+    def at(self, path: bytes, op):
+        pfd, name = self.parent_fd(path)
+        if b"\0" in name:
+            os.close(pfd)
+            raise Failure(FX_BAD_MESSAGE, "NUL in path")
+        try:
+            return op(name, pfd)
+        finally:
+            os.close(pfd)
+
+    def open_file(self, path: bytes, pflags: int, a: dict) -> bytes:
+        acc = pflags & (PF_READ | PF_WRITE)
+        flags = {PF_READ: os.O_RDONLY, PF_WRITE: os.O_WRONLY}.get(acc, os.O_RDWR)
+        if pflags & PF_APPEND:
+            flags |= os.O_APPEND
+        if pflags & PF_CREAT:
+            flags |= os.O_CREAT
+        if pflags & PF_TRUNC:
+            flags |= os.O_TRUNC
+        if pflags & PF_EXCL:
+            flags |= os.O_EXCL
+        # O_NONBLOCK: a FIFO in the share must not hang the whole mount; refused below
+        fd = self.open_path(
+            path, flags | os.O_NOCTTY | os.O_NONBLOCK, a.get("perm", 0o666) & 0o7777
+        )
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            os.close(fd)
+            raise Failure(FX_PERMISSION_DENIED, "not a regular file")
+        os.set_blocking(fd, True)
+        return self.new_handle(fd, False)
+
+    def readdir(self, rid: int, h: Handle) -> None:
+        if not h.is_dir:
+            raise Failure(FX_FAILURE, "not a directory handle")
+        if h.entries is None:
+            names = [b".", b"..", *sorted(os.fsencode(n) for n in os.listdir(h.fd))]
+            h.entries = iter(names)
+        out = []
+        for name in h.entries:
+            try:
+                if name == b".":
+                    st = os.fstat(h.fd)
+                elif name == b"..":
+                    st = os.stat(b"..", dir_fd=h.fd) if not self._is_root(h.fd) else os.fstat(h.fd)
+                else:
+                    st = os.stat(name, dir_fd=h.fd, follow_symlinks=False)
+            except FileNotFoundError:
+                continue  # removed since the listing
+            out.append(s(name) + s(longname(name, st)) + encode_attrs(st))
+            if len(out) >= READDIR_BATCH:
+                break
+        if not out:
+            raise Failure(FX_EOF, "end of directory")
+        self.send(struct.pack(">BII", NAME, rid, len(out)), *out)
+
+    def _is_root(self, fd: int) -> bool:
+        a, b = os.fstat(fd), os.fstat(self.root)
+        return (a.st_dev, a.st_ino) == (b.st_dev, b.st_ino)
+
+    def rename(self, old: bytes, new: bytes, *, replace: bool) -> None:
+        opfd, oname = self.parent_fd(old)
+        try:
+            npfd, nname = self.parent_fd(new)
+            try:
+                if not replace:
+                    try:
+                        os.stat(nname, dir_fd=npfd, follow_symlinks=False)
+                    except FileNotFoundError:
+                        pass
+                    else:
+                        raise Failure(FX_FAILURE, "target exists")
+                os.rename(oname, nname, src_dir_fd=opfd, dst_dir_fd=npfd)
+            finally:
+                os.close(npfd)
+        finally:
+            os.close(opfd)
+
+    def extended(self, rid: int, name: bytes, r: Reader) -> None:
+        if name == b"posix-rename@openssh.com":
+            self.rename(r.string(), r.string(), replace=True)
+            self.status(rid, FX_OK)
+        elif name == b"hardlink@openssh.com":
+            old, new = r.string(), r.string()
+            opfd, oname = self.parent_fd(old)
+            try:
+                npfd, nname = self.parent_fd(new)
+                try:
+                    os.link(oname, nname, src_dir_fd=opfd, dst_dir_fd=npfd, follow_symlinks=False)
+                finally:
+                    os.close(npfd)
+            finally:
+                os.close(opfd)
+            self.status(rid, FX_OK)
+        elif name == b"fsync@openssh.com":
+            os.fsync(self.handle(r).fd)
+            self.status(rid, FX_OK)
+        elif name == b"statvfs@openssh.com":
+            fd = self.open_path(r.string(), O_PATH)
+            try:
+                v = os.fstatvfs(fd)
+            finally:
+                os.close(fd)
+            self.send(
+                struct.pack(
+                    ">BI11Q",
+                    EXTENDED_REPLY,
+                    rid,
+                    v.f_bsize,
+                    v.f_frsize,
+                    v.f_blocks,
+                    v.f_bfree,
+                    v.f_bavail,
+                    v.f_files,
+                    v.f_ffree,
+                    v.f_favail,
+                    v.f_fsid & 0xFFFFFFFFFFFFFFFF,
+                    v.f_flag,
+                    v.f_namemax,
+                )
+            )
+        else:
+            raise Failure(FX_OP_UNSUPPORTED, "extension not supported")
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = list(sys.argv[1:] if argv is None else argv)
+    skip_noise = "--skip-noise" in args
+    if skip_noise:
+        args.remove("--skip-noise")
+    if len(args) != 1:
+        sys.stderr.write("usage: python -m sshpyk.sftp_server [--skip-noise] ROOT\n")
+        return 2
+    try:
+        check_supported(args[0])
+        server = Server(args[0])
+    except OSError as e:
+        sys.stderr.write(f"sshpyk sftp: cannot serve {args[0]}: {e}\n")
+        return 1
+    try:
+        server.serve(skip_noise)
+    except Failure as e:
+        # not SFTP, or a broken stream: stop serving, never guess
+        sys.stderr.write(f"sshpyk sftp: {e.message}\n")
+        return 1
+    except BrokenPipeError:
+        pass
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
