@@ -200,6 +200,19 @@ export interface ITunnelStatus {
   since: number;
   rtt_ms: number | null;
   remote_hostname?: string | null;
+  mounts?: IMountStatus[];
+}
+
+/**
+ * One SSHFS mount of a running SSH kernel.
+ */
+export interface IMountStatus {
+  local_path: string;
+  remote_path: string;
+  state: 'unmounted' | 'mounting' | 'mounted' | 'remounting' | 'failed';
+  since: number;
+  error: string | null;
+  mounts: number;
 }
 
 function json(method: string, body?: unknown): RequestInit {

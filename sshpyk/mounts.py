@@ -93,6 +93,9 @@ class Mount:
     def pids(self) -> list[int]:
         return [p.pid for p in (self._server, self._ssh) if p and p.returncode is None]
 
+    def server_argv(self) -> list[str]:
+        return [sys.executable, "-m", "sshpyk.sftp_server", "--skip-noise", self.local_path]
+
     # ---- start -------------------------------------------------------------------------------
     async def start(self) -> None:
         self._stopping = False
@@ -128,11 +131,7 @@ class Mount:
         r2s_r, r2s_w = _pipe()  # remote sshfs -> ssh -> local server
         try:
             self._server = await asyncio.create_subprocess_exec(
-                sys.executable,
-                "-m",
-                "sshpyk.sftp_server",
-                "--skip-noise",
-                self.local_path,
+                *self.server_argv(),
                 stdin=r2s_r,
                 stdout=s2r_w,
                 stderr=asyncio.subprocess.DEVNULL,

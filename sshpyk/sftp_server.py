@@ -144,13 +144,17 @@ class Reader:
         self.pos += 8
         return v
 
-    def string(self) -> bytes:
+    def view(self):
+        """A string field without copying it (valid while the packet is)."""
         n = self.u32()
         if self.pos + n > len(self.buf):
             raise Failure(FX_BAD_MESSAGE, "truncated packet")
         v = self.buf[self.pos : self.pos + n]
         self.pos += n
-        return bytes(v)
+        return v
+
+    def string(self) -> bytes:
+        return bytes(self.view())
 
     def attrs(self) -> dict:
         flags = self.u32()
@@ -236,31 +240,49 @@ class Server:
         self.handles: dict[int, Handle] = {}
         self.next_handle = 1
         self.inbuf = bytearray()
+        self.start = 0  # where the unread input begins in inbuf
+        self.out: list[bytes] = []
+        self.out_bytes = 0
 
     # ---- io --------------------------------------------------------------------------------
     def _fill(self, n: int) -> bool:
+        """Make ``n`` bytes available at ``self.start``; replies wait in ``self.out`` until
+        we would block, so a burst of requests costs one write."""
+        if len(self.inbuf) - self.start >= n:
+            return True
+        if self.start:
+            del self.inbuf[: self.start]
+            self.start = 0
         while len(self.inbuf) < n:
-            chunk = os.read(self.rfd, max(n - len(self.inbuf), 256 * 1024))
+            self.flush()
+            chunk = os.read(self.rfd, max(n - len(self.inbuf), 1 << 18))
             if not chunk:
                 return False
             self.inbuf += chunk
         return True
 
-    def read_packet(self) -> bytes | None:
+    def read_packet(self) -> memoryview | None:
+        """The next packet, as a view into the input buffer: release it before reading on."""
         if not self._fill(4):
             return None
-        (n,) = struct.unpack_from(">I", self.inbuf)
+        (n,) = struct.unpack_from(">I", self.inbuf, self.start)
         if n == 0 or n > MAX_PACKET:
             raise Failure(FX_BAD_MESSAGE, f"packet length {n} out of range")
         if not self._fill(4 + n):
             return None
-        pkt = bytes(self.inbuf[4 : 4 + n])
-        del self.inbuf[: 4 + n]
-        return pkt
+        view = memoryview(self.inbuf)[self.start + 4 : self.start + 4 + n]
+        self.start += 4 + n
+        return view
 
     def send(self, *parts: bytes) -> None:
-        body_len = sum(len(p) for p in parts)
-        data = [struct.pack(">I", body_len), *parts]
+        self.out.append(struct.pack(">I", sum(len(p) for p in parts)))
+        self.out.extend(parts)
+        self.out_bytes += sum(len(p) for p in parts)
+        if self.out_bytes > 1 << 20 or len(self.out) > 512:
+            self.flush()
+
+    def flush(self) -> None:
+        data, self.out, self.out_bytes = self.out, [], 0
         while data:
             n = os.writev(self.wfd, data)
             while n:
@@ -348,7 +370,9 @@ class Server:
         pkt = self.read_packet()
         if pkt is None:
             return
-        if pkt[0] != INIT:
+        kind = pkt[0]
+        pkt.release()
+        if kind != INIT:
             raise Failure(FX_BAD_MESSAGE, "expected SSH_FXP_INIT")
         extensions = (s(k) + s(v) for k, v in EXTENSIONS.items())
         self.send(bytes([VERSION]), struct.pack(">I", 3), *extensions)
@@ -366,6 +390,8 @@ class Server:
                 self.status(rid, e.code, e.message)
             except OSError as e:
                 self.status(rid, _ERRNO_STATUS.get(e.errno, FX_FAILURE), os.strerror(e.errno or 0))
+            finally:
+                pkt.release()
 
     def dispatch(self, kind: int, rid: int, r: Reader) -> None:
         if kind == READ:
@@ -378,7 +404,7 @@ class Server:
         elif kind == WRITE:
             h = self.handle(r)
             offset = r.u64()
-            data = r.string()
+            data = r.view()
             while data:
                 n = os.pwrite(h.fd, data, offset)
                 data, offset = data[n:], offset + n
@@ -600,6 +626,7 @@ def main(argv: list[str] | None = None) -> int:
         return 1
     try:
         server.serve(skip_noise)
+        server.flush()
     except Failure as e:
         # not SFTP, or a broken stream: stop serving, never guess
         sys.stderr.write(f"sshpyk sftp: {e.message}\n")

@@ -29,9 +29,27 @@ function Running(props: {
       {running
         .map(k => {
           const label = tunnelLabel(k.state, k.step, trans);
-          return k.rtt_ms !== null
-            ? trans.__('running: %1, %2 ms', label, k.rtt_ms)
-            : trans.__('running: %1', label);
+          const text =
+            k.rtt_ms !== null
+              ? trans.__('running: %1, %2 ms', label, k.rtt_ms)
+              : trans.__('running: %1', label);
+          // only mounts needing attention: "mounted" is the expected, quiet case
+          const troubled = (k.mounts ?? []).filter(m => m.state !== 'mounted');
+          return troubled.length === 0
+            ? text
+            : [
+                text,
+                ...troubled.map(m =>
+                  m.error
+                    ? trans.__(
+                        'mount %1: %2 (%3)',
+                        m.remote_path,
+                        m.state,
+                        m.error
+                      )
+                    : trans.__('mount %1: %2', m.remote_path, m.state)
+                )
+              ].join(', ');
         })
         .join('; ')}
     </span>

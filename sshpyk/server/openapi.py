@@ -15,6 +15,20 @@ from .base import SSHPykHandler
 
 CHECK_STATUS = ["ok", "warn", "fail", "skipped"]
 TUNNEL_STATES = ["launching", "connected", "reconnecting", "lost", "dead"]
+MOUNT_STATUS = {
+    "type": "object",
+    "properties": {
+        "local_path": {"type": "string"},
+        "remote_path": {"type": "string"},
+        "state": {
+            "type": "string",
+            "enum": ["unmounted", "mounting", "mounted", "remounting", "failed"],
+        },
+        "since": {"type": "number"},
+        "error": {"type": ["string", "null"]},
+        "mounts": {"type": "integer"},
+    },
+}
 
 
 def _kernel_schema(partial: bool = False) -> dict[str, Any]:
@@ -284,6 +298,10 @@ def document() -> dict[str, Any]:
                                                         "step": {"type": ["string", "null"]},
                                                         "since": {"type": "number"},
                                                         "rtt_ms": {"type": ["number", "null"]},
+                                                        "mounts": {
+                                                            "type": "array",
+                                                            "items": MOUNT_STATUS,
+                                                        },
                                                     },
                                                 },
                                             }
