@@ -74,7 +74,9 @@ class Mount:
         self._server: asyncio.subprocess.Process | None = None
         self._ssh: asyncio.subprocess.Process | None = None
         self._watcher: asyncio.Task | None = None
+        self._starting: asyncio.Future | None = None
         self._stopping = False
+        self.users = 0  # kernels using this mount (see Mounts)
 
     def _set(self, state: str, error: str | None = None) -> None:
         self.state, self.since, self.error = state, time.time(), error
@@ -97,6 +99,14 @@ class Mount:
         return [sys.executable, "-m", "sshpyk.sftp_server", "--skip-noise", self.local_path]
 
     # ---- start -------------------------------------------------------------------------------
+    async def ensure(self) -> None:
+        """Mounted (or being mounted again) when this returns; one start for all its users."""
+        if self.state in ("mounted", "remounting"):
+            return
+        if self._starting is None or self._starting.done():
+            self._starting = asyncio.ensure_future(self.start())
+        await asyncio.shield(self._starting)
+
     async def start(self) -> None:
         self._stopping = False
         self._set("mounting")
@@ -188,13 +198,21 @@ class Mount:
     # ---- running -----------------------------------------------------------------------------
     async def _watch(self) -> None:
         """Log sshfs's messages; when the stream ends without a stop, mount again."""
+        replaced = False
         with contextlib.suppress(ValueError, ConnectionError):
             while (msg := await self._message()) is not None:
                 if "log" in msg:
                     log.debug("sshpyk: sshfs %s: %s", self.remote_path, msg["log"])
+                replaced = replaced or bool(msg.get("replaced"))
         if self._stopping:
             return
         await self._kill()
+        if replaced:
+            # another sshpyk (another Jupyter server) mounted the same path since: taking it
+            # back would only start a tug of war
+            self._set("failed", "replaced by a newer mount of the same remote path")
+            log.warning("sshpyk: mount %s was taken over by another mount", self.remote_path)
+            return
         log.warning(
             "sshpyk: mount %s:%s lost its stream; mounting again",
             self.master.target.alias,
@@ -241,6 +259,11 @@ class Mount:
                 await reap(proc, grace=1.0)
 
 
+# Mounts in use in this process, by (host, remote path): kernels of the same kernelspec
+# (two notebooks) share one mount, which ends with the last of them.
+_SHARED: dict[tuple[str, str], Mount] = {}
+
+
 class Mounts:
     """A kernel's mounts: up before its first launch, kept across restarts."""
 
@@ -248,27 +271,62 @@ class Mounts:
         self.items = [Mount(master, prefix, sshfs, spec) for spec in specs]
         self.up = False
 
+    def _share(self, own: Mount) -> Mount:
+        key = (own.master.target.key, own.remote_path)
+        other = _SHARED.get(key)
+        if other is None or other.users == 0:
+            _SHARED[key] = own
+            return own
+        if (other.local_path, other.options) != (own.local_path, own.options):
+            raise MountError(
+                f"{own.master.target.alias}:{own.remote_path} is already mounted from "
+                f"{other.local_path} for another kernel",
+                kind="mount_point_busy",
+            )
+        return other
+
     async def start(self, timeout: float) -> None:
         if self.up or not self.items:
             return
-        for m in self.items:
+        items: list[Mount] = []
+        failed: list[tuple[Mount, BaseException]] = []
+        for own in self.items:
+            try:
+                m = self._share(own)
+            except MountError as e:
+                own._set("failed", str(e))
+                failed.append((own, e))
+                items.append(own)
+                continue
+            m.users += 1
             m.timeout = timeout
-        results = await asyncio.gather(*(m.start() for m in self.items), return_exceptions=True)
-        failed = [
-            (m, r) for m, r in zip(self.items, results, strict=True) if isinstance(r, BaseException)
+            items.append(m)
+        self.items = items
+        starting = [m for m in items if m.users]
+        results = await asyncio.gather(*(m.ensure() for m in starting), return_exceptions=True)
+        failed += [
+            (m, r) for m, r in zip(starting, results, strict=True) if isinstance(r, BaseException)
         ]
         required = [(m, r) for m, r in failed if not m.optional]
         for m, r in failed:
             if m.optional:
                 log.warning("sshpyk: optional mount skipped: %s", r)
+        self.up = True
         if required:
             await self.stop()
             raise required[0][1]
-        self.up = True
 
     async def stop(self) -> None:
-        await asyncio.gather(*(m.stop() for m in self.items), return_exceptions=True)
+        if not self.up:
+            return
         self.up = False
+        last = []
+        for m in self.items:
+            if m.users:
+                m.users -= 1
+                if m.users == 0:
+                    last.append(m)
+        await asyncio.gather(*(m.stop() for m in last), return_exceptions=True)
 
     def status(self) -> list[dict[str, Any]]:
         return [m.status() for m in self.items]

@@ -405,3 +405,54 @@ def test_mount_syntax_round_trips_with_optional():
     }
     with pytest.raises(InvalidField):
         parse_mount("/a:/b:x:y:optional")
+
+
+async def test_two_kernels_share_a_mount_until_the_last_one_ends(
+    netns_hosts, specs, managers, tree, mountpoint
+):
+    th = netns_hosts
+    share, _ = tree
+    mounts = [{"local_path": str(share), "remote_path": f"~/{mountpoint}"}]
+    name = specs("ssh-shared", mount_local_on_remote=mounts)
+    km1, km2 = managers(name), managers(name)
+    kc1 = await start(km1)
+    kc2 = await start(km2)
+    mp = f"/home/{th.user}/{mountpoint}"
+    assert km1.provisioner.mounts.items[0] is km2.provisioner.mounts.items[0]
+    assert remote_mounts(th) == [mp] and len(local_servers(share)) == 1
+    kc1.stop_channels()
+    await km1.shutdown_kernel()
+    out, _ = await run_code(kc2, f"print(open('{mp}/inner.txt').read())")
+    assert out.strip() == "inner"  # still mounted for the second kernel
+    kc2.stop_channels()
+    await km2.shutdown_kernel()
+    assert remote_mounts(th) == [] and local_servers(share) == []
+
+
+async def test_a_newer_mount_of_the_same_path_takes_over_without_a_tug_of_war(
+    netns_hosts, tree, mountpoint, monkeypatch
+):
+    """Two Jupyter servers mounting the same remote path: the newer one wins, the older one
+    says so instead of mounting again."""
+    th = netns_hosts
+    share, _ = tree
+    master = Master.for_target(Target("remote", "ssh", str(th.ssh_config)))
+    spec = [{"local_path": str(share), "remote_path": f"~/{mountpoint}"}]
+    old = Mounts(master, th.remote_python_prefix, None, spec)
+    await old.start(timeout=20)
+    monkeypatch.setattr("sshpyk.mounts._SHARED", {})  # as if in another process
+    new = Mounts(master, th.remote_python_prefix, None, spec)
+    await new.start(timeout=20)
+    try:
+        assert await wait_until(lambda: _async(old.items[0].state == "failed"), 10)
+        assert "replaced" in old.items[0].error
+        await asyncio.sleep(1.5)  # no remount attempt follows
+        assert old.items[0].mounts == 1 and new.items[0].state == "mounted"
+        assert await _mounted(th, mountpoint, share, "new")
+        assert remote_mounts(th) == [f"/home/{th.user}/{mountpoint}"]
+        assert len(local_servers(share)) == 1
+    finally:
+        await new.stop()
+        await old.stop()
+    assert await wait_until(lambda: _async(not sshfs_procs(th)), 5), sshfs_procs(th)
+    assert remote_mounts(th) == []

@@ -5,6 +5,7 @@
 #   SSHPYK {"mounted": path}   the mount is up (the kernel may start)
 #   SSHPYK {"error": kind, "message": text}
 # It stays until sshfs exits (the stream ended), then makes sure nothing is left mounted.
+import contextlib
 import hashlib
 import json
 import os
@@ -48,14 +49,30 @@ def alive_with(pid, needle):
         return False
 
 
+def write_state(state, sshfs_pid):
+    with open(state + ".tmp", "w") as f:
+        json.dump({"helper": os.getpid(), "sshfs": sshfs_pid}, f)
+    os.replace(state + ".tmp", state)
+
+
+def owner(state):
+    try:
+        with open(state) as f:
+            return json.load(f).get("helper")
+    except (OSError, ValueError):
+        return None
+
+
 def stop_previous(state, point):
     """A helper of an earlier connection may still hold the mount (its link died without
-    either end noticing): end its sshfs, which unmounts on SIGTERM."""
+    either end noticing): end its sshfs, which unmounts on SIGTERM.  The state file names
+    us first, so that helper knows it was replaced and its sshpyk does not mount again."""
     try:
         with open(state) as f:
             prev = json.load(f)
     except (OSError, ValueError):
-        return
+        prev = {}
+    write_state(state, None)
     pid = prev.get("sshfs")
     if pid and alive_with(pid, os.fsencode(point)) and alive_with(pid, b"sshfs"):
         os.kill(pid, signal.SIGTERM)
@@ -121,9 +138,7 @@ def main():
     null = os.open(os.devnull, os.O_RDWR)
     os.dup2(null, 0)
     os.dup2(null, 1)
-    with open(state + ".tmp", "w") as f:
-        json.dump({"helper": os.getpid(), "sshfs": proc.pid}, f)
-    os.replace(state + ".tmp", state)
+    write_state(state, proc.pid)
 
     def stop(signum, frame):
         if proc.poll() is None:
@@ -145,13 +160,12 @@ def main():
     for line in proc.stderr:
         report(log=line.decode(errors="replace").rstrip())
     rc = proc.wait()
+    if owner(state) != os.getpid():
+        report(replaced=True, exited=rc)  # a newer helper took the mount point over
+        return
     unmount(fusermount, point)
-    try:
-        with open(state) as f:
-            if json.load(f).get("helper") == os.getpid():
-                os.unlink(state)
-    except (OSError, ValueError):
-        pass
+    with contextlib.suppress(OSError):
+        os.unlink(state)
     report(exited=rc)
 
 
