@@ -13,9 +13,10 @@ import json
 import logging
 import shlex
 import sys
+import time
 from typing import Any
 
-from . import __version__
+from . import __version__, orphans, registry
 from .checks import FAIL, OK, SKIPPED, WARN, Check, check_many
 from .kernelspecs import (
     KernelEntry,
@@ -26,7 +27,8 @@ from .kernelspecs import (
     update,
     write,
 )
-from .model import InvalidField, format_mount, parse_mount, schema
+from .model import InvalidField, check_alias, format_mount, parse_mount, schema, validate
+from .transport import Target
 
 log = logging.getLogger("sshpyk")
 EXIT_FAILED, EXIT_USAGE = 1, 2
@@ -279,6 +281,72 @@ def cmd_check(args) -> int:
     return EXIT_FAILED if any(c.status == FAIL for c in checks) else 0
 
 
+def cmd_ps(args) -> int:
+    records, bad = registry.all_records()
+    found = asyncio.run(orphans.probe(records)) if records else []
+    if args.json:
+        print(json.dumps({"kernels": found, "unreadable": bad}, indent=1))
+        return 0
+    if not found:
+        print("no SSH kernel started from this machine is running")
+    rows = [("KERNEL", "KERNELSPEC", "HOST", "STARTED", "SERVER", "ON THE HOST")]
+    for k in found:
+        if not k["reachable"]:
+            remote = "unreachable"
+        elif not k["alive"]:
+            remote = "ended"
+        elif k["attached"]:
+            remote = "running, attached"
+        else:
+            remote = f"running, detached for {k['lease_age']:.0f}s"
+        server = f"gone (pid {k['server_pid']})" if k["orphan"] else f"pid {k['server_pid']}"
+        started = time.strftime("%Y-%m-%d %H:%M", time.localtime(k["started_at"]))
+        rows.append((k["kernel_id"], k["kernelspec"], k["host_alias"], started, server, remote))
+    if len(rows) > 1:
+        widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
+        for r in rows:
+            print("  ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)).rstrip())
+    for name in bad:
+        print(f"unreadable registry record: {name}", file=sys.stderr)
+    return 0
+
+
+def _reap_prefix(args) -> tuple[str | None, str | None, str]:
+    """ssh config, ssh and remote prefix for reaping ``host_alias``: given, or those of a
+    kernel of that host this machine knows."""
+    if args.remote_python_prefix:
+        return args.ssh_config, args.ssh, args.remote_python_prefix
+    records, _ = registry.all_records()
+    for c in [r.config for r in records] + [e.model for e in list_entries() if e.model]:
+        if c.get("ssh_host_alias") == args.host_alias:
+            return (
+                args.ssh_config or c.get("ssh_config"),
+                args.ssh or c.get("ssh"),
+                c["remote_python_prefix"],
+            )
+    raise UsageError(
+        f"no SSH kernel of host {args.host_alias!r} is known here: "
+        "give --remote-python-prefix (a python on that host)"
+    )
+
+
+def cmd_reap(args) -> int:
+    check_alias("host_alias", args.host_alias)
+    for name in ("ssh_config", "remote_python_prefix"):
+        if getattr(args, name):
+            validate({name: getattr(args, name)}, only=(name,))
+    config, ssh, prefix = _reap_prefix(args)
+    target = Target(args.host_alias, ssh or "ssh", config)
+    result = asyncio.run(orphans.reap(target, prefix, everything=args.all))
+    for rundir in result["reaped"]:
+        print(f"reaped {rundir}")
+    left = [k for k in result["kernels"] if k.get("alive")]
+    print(
+        f"{len(result['reaped'])} reaped on {args.host_alias}; {len(left)} kernel(s) still running"
+    )
+    return 0
+
+
 def cmd_demo(args) -> int:
     from .demo import load_sandbox, start_sandbox, stop_sandbox
 
@@ -404,6 +472,23 @@ def build_parser() -> Parser:
     p.add_argument("--json", action="store_true")
     p.add_argument("--timeout", type=int, default=20, help=argparse.SUPPRESS)
     p.set_defaults(func=cmd_check)
+
+    p = sub.add_parser("ps", help="SSH kernels started from this machine that still run")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=cmd_ps)
+
+    p = sub.add_parser(
+        "reap",
+        help="end a host's SSH kernels that nothing uses any more and clear their leftovers",
+    )
+    p.add_argument("host_alias", metavar="HOST_ALIAS")
+    p.add_argument("--ssh-config", dest="ssh_config")
+    p.add_argument("--ssh")
+    p.add_argument("--remote-python-prefix", dest="remote_python_prefix")
+    p.add_argument(
+        "--all", action="store_true", help="end every sshpyk kernel there, even ones in use"
+    )
+    p.set_defaults(func=cmd_reap)
 
     p = sub.add_parser("demo", help="a private loopback sshd and an SSH kernel to try sshpyk")
     p.add_argument("--stop", action="store_true", help="remove the demo sandbox and its kernel")

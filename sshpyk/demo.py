@@ -27,6 +27,7 @@ from pathlib import Path
 from jupyter_core.paths import jupyter_data_dir
 
 from .errors import SSHPykError
+from .transport import pid_alive
 
 __all__ = [
     "ALIAS",
@@ -131,7 +132,7 @@ def stop_sandbox(root: Path | None = None) -> list[str]:
     # The listener first, so nothing new can log in while the sessions are being ended.
     _kill(pids)
     _kill(_marked_pids(root))
-    remaining = sorted(p for p in pids | _marked_pids(root) if _alive(p))
+    remaining = sorted(p for p in pids | _marked_pids(root) if pid_alive(p))
     leftovers = [f"process {p} ({_cmdline(p)})" for p in remaining]
     if root.is_symlink():
         leftovers.append(f"{root} is a symlink (not removed)")
@@ -444,23 +445,6 @@ def _reap() -> None:
             del _CHILDREN[pid]
 
 
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    # a killed child of ours (or of a non-reaping init) lingers as a zombie: it is dead
-    try:
-        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-            if line.startswith("State:"):
-                return line.split()[1] not in ("Z", "X")
-    except OSError:
-        pass
-    return True
-
-
 def _environ(pid: int) -> list[bytes]:
     try:
         return Path(f"/proc/{pid}/environ").read_bytes().split(b"\0")
@@ -478,7 +462,7 @@ def _cmdline(pid: int) -> str:
 
 def _is_our_sshd(pid: int, root: Path) -> bool:
     """Alive and really this sandbox's sshd (a recorded pid may have been reused since)."""
-    if pid <= 1 or not _alive(pid):
+    if pid <= 1 or not pid_alive(pid):
         return False
     if not Path("/proc/self").exists():
         return True  # no /proc (macOS): the pid is all we have
@@ -528,7 +512,7 @@ def _marked_pids(root: Path) -> set[int]:
         if not d.name.isdigit() or int(d.name) in skip:
             continue
         pid = int(d.name)
-        if (mark in _environ(pid) or _holds_log(pid, root)) and _alive(pid):
+        if (mark in _environ(pid) or _holds_log(pid, root)) and pid_alive(pid):
             found.add(pid)
     return found
 
@@ -540,11 +524,11 @@ def _kill(pids: set[int] | list[int]) -> None:
         with contextlib.suppress(ProcessLookupError, PermissionError):
             os.kill(p, signal.SIGTERM)
     deadline = time.monotonic() + _STOP_GRACE
-    while time.monotonic() < deadline and any(_alive(p) for p in pids):
+    while time.monotonic() < deadline and any(pid_alive(p) for p in pids):
         _reap()
         time.sleep(0.01)
     for p in pids:
-        if _alive(p):
+        if pid_alive(p):
             with contextlib.suppress(ProcessLookupError, PermissionError):
                 os.kill(p, signal.SIGKILL)
     for p in pids:

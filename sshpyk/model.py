@@ -247,6 +247,8 @@ class SSHKernelConfig:
     ssh: str | None = None
     launch_timeout: int = 60
     shutdown_timeout: int = 10
+    lease_timeout: int = 3600
+    lost_timeout: int = 60
     transport: str = "tcp"
     remote_sshfs: str | None = None
     ssh_host_alias_local_on_remote: str | None = None

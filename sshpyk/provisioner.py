@@ -7,12 +7,21 @@ with one line.  The local side then adds the five forwards in one ``-O forward``
 says "ack".  That session stays open as the kernel's monitor: the remote side reports the
 kernel's exit on it and applies signals sent down it, so liveness costs no ssh process at
 all while the kernel is idle.
+
+Resilience: a watchdog pings down that stream every second.  Silence means
+"reconnecting" (then "lost" after ``lost_timeout``); the master is configured to outlive
+long cuts, so the connection usually just resumes.  Should the stream end (the master
+died), the kernel is taken up again by a fresh monitor (``remote/attach.py``) as soon as
+the host answers.  Every running kernel has a record in the registry (``registry.py``),
+so a later Jupyter server can re-attach it; the remote side keeps it alive under a lease
+meanwhile.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import json
 import re
 import signal
@@ -24,6 +33,7 @@ from typing import Any
 from jupyter_client.connect import KernelConnectionInfo
 from jupyter_client.provisioning.provisioner_base import KernelProvisionerBase
 
+from . import registry
 from .errors import LaunchTimeout, RemoteLaunchError, SSHConnectError, SSHPykError
 from .model import InvalidField, SSHKernelConfig
 from .mounts import Mounts
@@ -37,10 +47,27 @@ FORWARD_ATTEMPTS = 5
 FORWARDED_ENV = ("JPY_SESSION_NAME",)
 
 
+def forward_specs(local_ports: list[int], remote: dict) -> list[str]:
+    """The ``-L`` specs mapping ``local_ports`` to the kernel's endpoints."""
+    if remote["transport"] == "ipc":
+        targets = [f"{remote['ip']}-{p}" for p in remote["ports"]]
+    else:
+        targets = [f"127.0.0.1:{p}" for p in remote["ports"]]
+    return [f"127.0.0.1:{lp}:{t}" for lp, t in zip(local_ports, targets, strict=True)]
+
+
 def _free_local_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
+
+
+# the watchdog's ping period, and how long without an answer means "reconnecting"
+PING_INTERVAL = 1.0
+SILENCE = 3.0
+# Kernels to take up again instead of launching, by kernel id: set by the server extension's
+# re-attach handler right before it asks the kernel manager to "start" that kernel id.
+ATTACH: dict[str, registry.Record] = {}
 
 
 # Every provisioner of this process by kernel id: the status API lists kernels that are still
@@ -84,6 +111,12 @@ class SSHKernelProvisioner(KernelProvisionerBase):
         self.state, self.step, self.since = "dead", "", time.time()
         self.rtt: float | None = None
         self._pings: dict[int, asyncio.Future] = {}
+        self._sent: dict[int, float] = {}  # watchdog pings in flight: id -> when sent
+        self._last_pong = time.monotonic()
+        self._watchdog: asyncio.Task | None = None
+        self._recovery: asyncio.Task | None = None
+        self._master_generation = -1  # the master the forwards were added to
+        self.started_at: float | None = None
         LIVE[str(self.kernel_id)] = self
 
     def _set_state(self, state: str, step: str = "") -> None:
@@ -183,14 +216,21 @@ class SSHKernelProvisioner(KernelProvisionerBase):
 
     # ---- launch ------------------------------------------------------------------------------
     async def pre_launch(self, **kwargs: Any) -> dict[str, Any]:
+        rec = ATTACH.get(str(self.kernel_id))
+        if rec is not None:
+            # a kernel that runs already: its clients must sign with its key
+            self.parent.session.key = rec.key.encode()
+            self.parent.session.signature_scheme = rec.signature_scheme
         kwargs = await super().pre_launch(**kwargs)
         kwargs["cmd"] = []  # nothing runs locally
         return kwargs
 
     async def launch_kernel(self, cmd: list[str], **kwargs: Any) -> KernelConnectionInfo:
         timeout = float(self.cfg.launch_timeout)
+        rec = ATTACH.pop(str(self.kernel_id), None)
+        work = self._attach(rec) if rec else self._launch(kwargs.get("env") or {})
         try:
-            return await asyncio.wait_for(self._launch(kwargs.get("env") or {}), timeout)
+            return await asyncio.wait_for(work, timeout)
         except asyncio.TimeoutError:
             self._set_state("dead", "launch timed out")
             await self._drop_session(abandon=True)
@@ -229,6 +269,9 @@ class SSHKernelProvisioner(KernelProvisionerBase):
             "signature_scheme": km.session.signature_scheme,
             "transport": self.cfg.transport,
             "launch_timeout": self.cfg.launch_timeout,
+            "lease_timeout": self.cfg.lease_timeout,
+            "kernel_uuid": str(self.kernel_id),
+            "kernelspec": km.kernel_name,
             "ports": previous,
             "env": {**self.kernel_spec.env, **{k: env[k] for k in FORWARDED_ENV if k in env}},
         }
@@ -251,7 +294,8 @@ class SSHKernelProvisioner(KernelProvisionerBase):
         session.stdin.write(b"ack\n")
         await session.stdin.drain()
         self._monitor = asyncio.create_task(self._watch(session))
-        self._set_state("connected")
+        self.started_at = time.time()
+        self._connected()
         self.log.info(
             "sshpyk: kernel %s started on %s (pid %s) in %.0f ms",
             self.kernel_id,
@@ -326,12 +370,8 @@ class SSHKernelProvisioner(KernelProvisionerBase):
         # locally) the local ones stay: they are our forwards, the remote picks its own.
         if self.local_ports is None:
             self.local_ports = [_free_local_port() for _ in PORT_NAMES]
-        if remote["transport"] == "ipc":
-            targets = [f"{remote['ip']}-{p}" for p in remote["ports"]]
-        else:
-            targets = [f"127.0.0.1:{p}" for p in remote["ports"]]
         for _attempt in range(FORWARD_ATTEMPTS):
-            specs = [f"127.0.0.1:{lp}:{t}" for lp, t in zip(self.local_ports, targets, strict=True)]
+            specs = forward_specs(self.local_ports, remote)
             if specs == self.forwards:
                 break  # the remote kept its ports: the forwards are still right
             if self.forwards:
@@ -363,8 +403,8 @@ class SSHKernelProvisioner(KernelProvisionerBase):
         try:
             msg = await self._read_message(session)
             while msg is not None and "exit" not in msg:
-                if "pong" in msg and msg["pong"] in self._pings:
-                    self._pings[msg["pong"]].set_result(None)
+                if "pong" in msg:
+                    self._pong(msg["pong"])
                 msg = await self._read_message(session)
         except (ConnectionError, ValueError):
             msg = None
@@ -373,15 +413,167 @@ class SSHKernelProvisioner(KernelProvisionerBase):
             self._exited.set()
             self._set_state("dead", f"exited with {self._exit_code}")
             return
-        self._set_state("lost", "monitor stream closed")
         # The stream ended with no exit report: the link or the master went away, which is
-        # not the kernel's death.  Resilience takes it from here; until then poll() keeps
-        # saying "alive" and signals go through a fresh ssh.
+        # not the kernel's death.  poll() keeps saying "alive"; a fresh monitor takes over.
         self.log.warning(
-            "sshpyk: lost the monitor stream of kernel %s on %s",
+            "sshpyk: lost the monitor stream of kernel %s on %s; reconnecting",
             self.kernel_id,
             self.cfg.ssh_host_alias,
         )
+        if self._session is session:
+            self._session = None
+            self._recovery = asyncio.create_task(self._recover())
+
+    # ---- liveness: watchdog, recovery, re-attach -------------------------------------------
+    def _connected(self) -> None:
+        self._master_generation = self.master.generation
+        self._last_pong = time.monotonic()
+        self._set_state("connected")
+        self._save_record()
+        if self._watchdog is None or self._watchdog.done():
+            self._watchdog = asyncio.create_task(self._watch_link())
+
+    def _save_record(self) -> None:
+        km = self.parent
+        try:
+            registry.save(
+                registry.Record(
+                    kernel_id=str(self.kernel_id),
+                    kernelspec=km.kernel_name,
+                    display_name=getattr(self.kernel_spec, "display_name", km.kernel_name),
+                    config=dataclasses.asdict(self.cfg),
+                    remote=dict(self.remote or {}),
+                    key=km.session.key.decode(),
+                    signature_scheme=km.session.signature_scheme,
+                    started_at=self.started_at or time.time(),
+                    local_ports=self.local_ports,
+                )
+            )
+        except (OSError, SSHPykError) as e:  # the kernel runs anyway; re-attach won't
+            self.log.warning("sshpyk: could not record kernel %s: %s", self.kernel_id, e)
+
+    def _pong(self, n: int) -> None:
+        now = time.monotonic()
+        if n in self._pings:
+            self._pings[n].set_result(None)
+        sent = self._sent.pop(n, None)
+        if sent is not None:
+            self.rtt = now - sent
+            self._sent = {k: v for k, v in self._sent.items() if k > n}
+        self._last_pong = now
+        if self.state in ("reconnecting", "lost") and self._recovery is None:
+            self.log.info("sshpyk: kernel %s is reachable again", self.kernel_id)
+            self._set_state("connected")
+
+    async def _watch_link(self) -> None:
+        """Ping every second; silence means the link is down (the kernel is not dead)."""
+        n = 0
+        while not self._exited.is_set():
+            await asyncio.sleep(PING_INTERVAL)
+            session = self._session
+            if session is None or self._recovery is not None:
+                continue
+            n += 1
+            self._sent[n] = time.monotonic()
+            try:
+                session.stdin.write(f"ping {n}\n".encode())
+            except (ConnectionError, RuntimeError, AttributeError):
+                continue
+            silent = time.monotonic() - self._last_pong
+            if self.state == "connected" and silent > SILENCE:
+                self._set_state("reconnecting", "no answer from the host")
+                self.log.warning("sshpyk: no answer from %s; reconnecting", self.cfg.ssh_host_alias)
+            elif self.state == "reconnecting" and time.time() - self.since > self.cfg.lost_timeout:
+                self._set_state("lost", f"no answer for {self.cfg.lost_timeout}s")
+
+    async def _recover(self) -> None:
+        """The monitor stream ended: reconnect and take the kernel up with a new monitor."""
+        if self.state != "lost":
+            self._set_state("reconnecting", "connection lost")
+        delay = 0.25
+        try:
+            while self.remote is not None and not self._exited.is_set():
+                try:
+                    await self.master.ensure(timeout=min(10.0, float(self.cfg.launch_timeout)))
+                    reply = await self._take_up(self.remote)
+                except (SSHPykError, asyncio.TimeoutError, OSError, ValueError) as e:
+                    if self.state == "reconnecting" and (
+                        time.time() - self.since > self.cfg.lost_timeout
+                    ):
+                        self._set_state("lost", f"no answer for {self.cfg.lost_timeout}s")
+                    self.log.debug("sshpyk: reconnect to %s: %s", self.cfg.ssh_host_alias, e)
+                    await asyncio.sleep(delay)
+                    delay = min(delay * 2, 5.0)
+                    continue
+                if "attached" not in reply:
+                    # it ended while we were away: tell the restarter
+                    code = reply.get("exit")
+                    self._exit_code = int(code) if code is not None else -1
+                    self._exited.set()
+                    self._set_state("dead", "exited while disconnected")
+                    return
+                self._recovery = None
+                self._connected()
+                self.log.info("sshpyk: kernel %s re-attached", self.kernel_id)
+                return
+        finally:
+            if self._recovery is asyncio.current_task():
+                self._recovery = None
+
+    async def _take_up(self, remote: dict) -> dict:
+        """A new monitor for a running kernel (``remote/attach.py``), forwards restored if
+        the master is a new one.  Returns its first message."""
+        stale = self.master.generation != self._master_generation
+        if stale:
+            self.forwards = []  # they died with the old master; the local ports are kept
+            await self._forward(remote)
+        session = await self.master.open_session(python_command(self.cfg.remote_python_prefix))
+        try:
+            session.stdin.write(
+                program_stdin("attach", {"rundir": remote["rundir"], "drop_stale": stale})
+            )
+            await session.stdin.drain()
+            reply = await asyncio.wait_for(self._read_message(session), 15)
+        except BaseException:
+            await reap(session)
+            raise
+        if reply is None or ("error" in reply and reply["error"] != "gone"):
+            err = (await session.stderr.read()).decode(errors="replace") if reply is None else ""
+            await reap(session)
+            raise SSHPykError(f"re-attach failed: {reply or err.strip()[-300:]}", kind="attach")
+        if "attached" in reply:
+            self._session = session
+            self._monitor = asyncio.create_task(self._watch(session))
+        else:
+            await reap(session)
+        return reply
+
+    async def _attach(self, rec: registry.Record) -> KernelConnectionInfo:
+        """Take up a kernel a previous Jupyter server started (see ``ATTACH``)."""
+        km = self.parent
+        self._set_state("launching", "connecting")
+        await self.master.ensure(timeout=float(self.cfg.launch_timeout))
+        self._set_state("launching", "re-attaching")
+        self._exited = asyncio.Event()
+        self._exit_code = None
+        self.local_ports = rec.local_ports
+        if rec.local_ports:
+            # the old server's forwards may still be on a surviving master: free the ports
+            await self.master.cancel(forward_specs(rec.local_ports, rec.remote))
+        self._master_generation = -1  # forward in any case
+        reply = await self._take_up(rec.remote)
+        if "attached" not in reply:
+            raise RemoteLaunchError(
+                f"kernel {rec.kernel_id} on {self.cfg.ssh_host_alias!r} is no longer running",
+                kind="gone",
+            )
+        self.remote = dict(rec.remote)
+        self.started_at = rec.started_at
+        km.session.key = rec.key.encode()
+        if self.mounts.items and not self.mounts.up:
+            await self.mounts.start(timeout=float(self.cfg.launch_timeout))
+        self._connected()
+        return self.connection_info
 
     async def _drop_session(self, abandon: bool = False) -> None:
         """Close the monitor session.  ``abandon``: a launch that never reached "ack"; the
@@ -415,6 +607,10 @@ class SSHKernelProvisioner(KernelProvisionerBase):
         await reap(session)
 
     async def cleanup(self, restart: bool = False) -> None:
+        for task in (self._watchdog, self._recovery):
+            if task and task is not asyncio.current_task():
+                task.cancel()
+        self._watchdog = self._recovery = None
         # The old monitor session ends by itself one round trip after the kernel's exit;
         # nothing has to wait for that: a restart launches at once, a shutdown only has to
         # cancel the forwards meanwhile.
@@ -428,6 +624,7 @@ class SSHKernelProvisioner(KernelProvisionerBase):
         self.forwards = []
         self.local_ports = None
         self.remote = None
+        registry.remove(str(self.kernel_id))
         await self.mounts.stop()
         await drop
 

@@ -15,6 +15,7 @@ import hashlib
 import os
 import shlex
 import stat
+import sys
 import weakref
 from dataclasses import dataclass
 from pathlib import Path
@@ -23,9 +24,12 @@ from .errors import SSHConnectError, SSHPykError, classify_ssh_failure
 
 # How long a master outlives its last session (kernel); then ssh ends it by itself.
 CONTROL_PERSIST = 60
-# A dead link is noticed after about INTERVAL * (COUNT + 1) seconds.
+# The master ends itself after INTERVAL * COUNT seconds without an answer: long enough to
+# ride out a laptop lid or a Wi-Fi change with every kernel connection intact.  What the
+# user sees meanwhile ("reconnecting", "lost") is the provisioner's watchdog's business.
 SERVER_ALIVE_INTERVAL = 5
-SERVER_ALIVE_COUNT = 3
+SERVER_ALIVE_COUNT = 120
+TCP_CONNECT = Path(__file__).with_name("tcp_connect.py")
 
 
 def control_dir() -> Path:
@@ -34,14 +38,36 @@ def control_dir() -> Path:
     base = Path(runtime) / "sshpyk" if runtime and len(runtime) < 40 else None
     if base is None or not Path(runtime).is_dir():
         base = Path(f"/tmp/sshpyk-{os.getuid()}")  # noqa: S108 - checked below, 0700 and ours
+    return private_dir(base)
+
+
+def private_dir(path: Path) -> Path:
+    """``path`` as a directory that is ours, not a symlink, and 0700 (made if missing)."""
     with contextlib.suppress(FileExistsError):
-        base.mkdir(mode=0o700)
-    st = base.lstat()
+        path.mkdir(mode=0o700)
+    st = path.lstat()
     if not stat.S_ISDIR(st.st_mode) or st.st_uid != os.getuid():
-        raise SSHPykError(f"{base} is not a directory owned by you; remove it and retry")
+        raise SSHPykError(f"{path} is not a directory owned by you; remove it and retry")
     if st.st_mode & 0o077:
-        os.chmod(base, 0o700)
-    return base
+        os.chmod(path, 0o700)
+    return path
+
+
+def pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    # a killed child (of ours, or of a non-reaping init) lingers as a zombie: it is dead
+    try:
+        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+            if line.startswith("State:"):
+                return line.split()[1] not in ("Z", "X")
+    except OSError:
+        pass
+    return True
 
 
 def remote_path_expr(path: str) -> str:
@@ -122,6 +148,7 @@ class Master:
         # one lock per event loop: a lock bound to a finished loop would break the next one
         self._locks: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
         self.spawns = 0  # ssh processes started for this host, for tests and benchmarks
+        self.generation = 0  # +1 per connection made: forwards die with their master
 
     @classmethod
     def for_target(cls, target: Target) -> Master:
@@ -174,11 +201,34 @@ class Master:
                 return
             await self._start(timeout)
 
+    async def _direct_transport(self) -> list[str]:
+        """For a host ssh reaches directly: ``-o`` options that make ssh use a TCP socket
+        tuned by ``tcp_connect`` (quick resumption after a cut).  Nothing otherwise."""
+        from .sshconfig import parse_ssh_g
+
+        rc, out, _ = await run_local([*self.target.base_argv(), "-G", "--", self.target.alias], 10)
+        if rc != 0:
+            return []  # ssh will say what is wrong when it connects
+        opts = parse_ssh_g(out)
+        if any(opts.get(k, ["none"])[0] != "none" for k in ("proxycommand", "proxyjump")):
+            return []
+        wait = opts.get("connecttimeout", ["none"])[0]
+        wait = wait if wait.isdigit() else "30"
+        # -I -S: a stdlib-only file, so no site-packages scan on every connect
+        log = shlex.quote(str(self.control_path.with_suffix(".log")))
+        cmd = (
+            f"{shlex.quote(sys.executable)} -I -S {shlex.quote(str(TCP_CONNECT))} "
+            f"%h %p {wait} {log}"
+        )
+        return ["-o", f"ProxyCommand={cmd}", "-o", "ProxyUseFdpass=yes"]
+
     async def _start(self, timeout: float) -> None:
         with contextlib.suppress(FileNotFoundError):
             self.control_path.unlink()  # a stale socket of a dead master
+        direct = await self._direct_transport()
         log = self.control_path.with_suffix(".log")
-        fd = os.open(log, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        # O_APPEND: ssh and its ProxyCommand (tcp_connect) both write to it
+        fd = os.open(log, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_APPEND, 0o600)
         argv = [
             *self.target.base_argv(),
             "-o",
@@ -195,6 +245,7 @@ class Master:
             f"ServerAliveCountMax={SERVER_ALIVE_COUNT}",
             "-o",
             "ExitOnForwardFailure=no",
+            *direct,
             "-N",
             "-f",
             "--",
@@ -219,6 +270,7 @@ class Master:
             ) from None
         if proc.returncode != 0:
             raise classify_ssh_failure(log.read_text(errors="replace"), self.target.alias)
+        self.generation += 1
 
     async def exit(self) -> None:
         if not self.control_path.is_socket():

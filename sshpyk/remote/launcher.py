@@ -7,8 +7,10 @@
 # side has answered "ack", this process stays as the kernel's nanny: it applies
 # "signal N" commands to the kernel's process group, answers "ping N" with {"pong": N} and
 # reports {"exit": rc} when the kernel ends.  EOF on stdin before "ack" means the launch
-# was abandoned (the kernel is killed); after "ack" it means the link was lost, and the
-# kernel keeps running.
+# was abandoned (the kernel is killed); after "ack" it means sshpyk lost touch (link down,
+# Jupyter server gone): the kernel keeps running under a lease.  The lease is the mtime of
+# <rundir>/lease, renewed while a monitor is attached (this one, or a later attach.py);
+# once it is older than lease_timeout the kernel is ended, so nothing is orphaned forever.
 import contextlib
 import importlib.util
 import json
@@ -149,6 +151,30 @@ def find_kernelspec(name):
 
 
 PORT_ATTEMPTS = 3
+LEASE_TICK = 2.0
+
+
+def write_private(path, data):
+    tmp = path + ".tmp"
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w") as f:
+        json.dump(data, f)
+    os.replace(tmp, path)
+
+
+def touch(path):
+    with open(path, "a"):
+        pass
+    os.utime(path)
+
+
+def lease_age(path):
+    try:
+        return time.time() - os.stat(path).st_mtime
+    except OSError:
+        return float("inf")
+
+
 PROBLEMS = {
     "kernel_died": "the kernel exited during start-up",
     "launch_timeout": "the kernel did not listen within the launch timeout",
@@ -288,6 +314,26 @@ def main():
     def cleanup():
         shutil.rmtree(rundir, ignore_errors=True)
 
+    lease = os.path.join(rundir, "lease")
+    lease_timeout = float(params.get("lease_timeout") or 3600)
+    write_private(
+        os.path.join(rundir, "meta.json"),
+        {
+            "kernel_id": params.get("kernel_uuid"),
+            "kernelspec": params.get("kernelspec"),
+            "remote_kernel": name,
+            "pid": proc.pid,
+            "pgid": pgid,
+            "nanny": os.getpid(),
+            "transport": transport,
+            "ip": ip,
+            "ports": ports,
+            "started_at": time.time(),
+            "lease_timeout": lease_timeout,
+        },
+    )
+    touch(lease)
+
     emit(
         ready=True,
         pid=proc.pid,
@@ -301,6 +347,7 @@ def main():
     )
 
     acked = threading.Event()
+    detached = threading.Event()
 
     def commands():
         for line in sys.stdin:
@@ -312,15 +359,34 @@ def main():
             elif len(words) == 2 and words[0] == "ping" and words[1].isdigit():
                 emit(pong=int(words[1]))  # the local side times the tunnel with it
         # EOF: abandoned before the hand-over -> kill; after it -> the link is gone and
-        # the kernel lives on (reaped and cleaned up by this process when it ends).
+        # the kernel lives on under its lease (reaped and cleaned up by this process).
+        detached.set()
         if not acked.is_set():
             kill_group(pgid, signal.SIGKILL)
 
+    def keep_lease():
+        while proc.poll() is None:
+            if not detached.is_set():
+                touch(lease)
+            elif lease_age(lease) > lease_timeout:
+                kill_group(pgid, signal.SIGTERM)  # abandoned: nobody renewed the lease
+                for _ in range(50):
+                    if proc.poll() is not None:
+                        return
+                    time.sleep(0.1)
+                kill_group(pgid, signal.SIGKILL)
+                return
+            time.sleep(LEASE_TICK)
+
     reader = threading.Thread(target=commands, daemon=True)
     reader.start()
+    threading.Thread(target=keep_lease, daemon=True).start()
     rc = proc.wait()
     # the whole group: children the kernel left behind must not outlive it
     kill_group(pgid, signal.SIGKILL)
+    if detached.is_set():
+        # for a monitor attached later (attach.py), which is not the kernel's parent
+        write_private(rundir + ".exit", {"exit": rc})
     cleanup()
     emit(exit=rc)
 

@@ -15,6 +15,28 @@ from .base import SSHPykHandler
 
 CHECK_STATUS = ["ok", "warn", "fail", "skipped"]
 TUNNEL_STATES = ["launching", "connected", "reconnecting", "lost", "dead"]
+KERNEL_ID = {
+    "name": "kernel_id",
+    "in": "path",
+    "required": True,
+    "schema": {"type": "string", "pattern": "^[0-9a-f-]{1,64}$"},
+}
+ORPHAN = {
+    "type": "object",
+    "properties": {
+        "kernel_id": {"type": "string"},
+        "kernelspec": {"type": "string"},
+        "display_name": {"type": "string"},
+        "host_alias": {"type": "string"},
+        "started_at": {"type": "number"},
+        "server_pid": {"type": "integer"},
+        "alive": {"type": "boolean"},
+        "attached": {"type": "boolean"},
+        "reachable": {"type": "boolean"},
+        "lease_age": {"type": ["number", "null"]},
+        "error": {"type": ["string", "null"]},
+    },
+}
 MOUNT_STATUS = {
     "type": "object",
     "properties": {
@@ -217,6 +239,54 @@ def document() -> dict[str, Any]:
                         },
                         "404": _err("unknown kernel"),
                         "422": _err("not an SSH kernel"),
+                    },
+                },
+            },
+            "/sshpyk/orphans": {
+                "get": {
+                    "operationId": "orphans",
+                    "summary": "SSH kernels still running whose Jupyter server is gone",
+                    "responses": {
+                        "200": {
+                            "description": "each with what its host says now",
+                            "content": {
+                                "application/json": {
+                                    "schema": {
+                                        "type": "object",
+                                        "properties": {
+                                            "kernels": {"type": "array", "items": ORPHAN}
+                                        },
+                                    }
+                                }
+                            },
+                        }
+                    },
+                }
+            },
+            "/sshpyk/orphans/{kernel_id}": {
+                "parameters": [KERNEL_ID],
+                "delete": {
+                    "operationId": "shutDownOrphan",
+                    "responses": {
+                        "204": {"description": "ended on its host and forgotten"},
+                        "404": _err("no such orphaned kernel"),
+                        "502": _err("the host could not be reached"),
+                    },
+                },
+            },
+            "/sshpyk/orphans/{kernel_id}/attach": {
+                "parameters": [KERNEL_ID],
+                "post": {
+                    "operationId": "attachOrphan",
+                    "summary": "make it one of this server's kernels, state intact",
+                    "responses": {
+                        "201": {
+                            "description": "the kernel, as /api/kernels lists it",
+                            "content": {"application/json": {"schema": {"type": "object"}}},
+                        },
+                        "404": _err("no such orphaned kernel"),
+                        "409": _err("its kernelspec no longer exists"),
+                        "502": _err("the host could not be reached, or the kernel ended"),
                     },
                 },
             },

@@ -16,6 +16,7 @@ from .. import __version__
 from .hosts import HostKernelspecsHandler, HostsHandler
 from .kernels import CheckHandler, KernelHandler, KernelsHandler
 from .openapi import OpenAPIHandler
+from .orphans import AttachHandler, OrphanHandler, OrphansHandler
 from .status import StatusHandler
 
 NAMESPACE = "sshpyk"
@@ -40,6 +41,9 @@ ROUTES: list[tuple[str, type[APIHandler]]] = [
     ("hosts", HostsHandler),
     ("hosts/([^/]+)/kernelspecs", HostKernelspecsHandler),
     ("status", StatusHandler),
+    ("orphans", OrphansHandler),
+    ("orphans/([^/]+)", OrphanHandler),
+    ("orphans/([^/]+)/attach", AttachHandler),
     ("version", VersionHandler),
     ("openapi.json", OpenAPIHandler),
 ]

@@ -49,6 +49,7 @@ test.describe('SSHFS mounts', () => {
     await mounts
       .getByRole('textbox', { name: 'sshfs options', exact: true })
       .fill('reconnect');
+    await mounts.getByRole('checkbox', { name: 'Optional' }).check();
     await panel.screenshot({ path: 'screenshots/sshpyk-form-mounts.png' });
     await panel.getByTestId('sshpyk-form-submit').click();
 
@@ -60,7 +61,8 @@ test.describe('SSHFS mounts', () => {
       {
         local_path: '/tmp',
         remote_path: '~/galata-mnt',
-        sshfs_options: 'reconnect'
+        sshfs_options: 'reconnect',
+        optional: true
       }
     ]);
 

@@ -1,0 +1,101 @@
+"""Kernels whose Jupyter server is gone: find them, ask their hosts about them, shut them
+down, reap a host.  Shared by ``sshpyk ps|reap`` and the REST API (re-attaching is the
+server's: ``server/orphans.py``).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+from collections import defaultdict
+from typing import Any
+
+from . import registry
+from .errors import SSHPykError
+from .remote import messages, program_stdin, python_command
+from .transport import Master, Target
+
+TIMEOUT = 20.0
+# a lease renewed within this many seconds means a monitor holds the kernel
+ATTACHED_WITHIN = 10.0
+
+
+def target_of(rec: registry.Record) -> Target:
+    c = rec.config
+    return Target(c["ssh_host_alias"], c.get("ssh") or "ssh", c.get("ssh_config"))
+
+
+async def _remote(target: Target, prefix: str, params: dict) -> dict:
+    master = Master.for_target(target)
+    await master.ensure(TIMEOUT)
+    rc, out, err = await master.run(
+        python_command(prefix), input=program_stdin("kernels", params), timeout=TIMEOUT
+    )
+    found = [m for m in messages(out) if "kernels" in m or "error" in m]
+    if not found:
+        raise SSHPykError(f"asking {target.alias} failed: {err.strip()[-300:] or rc}")
+    if "error" in found[0]:
+        raise SSHPykError(f"asking {target.alias} failed: {found[0]['error']}")
+    return found[0]
+
+
+async def host_kernels(target: Target, prefix: str) -> list[dict]:
+    return (await _remote(target, prefix, {"action": "list"}))["kernels"]
+
+
+async def probe(records: list[registry.Record]) -> list[dict[str, Any]]:
+    """Each record with what its host says now: alive, attached, lease age (one remote
+    call per host, all hosts at once)."""
+    by_host: dict[tuple, list[registry.Record]] = defaultdict(list)
+    for rec in records:
+        by_host[(target_of(rec), rec.config["remote_python_prefix"])].append(rec)
+
+    async def one(key) -> list[dict]:
+        target, prefix = key
+        try:
+            remote = {os.path.basename(k["rundir"]): k for k in await host_kernels(target, prefix)}
+            error = None
+        except (SSHPykError, asyncio.TimeoutError, OSError) as e:
+            remote, error = {}, str(e)
+        out = []
+        for rec in by_host[key]:
+            k = remote.get(os.path.basename(rec.remote.get("rundir", "")))
+            age = k.get("lease_age") if k else None
+            out.append(
+                {
+                    **rec.public(),
+                    "reachable": error is None,
+                    "error": error,
+                    "alive": bool(k and k.get("alive")),
+                    "lease_age": age,
+                    "attached": age is not None and age < ATTACHED_WITHIN,
+                }
+            )
+        return out
+
+    results = await asyncio.gather(*(one(key) for key in by_host))
+    merged = [entry for group in results for entry in group]
+    merged.sort(key=lambda e: e["started_at"])
+    return merged
+
+
+async def shut_down(rec: registry.Record) -> None:
+    """End the kernel on its host (TERM, then KILL) and forget it."""
+    await _remote(
+        target_of(rec),
+        rec.config["remote_python_prefix"],
+        {"action": "kill", "rundir": rec.remote["rundir"]},
+    )
+    registry.remove(rec.kernel_id)
+
+
+async def reap(target: Target, prefix: str, everything: bool = False) -> dict:
+    """End the host's kernels no monitor holds (all of sshpyk's with ``everything``), clear
+    what dead ones left, and forget the local records of kernels no longer there."""
+    result = await _remote(target, prefix, {"action": "reap", "all": everything})
+    still = {os.path.basename(k["rundir"]) for k in result["kernels"] if k.get("alive")}
+    records, _ = registry.all_records()
+    for rec in records:
+        if target_of(rec) == target and os.path.basename(rec.remote.get("rundir", "")) not in still:
+            registry.remove(rec.kernel_id)
+    return result

@@ -1,0 +1,103 @@
+"""What runs where: one record per SSH kernel this machine started, so that a kernel can be
+found, re-attached or shut down after the Jupyter server that started it is gone.
+
+Records live in ``<jupyter runtime dir>/sshpyk`` (0700), one ``<kernel_id>.json`` (0600)
+each, written atomically.  They hold the kernel's HMAC key, like Jupyter's own connection
+files next to them: re-attaching needs it.  A record is written when a kernel has started,
+rewritten on restart and removed at shutdown; a record whose ``server_pid`` is dead is an
+orphan.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+from jupyter_core.paths import jupyter_runtime_dir
+
+from .errors import SSHPykError
+from .transport import pid_alive, private_dir
+
+
+@dataclass
+class Record:
+    kernel_id: str
+    kernelspec: str
+    display_name: str
+    config: dict[str, Any]  # the kernelspec's provisioner config (host, prefix, ...)
+    remote: dict[str, Any]  # what the launcher reported: pid, pgid, ports, rundir, ...
+    key: str
+    signature_scheme: str
+    started_at: float
+    server_pid: int = field(default_factory=os.getpid)
+    local_ports: list[int] | None = None
+
+    @property
+    def host_alias(self) -> str:
+        return self.config["ssh_host_alias"]
+
+    def public(self) -> dict[str, Any]:
+        """Everything but the key: for listings."""
+        d = asdict(self)
+        d.pop("key")
+        d["host_alias"] = self.host_alias
+        d["orphan"] = self.orphan
+        return d
+
+    @property
+    def orphan(self) -> bool:
+        return self.server_pid != os.getpid() and not pid_alive(self.server_pid)
+
+
+def directory() -> Path:
+    d = Path(jupyter_runtime_dir()) / "sshpyk"
+    d.parent.mkdir(parents=True, exist_ok=True)
+    return private_dir(d)
+
+
+def _path(kernel_id: str) -> Path:
+    if not kernel_id or "/" in kernel_id or kernel_id.startswith("."):
+        raise SSHPykError(f"invalid kernel id {kernel_id!r}")
+    return directory() / f"{kernel_id}.json"
+
+
+def save(record: Record) -> None:
+    path = _path(record.kernel_id)
+    tmp = path.with_suffix(f".tmp{os.getpid()}")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w") as f:
+        json.dump(asdict(record), f)
+    os.replace(tmp, path)
+
+
+def remove(kernel_id: str) -> None:
+    with contextlib.suppress(FileNotFoundError):
+        _path(kernel_id).unlink()
+
+
+def load(kernel_id: str) -> Record | None:
+    try:
+        return Record(**json.loads(_path(kernel_id).read_text()))
+    except FileNotFoundError:
+        return None
+
+
+def all_records() -> tuple[list[Record], list[str]]:
+    """Every record, and the names of files that are not valid records."""
+    records, bad = [], []
+    for p in sorted(directory().glob("*.json")):
+        try:
+            records.append(Record(**json.loads(p.read_text())))
+        except (OSError, ValueError, TypeError):
+            bad.append(p.name)
+    records.sort(key=lambda r: r.started_at)
+    return records, bad
+
+
+def age(record: Record) -> float:
+    return time.time() - record.started_at

@@ -1,0 +1,91 @@
+"""/sshpyk/orphans: SSH kernels still running whose Jupyter server is gone (it was killed,
+or crashed): list them, re-attach one (it becomes one of this server's kernels, state
+intact), or shut it down."""
+
+from __future__ import annotations
+
+import asyncio
+
+import tornado
+from jupyter_server.auth.decorator import authorized
+
+from .. import orphans, registry
+from ..errors import SSHPykError
+from ..provisioner import ATTACH
+from .base import SSHPykHandler
+
+
+def _orphan_records(running: set[str]) -> list[registry.Record]:
+    records, _ = registry.all_records()
+    return [r for r in records if r.kernel_id not in running and r.orphan]
+
+
+class OrphansHandler(SSHPykHandler):
+    auth_resource = "kernels"
+
+    @tornado.web.authenticated
+    @authorized
+    async def get(self):
+        running = set(self.kernel_manager.list_kernel_ids())
+        records = await asyncio.get_running_loop().run_in_executor(None, _orphan_records, running)
+        found = await orphans.probe(records)
+        # a kernel that ended meanwhile is only a stale record: forget it
+        for entry in found:
+            if entry["reachable"] and not entry["alive"]:
+                registry.remove(entry["kernel_id"])
+        self.finish({"kernels": [e for e in found if e["alive"] or not e["reachable"]]})
+
+
+class OrphanHandler(SSHPykHandler):
+    auth_resource = "kernels"
+
+    def _record(self, kernel_id: str) -> registry.Record | None:
+        try:
+            rec = registry.load(kernel_id)
+        except (SSHPykError, ValueError, TypeError):  # not a kernel id, or a broken record
+            rec = None
+        if rec is None or kernel_id in self.kernel_manager.list_kernel_ids() or not rec.orphan:
+            self.error(404, f"no orphaned SSH kernel {kernel_id!r}")
+            return None
+        return rec
+
+    @tornado.web.authenticated
+    @authorized
+    async def delete(self, kernel_id: str):
+        rec = self._record(kernel_id)
+        if rec is None:
+            return
+        try:
+            await orphans.shut_down(rec)
+        except (SSHPykError, asyncio.TimeoutError, OSError) as e:
+            return self.fail(SSHPykError(str(e)))
+        self.set_status(204)
+        self.finish()
+
+
+class AttachHandler(OrphanHandler):
+    @tornado.web.authenticated
+    @authorized
+    async def post(self, kernel_id: str):
+        rec = self._record(kernel_id)
+        if rec is None:
+            return
+        mkm = self.kernel_manager
+        if rec.kernelspec not in self.kernel_spec_manager.find_kernel_specs():
+            return self.error(
+                409,
+                f"its kernelspec {rec.kernelspec!r} no longer exists: "
+                "add it again to re-attach, or shut the kernel down",
+            )
+        ATTACH[kernel_id] = rec
+        try:
+            await mkm.start_kernel(kernel_name=rec.kernelspec, kernel_id=kernel_id)
+        except SSHPykError as e:
+            return self.fail(e)
+        finally:
+            ATTACH.pop(kernel_id, None)
+        model = mkm.kernel_model(kernel_id)
+        if asyncio.iscoroutine(model):
+            model = await model
+        self.set_status(201)
+        self.finish(model)
