@@ -92,7 +92,9 @@ async def shut_down(rec: registry.Record) -> None:
 async def reap(target: Target, prefix: str, everything: bool = False) -> dict:
     """End the host's kernels no monitor holds (all of sshpyk's with ``everything``), clear
     what dead ones left, and forget the local records of kernels no longer there."""
-    result = await _remote(target, prefix, {"action": "reap", "all": everything})
+    result = await _remote(
+        target, prefix, {"action": "reap", "all": everything, "stale_after": ATTACHED_WITHIN}
+    )
     still = {os.path.basename(k["rundir"]) for k in result["kernels"] if k.get("alive")}
     records, _ = registry.all_records()
     for rec in records:

@@ -23,6 +23,7 @@ import asyncio
 import contextlib
 import dataclasses
 import json
+import os
 import re
 import signal
 import socket
@@ -573,6 +574,10 @@ class SSHKernelProvisioner(KernelProvisionerBase):
         if self.mounts.items and not self.mounts.up:
             await self.mounts.start(timeout=float(self.cfg.launch_timeout))
         self._connected()
+        # the dead server's connection file has the same ports and key: jupyter_client
+        # would take it for its own and never load ours into the kernel manager
+        with contextlib.suppress(FileNotFoundError, TypeError):
+            os.remove(km.connection_file)
         return self.connection_info
 
     async def _drop_session(self, abandon: bool = False) -> None:

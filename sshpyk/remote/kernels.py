@@ -92,7 +92,7 @@ def main():
                     remove(k["rundir"])
                 reaped.append(k["rundir"])
     elif action == "reap":
-        stale = float(params.get("stale_after", 30))
+        stale = float(params.get("stale_after", 10))
         for k in found:
             attached = k["lease_age"] is not None and k["lease_age"] < stale
             if k["alive"] and (params.get("all") or not attached):
