@@ -319,6 +319,62 @@ export async function discoverKernelspecs(
   );
 }
 
+/**
+ * An SSH kernel still running whose Jupyter server is gone, with what its host
+ * says about it now.
+ */
+export interface IOrphan {
+  kernel_id: string;
+  kernelspec: string;
+  display_name: string;
+  host_alias: string;
+  started_at: number;
+  server_pid: number;
+  alive: boolean;
+  attached: boolean;
+  reachable: boolean;
+  lease_age: number | null;
+  error: string | null;
+  config: { lease_timeout?: number } & Record<string, unknown>;
+}
+
+export async function listOrphans(
+  serverSettings: ServerConnection.ISettings
+): Promise<IOrphan[]> {
+  const data = await requestAPI<{ kernels: IOrphan[] }>(
+    'orphans',
+    serverSettings,
+    json('GET')
+  );
+  return data.kernels ?? [];
+}
+
+/**
+ * Make an orphan one of this server's kernels again; resolves with its
+ * `/api/kernels` model.
+ */
+export function attachOrphan(
+  serverSettings: ServerConnection.ISettings,
+  kernelId: string
+): Promise<{ id: string; name: string }> {
+  return requestAPI(
+    `orphans/${encodeURIComponent(kernelId)}/attach`,
+    serverSettings,
+    json('POST', {})
+  );
+}
+
+export async function shutDownOrphan(
+  serverSettings: ServerConnection.ISettings,
+  kernelId: string
+): Promise<void> {
+  await requestAPI(
+    `orphans/${encodeURIComponent(kernelId)}`,
+    serverSettings,
+    json('DELETE')
+  );
+}
+
 export async function getTunnelStatus(
   serverSettings: ServerConnection.ISettings
 ): Promise<ITunnelStatus[]> {

@@ -55,7 +55,11 @@ const plugin: JupyterFrontEndPlugin<void> = {
     kernelspecs.specsChanged.connect(() => void kernels.refresh());
     const status = new TunnelStatusModel(serverSettings);
 
-    const sidebar = new SshpykSidebar(kernels, status, trans);
+    const sidebar = new SshpykSidebar(kernels, status, trans, kernelId => {
+      void app.commands.execute('console:create', {
+        kernelPreference: { id: kernelId }
+      });
+    });
     // After the core tabs (file browser, running sessions, TOC, extensions).
     app.shell.add(sidebar, 'left', { rank: 1100 });
     if (restorer) {

@@ -8,7 +8,9 @@ import { createRoot } from 'react-dom/client';
 
 import { CheckRun } from '../checks';
 import { KernelsModel } from '../model';
+import { IOrphan } from '../api';
 import { CheckResults } from '../sidebar/checks';
+import { leaseWords, Orphans } from '../sidebar/orphans';
 import { TunnelStatusModel } from '../status';
 import { CurrentTunnel } from '../statusbar';
 
@@ -143,5 +145,77 @@ describe('CurrentTunnel', () => {
     expect(refreshSpecs).toHaveBeenCalledTimes(1);
     expect(kernels.selected).toBe('n');
     expect(kernels.kernels?.map(k => k.name)).toEqual(['n']);
+  });
+});
+
+describe('Orphans', () => {
+  const trans = nullTranslator.load('sshpyk');
+  const orphan: IOrphan = {
+    kernel_id: 'k1',
+    kernelspec: 'ssh-gpu',
+    display_name: 'Python on gpu',
+    host_alias: 'gpu',
+    started_at: 1700000000,
+    server_pid: 42,
+    alive: true,
+    attached: false,
+    reachable: true,
+    lease_age: 30,
+    error: null,
+    config: { lease_timeout: 3600 }
+  };
+
+  it('says how long a kernel left running has before its lease ends it', () => {
+    expect(leaseWords(orphan, trans)).toBe('ends by itself in 60 min');
+    expect(leaseWords({ ...orphan, lease_age: 3550 }, trans)).toBe(
+      'ends by itself in 50 s'
+    );
+    expect(leaseWords({ ...orphan, attached: true }, trans)).toBe(
+      'in use by another Jupyter server'
+    );
+    expect(
+      leaseWords({ ...orphan, reachable: false, error: 'timed out' }, trans)
+    ).toBe('host unreachable: timed out');
+  });
+
+  it('lists them from the server and re-attaches one on click', async () => {
+    const calls: string[] = [];
+    const fetchMock = jest.fn(
+      async (input: RequestInfo, init?: RequestInit) => {
+        const url = (typeof input === 'string' ? input : input.url).split(
+          '?'
+        )[0];
+        const method =
+          typeof input === 'string' ? (init?.method ?? 'GET') : input.method;
+        calls.push(`${method} ${url}`);
+        if (url.endsWith('/attach')) {
+          return new Response(JSON.stringify({ id: 'k1', name: 'ssh-gpu' }), {
+            status: 201
+          });
+        }
+        return reply({ kernels: calls.length > 1 ? [] : [orphan] });
+      }
+    );
+    const local = ServerConnection.makeSettings({
+      baseUrl: 'http://localhost:8888/',
+      fetch: fetchMock as any
+    });
+    const host = document.createElement('div');
+    const root = createRoot(host);
+    await act(async () => {
+      root.render(<Orphans serverSettings={local} trans={trans} />);
+    });
+    expect(host.textContent).toContain('Python on gpu');
+    const attach = [...host.querySelectorAll('button')].find(
+      b => b.textContent === 'Re-attach'
+    )!;
+    await act(async () => {
+      attach.click();
+    });
+    expect(calls).toContain(
+      'POST http://localhost:8888/sshpyk/orphans/k1/attach'
+    );
+    expect(host.textContent).toContain('runs in this server again');
+    root.unmount();
   });
 });

@@ -13,6 +13,7 @@ import { TunnelStatusModel } from '../status';
 import { fetchServerStatus, ServerStatus } from '../version';
 import { KernelForm } from './form';
 import { KernelList } from './list';
+import { Orphans } from './orphans';
 
 /**
  * The id of the left-sidebar panel; Galata tests open it by this id.
@@ -111,7 +112,8 @@ export class SshpykSidebar extends ReactWidget {
   constructor(
     private readonly _model: KernelsModel,
     private readonly _status: TunnelStatusModel,
-    private readonly _trans: TranslationBundle
+    private readonly _trans: TranslationBundle,
+    private readonly _openConsole?: (kernelId: string) => void
   ) {
     super();
     this.id = SIDEBAR_ID;
@@ -232,6 +234,13 @@ export class SshpykSidebar extends ReactWidget {
               </UseSignal>
             )}
           </UseSignal>
+        )}
+        {view.kind === 'list' && (
+          <Orphans
+            serverSettings={this._model.serverSettings}
+            trans={trans}
+            onOpenConsole={this._openConsole}
+          />
         )}
         <ServerVersion
           serverSettings={this._model.serverSettings}

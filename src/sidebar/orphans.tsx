@@ -1,0 +1,190 @@
+import { Dialog, showDialog } from '@jupyterlab/apputils';
+import { ServerConnection } from '@jupyterlab/services';
+import { TranslationBundle } from '@jupyterlab/translation';
+import * as React from 'react';
+
+import { attachOrphan, IOrphan, listOrphans, shutDownOrphan } from '../api';
+import { describeError } from '../errors';
+
+export interface IOrphansProps {
+  serverSettings: ServerConnection.ISettings;
+  trans: TranslationBundle;
+  /**
+   * Open a console on a kernel this server just took up again.
+   */
+  onOpenConsole?: (kernelId: string) => void;
+}
+
+/**
+ * How long an orphan still has before its lease ends it, in words.
+ */
+export function leaseWords(orphan: IOrphan, trans: TranslationBundle): string {
+  if (!orphan.reachable) {
+    return trans.__('host unreachable: %1', orphan.error ?? '');
+  }
+  if (orphan.attached) {
+    return trans.__('in use by another Jupyter server');
+  }
+  const lease = orphan.config?.lease_timeout ?? 3600;
+  const left = Math.max(0, lease - (orphan.lease_age ?? 0));
+  return left >= 120
+    ? trans.__('ends by itself in %1 min', Math.round(left / 60))
+    : trans.__('ends by itself in %1 s', Math.round(left));
+}
+
+/**
+ * SSH kernels left running by a Jupyter server that is gone: re-attach them
+ * (their state is intact) or shut them down. Hidden when there are none.
+ */
+export function Orphans(props: IOrphansProps): JSX.Element | null {
+  const { serverSettings, trans } = props;
+  const [orphans, setOrphans] = React.useState<IOrphan[]>([]);
+  const [busy, setBusy] = React.useState<string | null>(null);
+  const [message, setMessage] = React.useState<string | null>(null);
+  const [attached, setAttached] = React.useState<string | null>(null);
+
+  const refresh = React.useCallback(async () => {
+    try {
+      setOrphans(await listOrphans(serverSettings));
+    } catch (error) {
+      setMessage(
+        trans.__(
+          'Could not list kernels left running: %1',
+          describeError(error)
+        )
+      );
+    }
+  }, [serverSettings, trans]);
+
+  React.useEffect(() => {
+    void refresh();
+  }, [refresh]);
+
+  const attach = async (orphan: IOrphan) => {
+    setBusy(orphan.kernel_id);
+    setMessage(null);
+    try {
+      await attachOrphan(serverSettings, orphan.kernel_id);
+      setAttached(orphan.kernel_id);
+      setMessage(
+        trans.__(
+          '%1 runs in this server again; pick it under Kernel › Change Kernel.',
+          orphan.display_name
+        )
+      );
+    } catch (error) {
+      setMessage(
+        trans.__(
+          'Could not re-attach %1: %2',
+          orphan.display_name,
+          describeError(error)
+        )
+      );
+    }
+    setBusy(null);
+    await refresh();
+  };
+
+  const shutDown = async (orphan: IOrphan) => {
+    const answer = await showDialog({
+      title: trans.__('Shut the kernel down?'),
+      body: trans.__(
+        'This ends %1 on %2; what it holds in memory is lost.',
+        orphan.display_name,
+        orphan.host_alias
+      ),
+      buttons: [
+        Dialog.cancelButton(),
+        Dialog.warnButton({ label: trans.__('Shut Down') })
+      ]
+    });
+    if (!answer.button.accept) {
+      return;
+    }
+    setBusy(orphan.kernel_id);
+    setMessage(null);
+    try {
+      await shutDownOrphan(serverSettings, orphan.kernel_id);
+    } catch (error) {
+      setMessage(
+        trans.__(
+          'Could not shut down %1: %2',
+          orphan.display_name,
+          describeError(error)
+        )
+      );
+    }
+    setBusy(null);
+    await refresh();
+  };
+
+  if (orphans.length === 0 && message === null) {
+    return null;
+  }
+  return (
+    <section className="jp-sshpyk-Orphans" data-testid="sshpyk-orphans">
+      <div className="jp-sshpyk-Orphans-header">
+        <h3 className="jp-sshpyk-Orphans-heading">
+          {trans.__('Left running')}
+        </h3>
+        <button
+          className="jp-mod-styled"
+          onClick={() => void refresh()}
+          title={trans.__('Ask the hosts again')}
+        >
+          {trans.__('Refresh')}
+        </button>
+      </div>
+      {message && (
+        <p className="jp-sshpyk-Muted" role="status">
+          {message}{' '}
+          {attached && props.onOpenConsole && (
+            <button
+              className="jp-mod-styled jp-mod-accept"
+              onClick={() => props.onOpenConsole?.(attached)}
+            >
+              {trans.__('Open a Console')}
+            </button>
+          )}
+        </p>
+      )}
+      <ul className="jp-sshpyk-Orphans-list">
+        {orphans.map(o => (
+          <li
+            key={o.kernel_id}
+            className="jp-sshpyk-Orphan"
+            data-testid={`sshpyk-orphan-${o.kernel_id}`}
+          >
+            <div className="jp-sshpyk-Kernel-name">{o.display_name}</div>
+            <div className="jp-sshpyk-Muted">
+              {trans.__(
+                '%1 · started %2',
+                o.host_alias,
+                new Date(o.started_at * 1000).toLocaleString()
+              )}
+            </div>
+            <div className="jp-sshpyk-Muted">{leaseWords(o, trans)}</div>
+            <div className="jp-sshpyk-Kernel-actions">
+              <button
+                className="jp-mod-styled jp-mod-accept"
+                disabled={busy !== null || o.attached || !o.reachable}
+                onClick={() => void attach(o)}
+              >
+                {busy === o.kernel_id
+                  ? trans.__('Working…')
+                  : trans.__('Re-attach')}
+              </button>
+              <button
+                className="jp-mod-styled jp-mod-warn"
+                disabled={busy !== null || !o.reachable}
+                onClick={() => void shutDown(o)}
+              >
+                {trans.__('Shut Down')}
+              </button>
+            </div>
+          </li>
+        ))}
+      </ul>
+    </section>
+  );
+}
