@@ -22,3 +22,15 @@ def _load_jupyter_server_extension(server_app):
 
     setup_route_handlers(server_app.web_app)
     server_app.log.info("sshpyk %s server extension loaded", __version__)
+    try:
+        from . import registry
+
+        left = [r for r in registry.all_records()[0] if r.orphan]
+    except Exception:  # a broken registry must not keep the server from starting
+        left = []
+    if left:
+        server_app.log.warning(
+            "sshpyk: %d SSH kernel(s) may still run from an earlier server: re-attach or shut "
+            "them down from the SSH Kernels sidebar, or see `sshpyk ps`",
+            len(left),
+        )

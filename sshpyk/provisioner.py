@@ -66,6 +66,8 @@ def _free_local_port() -> int:
 # the watchdog's ping period, and how long without an answer means "reconnecting"
 PING_INTERVAL = 1.0
 SILENCE = 3.0
+# after a new master: how long iopub's subscribers get to reconnect before the other channels
+IOPUB_HEAD_START = 0.5
 # Kernels to take up again instead of launching, by kernel id: set by the server extension's
 # re-attach handler right before it asks the kernel manager to "start" that kernel id.
 ATTACH: dict[str, registry.Record] = {}
@@ -117,6 +119,7 @@ class SSHKernelProvisioner(KernelProvisionerBase):
         self._watchdog: asyncio.Task | None = None
         self._recovery: asyncio.Task | None = None
         self._master_generation = -1  # the master the forwards were added to
+        self._unconfirmed = False  # "dead" only because the host could not be asked
         self.started_at: float | None = None
         LIVE[str(self.kernel_id)] = self
 
@@ -206,6 +209,7 @@ class SSHKernelProvisioner(KernelProvisionerBase):
             # The last resort failed: the host is gone or the kernel already is.  Report it
             # dead so that a shutdown completes instead of waiting forever.
             self._exit_code = -int(signal.SIGKILL)
+            self._unconfirmed = True  # it may well still run there: keep its record
             self._exited.set()
             self._set_state("dead", "host unreachable at shutdown")
 
@@ -526,8 +530,7 @@ class SSHKernelProvisioner(KernelProvisionerBase):
         the master is a new one.  Returns its first message."""
         stale = self.master.generation != self._master_generation
         if stale:
-            self.forwards = []  # they died with the old master; the local ports are kept
-            await self._forward(remote)
+            await self._reforward(remote)
         session = await self.master.open_session(python_command(self.cfg.remote_python_prefix))
         try:
             session.stdin.write(
@@ -548,6 +551,24 @@ class SSHKernelProvisioner(KernelProvisionerBase):
         else:
             await reap(session)
         return reply
+
+    async def _reforward(self, remote: dict) -> None:
+        """Put the forwards back on a new master, on the same local ports.  Clients were
+        cut off and reconnect on their own, each socket on its own timer: iopub goes first,
+        so that its subscribers are back before a queued request can make output (a PUB
+        drops what it publishes while nobody is subscribed)."""
+        specs = forward_specs(self.local_ports, remote)
+        first, _ = await self.master.forward([specs[1]])
+        if first:
+            await asyncio.sleep(IOPUB_HEAD_START)
+        rest, _ = await self.master.forward(specs[:1] + specs[2:])
+        if first and rest:
+            self.forwards = specs
+            return
+        # a local port was taken meanwhile: the general path, which picks new ones
+        await self.master.cancel(specs)
+        self.forwards = []
+        await self._forward(remote)
 
     async def _attach(self, rec: registry.Record) -> KernelConnectionInfo:
         """Take up a kernel a previous Jupyter server started (see ``ATTACH``)."""
@@ -629,7 +650,14 @@ class SSHKernelProvisioner(KernelProvisionerBase):
         self.forwards = []
         self.local_ports = None
         self.remote = None
-        registry.remove(str(self.kernel_id))
+        if self._exited.is_set() and not self._unconfirmed:
+            registry.remove(str(self.kernel_id))
+        else:
+            # Shut down without word from the host (it was unreachable): the kernel may
+            # still run there.  Its record stays, as an orphan, so `sshpyk ps`, the sidebar
+            # and `sshpyk reap` can finish the job once the host is back (and the lease
+            # ends it meanwhile).
+            registry.abandon(str(self.kernel_id))
         await self.mounts.stop()
         await drop
 

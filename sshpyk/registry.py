@@ -51,6 +51,8 @@ class Record:
 
     @property
     def orphan(self) -> bool:
+        if self.server_pid <= 0:  # abandoned: its server shut it down without confirmation
+            return True
         return self.server_pid != os.getpid() and not pid_alive(self.server_pid)
 
 
@@ -78,6 +80,14 @@ def save(record: Record) -> None:
 def remove(kernel_id: str) -> None:
     with contextlib.suppress(FileNotFoundError):
         _path(kernel_id).unlink()
+
+
+def abandon(kernel_id: str) -> None:
+    """Keep the record, owned by no server: an orphan from now on."""
+    rec = load(kernel_id)
+    if rec is not None:
+        rec.server_pid = -1
+        save(rec)
 
 
 def load(kernel_id: str) -> Record | None:

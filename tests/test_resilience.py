@@ -145,13 +145,29 @@ async def test_a_new_master_takes_the_kernel_up_again(
     print(f"new master ({'cut' if with_cut else 'exit'}): connected again after {took:.2f} s")
     assert prov.master.generation == generation + 1
     assert dict(km.get_connection_info()) == ports
-    out, reply = await run_code(kc, "print(y)", timeout=30)
+    try:
+        out, reply = await run_code(kc, "print(y)", timeout=30)
+    except TimeoutError:
+        _diagnose(netns_hosts, prov)
+        raise
     assert reply["status"] == "ok" and out.strip() == "kept"
     # and the new monitor works: interrupt, then a clean shutdown
     await km.interrupt_kernel()
     kc.stop_channels()
     await km.shutdown_kernel()
     assert kernel_procs(netns_hosts) == []
+
+
+def _diagnose(th, prov) -> None:
+    """What the forwards and the remote side look like (printed when a test fails)."""
+    import subprocess as sp
+
+    print("forwards", prov.forwards, "local ports", prov.local_ports, "state", prov.state)
+    print("generation", prov.master.generation, prov._master_generation)
+    print(sp.run(["ss", "-Htnp"], capture_output=True, text=True).stdout)
+    print(
+        th.ssh("remote", "ss -Htnp; ps -ef | grep -v grep | grep -E 'sshd|ipykernel|python'").stdout
+    )
 
 
 # ---- the Jupyter server is killed ---------------------------------------------------------

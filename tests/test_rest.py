@@ -338,7 +338,12 @@ def test_openapi_document_matches_the_route_table():
     from sshpyk.server.routes import ROUTES
 
     doc = document()
-    paths = {p.replace("{name}", "([^/]+)").replace("{alias}", "([^/]+)") for p in doc["paths"]}
+    paths = {
+        p.replace("{name}", "([^/]+)")
+        .replace("{alias}", "([^/]+)")
+        .replace("{kernel_id}", "([^/]+)")
+        for p in doc["paths"]
+    }
     assert paths == {f"/sshpyk/{p}" for p, _ in ROUTES}
     assert doc["components"]["schemas"]["SSHKernel"]["required"]
 

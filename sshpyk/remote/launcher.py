@@ -363,6 +363,13 @@ def main():
         detached.set()
         if not acked.is_set():
             kill_group(pgid, signal.SIGKILL)
+            return
+        # let the session end (and the ssh client that held it exit): nobody reads us now
+        with _out_lock:
+            null = os.open(os.devnull, os.O_RDWR)
+            for fd in (0, 1, 2):
+                os.dup2(null, fd)
+            os.close(null)
 
     def keep_lease():
         while proc.poll() is None:
