@@ -370,7 +370,6 @@ class SSHKernelProvisioner(KernelProvisionerBase):
     async def _forward(self, remote: dict) -> None:
         """Map the kernel's five endpoints to 127.0.0.1 ports, keeping the local ports across
         restarts (connected clients stay connected); a port taken meanwhile is replaced."""
-        km = self.parent
         # Even when the restarter asks for "new ports" (it assumes a port could not be bound
         # locally) the local ones stay: they are our forwards, the remote picks its own.
         if self.local_ports is None:
@@ -394,6 +393,11 @@ class SSHKernelProvisioner(KernelProvisionerBase):
             raise RemoteLaunchError(
                 "could not forward the kernel's ports to 127.0.0.1", kind="forward_failed"
             )
+        self._set_connection_info()
+
+    def _set_connection_info(self) -> None:
+        """What clients connect to: our forwards on 127.0.0.1, the kernel's key."""
+        km = self.parent
         self.connection_info = {
             **dict(zip(PORT_NAMES, self.local_ports, strict=True)),
             "ip": "127.0.0.1",
@@ -564,6 +568,7 @@ class SSHKernelProvisioner(KernelProvisionerBase):
         rest, _ = await self.master.forward(specs[:1] + specs[2:])
         if first and rest:
             self.forwards = specs
+            self._set_connection_info()
             return
         # a local port was taken meanwhile: the general path, which picks new ones
         await self.master.cancel(specs)
