@@ -26,7 +26,7 @@ from typing import Any
 from . import sftp_server
 from .errors import SSHPykError
 from .remote import MARK, python_command
-from .transport import Master, reap
+from .transport import Master, reap, session_refused
 
 log = logging.getLogger("sshpyk.mounts")
 
@@ -76,6 +76,7 @@ class Mount:
         self._watcher: asyncio.Task | None = None
         self._starting: asyncio.Future | None = None
         self._stopping = False
+        self._said: list[str] = []
         self.users = 0  # kernels using this mount (see Mounts)
 
     def _set(self, state: str, error: str | None = None) -> None:
@@ -136,6 +137,24 @@ class Mount:
             sftp_server.check_supported(self.local_path)
         except OSError as e:
             raise MountError(f"cannot share {self.local_path}: {e}", kind="sftp_unsupported") from e
+        while True:
+            reply, err = await self._try_mount()
+            # the host allows no more sessions on this connection (sshd MaxSessions): the
+            # mount goes to the host's next one
+            nxt = self.master.next_shard() if reply is None and session_refused(err) else None
+            if nxt is None:
+                break
+            self.master = nxt
+            await self.master.ensure(timeout=self.timeout)
+        if reply is None or "mounted" not in reply:
+            raise self._error(reply, err)
+        self.mounts += 1
+        self._set("mounted")
+        log.info("sshpyk: mounted %s on %s:%s", self.local_path, alias, self.remote_path)
+
+    async def _try_mount(self) -> tuple[dict | None, str]:
+        """One attempt: the first report of the remote helper (``None``: no answer, with
+        what ssh said)."""
         params = {"remote_path": self.remote_path, "sshfs": self.sshfs, "options": self.options}
         s2r_r, s2r_w = _pipe()  # local server -> ssh -> remote sshfs
         r2s_r, r2s_w = _pipe()  # remote sshfs -> ssh -> local server
@@ -152,16 +171,11 @@ class Mount:
         finally:
             for fd in (s2r_r, s2r_w, r2s_r, r2s_w):
                 os.close(fd)
+        self._said = []
         reply = await self._message()
         if reply is None or "mounted" not in reply:
-            err = ""
-            if reply is None and self._ssh.stderr:
-                err = (await self._ssh.stderr.read()).decode(errors="replace").strip()
             await self._kill()
-            raise self._error(reply, err)
-        self.mounts += 1
-        self._set("mounted")
-        log.info("sshpyk: mounted %s on %s:%s", self.local_path, alias, self.remote_path)
+        return reply, "\n".join(self._said)
 
     async def _message(self) -> dict | None:
         assert self._ssh and self._ssh.stderr
@@ -171,6 +185,7 @@ class Mount:
                 return None
             text = line.decode(errors="replace").rstrip("\n")
             if not text.startswith(MARK):
+                self._said = [*self._said[-20:], text]  # ssh's own words, for errors
                 continue
             msg = json.loads(text[len(MARK) :])
             if "shell_pid" not in msg:

@@ -39,7 +39,7 @@ from .errors import LaunchTimeout, RemoteLaunchError, SSHConnectError, SSHPykErr
 from .model import InvalidField, SSHKernelConfig
 from .mounts import Mounts
 from .remote import MARK, program_stdin, python_command
-from .transport import Master, Target, reap
+from .transport import Master, Target, reap, session_refused
 
 PORT_NAMES = ("shell_port", "iopub_port", "stdin_port", "control_port", "hb_port")
 FORWARD_ATTEMPTS = 5
@@ -281,15 +281,27 @@ class SSHKernelProvisioner(KernelProvisionerBase):
             "env": {**self.kernel_spec.env, **{k: env[k] for k in FORWARDED_ENV if k in env}},
         }
         stdin = program_stdin("launcher", params)
-        session = await self.master.open_session(python_command(self.cfg.remote_python_prefix))
-        self._session = session
-        session.stdin.write(stdin)
-        await session.stdin.drain()
-        reply = await self._read_message(session)
-        if reply is None:
+        while True:
+            session = await self.master.open_session(python_command(self.cfg.remote_python_prefix))
+            self._session = session
+            session.stdin.write(stdin)
+            await session.stdin.drain()
+            reply = await self._read_message(session)
+            if reply is not None:
+                break
             err = (await session.stderr.read()).decode(errors="replace")
             await self._drop_session(abandon=True)
-            raise self._session_failure(err)
+            # The host allows no more sessions on this connection (sshd MaxSessions): a
+            # new kernel goes to the host's next one.  (A restarting kernel stays where its
+            # forwards are.)
+            nxt = self.master.next_shard() if session_refused(err) and not self.forwards else None
+            if nxt is None:
+                raise self._session_failure(err)
+            self.log.info(
+                "sshpyk: %s refused a session; using connection %d", nxt.target.alias, nxt.shard
+            )
+            self.master = nxt
+            await self.master.ensure(timeout=float(self.cfg.launch_timeout))
         if "error" in reply:
             await self._drop_session(abandon=True)
             raise self._launch_error(reply)
@@ -330,6 +342,13 @@ class SSHKernelProvisioner(KernelProvisionerBase):
             return msg
 
     def _session_failure(self, stderr: str) -> SSHPykError:
+        if session_refused(stderr):
+            return SSHConnectError(
+                f"{self.cfg.ssh_host_alias!r} refused another ssh session (sshd's MaxSessions "
+                "is reached on every connection sshpyk may open): raise MaxSessions there",
+                kind="sessions_exhausted",
+                detail=stderr,
+            )
         if "ProxyCommand" in stderr or "Connection closed by UNKNOWN" in stderr:
             return SSHConnectError(
                 f"the connection to {self.cfg.ssh_host_alias!r} was lost during the launch",
@@ -529,7 +548,7 @@ class SSHKernelProvisioner(KernelProvisionerBase):
             if self._recovery is asyncio.current_task():
                 self._recovery = None
 
-    async def _take_up(self, remote: dict) -> dict:
+    async def _take_up(self, remote: dict, drop_stale: bool = True) -> dict:
         """A new monitor for a running kernel (``remote/attach.py``), forwards restored if
         the master is a new one.  Returns its first message."""
         stale = self.master.generation != self._master_generation
@@ -538,7 +557,9 @@ class SSHKernelProvisioner(KernelProvisionerBase):
         session = await self.master.open_session(python_command(self.cfg.remote_python_prefix))
         try:
             session.stdin.write(
-                program_stdin("attach", {"rundir": remote["rundir"], "drop_stale": stale})
+                program_stdin(
+                    "attach", {"rundir": remote["rundir"], "drop_stale": stale and drop_stale}
+                )
             )
             await session.stdin.drain()
             reply = await asyncio.wait_for(self._read_message(session), 15)
@@ -587,8 +608,10 @@ class SSHKernelProvisioner(KernelProvisionerBase):
         if rec.local_ports:
             # the old server's forwards may still be on a surviving master: free the ports
             await self.master.cancel(forward_specs(rec.local_ports, rec.remote))
-        self._master_generation = -1  # forward in any case
-        reply = await self._take_up(rec.remote)
+        # forward in any case, but never end a connection: which one the kernel's old
+        # monitor used is unknown here, and it may serve other kernels
+        self._master_generation = -1
+        reply = await self._take_up(rec.remote, drop_stale=False)
         if "attached" not in reply:
             raise RemoteLaunchError(
                 f"kernel {rec.kernel_id} on {self.cfg.ssh_host_alias!r} is no longer running",

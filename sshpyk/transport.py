@@ -30,6 +30,14 @@ CONTROL_PERSIST = 60
 SERVER_ALIVE_INTERVAL = 5
 SERVER_ALIVE_COUNT = 120
 TCP_CONNECT = Path(__file__).with_name("tcp_connect.py")
+# connections per host at most, when it limits sessions per connection (sshd MaxSessions)
+SHARDS = 8
+# what a mux client says when the host refused a session on a full connection
+SESSION_REFUSED = "open refused"
+
+
+def session_refused(stderr: str) -> bool:
+    return SESSION_REFUSED in stderr.lower() or "administratively prohibited" in stderr.lower()
 
 
 def control_dir() -> Path:
@@ -142,20 +150,28 @@ class Master:
 
     _instances: dict[str, Master] = {}
 
-    def __init__(self, target: Target):
+    def __init__(self, target: Target, shard: int = 0):
         self.target = target
-        self.control_path = control_dir() / f"cm-{target.key}"
+        self.shard = shard
+        suffix = f"-{shard}" if shard else ""
+        self.control_path = control_dir() / f"cm-{target.key}{suffix}"
         # one lock per event loop: a lock bound to a finished loop would break the next one
         self._locks: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
         self.spawns = 0  # ssh processes started for this host, for tests and benchmarks
         self.generation = 0  # +1 per connection made: forwards die with their master
 
     @classmethod
-    def for_target(cls, target: Target) -> Master:
-        master = cls._instances.get(target.key)
+    def for_target(cls, target: Target, shard: int = 0) -> Master:
+        """The host's connection number ``shard``: more than one only when the host refuses
+        more sessions on one connection (sshd's MaxSessions, 10 by default)."""
+        key = f"{target.key}-{shard}"
+        master = cls._instances.get(key)
         if master is None:
-            master = cls._instances[target.key] = cls(target)
+            master = cls._instances[key] = cls(target, shard)
         return master
+
+    def next_shard(self) -> Master | None:
+        return Master.for_target(self.target, self.shard + 1) if self.shard + 1 < SHARDS else None
 
     # ---- argv ------------------------------------------------------------------------------
     def _mux(self) -> list[str]:

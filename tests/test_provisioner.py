@@ -578,3 +578,24 @@ async def test_twenty_kernels_at_once_share_one_master(test_hosts, specs, manage
     assert kernel_procs(test_hosts) == [], pids
     mine = [p for p in local_ssh_procs(test_hosts.ssh_config) if p.rstrip().endswith(" remote")]
     assert len(mine) == 1 and "ControlMaster=yes" in mine[0], mine
+
+
+async def test_a_host_that_limits_sessions_gets_more_connections(test_hosts, specs, managers):
+    """The test host "internal" allows 4 sessions per connection (sshd MaxSessions; stock
+    sshd: 10).  Each kernel holds one: the 5th and 6th go to a second connection."""
+    name = specs("ssh-internal-many", ssh_host_alias="internal", launch_timeout=60)
+    kms = [managers(name) for _ in range(6)]
+    await asyncio.gather(*(km.start_kernel() for km in kms))
+    shards = {km.provisioner.master.shard for km in kms}
+    assert len(shards) >= 2, shards
+    for km in kms:
+        kc = km.client()
+        kc.start_channels()
+        await kc.wait_for_ready(timeout=30)
+        out, reply = await run_code(kc, "import socket; print(socket.gethostname())")
+        assert reply["status"] == "ok"
+        if test_hosts.mode == "netns":
+            assert out.strip() == "internal"
+        kc.stop_channels()
+    await asyncio.gather(*(km.shutdown_kernel() for km in kms))
+    assert kernel_procs(test_hosts, "internal") == []

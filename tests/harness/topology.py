@@ -309,8 +309,10 @@ X11Forwarding no
 PrintMotd no
 PrintLastLog no
 UseDNS no
-# sshpyk multiplexes every kernel of a host on one master (default is 10 sessions)
-MaxSessions 100
+# sshpyk multiplexes every kernel of a host on one master; stock sshd allows 10 sessions per
+# connection.  "internal" keeps a small limit: sshpyk must spread its kernels over more
+# connections there.
+MaxSessions {4 if host.name == "internal" else 100}
 MaxStartups 100:30:200
 Subsystem sftp internal-sftp
 SetEnv SPK_HOST={host.name} SPK_STATE={hostdir.parent.parent}
