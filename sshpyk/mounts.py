@@ -92,10 +92,6 @@ class Mount:
             "mounts": self.mounts,
         }
 
-    @property
-    def pids(self) -> list[int]:
-        return [p.pid for p in (self._server, self._ssh) if p and p.returncode is None]
-
     def server_argv(self) -> list[str]:
         return [sys.executable, "-m", "sshpyk.sftp_server", "--skip-noise", self.local_path]
 

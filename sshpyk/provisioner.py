@@ -511,8 +511,12 @@ class SSHKernelProvisioner(KernelProvisionerBase):
             if self.state == "connected" and silent > SILENCE:
                 self._set_state("reconnecting", "no answer from the host")
                 self.log.warning("sshpyk: no answer from %s; reconnecting", self.cfg.ssh_host_alias)
-            elif self.state == "reconnecting" and time.time() - self.since > self.cfg.lost_timeout:
-                self._set_state("lost", f"no answer for {self.cfg.lost_timeout}s")
+            else:
+                self._lost_if_overdue()
+
+    def _lost_if_overdue(self) -> None:
+        if self.state == "reconnecting" and time.time() - self.since > self.cfg.lost_timeout:
+            self._set_state("lost", f"no answer for {self.cfg.lost_timeout}s")
 
     async def _recover(self) -> None:
         """The monitor stream ended: reconnect and take the kernel up with a new monitor."""
@@ -525,10 +529,7 @@ class SSHKernelProvisioner(KernelProvisionerBase):
                     await self.master.ensure(timeout=min(10.0, float(self.cfg.launch_timeout)))
                     reply = await self._take_up(self.remote)
                 except (SSHPykError, asyncio.TimeoutError, OSError, ValueError) as e:
-                    if self.state == "reconnecting" and (
-                        time.time() - self.since > self.cfg.lost_timeout
-                    ):
-                        self._set_state("lost", f"no answer for {self.cfg.lost_timeout}s")
+                    self._lost_if_overdue()
                     self.log.debug("sshpyk: reconnect to %s: %s", self.cfg.ssh_host_alias, e)
                     await asyncio.sleep(delay)
                     delay = min(delay * 2, 5.0)

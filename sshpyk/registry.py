@@ -13,7 +13,6 @@ from __future__ import annotations
 import contextlib
 import json
 import os
-import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -107,7 +106,3 @@ def all_records() -> tuple[list[Record], list[str]]:
             bad.append(p.name)
     records.sort(key=lambda r: r.started_at)
     return records, bad
-
-
-def age(record: Record) -> float:
-    return time.time() - record.started_at

@@ -275,9 +275,10 @@ class Server:
         return view
 
     def send(self, *parts: bytes) -> None:
-        self.out.append(struct.pack(">I", sum(len(p) for p in parts)))
+        size = sum(len(p) for p in parts)
+        self.out.append(struct.pack(">I", size))
         self.out.extend(parts)
-        self.out_bytes += sum(len(p) for p in parts)
+        self.out_bytes += size
         if self.out_bytes > 1 << 20 or len(self.out) > 512:
             self.flush()
 

@@ -193,11 +193,7 @@ def write_connection_file(rundir, ports, ip, transport, params, name):
         kernel_name=name,
     )
     cf = os.path.join(rundir, "connection.json")
-    tmp = cf + ".tmp"
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(fd, "w") as f:
-        json.dump(info, f)
-    os.replace(tmp, cf)
+    write_private(cf, info)
     return cf
 
 

@@ -25,8 +25,9 @@ class StatusHandler(SSHPykHandler):
             for kid, prov in list(LIVE.items())
             if kid in running or prov.state == "launching"
         ]
-        # one ping per kernel down its monitor stream, all at once: no ssh process spawned
-        await asyncio.gather(*(prov.measure_rtt() for _, prov in found))
+        # the watchdog times the tunnel every second; only a kernel it has not timed yet
+        # gets a ping of its own (down its monitor stream: no ssh process spawned)
+        await asyncio.gather(*(prov.measure_rtt() for _, prov in found if prov.rtt is None))
         self.finish(
             {
                 "kernels": [
