@@ -1,7 +1,9 @@
 """Fixtures shared by every test: real OpenSSH test hosts, fault helpers, a Jupyter server.
 
 The test hosts are built once per session (about 1.5 s) and torn down at the end; see
-``tests/harness``.  Set ``SSHPYK_TEST_HOSTS=loopback`` to force the non-root fallback.
+``tests/harness``.  Set ``SSHPYK_TEST_HOSTS=loopback`` to force the non-root fallback, and
+``SSHPYK_TEST_INSTANCE=NAME:N`` (e.g. ``spkb:1``) to run beside another pytest run: its own
+namespaces, subnet and state dir.
 Set ``SSHPYK_NO_SKIP=1`` (CI does) to turn any skip into a failure, so a test that could
 not run on the CI machine can never pass silently.
 """
@@ -21,8 +23,9 @@ pytest_plugins = ("pytest_jupyter.jupyter_server",)
 
 @pytest.fixture(scope="session")
 def test_hosts() -> TestHosts:
+    name, _, index = os.environ.get("SSHPYK_TEST_INSTANCE", "").partition(":")
     try:
-        th = up()
+        th = up(prefix=name or None, index=int(index or 0))
     except HarnessError as e:
         pytest.fail(f"could not build the SSH test hosts: {e}")
     yield th
