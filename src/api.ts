@@ -221,17 +221,6 @@ function json(method: string, body?: unknown): RequestInit {
     : { method, body: JSON.stringify(body) };
 }
 
-function query(params: Record<string, string | null | undefined>): string {
-  const search = new URLSearchParams();
-  for (const [key, value] of Object.entries(params)) {
-    if (value) {
-      search.set(key, value);
-    }
-  }
-  const text = search.toString();
-  return text ? `?${text}` : '';
-}
-
 /**
  * The kernel model's JSON schema, as the server validates with it.
  */
@@ -292,30 +281,41 @@ export async function deleteKernel(
   );
 }
 
+/**
+ * The host aliases of an ssh config: the server user's default one by GET, a
+ * named one by POST (a config can run programs, so naming one is never a GET).
+ */
 export async function listHosts(
   serverSettings: ServerConnection.ISettings,
   sshConfig?: string | null
 ): Promise<IHostList> {
   return requestAPI(
-    `hosts${query({ ssh_config: sshConfig })}`,
+    'hosts',
     serverSettings,
-    json('GET')
+    sshConfig ? json('POST', { ssh_config: sshConfig }) : json('GET')
   );
 }
 
+/**
+ * The kernelspecs of a remote environment: connects to the host and runs the
+ * prefix's python there, hence a POST.
+ */
 export async function discoverKernelspecs(
   serverSettings: ServerConnection.ISettings,
   alias: string,
   remotePythonPrefix: string,
   sshConfig?: string | null
 ): Promise<IRemoteKernelspecs> {
+  const body: Record<string, string> = {
+    remote_python_prefix: remotePythonPrefix
+  };
+  if (sshConfig) {
+    body.ssh_config = sshConfig;
+  }
   return requestAPI(
-    `hosts/${encodeURIComponent(alias)}/kernelspecs${query({
-      remote_python_prefix: remotePythonPrefix,
-      ssh_config: sshConfig
-    })}`,
+    `hosts/${encodeURIComponent(alias)}/kernelspecs`,
     serverSettings,
-    json('GET')
+    json('POST', body)
   );
 }
 

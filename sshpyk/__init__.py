@@ -19,7 +19,9 @@ def _jupyter_server_extension_points():
 
 def _load_jupyter_server_extension(server_app):
     from .server.routes import setup_route_handlers
+    from .server.settings import SSHPykSettings
 
+    server_app.web_app.settings["sshpyk_settings"] = SSHPykSettings(parent=server_app)
     setup_route_handlers(server_app.web_app)
     server_app.log.info("sshpyk %s server extension loaded", __version__)
     try:

@@ -9,19 +9,21 @@ hosts take about as long as the slowest host.  Each check reports as soon as it 
 from __future__ import annotations
 
 import asyncio
+import json
 import os
 import shlex
 import shutil
+import socket
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
-from .errors import SSHPykError
-from .remote import messages, program_stdin, python_command
+from .errors import SSHPykError, config_error_summary
+from .remote import MARK, messages, program_stdin, python_command
 from .sshconfig import parse_ssh_g
-from .transport import Master, Target, run_local
+from .transport import Master, Target, channel_answers, reap, run_local
 
 OK, WARN, FAIL, SKIPPED = "ok", "warn", "fail", "skipped"
 CHECK_IDS = (
@@ -171,7 +173,7 @@ class Checker:
                     TITLES["host_alias"],
                     FAIL,
                     target.alias,
-                    err.strip() or "ssh -G failed",
+                    config_error_summary(err, rc),  # never ssh's words: they quote the file
                 )
             )
             skip_rest("host_alias", "the host alias does not resolve")

@@ -60,9 +60,45 @@ _SSH_FAILURES = [
         r"Bad configuration option|Bad owner or permissions|Can't open user config file|"
         r"no argument after keyword|Unsupported option|bad configuration",
         "bad_config",
-        "ssh rejected the configuration: {line}",
+        "ssh rejected the configuration: {summary}",
     ),
 ]
+
+# What ssh says about a config it rejects, in its own fixed words.  Its messages quote the
+# offending line ("Bad configuration option: -----begin"), and that line may come from any
+# file a config names: only the file, the line number and one of these phrases are repeated.
+_CONFIG_PROBLEMS = (
+    "Bad configuration option",
+    "Unsupported option",
+    "no argument after keyword",
+    "garbage at end of line",
+    "extra arguments at end of line",
+    "invalid quotes",
+    "Missing argument",
+    "Bad key types",
+    "Bad Match condition",
+)
+_CONFIG_LINE = re.compile(r"^(?P<file>.+?):? line (?P<n>\d+)")
+# lines of ssh that name only a path and a reason, never a file's contents
+_CONFIG_SAFE = re.compile(
+    r"^(Bad owner or permissions on \S+|Can't open user config file .*|"
+    r".*: terminating, \d+ bad configuration options)$"
+)
+
+
+def config_error_summary(stderr: str, rc: int | None = None) -> str:
+    """ssh's complaint about a config, without any of the config's own text."""
+    found = []
+    for line in (ln.strip() for ln in stderr.splitlines()):
+        m = _CONFIG_LINE.match(line)
+        if m:
+            what = next((p for p in _CONFIG_PROBLEMS if p.lower() in line.lower()), "invalid")
+            found.append(f"{m['file']} line {m['n']}: {what}")
+        elif _CONFIG_SAFE.match(line):
+            found.append(line)
+    if found:
+        return "; ".join(dict.fromkeys(found))
+    return "ssh could not read the configuration" + (f" (exit {rc})" if rc is not None else "")
 
 
 def classify_ssh_failure(stderr: str, alias: str) -> SSHConnectError:
@@ -71,6 +107,11 @@ def classify_ssh_failure(stderr: str, alias: str) -> SSHConnectError:
     for pattern, kind, template in _SSH_FAILURES:
         for line in lines:
             if re.search(pattern, line):
+                if kind == "bad_config":
+                    summary = config_error_summary(stderr)
+                    return SSHConnectError(
+                        template.format(summary=summary), kind=kind, detail=summary
+                    )
                 return SSHConnectError(
                     template.format(alias=alias, line=line), kind=kind, detail=stderr.strip()
                 )

@@ -74,9 +74,10 @@ def _safe_path(name: str, value: str) -> None:
 
 
 def check_alias(name: str, value: str) -> None:
+    _no_control(name, value)
     if value.startswith("-"):
         raise InvalidField(name, f"{value!r} starts with '-' (ssh would read it as an option)")
-    if not _ALIAS.match(value):
+    if not _ALIAS.fullmatch(value):
         raise InvalidField(
             name,
             f"{value!r} is not a plain ssh Host alias (no spaces, quotes, "
@@ -106,9 +107,17 @@ def check_text(name: str, value: str) -> None:
         raise InvalidField(name, "must not be blank")
 
 
+def check_kernel_name(name: str, value: str) -> None:
+    """A directory name under ``kernels/``: never one that means this or the parent dir."""
+    _no_control(name, value)
+    if value in (".", ".."):
+        raise InvalidField(name, f"{value!r} is not a kernel name (it names a directory)")
+
+
 def check_sshfs_options(name: str, value: str) -> None:
+    _no_control(name, value)
     for opt in value.split(","):
-        if not _SSHFS_OPTION.match(opt):
+        if not _SSHFS_OPTION.fullmatch(opt):
             raise InvalidField(name, f"{opt!r} is not an sshfs option of the form name[=value]")
         if opt.split("=", 1)[0] in _SSHFS_FORBIDDEN:
             raise InvalidField(
@@ -116,12 +125,21 @@ def check_sshfs_options(name: str, value: str) -> None:
             )
 
 
+def check_ssh_config_path(name: str, value: str) -> None:
+    """A path, then the file itself: ssh runs what a config says (see ``localfiles``)."""
+    from .localfiles import check_ssh_config  # it needs InvalidField from here
+
+    check_local_path(name, value)
+    check_ssh_config(name, value)
+
+
 _CHECKS = {
     "alias": check_alias,
     "remote_path": check_remote_path,
     "local_path": check_local_path,
+    "ssh_config": check_ssh_config_path,
     "text": check_text,
-    "kernel_name": lambda n, v: None,  # the schema's pattern says it all
+    "kernel_name": check_kernel_name,
     "sshfs_options": check_sshfs_options,
 }
 
@@ -150,7 +168,8 @@ def _check(name: str, value: Any, rule: dict) -> None:
             raise InvalidField(name, "must not be empty")
         if len(value) > rule.get("maxLength", 4096):
             raise InvalidField(name, f"is longer than {rule.get('maxLength', 4096)} characters")
-        if "pattern" in rule and not re.match(rule["pattern"], value):
+        # fullmatch: re.match's "$" also matches before a final newline
+        if "pattern" in rule and not re.fullmatch(rule["pattern"], value):
             raise InvalidField(name, f"{value!r} must match {rule['pattern']}")
     if isinstance(value, int) and not (
         rule.get("minimum", value) <= value <= rule.get("maximum", value)

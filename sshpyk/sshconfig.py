@@ -7,11 +7,14 @@ defaults and every other rule of ssh's own parser apply.
 
 from __future__ import annotations
 
+import asyncio
 import glob
 import os
 import shlex
 from pathlib import Path
 
+from .errors import config_error_summary
+from .localfiles import read_ssh_config
 from .model import InvalidField, check_alias
 from .transport import run_local
 
@@ -34,17 +37,22 @@ def _include_paths(value: str, base: Path) -> list[Path]:
 
 
 def config_hosts(path: str | Path | None = None) -> list[str]:
-    """Aliases of ``Host`` lines (wildcard patterns left out), in file order, no duplicates."""
-    path = Path(path).expanduser() if path else default_config()
+    """Aliases of ``Host`` lines (wildcard patterns left out), in file order, no duplicates.
+
+    The named file must pass ``localfiles``' checks (``InvalidField`` otherwise); an
+    ``Include`` that does not is left out, as is one that does not exist."""
+    path = str(path) if path else str(default_config())
     base = Path("~/.ssh").expanduser()
     seen: list[str] = []
 
-    def read(p: Path, depth: int) -> None:
+    def read(p: str, depth: int) -> None:
         if depth > MAX_INCLUDE_DEPTH:
             return
         try:
-            lines = p.read_text(errors="replace").splitlines()
-        except OSError:
+            lines = read_ssh_config(p).splitlines()
+        except InvalidField:
+            if depth == 0 and os.path.exists(p):
+                raise
             return
         for line in lines:
             line = line.strip()
@@ -54,7 +62,7 @@ def config_hosts(path: str | Path | None = None) -> list[str]:
             key = key.lower()
             if key == "include":
                 for inc in _include_paths(value, base):
-                    read(inc, depth + 1)
+                    read(str(inc), depth + 1)
             elif key == "host":
                 try:
                     words = shlex.split(value)
@@ -88,7 +96,8 @@ async def resolve(
     argv = [ssh, *(["-F", config] if config else []), "-G", "--", alias]
     rc, out, err = await run_local(argv, timeout)
     if rc != 0:
-        return {"alias": alias, "error": err.strip() or f"ssh -G exited with {rc}"}
+        # never ssh's own words: they quote the config's lines (a key file, a secret)
+        return {"alias": alias, "error": config_error_summary(err, rc)}
     opts = parse_ssh_g(out)
     jump = opts.get("proxyjump", ["none"])[0]
     return {
@@ -98,3 +107,21 @@ async def resolve(
         "port": int(opts.get("port", ["22"])[0]),
         "proxyjump": None if jump == "none" else jump,
     }
+
+
+# ``ssh -G`` processes at once: each holds three pipes (and, on Python 3.11, a waiter
+# thread); unbounded, a few hundred aliases exhaust a 256-fd limit (macOS's default).
+RESOLVE_CONCURRENCY = 8
+
+
+async def resolve_many(
+    aliases: list[str], ssh: str = "ssh", config: str | None = None
+) -> list[dict]:
+    """:func:`resolve` for every alias, at most ``RESOLVE_CONCURRENCY`` at a time, in order."""
+    gate = asyncio.Semaphore(RESOLVE_CONCURRENCY)
+
+    async def one(alias: str) -> dict:
+        async with gate:
+            return await resolve(alias, ssh, config)
+
+    return list(await asyncio.gather(*(one(a) for a in aliases)))

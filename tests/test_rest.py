@@ -87,7 +87,11 @@ async def test_crud_check_discover_launch_status(jp_fetch, test_hosts, jp_data_d
     assert lines[-1] == {"done": True, "name": "rest-remote", "ok": True}
 
     hosts = await call(
-        jp_fetch, "sshpyk", "hosts", params={"ssh_config": str(test_hosts.ssh_config)}
+        jp_fetch,
+        "sshpyk",
+        "hosts",
+        method="POST",
+        body={"ssh_config": str(test_hosts.ssh_config)},
     )
     by = {h["alias"]: h for h in hosts["hosts"]}
     assert set(by) >= {"remote", "bastion", "internal"}
@@ -101,7 +105,8 @@ async def test_crud_check_discover_launch_status(jp_fetch, test_hosts, jp_data_d
         "hosts",
         "remote",
         "kernelspecs",
-        params={
+        method="POST",
+        body={
             "remote_python_prefix": test_hosts.remote_python_prefix,
             "ssh_config": str(test_hosts.ssh_config),
         },
@@ -203,6 +208,22 @@ BAD = [
     ("timeout-bool", {"shutdown_timeout": True}, "shutdown_timeout"),
     ("name-type", {"kernel_name": 5}, "kernel_name"),
     ("name-slash", {"kernel_name": "../evil"}, "kernel_name"),
+    # re.match's "$" matched before a final newline: "k\n" was written, then answered 500
+    ("name-newline", {"kernel_name": "k\n"}, "kernel_name"),
+    ("name-dot", {"kernel_name": "."}, "kernel_name"),
+    ("name-dotdot", {"kernel_name": ".."}, "kernel_name"),
+    ("name-cr", {"kernel_name": "k\r"}, "kernel_name"),
+    ("alias-newline", {"ssh_host_alias": "gpu\n"}, "ssh_host_alias"),
+    ("remote-kernel-newline", {"remote_kernel_name": "python3\n"}, "remote_kernel_name"),
+    (
+        "sshfs-options-newline",
+        {
+            "mount_local_on_remote": [
+                {"local_path": "/tmp", "remote_path": "/a", "sshfs_options": "cache=no\n"}
+            ]
+        },
+        "mount_local_on_remote[0].sshfs_options",
+    ),
     ("unknown-field", {"surprise": 1}, "surprise"),
     ("missing-required", {"remote_kernel_name": ...}, "remote_kernel_name"),
 ]
@@ -238,36 +259,27 @@ async def test_malformed_bodies(jp_fetch, raw):
 
 
 async def test_discovery_refuses_bad_values_before_any_ssh(jp_fetch, test_hosts):
-    err = await call(
-        jp_fetch,
-        "sshpyk",
-        "hosts",
-        "-oProxyCommand=x",
-        "kernelspecs",
-        params={"remote_python_prefix": "/opt"},
-        expect=400,
-    )
+    async def discover(alias, body, expect=400):
+        return await call(
+            jp_fetch,
+            "sshpyk",
+            "hosts",
+            alias,
+            "kernelspecs",
+            method="POST",
+            body=body,
+            expect=expect,
+        )
+
+    err = await discover("-oProxyCommand=x", {"remote_python_prefix": "/opt"})
     assert err["field"] == "ssh_host_alias"
-    err = await call(
-        jp_fetch,
-        "sshpyk",
-        "hosts",
-        "remote",
-        "kernelspecs",
-        params={"remote_python_prefix": "/opt;id"},
-        expect=400,
-    )
+    err = await discover("remote", {"remote_python_prefix": "/opt;id"})
     assert err["field"] == "remote_python_prefix"
-    err = await call(jp_fetch, "sshpyk", "hosts", "remote", "kernelspecs", expect=400)
+    err = await discover("remote", {})
     assert err["field"] == "remote_python_prefix"
-    err = await call(
-        jp_fetch,
-        "sshpyk",
-        "hosts",
+    err = await discover(
         "remote",
-        "kernelspecs",
-        params={"remote_python_prefix": "/nonexistent", "ssh_config": str(test_hosts.ssh_config)},
-        expect=400,
+        {"remote_python_prefix": "/nonexistent", "ssh_config": str(test_hosts.ssh_config)},
     )
     assert "prefix missing" in err["message"]
 

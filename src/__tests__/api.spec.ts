@@ -2,6 +2,7 @@ import { ServerConnection } from '@jupyterlab/services';
 
 import {
   checkKernel,
+  discoverKernelspecs,
   editKernel,
   ICheck,
   listHosts,
@@ -43,13 +44,37 @@ describe('the REST wrappers', () => {
     );
   });
 
-  it('passes the ssh config to the host list', async () => {
+  it('names an ssh config only in a POST body, never in a query', async () => {
     makeRequest.mockResolvedValue(
       new Response('{"ssh_config": "/c", "hosts": []}')
     );
     await listHosts(settings, '/tmp/my config');
-    expect(makeRequest.mock.calls[0][0]).toBe(
-      'http://localhost:8888/sshpyk/hosts?ssh_config=%2Ftmp%2Fmy+config'
+    expect(makeRequest).toHaveBeenLastCalledWith(
+      'http://localhost:8888/sshpyk/hosts',
+      { method: 'POST', body: '{"ssh_config":"/tmp/my config"}' },
+      settings
+    );
+    makeRequest.mockResolvedValue(
+      new Response('{"ssh_config": "/c", "hosts": []}')
+    );
+    await listHosts(settings);
+    expect(makeRequest).toHaveBeenLastCalledWith(
+      'http://localhost:8888/sshpyk/hosts',
+      { method: 'GET' },
+      settings
+    );
+  });
+
+  it('discovers remote kernelspecs by POST', async () => {
+    makeRequest.mockResolvedValue(new Response('{"kernelspecs": []}'));
+    await discoverKernelspecs(settings, 'gpu box', '/opt/env', '/c');
+    expect(makeRequest).toHaveBeenLastCalledWith(
+      'http://localhost:8888/sshpyk/hosts/gpu%20box/kernelspecs',
+      {
+        method: 'POST',
+        body: '{"remote_python_prefix":"/opt/env","ssh_config":"/c"}'
+      },
+      settings
     );
   });
 

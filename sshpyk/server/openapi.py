@@ -84,6 +84,11 @@ def _err(desc: str) -> dict:
     return {"description": desc, **_json("Error")}
 
 
+def _field(name: str) -> dict:
+    """One field of the kernel schema, as the public document shows it."""
+    return _kernel_schema()["properties"][name]
+
+
 NAME = {"name": "name", "in": "path", "required": True, "schema": {"type": "string"}}
 
 
@@ -293,44 +298,67 @@ def document() -> dict[str, Any]:
             "/sshpyk/hosts": {
                 "get": {
                     "operationId": "listHosts",
-                    "summary": "Host aliases of the ssh config (and Includes), resolved "
-                    "with ssh -G; wildcard patterns left out",
-                    "parameters": [
-                        {
-                            "name": "ssh_config",
-                            "in": "query",
-                            "required": False,
-                            "schema": {"type": "string"},
-                        }
-                    ],
+                    "summary": "Host aliases of the server user's default ssh config (and its "
+                    "Includes), resolved with ssh -G; wildcard patterns left out. Takes no "
+                    "ssh_config and no ssh: a config is a program in disguise, so naming one "
+                    "is a POST",
                     "responses": {
                         "200": {
                             "description": "hosts",
                             "content": {"application/json": {"schema": {"type": "object"}}},
                         },
-                        "400": _err("invalid input"),
+                        "400": _err("a query named ssh_config or ssh"),
+                    },
+                },
+                "post": {
+                    "operationId": "listHostsOfConfig",
+                    "summary": "Host aliases of the given ssh config (a regular file of yours "
+                    "or root's, not writable by others, at most 1 MiB)",
+                    "requestBody": {
+                        "required": False,
+                        "content": {
+                            "application/json": {
+                                "schema": {
+                                    "type": "object",
+                                    "properties": {"ssh_config": _field("ssh_config")},
+                                    "additionalProperties": False,
+                                }
+                            }
+                        },
+                    },
+                    "responses": {
+                        "200": {
+                            "description": "hosts",
+                            "content": {"application/json": {"schema": {"type": "object"}}},
+                        },
+                        "400": _err("invalid input, or an unsafe ssh config file"),
                     },
                 },
             },
             "/sshpyk/hosts/{alias}/kernelspecs": {
                 "parameters": [
                     {"name": "alias", "in": "path", "required": True, "schema": {"type": "string"}},
-                    {
-                        "name": "remote_python_prefix",
-                        "in": "query",
-                        "required": True,
-                        "schema": {"type": "string"},
-                    },
-                    {
-                        "name": "ssh_config",
-                        "in": "query",
-                        "required": False,
-                        "schema": {"type": "string"},
-                    },
                 ],
-                "get": {
+                "post": {
                     "operationId": "discoverKernelspecs",
-                    "summary": "the kernelspecs of a remote environment",
+                    "summary": "the kernelspecs of a remote environment (connects to the host "
+                    "and runs the prefix's python there)",
+                    "requestBody": {
+                        "required": True,
+                        "content": {
+                            "application/json": {
+                                "schema": {
+                                    "type": "object",
+                                    "properties": {
+                                        "remote_python_prefix": _field("remote_python_prefix"),
+                                        "ssh_config": _field("ssh_config"),
+                                    },
+                                    "required": ["remote_python_prefix"],
+                                    "additionalProperties": False,
+                                }
+                            }
+                        },
+                    },
                     "responses": {
                         "200": {
                             "description": "kernelspecs",
