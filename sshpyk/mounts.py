@@ -9,7 +9,14 @@ credential to leak, and the remote can do SFTP on that one directory and nothing
 
 Lifetime: a mount outlives kernel restarts and ends with the kernel's shutdown.  When the
 stream breaks (the master died with the link), it is mounted again as soon as the host
-answers; the remote helper clears what the broken mount left behind.
+answers; the remote helper clears what the broken mount left behind.  Nothing outlives what
+it serves: the local server dies with the Jupyter server (parent-death signal, or a parent
+poll), which ends the stream and so the remote sshfs; and the remote helper unmounts by
+itself once the local server has not answered for the kernel's ``lease_timeout`` (the same
+bound as the kernel's own lease, for a link or server that is gone without a word).
+
+``ro`` in ``sshfs_options`` is enforced here, by the local server, not only by the remote
+sshfs (which the untrusted remote side could simply remount).
 """
 
 from __future__ import annotations
@@ -46,8 +53,12 @@ def _options(text: str | None) -> str:
     return ",".join(opts)
 
 
+def _read_only(options: str) -> bool:
+    return "ro" in options.split(",")
+
+
 def _pipe() -> tuple[int, int]:
-    r, w = os.pipe2(os.O_CLOEXEC)
+    r, w = os.pipe()  # close-on-exec already (PEP 446), and portable unlike pipe2
     with contextlib.suppress(OSError):
         import fcntl
 
@@ -59,7 +70,13 @@ class Mount:
     """One local directory mounted at one remote path."""
 
     def __init__(
-        self, master: Master, prefix: str, sshfs: str | None, spec: dict, timeout: float = 30
+        self,
+        master: Master,
+        prefix: str,
+        sshfs: str | None,
+        spec: dict,
+        timeout: float = 30,
+        lease_timeout: float | None = None,
     ):
         self.master = master
         self.prefix = prefix
@@ -68,12 +85,15 @@ class Mount:
         self.remote_path = spec["remote_path"]
         self.options = _options(spec.get("sshfs_options"))
         self.optional = bool(spec.get("optional"))
+        self.read_only = _read_only(self.options)
         self.timeout = timeout
+        self.lease_timeout = lease_timeout
         self.state, self.since, self.error = "unmounted", time.time(), None
         self.mounts = 0  # successful mounts, 1 + remounts
         self._server: asyncio.subprocess.Process | None = None
         self._ssh: asyncio.subprocess.Process | None = None
         self._watcher: asyncio.Task | None = None
+        self._server_log: asyncio.Task | None = None
         self._starting: asyncio.Future | None = None
         self._stopping = False
         self._said: list[str] = []
@@ -93,7 +113,11 @@ class Mount:
         }
 
     def server_argv(self) -> list[str]:
-        return [sys.executable, "-m", "sshpyk.sftp_server", "--skip-noise", self.local_path]
+        argv = [sys.executable, "-m", "sshpyk.sftp_server", "--skip-noise"]
+        if self.read_only:
+            argv.append("--read-only")
+        # it dies with this process (the Jupyter server), even by kill -9
+        return [*argv, "--parent", str(os.getpid()), "--", self.local_path]
 
     # ---- start -------------------------------------------------------------------------------
     async def ensure(self) -> None:
@@ -129,6 +153,10 @@ class Mount:
                 f"local directory {self.local_path} to mount on {alias} does not exist",
                 kind="local_dir_missing",
             )
+        # before any raw syscall: off Linux one can kill this very process (SIGSYS on macOS)
+        reason = sftp_server.unsupported_reason()
+        if reason is not None:
+            raise MountError(f"cannot share {self.local_path}: {reason}", kind="sftp_unsupported")
         try:
             sftp_server.check_supported(self.local_path)
         except OSError as e:
@@ -151,7 +179,12 @@ class Mount:
     async def _try_mount(self) -> tuple[dict | None, str]:
         """One attempt: the first report of the remote helper (``None``: no answer, with
         what ssh said)."""
-        params = {"remote_path": self.remote_path, "sshfs": self.sshfs, "options": self.options}
+        params = {
+            "remote_path": self.remote_path,
+            "sshfs": self.sshfs,
+            "options": self.options,
+            "lease_timeout": self.lease_timeout,
+        }
         s2r_r, s2r_w = _pipe()  # local server -> ssh -> remote sshfs
         r2s_r, r2s_w = _pipe()  # remote sshfs -> ssh -> local server
         try:
@@ -159,8 +192,9 @@ class Mount:
                 *self.server_argv(),
                 stdin=r2s_r,
                 stdout=s2r_w,
-                stderr=asyncio.subprocess.DEVNULL,
+                stderr=asyncio.subprocess.PIPE,
             )
+            self._server_log = asyncio.create_task(self._log_server(self._server))
             self._ssh = await self.master.open_session(
                 python_command(self.prefix, "mount", params), stdin=s2r_r, stdout=r2s_w
             )
@@ -172,6 +206,15 @@ class Mount:
         if reply is None or "mounted" not in reply:
             await self._kill()
         return reply, "\n".join(self._said)
+
+    async def _log_server(self, proc: asyncio.subprocess.Process) -> None:
+        """What the local server says (why it refused or stopped serving) goes to the
+        Jupyter log; it never holds a secret (paths and SFTP errors only)."""
+        assert proc.stderr
+        with contextlib.suppress(ValueError, ConnectionError):
+            while line := await proc.stderr.readline():
+                text = line.decode(errors="replace").rstrip()
+                log.warning("sshpyk: sftp server for %s: %s", self.local_path, text[:500])
 
     async def _message(self) -> dict | None:
         assert self._ssh and self._ssh.stderr
@@ -214,6 +257,14 @@ class Mount:
             while (msg := await self._message()) is not None:
                 if "log" in msg:
                     log.debug("sshpyk: sshfs %s: %s", self.remote_path, msg["log"])
+                if "expired" in msg:
+                    log.warning(
+                        "sshpyk: %s:%s was unmounted by the remote: the local server did not "
+                        "answer for %ss (lease_timeout)",
+                        self.master.target.alias,
+                        self.remote_path,
+                        msg["expired"],
+                    )
                 replaced = replaced or bool(msg.get("replaced"))
         if self._stopping:
             return
@@ -278,8 +329,17 @@ _SHARED: dict[tuple[str, str], Mount] = {}
 class Mounts:
     """A kernel's mounts: up before its first launch, kept across restarts."""
 
-    def __init__(self, master: Master, prefix: str, sshfs: str | None, specs: list[dict]):
-        self.items = [Mount(master, prefix, sshfs, spec) for spec in specs]
+    def __init__(
+        self,
+        master: Master,
+        prefix: str,
+        sshfs: str | None,
+        specs: list[dict],
+        lease_timeout: float | None = None,
+    ):
+        self.items = [
+            Mount(master, prefix, sshfs, spec, lease_timeout=lease_timeout) for spec in specs
+        ]
         self.up = False
 
     def _share(self, own: Mount) -> Mount:

@@ -11,7 +11,13 @@ way chroot does — ``..`` stops at it, absolute paths and absolute symlinks sta
 a symlink can never lead outside.  Operations on a name (lstat, mkdir, rename, ...) resolve
 the parent that way and then act on the last component relative to the parent's fd, never
 following it.  Lexical path checks would race against symlinks swapped in meanwhile;
-these cannot.  Needs Linux >= 5.6.
+these cannot.  Needs Linux >= 5.6: elsewhere (macOS, BSD, older Linux, an ABI whose syscall
+number we do not know) a mount is refused before any raw syscall is made, since an unknown
+number is another call, or a fatal SIGSYS (XNU), rather than an error.
+
+The remote side is not trusted: modes it sends lose their setuid/setgid/sticky bits, owner
+changes are ignored, and with ``--read-only`` every request that would change the share is
+refused here, whatever the remote's sshfs was told.
 
 Blocking and single-threaded on purpose: it runs as its own process (never in the Jupyter
 server's event loop), and sshfs already pipelines requests, so a plain loop keeps up with
@@ -20,12 +26,19 @@ the ssh cipher.
 
 from __future__ import annotations
 
+import contextlib
 import ctypes
 import errno
+import functools
 import os
+import platform
+import signal
 import stat
 import struct
 import sys
+import sysconfig
+import threading
+import time
 
 # --- protocol constants (draft-ietf-secsh-filexfer-02 = version 3, what OpenSSH speaks) ---
 INIT, VERSION, OPEN, CLOSE, READ, WRITE, LSTAT, FSTAT, SETSTAT, FSETSTAT = range(1, 11)
@@ -52,45 +65,109 @@ MAX_HANDLES = 1024
 READDIR_BATCH = 128
 INIT_PACKET = struct.pack(">IBI", 5, INIT, 3)
 MAX_NOISE = 64 * 1024
+MAX_OFFSET = (1 << 63) - 1  # off_t: larger offsets and sizes are refused, not crashed on
+# modes from the remote keep only the permission bits: no setuid/setgid/sticky file, made by
+# the untrusted side, ever appears in the local share
+MODE_MASK = 0o777
+WRITE_PFLAGS = PF_WRITE | PF_APPEND | PF_CREAT | PF_TRUNC | PF_EXCL
+# what a read-only share refuses (OPEN is refused by its flags, EXTENDED by name)
+WRITE_REQUESTS = {WRITE, SETSTAT, FSETSTAT, REMOVE, MKDIR, RMDIR, RENAME, SYMLINK}
+WRITE_EXTENSIONS = {b"posix-rename@openssh.com", b"hardlink@openssh.com"}
+ST_RDONLY = 1
 
 _ERRNO_STATUS = {
     errno.ENOENT: FX_NO_SUCH_FILE,
     errno.ENOTDIR: FX_NO_SUCH_FILE,
     errno.EACCES: FX_PERMISSION_DENIED,
     errno.EPERM: FX_PERMISSION_DENIED,
-    errno.EXDEV: FX_PERMISSION_DENIED,  # openat2 refusing to leave the root
+    # a rename or link across file systems inside the share: a plain failure, which sshfs's
+    # workaround=renamexdev turns back into EXDEV so that `mv` falls back to copying
+    # (openat2's own EXDEV, a path leaving the root, is made EACCES in openat2())
+    errno.EXDEV: FX_FAILURE,
     errno.ELOOP: FX_PERMISSION_DENIED,
     errno.EROFS: FX_PERMISSION_DENIED,
 }
 
 # --- openat2(2) -----------------------------------------------------------------------------
-SYS_OPENAT2 = 437  # the same number on every architecture (new-style syscall table)
 RESOLVE_NO_MAGICLINKS, RESOLVE_IN_ROOT = 0x02, 0x10
 O_PATH = getattr(os, "O_PATH", 0o10000000)
+EAGAIN_RETRIES = 32  # openat2 says EAGAIN when a rename/mount raced with a ".." lookup
+# Linux numbers new syscalls alike on every architecture since 5.1 (437 = openat2), except
+# these offset tables; an architecture in neither list is refused, never guessed.
+_UNIFIED = (
+    "x86_64", "amd64", "i386", "i486", "i586", "i686", "aarch64", "arm", "riscv", "ppc",
+    "powerpc", "s390", "loongarch", "sparc", "parisc", "m68k", "sh", "xtensa", "microblaze",
+    "arc", "csky", "or1k", "openrisc", "nios2", "hexagon",
+)  # fmt: skip
 
 
 class _OpenHow(ctypes.Structure):
     _fields_ = [("flags", ctypes.c_uint64), ("mode", ctypes.c_uint64), ("resolve", ctypes.c_uint64)]
 
 
-_libc = ctypes.CDLL(None, use_errno=True)
-_syscall = _libc.syscall
-_syscall.restype = ctypes.c_long
-
-
 class Unsupported(OSError):
-    """This kernel cannot confine paths (no openat2)."""
+    """This system cannot confine paths (no openat2)."""
+
+
+@functools.cache
+def _linux_number(machine: str, multiarch: str, pointer: int) -> int | None:
+    if machine.startswith("alpha"):
+        return 547
+    if machine.startswith("ia64"):
+        return 1461
+    if machine.startswith("mips"):
+        if pointer == 8:
+            return 5437  # n64
+        if "abin32" in multiarch:
+            return 6437
+        return 4437 if multiarch.startswith("mips") else None  # o32, or unknown
+    if "x32" in multiarch:
+        return None  # x32 numbers carry a flag bit: not worth guessing
+    return 437 if machine.startswith(_UNIFIED) else None
+
+
+def openat2_number() -> int | None:
+    """openat2's syscall number for this process, or None: then no raw syscall at all."""
+    if sys.platform != "linux":
+        return None
+    return _linux_number(
+        platform.machine().lower(),
+        sysconfig.get_config_var("MULTIARCH") or "",
+        ctypes.sizeof(ctypes.c_void_p),
+    )
+
+
+def unsupported_reason() -> str | None:
+    """Why this system cannot serve a share confined (None: it may, if the kernel has
+    openat2; ``check_supported`` tries that)."""
+    if sys.platform != "linux":
+        return f"SSHFS mounts need Linux >= 5.6 on the Jupyter server's machine, not {sys.platform}"
+    if openat2_number() is None:
+        return f"SSHFS mounts do not know openat2's syscall number on {platform.machine()}"
+    return None
+
+
+@functools.cache
+def _libc():
+    # only ever loaded on Linux, after the checks above (CDLL(None) fails on Windows)
+    libc = ctypes.CDLL(None, use_errno=True)
+    libc.syscall.restype = ctypes.c_long
+    return libc
 
 
 def openat2(dirfd: int, path: bytes, flags: int, mode: int = 0) -> int:
     if b"\0" in path:
         raise OSError(errno.EINVAL, "NUL in path")
+    number = openat2_number()
+    if number is None:
+        raise Unsupported(errno.ENOSYS, unsupported_reason())
     # openat2 insists on mode 0 unless a file may be created
     mode = mode if flags & os.O_CREAT else 0
     how = _OpenHow(flags | os.O_CLOEXEC, mode, RESOLVE_IN_ROOT | RESOLVE_NO_MAGICLINKS)
+    retries = EAGAIN_RETRIES
     while True:
-        fd = _syscall(
-            ctypes.c_long(SYS_OPENAT2),
+        fd = _libc().syscall(
+            ctypes.c_long(number),
             ctypes.c_int(dirfd),
             ctypes.c_char_p(path or b"."),
             ctypes.byref(how),
@@ -101,8 +178,13 @@ def openat2(dirfd: int, path: bytes, flags: int, mode: int = 0) -> int:
         err = ctypes.get_errno()
         if err == errno.EINTR:
             continue
+        if err == errno.EAGAIN and retries > 0:
+            retries -= 1
+            continue
         if err == errno.ENOSYS:
             raise Unsupported(err, "openat2 is not available (Linux >= 5.6 needed)")
+        if err == errno.EXDEV:  # the lookup would have left the root (a racing rename)
+            err = errno.EACCES
         raise OSError(err, os.strerror(err), path.decode(errors="replace"))
 
 
@@ -207,7 +289,15 @@ def split_parent(path: bytes) -> tuple[bytes, bytes]:
     parent, _, name = stripped.rpartition(b"/")
     if name in (b"", b".", b".."):
         raise Failure(FX_PERMISSION_DENIED, "not allowed on this path")
+    if b"\0" in path:
+        raise Failure(FX_BAD_MESSAGE, "NUL in path")
     return (parent or (b"/" if stripped.startswith(b"/") else b".")), name
+
+
+def offset(value: int) -> int:
+    if value > MAX_OFFSET:
+        raise Failure(FX_BAD_MESSAGE, "offset or size out of range")
+    return value
 
 
 def realpath(path: bytes) -> bytes:
@@ -234,8 +324,9 @@ class Handle:
 
 
 class Server:
-    def __init__(self, root: str, rfd: int = 0, wfd: int = 1):
+    def __init__(self, root: str, rfd: int = 0, wfd: int = 1, read_only: bool = False):
         self.root = os.open(root, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+        self.read_only = read_only
         self.rfd, self.wfd = rfd, wfd
         self.handles: dict[int, Handle] = {}
         self.next_handle = 1
@@ -334,18 +425,21 @@ class Server:
         # fd may be O_PATH (SETSTAT): act through its /proc link, which is the file itself
         target = f"/proc/self/fd/{fd}" if by_path else fd
         if "size" in a:
+            size = offset(a["size"])
+            # only regular files: opening a FIFO for writing would wait for a reader forever
+            if not stat.S_ISREG(os.fstat(fd).st_mode):
+                raise Failure(FX_PERMISSION_DENIED, "not a regular file")
             if by_path:
-                wfd = os.open(target, os.O_WRONLY | os.O_CLOEXEC)
+                wfd = os.open(target, os.O_WRONLY | os.O_NONBLOCK | os.O_NOCTTY | os.O_CLOEXEC)
                 try:
-                    os.ftruncate(wfd, a["size"])
+                    os.ftruncate(wfd, size)
                 finally:
                     os.close(wfd)
             else:
-                os.ftruncate(fd, a["size"])
+                os.ftruncate(fd, size)
         if "perm" in a:
-            os.chmod(target, a["perm"] & 0o7777)
-        if "uid" in a:
-            os.chown(target, a["uid"], a["gid"])
+            os.chmod(target, a["perm"] & MODE_MASK)
+        # "uid"/"gid" (ATTR_UIDGID) are ignored on purpose: the remote never picks owners
         if "atime" in a:
             os.utime(target, (a["atime"], a["mtime"]))
 
@@ -386,29 +480,35 @@ class Server:
             r.pos = 1
             rid = r.u32()
             try:
+                if self.read_only and kind in WRITE_REQUESTS:
+                    raise Failure(FX_PERMISSION_DENIED, "read-only share")
                 self.dispatch(kind, rid, r)
             except Failure as e:
                 self.status(rid, e.code, e.message)
             except OSError as e:
                 self.status(rid, _ERRNO_STATUS.get(e.errno, FX_FAILURE), os.strerror(e.errno or 0))
+            except (ValueError, OverflowError) as e:
+                # a value the OS cannot take (a NUL somewhere, a number too large): a bad
+                # request, never the end of the server
+                self.status(rid, FX_BAD_MESSAGE, str(e)[:200])
             finally:
                 pkt.release()
 
     def dispatch(self, kind: int, rid: int, r: Reader) -> None:
         if kind == READ:
             h = self.handle(r)
-            offset, length = r.u64(), r.u32()
-            data = os.pread(h.fd, min(length, MAX_READ), offset)
+            where, length = offset(r.u64()), r.u32()
+            data = os.pread(h.fd, min(length, MAX_READ), where)
             if not data:
                 raise Failure(FX_EOF, "end of file")
             self.send(struct.pack(">BII", DATA, rid, len(data)), data)
         elif kind == WRITE:
             h = self.handle(r)
-            offset = r.u64()
+            where = offset(r.u64())
             data = r.view()
             while data:
-                n = os.pwrite(h.fd, data, offset)
-                data, offset = data[n:], offset + n
+                n = os.pwrite(h.fd, data, where)
+                data, where = data[n:], where + n
             self.status(rid, FX_OK)
         elif kind == OPEN:
             path, pflags, a = r.string(), r.u32(), r.attrs()
@@ -455,7 +555,7 @@ class Server:
             self.status(rid, FX_OK)
         elif kind == MKDIR:
             path, a = r.string(), r.attrs()
-            mode = a.get("perm", 0o777) & 0o7777
+            mode = a.get("perm", 0o777) & MODE_MASK
             self.at(path, lambda name, pfd: os.mkdir(name, mode, dir_fd=pfd))
             self.status(rid, FX_OK)
         elif kind == RMDIR:
@@ -489,15 +589,14 @@ class Server:
 
     def at(self, path: bytes, op):
         pfd, name = self.parent_fd(path)
-        if b"\0" in name:
-            os.close(pfd)
-            raise Failure(FX_BAD_MESSAGE, "NUL in path")
         try:
             return op(name, pfd)
         finally:
             os.close(pfd)
 
     def open_file(self, path: bytes, pflags: int, a: dict) -> bytes:
+        if self.read_only and pflags & WRITE_PFLAGS:
+            raise Failure(FX_PERMISSION_DENIED, "read-only share")
         acc = pflags & (PF_READ | PF_WRITE)
         flags = {PF_READ: os.O_RDONLY, PF_WRITE: os.O_WRONLY}.get(acc, os.O_RDWR)
         if pflags & PF_APPEND:
@@ -510,7 +609,7 @@ class Server:
             flags |= os.O_EXCL
         # O_NONBLOCK: a FIFO in the share must not hang the whole mount; refused below
         fd = self.open_path(
-            path, flags | os.O_NOCTTY | os.O_NONBLOCK, a.get("perm", 0o666) & 0o7777
+            path, flags | os.O_NOCTTY | os.O_NONBLOCK, a.get("perm", 0o666) & MODE_MASK
         )
         if not stat.S_ISREG(os.fstat(fd).st_mode):
             os.close(fd)
@@ -565,6 +664,8 @@ class Server:
             os.close(opfd)
 
     def extended(self, rid: int, name: bytes, r: Reader) -> None:
+        if self.read_only and name in WRITE_EXTENSIONS:
+            raise Failure(FX_PERMISSION_DENIED, "read-only share")
         if name == b"posix-rename@openssh.com":
             self.rename(r.string(), r.string(), replace=True)
             self.status(rid, FX_OK)
@@ -603,7 +704,7 @@ class Server:
                     v.f_ffree,
                     v.f_favail,
                     v.f_fsid & 0xFFFFFFFFFFFFFFFF,
-                    v.f_flag,
+                    v.f_flag | (ST_RDONLY if self.read_only else 0),
                     v.f_namemax,
                 )
             )
@@ -611,22 +712,63 @@ class Server:
             raise Failure(FX_OP_UNSUPPORTED, "extension not supported")
 
 
+PR_SET_PDEATHSIG = 1
+PARENT_POLL = 1.0
+
+
+def tie_to_parent(parent: int) -> None:
+    """End when ``parent`` (the Jupyter server) does, even by kill -9: a share must never be
+    served by nobody's process.  Linux: the kernel signals us (PR_SET_PDEATHSIG);
+    elsewhere, or should prctl fail, a thread watches our parent pid."""
+    tied = False
+    if sys.platform == "linux":
+        with contextlib.suppress(OSError, AttributeError):
+            tied = _libc().prctl(PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0) == 0
+    if os.getppid() != parent:  # it died before we could ask (or we were reparented)
+        os._exit(1)
+    if not tied:
+
+        def watch() -> None:
+            while os.getppid() == parent:
+                time.sleep(PARENT_POLL)
+            os._exit(1)
+
+        threading.Thread(target=watch, daemon=True).start()
+
+
+USAGE = "usage: python -m sshpyk.sftp_server [--skip-noise] [--read-only] [--parent PID] ROOT\n"
+
+
 def main(argv: list[str] | None = None) -> int:
     args = list(sys.argv[1:] if argv is None else argv)
-    skip_noise = "--skip-noise" in args
-    if skip_noise:
-        args.remove("--skip-noise")
-    if len(args) != 1:
-        sys.stderr.write("usage: python -m sshpyk.sftp_server [--skip-noise] ROOT\n")
+    flags = {"--skip-noise": False, "--read-only": False}
+    parent = None
+    rest = []
+    while args:
+        arg = args.pop(0)
+        if arg == "--":
+            rest += args
+            break
+        if arg in flags:
+            flags[arg] = True
+        elif arg == "--parent" and args and args[0].isdigit():
+            parent = int(args.pop(0))
+        else:
+            rest.append(arg)
+    if len(rest) != 1:
+        sys.stderr.write(USAGE)
         return 2
+    if parent is not None:
+        tie_to_parent(parent)
+    root = rest[0]
     try:
-        check_supported(args[0])
-        server = Server(args[0])
+        check_supported(root)
+        server = Server(root, read_only=flags["--read-only"])
     except OSError as e:
-        sys.stderr.write(f"sshpyk sftp: cannot serve {args[0]}: {e}\n")
+        sys.stderr.write(f"sshpyk sftp: cannot serve {root}: {e}\n")
         return 1
     try:
-        server.serve(skip_noise)
+        server.serve(flags["--skip-noise"])
         server.flush()
     except Failure as e:
         # not SFTP, or a broken stream: stop serving, never guess

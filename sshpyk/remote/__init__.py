@@ -7,6 +7,7 @@ ignored.  The remote host needs only python and jupyter_client, never sshpyk.
 
 from __future__ import annotations
 
+import base64
 import json
 import shlex
 from importlib.resources import files
@@ -33,7 +34,11 @@ def python_command(prefix: str, program: str | None = None, params: dict | None 
     By default the program comes on stdin (see ``program_stdin``) and reports on stdout.
     With ``program``, it and its ``params`` go in argv and every report goes to stderr: for
     programs whose stdin and stdout are a data stream.  argv is visible to every user of
-    the host, so such params must never hold a secret."""
+    the host, so such params must never hold a secret.
+
+    The command is one line of printable ASCII, which every login shell sshd may hand it to
+    (sh, bash, zsh, fish, csh, tcsh) parses alike: csh/tcsh reject a newline inside quotes,
+    so the program travels base64-encoded (its name stays readable in ``ps``)."""
     missing_prefix = shlex.quote(MARK + json.dumps({"error": "prefix_missing"}))
     missing_python = shlex.quote(MARK + json.dumps({"error": "python_missing"}))
     p = remote_path_expr(prefix)
@@ -42,8 +47,13 @@ def python_command(prefix: str, program: str | None = None, params: dict | None 
         run = f"exec {p}/bin/python -c {shlex.quote(LOADER)}"
     else:
         out = " >&2"
-        src = files(__name__).joinpath(f"{program}.py").read_text()
-        run = f"exec {p}/bin/python -c {shlex.quote(src)} {shlex.quote(json.dumps(params or {}))}"
+        src = files(__name__).joinpath(f"{program}.py").read_bytes()
+        code = base64.b64encode(src).decode()
+        # double quotes inside: no '"'"' in the shell quoting around it
+        loader = f'import base64;exec(compile(base64.b64decode("{code}"),"sshpyk-{program}",'
+        loader += '"exec"))'
+        args = f"{shlex.quote(loader)} {shlex.quote(json.dumps(params or {}))}"
+        run = f"exec {p}/bin/python -c {args}"
     # $$ stays the program's pid across exec: the handle to kill it should it hang
     script = (
         f"printf '{MARK}{{\"shell_pid\": %s}}\\n' $${out}; "
@@ -52,7 +62,9 @@ def python_command(prefix: str, program: str | None = None, params: dict | None 
         f"{run}"
     )
     # through /bin/sh whatever the user's login shell is (csh, fish, ...)
-    return f"exec /bin/sh -c {shlex.quote(script)}"
+    command = f"exec /bin/sh -c {shlex.quote(script)}"
+    assert "\n" not in command and "\r" not in command, "one line, for every shell"
+    return command
 
 
 def messages(text: str) -> list[dict]:

@@ -4,7 +4,11 @@
 # touches them; it hands them to `sshfs -f -o passive` and reports on stderr:
 #   SSHPYK {"mounted": path}   the mount is up (the kernel may start)
 #   SSHPYK {"error": kind, "message": text}
+#   SSHPYK {"expired": seconds}  the local server did not answer for that long: unmounted
 # It stays until sshfs exits (the stream ended), then makes sure nothing is left mounted.
+# The mount's lease: a statvfs through the mount every LEASE_TICK is one round trip to the
+# local server; when none has come back for lease_timeout (the kernel's own lease: a link or
+# a Jupyter server gone without a word), sshfs is ended, so no mount outlives what serves it.
 import contextlib
 import hashlib
 import json
@@ -13,9 +17,11 @@ import shutil
 import signal
 import subprocess
 import sys
+import threading
 import time
 
 MARK = "SSHPYK "
+LEASE_TICK = 2.0
 
 
 def report(**msg):
@@ -87,6 +93,32 @@ def stop_previous(state, point):
         os.kill(helper, signal.SIGTERM)
 
 
+def keep_lease(point, proc, lease):
+    answered = [time.monotonic()]
+
+    def probe():
+        while proc.poll() is None:
+            try:
+                os.statvfs(point)  # sshfs asks the local server every time (not cached)
+            except OSError:
+                return  # the mount is going away
+            answered[0] = time.monotonic()
+            time.sleep(LEASE_TICK)
+
+    threading.Thread(target=probe, daemon=True).start()
+    while proc.poll() is None:
+        if time.monotonic() - answered[0] > lease:
+            report(expired=lease)
+            proc.terminate()  # sshfs unmounts on SIGTERM
+            for _ in range(100):
+                if proc.poll() is not None:
+                    return
+                time.sleep(0.05)
+            proc.kill()  # main() unmounts what a killed sshfs left
+            return
+        time.sleep(LEASE_TICK / 4)
+
+
 def unmount(fusermount, point):
     if fusermount and point in mounts():
         subprocess.run([fusermount, "-u", "-z", "--", point], stderr=subprocess.DEVNULL)
@@ -132,6 +164,10 @@ def main():
     # sftp-server); so symlinks are resolved by the local server, confined to the share
     if "follow_symlinks" not in opts:
         opts.append("follow_symlinks")
+    # the local server answers a rename across file systems with a plain failure: sshfs then
+    # says EXDEV, and `mv` copies instead of giving up
+    if not any(o.startswith("workaround=") for o in opts):
+        opts.append("workaround=renamexdev")
     argv = [sshfs, "-f", "-o", ",".join(opts), "--", ":/", point]
     proc = subprocess.Popen(argv, stdin=0, stdout=1, stderr=subprocess.PIPE)
     # this program must hold no end of the SFTP stream, or sshfs's EOF would not be ours to see
@@ -157,6 +193,9 @@ def main():
             fail("sshfs_failed", f"sshfs could not mount {point}: {err or 'timed out'}")
         time.sleep(0.01)
     report(mounted=point)
+    lease = float(p.get("lease_timeout") or 0)
+    if lease > 0:
+        threading.Thread(target=keep_lease, args=(point, proc, lease), daemon=True).start()
     for line in proc.stderr:
         report(log=line.decode(errors="replace").rstrip())
     rc = proc.wait()
