@@ -3,6 +3,8 @@ side could send to ``sshpyk.sftp_server``, with no client-side path clean-up."""
 
 from __future__ import annotations
 
+import os
+import select
 import struct
 import subprocess
 import sys
@@ -15,7 +17,34 @@ def s(b: bytes | str) -> bytes:
     return struct.pack(">I", len(b)) + b
 
 
+def attrs(
+    *,
+    size: int | None = None,
+    uid: int | None = None,
+    gid: int | None = None,
+    perm: int | None = None,
+    times: tuple[int, int] | None = None,
+) -> bytes:
+    """An ATTRS field as a client would send it (any value the wire can carry)."""
+    flags, body = 0, b""
+    if size is not None:
+        flags |= P.ATTR_SIZE
+        body += struct.pack(">Q", size)
+    if uid is not None or gid is not None:
+        flags |= P.ATTR_UIDGID
+        body += struct.pack(">II", uid or 0, gid or 0)
+    if perm is not None:
+        flags |= P.ATTR_PERMISSIONS
+        body += struct.pack(">I", perm)
+    if times is not None:
+        flags |= P.ATTR_ACMODTIME
+        body += struct.pack(">II", *times)
+    return struct.pack(">I", flags) + body
+
+
 class Client:
+    timeout = 10.0  # a reply later than this means the server hangs
+
     def __init__(self, root: str, *args: str):
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "sshpyk.sftp_server", *args, root],
@@ -24,6 +53,7 @@ class Client:
             stderr=subprocess.PIPE,
         )
         self.rid = 0
+        self.buf = bytearray()
         self.raw(struct.pack(">BI", P.INIT, 3))
         kind, body = self.recv()
         assert kind == P.VERSION, kind
@@ -33,12 +63,26 @@ class Client:
         self.proc.stdin.write(struct.pack(">I", len(body)) + body)
         self.proc.stdin.flush()
 
+    def _read(self, n: int) -> bytes:
+        """Exactly ``n`` bytes of the reply stream (b"" at its end), or TimeoutError."""
+        fd = self.proc.stdout.fileno()  # unbuffered reads: select must see all that is left
+        while len(self.buf) < n:
+            ready, _, _ = select.select([fd], [], [], self.timeout)
+            if not ready:
+                raise TimeoutError(f"no reply within {self.timeout:g} s: the server hangs")
+            chunk = os.read(fd, 1 << 16)
+            if not chunk:
+                return b""
+            self.buf += chunk
+        data, self.buf = self.buf[:n], self.buf[n:]
+        return bytes(data)
+
     def recv(self) -> tuple[int, bytes]:
-        head = self.proc.stdout.read(4)
+        head = self._read(4)
         if len(head) < 4:
             raise EOFError("server closed the stream")
         (n,) = struct.unpack(">I", head)
-        body = self.proc.stdout.read(n)
+        body = self._read(n)
         return body[0], body[1:]
 
     def request(self, kind: int, *fields: bytes) -> tuple[int, P.Reader]:
@@ -56,8 +100,11 @@ class Client:
             return r.u32()
         return P.FX_OK
 
-    def open(self, path: str | bytes, pflags: int = P.PF_READ) -> bytes | int:
-        rkind, r = self.request(P.OPEN, s(path), struct.pack(">II", pflags, 0))
+    def open(
+        self, path: str | bytes, pflags: int = P.PF_READ, attr: bytes | None = None
+    ) -> bytes | int:
+        attr = struct.pack(">I", 0) if attr is None else attr
+        rkind, r = self.request(P.OPEN, s(path), struct.pack(">I", pflags), attr)
         return r.string() if rkind == P.HANDLE else r.u32()
 
     def read_all(self, path: str | bytes) -> bytes | int:
@@ -108,4 +155,9 @@ class Client:
 
     def close(self) -> int:
         self.proc.stdin.close()
-        return self.proc.wait(5)
+        try:
+            return self.proc.wait(5)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()  # a hung server must not outlive the test
+            self.proc.wait()
+            raise
