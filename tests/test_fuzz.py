@@ -93,7 +93,21 @@ def sealed_server(netns_hosts, tmp_path):
         run(["ip", "netns", "del", NS], check=False)
 
 
-def test_no_input_makes_the_api_fail(sealed_server):
+# Discovery connects to the host it is given: for the aliases the fuzzer invents, the
+# documented answer is 502 (the host could not be reached).  It is fuzzed on its own, with
+# "every status is one the document declares" instead of "no 5xx".
+DISCOVERY = "discoverKernelspecs"
+
+
+@pytest.mark.parametrize(
+    ("selection", "checks"),
+    [
+        (["--exclude-operation-id", DISCOVERY], "not_a_server_error"),
+        (["--include-operation-id", DISCOVERY], "status_code_conformance"),
+    ],
+    ids=["no-5xx", "discovery-documented-statuses"],
+)
+def test_no_input_makes_the_api_fail(sealed_server, selection, checks):
     url, token, env = sealed_server
     out = subprocess.run(
         [
@@ -106,8 +120,9 @@ def test_no_input_makes_the_api_fail(sealed_server):
             f"{url}/sshpyk/openapi.json",
             "-H",
             f"Authorization: token {token}",
+            *selection,
             "--checks",
-            "not_a_server_error",
+            checks,
             "--max-examples",
             "50",
             "--seed",
@@ -129,5 +144,6 @@ def test_no_input_makes_the_api_fail(sealed_server):
     assert out.returncode == 0, tail + out.stderr[-2000:]
     generated = re.search(r"(\d+) generated, (\d+) passed", out.stdout)
     assert generated, tail
-    assert int(generated.group(2)) >= 200, tail  # it really exercised the API
+    # it really exercised the API
+    assert int(generated.group(2)) >= (200 if checks == "not_a_server_error" else 20), tail
     assert " failed" not in out.stdout.splitlines()[-5], tail

@@ -93,6 +93,19 @@ NAME = {"name": "name", "in": "path", "required": True, "schema": {"type": "stri
 
 
 def document() -> dict[str, Any]:
+    doc = _paths()
+    # every route demands a user with the right permission (and, on mutating verbs with a
+    # cookie, the XSRF token): jupyter_server answers 403 otherwise
+    for item in doc["paths"].values():
+        for verb, op in item.items():
+            if verb != "parameters":
+                op["responses"].setdefault(
+                    "403", _err("not authenticated, not authorized, or no XSRF token")
+                )
+    return doc
+
+
+def _paths() -> dict[str, Any]:
     kernel_out = {
         "type": "object",
         "required": ["name", "ssh"],
