@@ -35,8 +35,40 @@ CHECK_IDS = (
     "remote_python",
     "jupyter_client",
     "remote_kernel",
+    "port_forwarding",
     "sshfs",
 )
+
+# The remote end of the port forwarding check: one listener of the kernel's transport (a
+# TCP port on 127.0.0.1, or a unix socket in a private directory) that greets the first
+# connection with 0xFF, as a ZeroMQ peer does.  Sent over stdin like the other programs.
+FORWARD_PROBE = """\
+import json, os, shutil, socket, sys, tempfile
+p = json.loads(sys.stdin.readline())
+d = None
+if p["transport"] == "ipc":
+    d = tempfile.mkdtemp(prefix="sshpyk-probe-")
+    addr = os.path.join(d, "s")
+    s = socket.socket(socket.AF_UNIX)
+    s.bind(addr)
+else:
+    s = socket.socket()
+    s.bind(("127.0.0.1", 0))
+    addr = s.getsockname()[1]
+s.listen(1)
+s.settimeout(p["timeout"])
+print("SSHPYK " + json.dumps({"probe": addr}), flush=True)
+try:
+    c, _ = s.accept()
+    c.sendall(b"\\xff")
+    c.close()
+except OSError:
+    pass
+finally:
+    s.close()
+    if d:
+        shutil.rmtree(d, ignore_errors=True)
+"""
 
 
 @dataclass
@@ -110,6 +142,33 @@ class Checker:
             return found[0]
 
         return await self._once(("inspect", target, prefix, sshfs, mount_points), go)
+
+    async def forwarding(self, target: Target, prefix: str, transport: str) -> bool | None:
+        """Whether the host opens a forwarded channel of ``transport`` (tcp: a TCP port,
+        ipc: a unix socket) to a listener on it: True, False (refused), None (no verdict)."""
+
+        async def go():
+            master = Master.for_target(target)
+            params = {"transport": transport, "timeout": self.timeout}
+            data = f"{len(FORWARD_PROBE)}\n{FORWARD_PROBE}{json.dumps(params)}\n".encode()
+            proc = await master.open_session(python_command(prefix))
+            spec = None
+            try:
+                proc.stdin.write(data)
+                await proc.stdin.drain()
+                where = await asyncio.wait_for(_probe_address(proc), self.timeout)
+                remote = where if transport == "ipc" else f"127.0.0.1:{where}"
+                spec = f"127.0.0.1:{_free_local_port()}:{remote}"
+                ok, err = await master.forward([spec])
+                if not ok:
+                    raise SSHPykError(f"ssh -O forward failed: {err}", kind="forward_failed")
+                return await channel_answers(int(spec.split(":")[1]), min(self.timeout, 10))
+            finally:
+                if spec:
+                    await master.cancel([spec])
+                await reap(proc, grace=0.5)
+
+        return await self._once(("forward", target, prefix, transport), go)
 
     async def check(
         self, model: dict, on_result: Callable[[Check], None] | None = None
@@ -270,6 +329,9 @@ class Checker:
                     },
                 )
             )
+        # -- port forwarding: every channel of the kernel is a forward of the master
+        transport = model.get("transport") or "tcp"
+        report(await self._forwarding_check(target, prefix, transport))
         # -- SSHFS pieces, only when mounts are configured
         mounts = model.get("mount_local_on_remote") or []
         if mounts:
@@ -313,6 +375,46 @@ class Checker:
                 report(Check("sshfs", TITLES["sshfs"], OK, info["sshfs"]))
         return results
 
+    async def _forwarding_check(self, target: Target, prefix: str, transport: str) -> Check:
+        title = TITLES["port_forwarding"]
+        kind = "stream-local (unix socket)" if transport == "ipc" else "TCP"
+        try:
+            works = await self.forwarding(target, prefix, transport)
+        except (SSHPykError, asyncio.TimeoutError, OSError) as e:
+            return Check("port_forwarding", title, FAIL, transport, f"could not test it: {e}")
+        if works:
+            return Check("port_forwarding", title, OK, f"{kind} forwarding works")
+        if works is None:
+            return Check(
+                "port_forwarding", title, WARN, transport, "no answer through a forward in time"
+            )
+        option = "AllowStreamLocalForwarding" if transport == "ipc" else "AllowTcpForwarding"
+        return Check(
+            "port_forwarding",
+            title,
+            FAIL,
+            f"{kind} forwarding refused",
+            f"the sshd of {target.alias} forbids {kind} port forwarding ({option} no): "
+            "sshpyk reaches the kernel only through forwards; ask its admin to allow it",
+        )
+
+
+async def _probe_address(proc) -> str | int:
+    while True:
+        line = await proc.stdout.readline()
+        if not line:
+            err = (await proc.stderr.read()).decode(errors="replace")
+            raise SSHPykError(f"the forwarding probe ended: {err.strip()[-300:] or 'no output'}")
+        text = line.decode(errors="replace")
+        if text.startswith(MARK) and "probe" in (msg := json.loads(text[len(MARK) :])):
+            return msg["probe"]
+
+
+def _free_local_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
 
 TITLES = {
     "ssh_client": "Local ssh client",
@@ -323,6 +425,7 @@ TITLES = {
     "remote_python": "Remote Python",
     "jupyter_client": "Remote jupyter_client",
     "remote_kernel": "Remote kernel",
+    "port_forwarding": "Port forwarding",
     "sshfs": "SSHFS",
 }
 

@@ -67,6 +67,9 @@ class DemoSandbox:
     port: int
     sshd_pid: int
     remote_python_prefix: str
+    # the sshd's start time and command when it started (see _identity): without /proc,
+    # the only proof that a recorded pid is still our sshd and not a process that reused it
+    sshd_identity: str | None = None
 
 
 def demo_root() -> Path:
@@ -82,7 +85,7 @@ def load_sandbox(root: Path | None = None) -> DemoSandbox | None:
     _reap()
     root = _norm(root)
     sb = _read_state(root)
-    if sb is None or not _is_our_sshd(sb.sshd_pid, root):
+    if sb is None or not _is_our_sshd(sb.sshd_pid, root, sb.sshd_identity):
         return None
     return sb
 
@@ -124,7 +127,7 @@ def stop_sandbox(root: Path | None = None) -> list[str]:
     root = _norm(root)
     sb = _read_state(root)
     pids = set()
-    if sb is not None and _is_our_sshd(sb.sshd_pid, root):
+    if sb is not None and _is_our_sshd(sb.sshd_pid, root, sb.sshd_identity):
         pids.add(sb.sshd_pid)
     pid_from_file = _read_pidfile(root / "sshd.pid")
     if pid_from_file and _is_our_sshd(pid_from_file, root):
@@ -194,6 +197,7 @@ def _build_and_start(root: Path) -> DemoSandbox:
         port=port,
         sshd_pid=pid,
         remote_python_prefix=sys.prefix,
+        sshd_identity=_identity(pid),
     )
     _write_state(sb)
     return sb
@@ -399,6 +403,7 @@ def _read_state(root: Path) -> DemoSandbox | None:
             port=int(data["port"]),
             sshd_pid=int(data["sshd_pid"]),
             remote_python_prefix=str(data["remote_python_prefix"]),
+            sshd_identity=data.get("sshd_identity"),
         )
     except (OSError, ValueError, KeyError, TypeError):
         return None
@@ -460,13 +465,38 @@ def _cmdline(pid: int) -> str:
     return raw.replace(b"\0", b" ").decode(errors="replace").strip() or "?"
 
 
-def _is_our_sshd(pid: int, root: Path) -> bool:
+def _is_our_sshd(pid: int, root: Path, identity: str | None = None) -> bool:
     """Alive and really this sandbox's sshd (a recorded pid may have been reused since)."""
     if pid <= 1 or not pid_alive(pid):
         return False
     if not Path("/proc/self").exists():
-        return True  # no /proc (macOS): the pid is all we have
+        # No /proc (macOS): the process must still have the start time and command it had
+        # when we started it; what cannot be proven is a stranger, never to be killed.
+        return identity is not None and _identity(pid) == identity
     return str(root / "sshd_config") in _cmdline(pid) or _holds_log(pid, root)
+
+
+def _identity(pid: int) -> str | None:
+    """A process's start time and executable name, which a reused pid does not share (not
+    its command line: sshd rewrites that as its process title); None when unreadable."""
+    try:
+        # /proc/<pid>/stat: "pid (comm) state ..."; field 22 is the start time in ticks
+        head, tail = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)
+        return f"proc {tail.split()[19]} {head.split('(', 1)[1]}"
+    except (OSError, IndexError):
+        pass
+    try:
+        r = subprocess.run(
+            ["ps", "-o", "lstart=", "-o", "comm=", "-p", str(pid)],
+            stdin=subprocess.DEVNULL,
+            capture_output=True,
+            text=True,
+            timeout=5,
+        )
+    except (OSError, subprocess.TimeoutExpired):
+        return None
+    line = r.stdout.strip()
+    return f"ps {line}" if r.returncode == 0 and line else None
 
 
 def _holds_log(pid: int, root: Path) -> bool:

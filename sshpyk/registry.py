@@ -4,15 +4,18 @@ found, re-attached or shut down after the Jupyter server that started it is gone
 Records live in ``<jupyter runtime dir>/sshpyk`` (0700), one ``<kernel_id>.json`` (0600)
 each, written atomically.  They hold the kernel's HMAC key, like Jupyter's own connection
 files next to them: re-attaching needs it.  A record is written when a kernel has started,
-rewritten on restart and removed at shutdown; a record whose ``server_pid`` is dead is an
-orphan.
+rewritten on restart and removed at shutdown; a record whose server is gone is an orphan.
+A server is known by its pid *and* a random nonce: a container restarts Jupyter with the same
+pid, and the new server must still see the old server's kernels as orphans.
 """
 
 from __future__ import annotations
 
 import contextlib
+import fcntl
 import json
 import os
+import secrets
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -21,6 +24,9 @@ from jupyter_core.paths import jupyter_runtime_dir
 
 from .errors import SSHPykError
 from .transport import pid_alive, private_dir
+
+# this server process, among all that ever had its pid
+SERVER_NONCE = secrets.token_hex(8)
 
 
 @dataclass
@@ -35,6 +41,7 @@ class Record:
     started_at: float
     server_pid: int = field(default_factory=os.getpid)
     local_ports: list[int] | None = None
+    server_nonce: str = field(default_factory=lambda: SERVER_NONCE)
 
     @property
     def host_alias(self) -> str:
@@ -52,7 +59,10 @@ class Record:
     def orphan(self) -> bool:
         if self.server_pid <= 0:  # abandoned: its server shut it down without confirmation
             return True
-        return self.server_pid != os.getpid() and not pid_alive(self.server_pid)
+        if self.server_pid == os.getpid():
+            # ours, or a previous server's that had our pid (container restart)
+            return self.server_nonce != SERVER_NONCE
+        return not pid_alive(self.server_pid)
 
 
 def directory() -> Path:
@@ -62,7 +72,7 @@ def directory() -> Path:
 
 
 def _path(kernel_id: str) -> Path:
-    if not kernel_id or "/" in kernel_id or kernel_id.startswith("."):
+    if not kernel_id or "/" in kernel_id or "\0" in kernel_id or kernel_id.startswith("."):
         raise SSHPykError(f"invalid kernel id {kernel_id!r}")
     return directory() / f"{kernel_id}.json"
 
@@ -71,14 +81,43 @@ def save(record: Record) -> None:
     path = _path(record.kernel_id)
     tmp = path.with_suffix(f".tmp{os.getpid()}")
     fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(fd, "w") as f:
-        json.dump(asdict(record), f)
-    os.replace(tmp, path)
+    try:
+        with os.fdopen(fd, "w") as f:
+            json.dump(asdict(record), f)
+        os.replace(tmp, path)
+    except BaseException:
+        # a full disk (or a value json cannot write) must not leave a half file behind
+        with contextlib.suppress(FileNotFoundError):
+            tmp.unlink()
+        raise
 
 
 def remove(kernel_id: str) -> None:
     with contextlib.suppress(FileNotFoundError):
         _path(kernel_id).unlink()
+    with contextlib.suppress(FileNotFoundError):
+        _path(kernel_id).with_suffix(".claim").unlink()
+
+
+class Busy(SSHPykError):
+    kind = "busy"
+
+
+@contextlib.contextmanager
+def claim(kernel_id: str):
+    """Hold the kernel's record against every other process (a second server sharing the
+    registry, the CLI) while re-attaching it: an flock, dropped by the kernel if we die.
+    Raises ``Busy`` when someone else holds it."""
+    path = _path(kernel_id).with_suffix(".claim")
+    fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600)
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            raise Busy(f"kernel {kernel_id} is being re-attached by another request") from None
+        yield
+    finally:
+        os.close(fd)
 
 
 def abandon(kernel_id: str) -> None:

@@ -11,11 +11,14 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import fcntl
 import hashlib
 import os
+import re
 import shlex
 import stat
 import sys
+import tempfile
 import weakref
 from dataclasses import dataclass
 from pathlib import Path
@@ -40,19 +43,69 @@ def session_refused(stderr: str) -> bool:
     return SESSION_REFUSED in stderr.lower() or "administratively prohibited" in stderr.lower()
 
 
+# longest control dir we accept: its sockets (cm-<16 hex>-N, plus the 17 characters ssh adds
+# while it creates one) must fit a unix socket path (104 bytes on macOS, 108 on Linux)
+MAX_CONTROL_DIR = 60
+
+
 def control_dir() -> Path:
-    """A private (0700, ours, not a symlink) directory short enough for unix socket paths."""
+    """A private (0700, ours, not a symlink) directory short enough for unix socket paths.
+
+    Never a fixed name another local user could create first: ``$XDG_RUNTIME_DIR`` (per
+    user, made by the system) when usable; on macOS the per-user ``$TMPDIR``; else a
+    directory of random name made by ``mkdtemp`` and remembered under ``~/.cache``, so
+    every sshpyk process of the user (server, CLI) shares its masters."""
     runtime = os.environ.get("XDG_RUNTIME_DIR", "")
-    base = Path(runtime) / "sshpyk" if runtime and len(runtime) < 40 else None
-    if base is None or not Path(runtime).is_dir():
-        base = Path(f"/tmp/sshpyk-{os.getuid()}")  # noqa: S108 - checked below, 0700 and ours
-    return private_dir(base)
+    if runtime and len(runtime) < 40 and _owned_dir(Path(runtime)):
+        return private_dir(Path(runtime) / "sshpyk")
+    tmpdir = os.environ.get("TMPDIR", "")
+    if sys.platform == "darwin" and tmpdir and len(tmpdir) < MAX_CONTROL_DIR - 7:
+        if _owned_dir(Path(tmpdir)):
+            return private_dir(Path(tmpdir) / "sshpyk")
+    return _remembered_dir()
 
 
-def private_dir(path: Path) -> Path:
+def _owned_dir(path: Path) -> bool:
+    try:
+        st = path.stat()
+    except OSError:
+        return False
+    return stat.S_ISDIR(st.st_mode) and st.st_uid == os.getuid()
+
+
+def _remembered_dir() -> Path:
+    cache = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "sshpyk"
+    cache.mkdir(parents=True, exist_ok=True)
+    private_dir(cache)
+    pointer = cache / "control-dir"
+    fd = os.open(pointer.with_suffix(".lock"), os.O_WRONLY | os.O_CREAT | os.O_NOFOLLOW, 0o600)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)  # local file, held for microseconds
+        with contextlib.suppress(OSError, SSHPykError):
+            known = Path(pointer.read_text().strip())
+            if known.is_absolute() and len(str(known)) <= MAX_CONTROL_DIR:
+                return private_dir(known, create=False)
+        # gone (tmp cleaned at boot), or not ours any more: a new one
+        base = os.environ.get("TMPDIR", "")
+        base = base if base and len(base) < MAX_CONTROL_DIR - 20 else "/tmp"  # noqa: S108
+        made = Path(tempfile.mkdtemp(prefix=f"sshpyk-{os.getuid()}-", dir=base))
+        tmp = pointer.with_suffix(f".tmp{os.getpid()}")
+        try:
+            tmp.write_text(str(made) + "\n")
+            os.replace(tmp, pointer)
+        finally:
+            with contextlib.suppress(FileNotFoundError):
+                tmp.unlink()
+        return private_dir(made)
+    finally:
+        os.close(fd)
+
+
+def private_dir(path: Path, create: bool = True) -> Path:
     """``path`` as a directory that is ours, not a symlink, and 0700 (made if missing)."""
-    with contextlib.suppress(FileExistsError):
-        path.mkdir(mode=0o700)
+    if create:
+        with contextlib.suppress(FileExistsError):
+            path.mkdir(mode=0o700)
     st = path.lstat()
     if not stat.S_ISDIR(st.st_mode) or st.st_uid != os.getuid():
         raise SSHPykError(f"{path} is not a directory owned by you; remove it and retry")
@@ -158,7 +211,12 @@ class Master:
         # one lock per event loop: a lock bound to a finished loop would break the next one
         self._locks: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
         self.spawns = 0  # ssh processes started for this host, for tests and benchmarks
-        self.generation = 0  # +1 per connection made: forwards die with their master
+        self.generation = 0  # +1 per connection made by this process
+        # Which master process answers on the socket now: (pid, socket inode).  Any sshpyk
+        # process of the user (a second server, `sshpyk ps`) may replace a dead master, and
+        # forwards die with the master that held them, so this, not ``generation``, tells
+        # whether a kernel's forwards are still there.
+        self.identity: tuple[int, int] | None = None
 
     @classmethod
     def for_target(cls, target: Target, shard: int = 0) -> Master:
@@ -193,29 +251,73 @@ class Master:
 
     # ---- lifecycle -------------------------------------------------------------------------
     async def is_alive(self) -> bool:
-        if not self.control_path.is_socket():
+        """Whether a master answers on the socket; sets ``identity`` to the one that does."""
+        try:
+            inode = self.control_path.lstat().st_ino
+        except OSError:
+            inode = None
+        if inode is None or not self.control_path.is_socket():
+            self.identity = None
             return False
         proc = await self._spawn(
             [*self._mux(), "-O", "check", "--", self.target.alias],
             stdin=asyncio.subprocess.DEVNULL,
             stdout=asyncio.subprocess.DEVNULL,
-            stderr=asyncio.subprocess.DEVNULL,
+            stderr=asyncio.subprocess.PIPE,
         )
         try:
-            await asyncio.wait_for(proc.wait(), 5)
+            _, err = await _communicate(proc, None, 5)
         except asyncio.TimeoutError:
-            await reap(proc)
+            self.identity = None
             return False
-        return proc.returncode == 0
+        # "Master running (pid=N)"
+        found = re.search(rb"pid=(\d+)", err)
+        alive = proc.returncode == 0
+        self.identity = (int(found.group(1)) if found else 0, inode) if alive else None
+        return alive
 
     async def ensure(self, timeout: float) -> None:
-        """Make sure the master is up: reuse it when alive, else connect (one handshake)."""
+        """Make sure the master is up: reuse it when alive, else connect (one handshake).
+
+        Every sshpyk process of the user shares the socket, so starting one is done under
+        an flock of ``<control_path>.lock``: of processes (or event loops) starting at once,
+        one connects and the others use its master, instead of each starting an ssh that
+        finds the socket taken and runs on, unshared and never ended."""
         loop = asyncio.get_running_loop()
         lock = self._locks.setdefault(loop, asyncio.Lock())
         async with lock:
             if await self.is_alive():
                 return
-            await self._start(timeout)
+            deadline = loop.time() + timeout
+            fd = await self._flock(deadline)
+            try:
+                if await self.is_alive():  # another process made it meanwhile
+                    return
+                await self._start(max(1.0, deadline - loop.time()))
+                await self.is_alive()
+            finally:
+                os.close(fd)  # releases the flock
+
+    async def _flock(self, deadline: float) -> int:
+        """The start lock, polled without blocking the event loop."""
+        path = self.control_path.with_suffix(".lock")
+        fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600)
+        loop = asyncio.get_running_loop()
+        while True:
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                return fd
+            except BlockingIOError:
+                if loop.time() >= deadline:
+                    os.close(fd)
+                    raise SSHConnectError(
+                        f"another sshpyk process is still connecting to {self.target.alias!r}",
+                        kind="unreachable",
+                    ) from None
+                await asyncio.sleep(0.05)
+            except BaseException:
+                os.close(fd)
+                raise
 
     async def _direct_transport(self) -> list[str]:
         """For a host ssh reaches directly: ``-o`` options that make ssh use a TCP socket
@@ -340,3 +442,25 @@ class Master:
 
     async def cancel(self, specs: list[str]) -> None:
         await self._control("cancel", specs)
+
+
+async def channel_answers(port: int, timeout: float = 5.0) -> bool | None:
+    """Whether a forward on 127.0.0.1:``port`` reaches a ZeroMQ peer: True when the peer's
+    greeting arrives (ZMTP: it sends one at once, first byte 0xFF), False when ssh ends the
+    connection (it does so when the host refuses the channel: forwarding forbidden, or
+    nothing listens there), None when nothing came within ``timeout`` (a slow link: no
+    verdict)."""
+    writer = None
+    try:
+        reader, writer = await asyncio.wait_for(asyncio.open_connection("127.0.0.1", port), timeout)
+        first = await asyncio.wait_for(reader.read(1), timeout)
+    except asyncio.TimeoutError:
+        return None
+    except OSError:
+        return False  # nothing listens locally: the forward itself is gone
+    finally:
+        if writer is not None:
+            writer.close()
+            with contextlib.suppress(OSError, asyncio.TimeoutError):
+                await asyncio.wait_for(writer.wait_closed(), 1)
+    return first == b"\xff"

@@ -1,6 +1,13 @@
 """/sshpyk/orphans: SSH kernels still running whose Jupyter server is gone (it was killed,
 or crashed): list them, re-attach one (it becomes one of this server's kernels, state
-intact), or shut it down."""
+intact), or shut it down.
+
+One request at a time per kernel: a second re-attach of the same kernel while the first runs
+would give it two kernel managers, and the one MultiKernelManager forgets would restart the
+kernel behind the user's back.  So a request claims the kernel first, in this process (a
+set) and across processes sharing the registry (``registry.claim``), and answers 409 if it
+cannot.  GET changes nothing: stale records are forgotten by DELETE, by a re-attach that
+finds the kernel gone, and by ``sshpyk reap``."""
 
 from __future__ import annotations
 
@@ -13,6 +20,9 @@ from .. import orphans, registry
 from ..errors import SSHPykError
 from ..provisioner import ATTACH
 from .base import SSHPykHandler
+
+# kernel ids a request of this server is re-attaching or shutting down right now
+IN_FLIGHT: set[str] = set()
 
 
 def _orphan_records(running: set[str]) -> list[registry.Record]:
@@ -29,15 +39,31 @@ class OrphansHandler(SSHPykHandler):
         running = set(self.kernel_manager.list_kernel_ids())
         records = await asyncio.get_running_loop().run_in_executor(None, _orphan_records, running)
         found = await orphans.probe(records)
-        # a kernel that ended meanwhile is only a stale record: forget it
-        for entry in found:
-            if entry["reachable"] and not entry["alive"]:
-                registry.remove(entry["kernel_id"])
+        # a kernel that ended meanwhile is only a stale record: not listed, but kept (a GET
+        # changes nothing; DELETE or `sshpyk reap` forget it)
         self.finish({"kernels": [e for e in found if e["alive"] or not e["reachable"]]})
 
 
 class OrphanHandler(SSHPykHandler):
     auth_resource = "kernels"
+
+    async def _claimed(self, kernel_id: str, work) -> None:
+        """Run ``work(record)`` holding the kernel against every other request (409)."""
+        if kernel_id in IN_FLIGHT:
+            return self.error(409, f"kernel {kernel_id} is busy with another request")
+        IN_FLIGHT.add(kernel_id)
+        try:
+            with registry.claim(kernel_id):
+                # read only now: a request that held the claim before may have taken it
+                rec = self._record(kernel_id)
+                if rec is not None:
+                    await work(rec)
+        except registry.Busy as e:
+            self.error(409, str(e))
+        except SSHPykError as e:  # not a kernel id
+            self.error(404, f"no orphaned SSH kernel {kernel_id!r}: {e}")
+        finally:
+            IN_FLIGHT.discard(kernel_id)
 
     def _record(self, kernel_id: str) -> registry.Record | None:
         try:
@@ -52,9 +78,9 @@ class OrphanHandler(SSHPykHandler):
     @tornado.web.authenticated
     @authorized
     async def delete(self, kernel_id: str):
-        rec = self._record(kernel_id)
-        if rec is None:
-            return
+        await self._claimed(kernel_id, self._shut_down)
+
+    async def _shut_down(self, rec: registry.Record) -> None:
         try:
             await orphans.shut_down(rec)
         except (SSHPykError, asyncio.TimeoutError, OSError) as e:
@@ -67,9 +93,10 @@ class AttachHandler(OrphanHandler):
     @tornado.web.authenticated
     @authorized
     async def post(self, kernel_id: str):
-        rec = self._record(kernel_id)
-        if rec is None:
-            return
+        await self._claimed(kernel_id, self._attach)
+
+    async def _attach(self, rec: registry.Record) -> None:
+        kernel_id = rec.kernel_id
         mkm = self.kernel_manager
         if rec.kernelspec not in self.kernel_spec_manager.find_kernel_specs():
             return self.error(
@@ -81,6 +108,8 @@ class AttachHandler(OrphanHandler):
         try:
             await mkm.start_kernel(kernel_name=rec.kernelspec, kernel_id=kernel_id)
         except SSHPykError as e:
+            if e.kind == "gone":  # it ended meanwhile: only a stale record is left
+                registry.remove(kernel_id)
             return self.fail(e)
         finally:
             ATTACH.pop(kernel_id, None)

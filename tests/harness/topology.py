@@ -1,4 +1,5 @@
-"""Real OpenSSH test hosts: ``remote``, ``bastion`` and ``internal`` (only via the bastion).
+"""Real OpenSSH test hosts: ``remote``, ``bastion`` and ``internal`` (only via the bastion),
+and ``noforward``: the remote's sshd on a second port where port forwarding is forbidden.
 
 Two ways to build them, same interface (:class:`TestHosts`):
 
@@ -42,6 +43,10 @@ SSHD = "/usr/sbin/sshd"
 REMOTE_ENV = Path("/opt/sshpyk-remote-env")
 REMOTE_PACKAGES = ("ipykernel", "jupyter_client")
 HOST_NAMES = ("remote", "bastion", "internal")
+# The remote's sshd also listens on this port (loopback mode: the instance's port + 1000),
+# where it forbids TCP and stream-local forwarding, as hardened login nodes do; the client
+# config reaches it as the alias "noforward".
+NOFORWARD_PORT = 2222
 
 
 class HarnessError(RuntimeError):
@@ -286,13 +291,27 @@ def _keygen(path: Path, comment: str) -> str:
 
 
 def _sshd_config(
-    host: Host, hostdir: Path, *, user: str, listen: list[str], extra: str = ""
+    host: Host,
+    hostdir: Path,
+    *,
+    user: str,
+    listen: list[str],
+    extra: str = "",
+    noforward_port: int | None = None,
 ) -> Path:
     cfg = hostdir / "sshd_config"
     listen_lines = "\n".join(f"ListenAddress {a}" for a in listen)
+    noforward = (
+        f"Match LocalPort {noforward_port}\n"
+        "  AllowTcpForwarding no\n"
+        "  AllowStreamLocalForwarding no\n"
+        if noforward_port
+        else ""
+    )
     cfg.write_text(f"""\
 # sshd of test host "{host.name}", started by the sshpyk test harness (not the system service)
 Port {host.port}
+{f"Port {noforward_port}" if noforward_port else ""}
 {listen_lines}
 HostKey {hostdir}/ssh_host_ed25519_key
 PidFile {hostdir}/sshd.pid
@@ -317,7 +336,7 @@ MaxStartups 100:30:200
 Subsystem sftp internal-sftp
 SetEnv SPK_HOST={host.name} SPK_STATE={hostdir.parent.parent}
 LogLevel VERBOSE
-{extra}""")
+{extra}{noforward}""")
     return cfg
 
 
@@ -392,6 +411,8 @@ def up_netns(prefix: str = "spk", index: int = 0) -> TestHosts:
         (d / "home" / ".ssh").mkdir(parents=True)
         hk = _keygen(d / "ssh_host_ed25519_key", f"{prefix}-host-{h.name}")
         known.append(f"{h.address} {' '.join(hk)}")
+        if h.name == "remote":
+            known.append(f"[{h.address}]:{NOFORWARD_PORT} {' '.join(hk)}")
         (d / "home" / ".ssh" / "authorized_keys").write_text(pub + "\n")
         if Path("/etc/skel").is_dir():
             shutil.copytree("/etc/skel", d / "home", dirs_exist_ok=True)
@@ -446,6 +467,7 @@ def up_netns(prefix: str = "spk", index: int = 0) -> TestHosts:
             user=TEST_USER,
             listen=[h.address, "127.0.0.1"],
             extra=f"PermitRootLogin no\nAllowUsers {TEST_USER}\nStrictModes yes\n",
+            noforward_port=NOFORWARD_PORT if h.name == "remote" else None,
         )
         # own hostname (UTS ns) and own $HOME (bind mount in the private mount ns that
         # `ip netns exec` makes); sshd daemonizes and writes its PidFile.
@@ -460,6 +482,7 @@ def up_netns(prefix: str = "spk", index: int = 0) -> TestHosts:
         th.save()
     wait_tcp(th["bastion"].address, 22)
     wait_tcp(th["remote"].address, 22)
+    wait_tcp(th["remote"].address, NOFORWARD_PORT)
     wait_tcp(th["internal"].address, 22, netns=bn)
 
     _client_config(
@@ -476,6 +499,9 @@ Host internal
 Host internal-direct
   HostName {th["internal"].address}
   ConnectTimeout 2
+Host noforward
+  HostName {th["remote"].address}
+  Port {NOFORWARD_PORT}
 """,
     )
     th.save()
@@ -520,6 +546,8 @@ def up_loopback(prefix: str = "spklo", index: int = 0) -> TestHosts:
         d.mkdir(parents=True)
         hk = _keygen(d / "ssh_host_ed25519_key", f"{prefix}-host-{h.name}")
         known.append(f"[{h.address}]:{h.port} {' '.join(hk)}")
+        if h.name == "remote":
+            known.append(f"[{h.address}]:{port + 1000} {' '.join(hk)}")
         # internal only accepts what the bastion forwards (it connects from 127.0.0.1),
         # never the client itself (which binds 127.0.0.9).
         allow = f"AllowUsers {user}@127.0.0.1\n" if h.name == "internal" else f"AllowUsers {user}\n"
@@ -531,15 +559,17 @@ def up_loopback(prefix: str = "spklo", index: int = 0) -> TestHosts:
             extra=f"AuthorizedKeysFile {state}/authorized_keys\nStrictModes no\n"
             + allow
             + root_extra,
+            noforward_port=port + 1000 if h.name == "remote" else None,
         )
         h.sshd_pid = _start_sshd([SSHD, "-f", str(cfg), "-E", str(d / "sshd.log")], d / "sshd.pid")
         th.save()
     th.known_hosts.write_text("\n".join(known) + "\n")
     for h in th.hosts.values():
         wait_tcp(h.address, h.port)
+    wait_tcp(th["remote"].address, port + 1000)
     _client_config(
         th,
-        """\
+        f"""\
 Host remote
   HostName 127.0.0.2
 Host bastion
@@ -549,6 +579,9 @@ Host internal
   ProxyJump bastion
 Host internal-direct
   HostName 127.0.0.4
+Host noforward
+  HostName 127.0.0.2
+  Port {port + 1000}
 """,
         extra_star=f"  Port {port}\n  BindAddress 127.0.0.9\n",
     )
@@ -561,6 +594,8 @@ def _check(th: TestHosts) -> None:
     name = th.identify("remote")
     if name != "remote":
         raise HarnessError(f"ssh remote landed on {name!r}")
+    if th.identify("noforward") != "remote":
+        raise HarnessError("ssh noforward did not land on the remote host")
     py = f"{th.remote_python_prefix}/bin/python"
     probe = th.ssh("remote", shlex.join([py, "-c", "import ipykernel, jupyter_client"]))
     if probe.returncode != 0:

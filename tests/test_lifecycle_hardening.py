@@ -1,0 +1,349 @@
+"""Lifecycle hardening (issue 12): re-attach claims (M3), masters shared between processes
+(M4), hosts that forbid forwarding (M10), orphan detection across a same-pid restart (L3),
+failed launches that leave nothing (L4), a private control dir (L6), `demo --stop` that
+never kills a stranger (L8), side-effect-free GETs and atomic registry writes.
+
+All against the real test hosts; ``noforward`` is the remote's sshd on a port where it
+forbids TCP and stream-local forwarding (see tests/harness/topology.py)."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import pwd
+import shutil
+import subprocess
+import sys
+import textwrap
+import time
+from pathlib import Path
+
+import pytest
+from tornado.httpclient import HTTPClientError
+from test_provisioner import kernel_procs, local_ssh_procs, run_code, start, wait_until
+
+from sshpyk import registry
+from sshpyk.checks import FAIL, OK, Checker
+from sshpyk.errors import SSHPykError
+from sshpyk.transport import Master, Target, channel_answers, control_dir
+
+PY = sys.executable
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def _env(**over) -> dict:
+    env = {**os.environ, **over}
+    # subprocesses import the sshpyk under test (a checkout may shadow the installed one)
+    env["PYTHONPATH"] = os.pathsep.join([str(ROOT), env.get("PYTHONPATH", "")])
+    return {k: v for k, v in env.items() if v is not None}
+
+
+def _py(code: str, *args: str, env=None, timeout=60, prefix=()) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [*prefix, PY, "-c", textwrap.dedent(code), *args],
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        env=env or _env(),
+    )
+
+
+def monitor_sessions(config: Path, alias: str) -> list[str]:
+    """Local ssh mux clients running a remote command (monitor or launcher sessions)."""
+    return [p for p in local_ssh_procs(config) if " -T -- " in p and f" -- {alias} " in p]
+
+
+# ---- M10 + L4: a host that forbids port forwarding ------------------------------------------
+
+
+@pytest.mark.parametrize("transport", ["tcp", "ipc"])
+async def test_forwarding_refused_fails_the_launch_and_leaves_nothing(
+    test_hosts, specs, managers, transport
+):
+    km = managers(specs(f"ssh-nofwd-{transport}", ssh_host_alias="noforward", transport=transport))
+    t0 = time.monotonic()
+    with pytest.raises(SSHPykError) as e:
+        await km.start_kernel()
+    assert e.value.kind == "forwarding_refused", e.value
+    option = "AllowStreamLocalForwarding" if transport == "ipc" else "AllowTcpForwarding"
+    assert option in str(e.value) and "noforward" in str(e.value)
+    assert time.monotonic() - t0 < 15  # said at once, not after launch_timeout
+    prov = km.provisioner
+    assert prov.state == "dead" and prov.forwards == [] and prov.remote is None
+    # no monitor session (L4): the launcher got no "ack" and ended its kernel
+    assert await wait_until(
+        lambda: _async(not monitor_sessions(test_hosts.ssh_config, "noforward")), 5
+    ), monitor_sessions(test_hosts.ssh_config, "noforward")
+    assert await wait_until(lambda: _async(kernel_procs(test_hosts) == []), 10), kernel_procs(
+        test_hosts
+    )
+    assert registry.load(str(km.kernel_id)) is None
+
+
+async def _async(value):
+    return value
+
+
+async def test_port_forwarding_check_names_the_refusal(test_hosts):
+    checker = Checker(timeout=15)
+    for transport, option in (("tcp", "AllowTcpForwarding"), ("ipc", "AllowStreamLocalForwarding")):
+        base = {
+            "ssh_config": str(test_hosts.ssh_config),
+            "remote_python_prefix": test_hosts.remote_python_prefix,
+            "remote_kernel_name": "python3",
+            "kernel_name": f"k-{transport}",
+            "transport": transport,
+        }
+        good = await checker.check({**base, "ssh_host_alias": "remote"})
+        bad = await checker.check({**base, "ssh_host_alias": "noforward"})
+        (g,) = [c for c in good if c.id == "port_forwarding"]
+        (b,) = [c for c in bad if c.id == "port_forwarding"]
+        assert g.status == OK, g
+        assert b.status == FAIL and option in b.hint and "noforward" in b.hint, b
+        # everything else about that host is fine: only forwarding is named
+        assert [c.id for c in bad if c.status == FAIL] == ["port_forwarding"]
+
+
+def test_cli_check_reports_port_forwarding(test_hosts, specs):
+    specs("ssh-cli-nofwd", ssh_host_alias="noforward")
+    exe = str(Path(PY).parent / "sshpyk")
+    r = subprocess.run(
+        [exe, "check", "--kernel-name", "ssh-cli-nofwd", "--json"],
+        capture_output=True,
+        text=True,
+        timeout=90,
+        env=_env(),
+    )
+    assert r.returncode == 1, r.stderr
+    checks = {c["id"]: c for c in json.loads(r.stdout)["checks"]}
+    assert checks["port_forwarding"]["status"] == "fail"
+    assert "Forwarding no" in checks["port_forwarding"]["hint"]
+    r = subprocess.run(
+        [exe, "check", "--kernel-name", "ssh-cli-nofwd"],
+        capture_output=True,
+        text=True,
+        timeout=90,
+        env=_env(),
+    )
+    assert "Port forwarding" in r.stdout and "Forwarding no" in r.stdout, r.stdout
+
+
+# ---- L4: cleanup survives a registry that cannot be written ---------------------------------
+
+
+async def test_cleanup_stops_mounts_and_session_when_the_record_cannot_be_updated(
+    netns_hosts, specs, managers, tmp_path
+):
+    share = tmp_path / "share"
+    share.mkdir()
+    (share / "f.txt").write_text("x")
+    point = f"mnt-l4-{os.getpid()}"
+    km = managers(
+        specs(
+            "ssh-l4",
+            mount_local_on_remote=[{"local_path": str(share), "remote_path": f"~/{point}"}],
+        )
+    )
+    try:
+        kc = await start(km)
+        prov = km.provisioner
+        assert prov.mounts.up
+        kc.stop_channels()
+        # the record is now something no write can replace: remove() and abandon() fail
+        path = registry.directory() / f"{km.kernel_id}.json"
+        path.unlink()
+        path.mkdir()
+        await km.shutdown_kernel(now=True)
+        assert not prov.mounts.up
+        assert await wait_until(
+            lambda: _async(not monitor_sessions(netns_hosts.ssh_config, "remote")), 5
+        )
+        assert not _local_sftp_servers(share)
+        assert await wait_until(lambda: _async(kernel_procs(netns_hosts) == []), 10), kernel_procs(
+            netns_hosts
+        )
+    finally:
+        shutil.rmtree(registry.directory() / f"{km.kernel_id}.json", ignore_errors=True)
+        netns_hosts.ssh("remote", f"fusermount3 -u -z ~/{point} 2>/dev/null; rm -rf ~/{point}")
+
+
+def _local_sftp_servers(share: Path) -> list[int]:
+    found = []
+    for d in Path("/proc").iterdir():
+        if d.name.isdigit():
+            try:
+                cmd = (d / "cmdline").read_bytes()
+            except OSError:
+                continue
+            if b"sshpyk.sftp_server" in cmd and str(share).encode() in cmd:
+                found.append(int(d.name))
+    return found
+
+
+# ---- registry: atomic writes, same-pid restarts (L3) ----------------------------------------
+
+
+def _record(kernel_id="k-1", **over) -> registry.Record:
+    return registry.Record(
+        **{
+            "kernel_id": kernel_id,
+            "kernelspec": "spec",
+            "display_name": "Spec",
+            "config": {"ssh_host_alias": "remote"},
+            "remote": {"pid": 1, "rundir": "/nonexistent/k-1"},
+            "key": "secret",
+            "signature_scheme": "hmac-sha256",
+            "started_at": time.time(),
+            **over,
+        }
+    )
+
+
+def test_a_failed_save_leaves_no_temporary_file(tmp_path, monkeypatch):
+    runtime = tmp_path / "runtime"
+    runtime.mkdir()
+    # a real full disk: a 64 KiB tmpfs, filled up
+    subprocess.run(["mount", "-t", "tmpfs", "-o", "size=64k", "tmpfs", str(runtime)], check=True)
+    try:
+        monkeypatch.setenv("JUPYTER_RUNTIME_DIR", str(runtime))
+        registry.save(_record())  # fits
+        # a value json cannot write
+        with pytest.raises(TypeError):
+            registry.save(_record(kernel_id="k-2", remote={"bad": object()}))
+        fd = os.open(runtime / "filler", os.O_WRONLY | os.O_CREAT)
+        with pytest.raises(OSError):
+            while True:
+                os.write(fd, b"\0" * 4096)
+        os.close(fd)
+        with pytest.raises(OSError):
+            registry.save(_record(remote={"blob": "x" * 200_000}))
+        left = sorted(p.name for p in registry.directory().iterdir())
+        assert left == ["k-1.json"], left
+        assert registry.load("k-1").key == "secret"  # the old record is intact
+    finally:
+        subprocess.run(["umount", "-l", str(runtime)], check=False)
+
+
+def test_records_of_a_previous_server_with_the_same_pid_are_orphans(tmp_path):
+    """A container restart gives the new Jupyter server the old one's pid: two processes,
+    each pid 1 of its own pid namespace, play the old and the new server."""
+    env = _env(JUPYTER_RUNTIME_DIR=str(tmp_path / "runtime"))
+    pid1 = ("unshare", "--pid", "--fork", "--mount-proc")
+    write = _py(
+        f"""
+        import os, time
+        from sshpyk import registry
+        assert os.getpid() == 1
+        registry.save(registry.Record(kernel_id="old", kernelspec="s", display_name="S",
+            config={{"ssh_host_alias": "remote"}}, remote={{}}, key="k",
+            signature_scheme="hmac-sha256", started_at=time.time()))
+        print(registry.load("old").orphan)
+        """,
+        env=env,
+        prefix=pid1,
+    )
+    assert write.returncode == 0, write.stderr
+    assert write.stdout.split() == ["False"]  # its own server's kernel
+    read = _py(
+        """
+        import os
+        from sshpyk import registry
+        assert os.getpid() == 1
+        rec = registry.load("old")
+        print(rec.server_pid, rec.orphan)
+        """,
+        env=env,
+        prefix=pid1,
+    )
+    assert read.returncode == 0, read.stderr
+    assert read.stdout.split() == ["1", "True"]
+
+
+# ---- L6: a control dir no other local user can take ------------------------------------------
+
+
+def test_control_dir_is_private_even_when_the_fixed_name_is_squatted(test_hosts, tmp_path):
+    nobody = pwd.getpwnam("nobody")
+    squat = tmp_path / "squat"
+    squat.mkdir()
+    os.chown(squat, nobody.pw_uid, nobody.pw_gid)
+    squat.chmod(0o755)
+    fixed = Path(f"/tmp/sshpyk-{os.getuid()}")  # noqa: S108 - the name the old code used
+    fixed.mkdir(mode=0o700, exist_ok=True)
+    home = tmp_path / "home"
+    home.mkdir()
+    # Another user made /tmp/sshpyk-<uid> first.  Shown only inside a private mount
+    # namespace (a bind mount), so no other sshpyk process on this machine sees it.
+    script = f"mount --bind {squat} {fixed} && exec \"$@\""
+    prefix = ("unshare", "--mount", "--propagation", "private", "sh", "-c", script, "sh")
+    env = _env(XDG_RUNTIME_DIR=None, TMPDIR=None, XDG_CACHE_HOME=None, HOME=str(home))
+    code = f"""
+        import asyncio, os, stat
+        from pathlib import Path
+        from sshpyk.transport import Master, Target, control_dir
+        assert os.stat({str(fixed)!r}).st_uid == {nobody.pw_uid}
+        d = control_dir()
+        st = os.lstat(d)
+        assert stat.S_ISDIR(st.st_mode) and st.st_uid == os.getuid(), d
+        assert stat.S_IMODE(st.st_mode) == 0o700 and d != Path({str(fixed)!r}), d
+        assert control_dir() == d  # remembered: every process shares its masters
+        async def go():
+            m = Master(Target("remote", "ssh", {str(test_hosts.ssh_config)!r}), 7)
+            assert len(str(m.control_path)) <= 100, m.control_path
+            await m.ensure(20)
+            rc, out, _ = await m.run("echo ok", timeout=20)
+            await m.exit()
+            return out.strip()
+        print(d, asyncio.run(go()))
+        """
+    r = _py(code, env=env, prefix=prefix)
+    assert r.returncode == 0, r.stderr
+    made, answer = r.stdout.split()
+    assert answer == "ok"
+    try:
+        # that dir is removed and another user takes its name: a new one is made
+        shutil.rmtree(made)
+        os.mkdir(made, 0o755)
+        os.chown(made, nobody.pw_uid, nobody.pw_gid)
+        r2 = _py(code, env=env, prefix=prefix)
+        assert r2.returncode == 0, r2.stderr
+        assert r2.stdout.split()[0] != made
+        shutil.rmtree(r2.stdout.split()[0], ignore_errors=True)
+    finally:
+        shutil.rmtree(made, ignore_errors=True)
+
+
+# ---- L8: demo --stop never kills a process that reused the sshd's pid -----------------------
+
+
+def test_demo_stop_spares_a_process_that_reused_the_recorded_pid(tmp_path):
+    root = tmp_path / "demo"
+    root.mkdir(mode=0o700)
+    stranger = subprocess.Popen(["sleep", "60"])
+    try:
+        state = {
+            "alias": "sshpyk-demo",
+            "port": 2,
+            "sshd_pid": stranger.pid,
+            "remote_python_prefix": sys.prefix,
+        }
+        (root / "sandbox.json").write_text(json.dumps(state))
+        # without /proc (as on macOS): a private mount namespace with /proc covered
+        hide = "mount -t tmpfs none /proc && exec \"$@\""
+        prefix = ("unshare", "--mount", "--propagation", "private", "sh", "-c", hide, "sh")
+        code = """
+            import os, sys
+            from pathlib import Path
+            assert not Path("/proc/self").exists()
+            from sshpyk.demo import load_sandbox, stop_sandbox
+            print(load_sandbox(Path(sys.argv[1])))
+            print(stop_sandbox(Path(sys.argv[1])))
+            """
+        r = _py(code, str(root), prefix=prefix)
+        assert r.returncode == 0, r.stderr
+        assert r.stdout.splitlines()[0] == "None"  # not taken for the demo's sshd
+        assert stranger.poll() is None, "demo --stop killed an unrelated process"
+    finally:
+        stranger.kill()
+        stranger.wait()
