@@ -9,6 +9,7 @@ forbids TCP and stream-local forwarding (see tests/harness/topology.py)."""
 from __future__ import annotations
 
 import asyncio
+import fcntl
 import json
 import os
 import pwd
@@ -20,13 +21,14 @@ import time
 from pathlib import Path
 
 import pytest
-from tornado.httpclient import HTTPClientError
 from test_provisioner import kernel_procs, local_ssh_procs, run_code, start, wait_until
+from test_resilience import wait_state
+from tornado.httpclient import HTTPClientError
 
 from sshpyk import registry
 from sshpyk.checks import FAIL, OK, Checker
 from sshpyk.errors import SSHPykError
-from sshpyk.transport import Master, Target, channel_answers, control_dir
+from sshpyk.transport import channel_answers
 
 PY = sys.executable
 ROOT = Path(__file__).resolve().parent.parent
@@ -231,12 +233,12 @@ def test_records_of_a_previous_server_with_the_same_pid_are_orphans(tmp_path):
     env = _env(JUPYTER_RUNTIME_DIR=str(tmp_path / "runtime"))
     pid1 = ("unshare", "--pid", "--fork", "--mount-proc")
     write = _py(
-        f"""
+        """
         import os, time
         from sshpyk import registry
         assert os.getpid() == 1
         registry.save(registry.Record(kernel_id="old", kernelspec="s", display_name="S",
-            config={{"ssh_host_alias": "remote"}}, remote={{}}, key="k",
+            config={"ssh_host_alias": "remote"}, remote={}, key="k",
             signature_scheme="hmac-sha256", started_at=time.time()))
         print(registry.load("old").orphan)
         """,
@@ -269,13 +271,13 @@ def test_control_dir_is_private_even_when_the_fixed_name_is_squatted(test_hosts,
     squat.mkdir()
     os.chown(squat, nobody.pw_uid, nobody.pw_gid)
     squat.chmod(0o755)
-    fixed = Path(f"/tmp/sshpyk-{os.getuid()}")  # noqa: S108 - the name the old code used
+    fixed = Path(f"/tmp/sshpyk-{os.getuid()}")
     fixed.mkdir(mode=0o700, exist_ok=True)
     home = tmp_path / "home"
     home.mkdir()
     # Another user made /tmp/sshpyk-<uid> first.  Shown only inside a private mount
     # namespace (a bind mount), so no other sshpyk process on this machine sees it.
-    script = f"mount --bind {squat} {fixed} && exec \"$@\""
+    script = f'mount --bind {squat} {fixed} && exec "$@"'
     prefix = ("unshare", "--mount", "--propagation", "private", "sh", "-c", script, "sh")
     env = _env(XDG_RUNTIME_DIR=None, TMPDIR=None, XDG_CACHE_HOME=None, HOME=str(home))
     code = f"""
@@ -330,7 +332,7 @@ def test_demo_stop_spares_a_process_that_reused_the_recorded_pid(tmp_path):
         }
         (root / "sandbox.json").write_text(json.dumps(state))
         # without /proc (as on macOS): a private mount namespace with /proc covered
-        hide = "mount -t tmpfs none /proc && exec \"$@\""
+        hide = 'mount -t tmpfs none /proc && exec "$@"'
         prefix = ("unshare", "--mount", "--propagation", "private", "sh", "-c", hide, "sh")
         code = """
             import os, sys
@@ -347,3 +349,247 @@ def test_demo_stop_spares_a_process_that_reused_the_recorded_pid(tmp_path):
     finally:
         stranger.kill()
         stranger.wait()
+
+
+# ---- M3: one re-attach per kernel at a time (a real server, a real orphan) ------------------
+
+
+def _spec_in(data_dir: str, test_hosts, name: str, **config) -> str:
+    cfg = {
+        "ssh_host_alias": "remote",
+        "ssh_config": str(test_hosts.ssh_config),
+        "remote_python_prefix": test_hosts.remote_python_prefix,
+        "remote_kernel_name": "python3",
+        "launch_timeout": 20,
+        "shutdown_timeout": 4,
+        **config,
+    }
+    d = Path(data_dir) / "kernels" / name
+    d.mkdir(parents=True, exist_ok=True)
+    spec = {
+        "argv": [],
+        "display_name": f"SSH {name}",
+        "language": "python",
+        "metadata": {
+            "kernel_provisioner": {"provisioner_name": "sshpyk-provisioner", "config": cfg}
+        },
+    }
+    (d / "kernel.json").write_text(json.dumps(spec))
+    return name
+
+
+async def _fetch(jp_fetch, *path, method="GET", body=None) -> tuple[int, object]:
+    kw = {"method": method, "allow_nonstandard_methods": True}
+    if body is not None:
+        kw["body"] = json.dumps(body)
+    try:
+        r = await jp_fetch(*path, **kw)
+    except HTTPClientError as e:
+        r = e.response
+    ctype = r.headers.get("Content-Type", "")
+    return r.code, (json.loads(r.body) if r.body and ctype.startswith("application/json") else None)
+
+
+ORPHAN_MAKER = """
+    import asyncio, os, sys
+    from jupyter_client.ioloop import AsyncIOLoopKernelManager as KM
+    async def main():
+        km = KM(kernel_name=sys.argv[1])
+        await km.start_kernel()
+        print(km.kernel_id, flush=True)
+        os._exit(0)  # a Jupyter server that dies: no shutdown, the record stays
+    asyncio.run(main())
+    """
+
+
+@pytest.fixture
+def forget_orphans(netns_hosts):
+    yield
+    records, _ = registry.all_records()
+    for rec in records:
+        netns_hosts.ssh("remote", f"kill -9 -- -{int(rec.remote['pgid'])} 2>/dev/null; true")
+        registry.remove(rec.kernel_id)
+
+
+async def test_concurrent_reattach_gets_409_and_leaves_no_ghost(
+    jp_fetch, jp_data_dir, netns_hosts, forget_orphans
+):
+    name = _spec_in(jp_data_dir, netns_hosts, "ssh-m3", lease_timeout=120)
+    made = _py(ORPHAN_MAKER, name, timeout=60)
+    assert made.returncode == 0, made.stderr
+    kid = made.stdout.split()[-1]
+    assert registry.load(kid).orphan and kernel_procs(netns_hosts)
+
+    # another process (a second server sharing the registry) is re-attaching it
+    holder = subprocess.Popen(
+        [
+            PY,
+            "-c",
+            "import sys,time\nfrom sshpyk import registry\n"
+            "with registry.claim(sys.argv[1]):\n print('held', flush=True); time.sleep(60)",
+            kid,
+        ],
+        stdout=subprocess.PIPE,
+        text=True,
+        env=_env(),
+    )
+    try:
+        assert holder.stdout.readline().strip() == "held"
+        code, body = await _fetch(
+            jp_fetch, "sshpyk", "orphans", kid, "attach", method="POST", body={}
+        )
+        assert code == 409, body
+    finally:
+        holder.kill()
+        holder.wait()
+
+    # two tabs at once: one re-attaches, the other is told the kernel is busy
+    results = await asyncio.gather(
+        *(
+            _fetch(jp_fetch, "sshpyk", "orphans", kid, "attach", method="POST", body={})
+            for _ in range(2)
+        )
+    )
+    assert sorted(code for code, _ in results) == [201, 409], results
+    code, kernels = await _fetch(jp_fetch, "api", "kernels")
+    assert [k["id"] for k in kernels] == [kid]
+
+    code, _ = await _fetch(jp_fetch, "api", "kernels", kid, method="DELETE")
+    assert code == 204
+    # no hidden kernel manager restarts it behind the user's back
+    deadline = time.monotonic() + 8
+    while time.monotonic() < deadline:
+        assert kernel_procs(netns_hosts) == [], "a kernel came back after its shutdown"
+        await asyncio.sleep(0.5)
+    code, kernels = await _fetch(jp_fetch, "api", "kernels")
+    assert kernels == []
+
+
+async def test_listing_orphans_changes_nothing(jp_fetch, netns_hosts, forget_orphans):
+    # a record whose kernel is gone from a host that answers: a stale record
+    rec = _record(
+        kernel_id="stale-1",
+        config={
+            "ssh_host_alias": "remote",
+            "ssh_config": str(netns_hosts.ssh_config),
+            "remote_python_prefix": netns_hosts.remote_python_prefix,
+        },
+        remote={"pid": 999999, "pgid": 999999, "rundir": "/home/nobody/.sshpyk/run/stale-1"},
+        server_pid=-1,
+    )
+    registry.save(rec)
+    for _ in range(2):
+        code, body = await _fetch(jp_fetch, "sshpyk", "orphans")
+        assert code == 200
+        assert "stale-1" not in [e["kernel_id"] for e in body["kernels"]]
+        assert registry.load("stale-1") is not None  # a GET forgets nothing
+    code, body = await _fetch(jp_fetch, "sshpyk", "orphans", "stale-1", method="DELETE")
+    assert code == 204, body
+    assert registry.load("stale-1") is None
+
+
+# ---- M4: masters shared between sshpyk processes ---------------------------------------------
+
+ENSURE = """
+    import asyncio, sys, time
+    from sshpyk.transport import Master, Target
+    m = Master.for_target(Target(sys.argv[1], "ssh", sys.argv[2]))
+    time.sleep(max(0.0, float(sys.argv[3]) - time.time()))  # all at the same moment
+    async def go():
+        await m.ensure(30)
+        return m.identity[0]
+    print(asyncio.run(go()))
+    """
+
+
+def _ssh_procs(config: Path) -> list[tuple[int, str]]:
+    found = []
+    for d in Path("/proc").iterdir():
+        if not d.name.isdigit():
+            continue
+        try:
+            cmd = (d / "cmdline").read_bytes().split(b"\0")
+            state = (d / "status").read_text()
+        except OSError:
+            continue
+        if cmd[0].endswith(b"ssh") and str(config).encode() in cmd and "State:\tZ" not in state:
+            found.append((int(d.name), b" ".join(cmd).decode()))
+    return found
+
+
+async def test_a_master_made_by_another_process_gets_the_channels_back(
+    netns_hosts, specs, managers, faults
+):
+    """The review's race: the master ends, reconnecting fails for a while, then another
+    sshpyk process (`sshpyk ps`, a second server) makes the new master.  The kernel's local
+    ports must work again, and "connected" must wait until they do."""
+    km = managers(specs("ssh-m4-race"))
+    kc = await start(km)
+    await run_code(kc, "v = 'kept'")
+    prov = km.provisioner
+    hb = km.get_connection_info()["hb_port"]
+    assert await channel_answers(hb) is True
+    generation = prov.master.generation
+    cp = f"ControlPath={prov.master.control_path}"
+    faults.cut("remote")
+    await prov.master.exit()
+    await wait_state(prov, 5, "reconnecting")
+    await asyncio.sleep(1)
+    # Wait for a moment when our recovery is between attempts (no connection attempt under
+    # way, the start lock free), then block this event loop (no await) so that it cannot
+    # connect first: the link comes back and another process makes the master.
+    config = netns_hosts.ssh_config
+    lock = prov.master.control_path.with_suffix(".lock")
+
+    def between_attempts() -> bool:
+        if any(cp in c and "ControlMaster=yes" in c for _, c in _ssh_procs(config)):
+            return False
+        fd = os.open(lock, os.O_RDWR | os.O_CREAT, 0o600)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            return True
+        except BlockingIOError:
+            return False
+        finally:
+            os.close(fd)
+
+    assert await wait_until(lambda: _async(between_attempts()), 30, 0.01)
+    faults.restore("remote")
+    other = _py(ENSURE, "remote", str(config), "0")
+    assert other.returncode == 0, other.stderr
+    await wait_state(prov, 20, "connected")
+    assert await channel_answers(hb) is True, "connected, but the heartbeat channel refuses"
+    assert prov.master.generation == generation  # the master is the other process's
+    assert prov.master.identity[0] == int(other.stdout.split()[-1])
+    out, reply = await run_code(kc, "print(v)", timeout=30)
+    assert reply["status"] == "ok" and out.strip() == "kept"
+    kc.stop_channels()
+    await km.shutdown_kernel()
+
+
+def test_concurrent_starts_leave_exactly_one_master(test_hosts, tmp_path):
+    # a config of its own: a host key no other test has a master for
+    config = tmp_path / "ssh_config"
+    shutil.copy(test_hosts.ssh_config, config)
+    at = str(time.time() + 1.5)
+    procs = [
+        subprocess.Popen(
+            [PY, "-c", textwrap.dedent(ENSURE), "remote", str(config), at],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+            env=_env(),
+        )
+        for _ in range(3)
+    ]
+    try:
+        outs = [p.communicate(timeout=60) for p in procs]
+        assert all(p.returncode == 0 for p in procs), outs
+        masters = {out.split()[-1] for out, _ in outs}
+        time.sleep(0.5)
+        running = [c for _, c in _ssh_procs(config) if " -N " in c]
+        assert len(masters) == 1, outs
+        assert len(running) == 1 and "ControlMaster=yes" in running[0], running
+    finally:
+        for pid, _ in _ssh_procs(config):
+            os.kill(pid, 9)
