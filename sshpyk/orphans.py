@@ -25,8 +25,8 @@ def target_of(rec: registry.Record) -> Target:
     return Target(c["ssh_host_alias"], c.get("ssh") or "ssh", c.get("ssh_config"))
 
 
-async def _remote(target: Target, prefix: str, params: dict) -> dict:
-    master = Master.for_target(target)
+async def _remote(target: Target, prefix: str, params: dict, master: Master | None = None) -> dict:
+    master = master or Master.for_target(target)
     await master.ensure(TIMEOUT)
     rc, out, err = await master.run(
         python_command(prefix), input=program_stdin("kernels", params), timeout=TIMEOUT
@@ -37,6 +37,39 @@ async def _remote(target: Target, prefix: str, params: dict) -> dict:
     if "error" in found[0]:
         raise SSHPykError(f"asking {target.alias} failed: {found[0]['error']}")
     return found[0]
+
+
+def _refused(alias: str, result: dict) -> SSHPykError | None:
+    """The error for a kernel the host would not act on (see remote/kernels.py)."""
+    outcome = result.get("outcome")
+    if outcome == "elsewhere":
+        return SSHPykError(
+            f"the kernel runs on {result.get('hostname')!r}, not on {result.get('host')!r} "
+            f"where {alias!r} leads now (they share a home directory): nothing was done",
+            kind="elsewhere",
+        )
+    if outcome == "unverified":
+        return SSHPykError(
+            "its run directory names no host (an older sshpyk made it): it is left to its lease",
+            kind="unverified",
+        )
+    return None
+
+
+async def signal_kernel(master: Master, prefix: str, remote: dict, signum: int) -> None:
+    """Signal a kernel's process group without its monitor, through the host's check that
+    the group's leader is still that kernel (a bare ``kill`` would hit a reused pid)."""
+    result = await _remote(
+        master.target,
+        prefix,
+        {"action": "signal", "rundir": remote["rundir"], "signal": int(signum)},
+        master,
+    )
+    refused = _refused(master.target.alias, result)
+    if refused:
+        raise refused
+    if result.get("outcome") != "done":
+        raise SSHPykError(f"the kernel is no longer running on {master.target.alias}", kind="gone")
 
 
 async def host_kernels(target: Target, prefix: str) -> list[dict]:
@@ -61,6 +94,7 @@ async def probe(records: list[registry.Record]) -> list[dict[str, Any]]:
         for rec in by_host[key]:
             k = remote.get(os.path.basename(rec.remote.get("rundir", "")))
             age = k.get("lease_age") if k else None
+            elsewhere = bool(k) and k.get("where") == "elsewhere"
             out.append(
                 {
                     **rec.public(),
@@ -69,6 +103,9 @@ async def probe(records: list[registry.Record]) -> list[dict[str, Any]]:
                     "alive": bool(k and k.get("alive")),
                     "lease_age": age,
                     "attached": age is not None and age < ATTACHED_WITHIN,
+                    # on another host that shares the home directory: not ours to judge
+                    "on_host": k.get("hostname") if k else None,
+                    "elsewhere": elsewhere,
                 }
             )
         return out
@@ -80,18 +117,25 @@ async def probe(records: list[registry.Record]) -> list[dict[str, Any]]:
 
 
 async def shut_down(rec: registry.Record) -> None:
-    """End the kernel on its host (TERM, then KILL) and forget it."""
-    await _remote(
-        target_of(rec),
+    """End the kernel on its host (TERM, then KILL) and forget it.  Refused (the record
+    stays) when the kernel's run dir is another host's (see remote/kernels.py)."""
+    target = target_of(rec)
+    result = await _remote(
+        target,
         rec.config["remote_python_prefix"],
         {"action": "kill", "rundir": rec.remote["rundir"]},
     )
+    refused = _refused(target.alias, result)
+    if refused:
+        raise refused
     registry.remove(rec.kernel_id)
 
 
 async def reap(target: Target, prefix: str, everything: bool = False) -> dict:
     """End the host's kernels no monitor holds (all of sshpyk's with ``everything``), clear
-    what dead ones left, and forget the local records of kernels no longer there."""
+    what dead ones left, and forget the local records of kernels no longer there.  Run dirs
+    of other hosts that share the home directory are left alone (``where: elsewhere`` in
+    the result's ``kernels``, with their ``hostname``)."""
     result = await _remote(
         target, prefix, {"action": "reap", "all": everything, "stale_after": ATTACHED_WITHIN}
     )

@@ -2,13 +2,17 @@
 # monitor after the old one's stream was lost).  Python >= 3.8, stdlib only.
 #
 # stdin: one JSON line {"rundir": ...}, then the nanny's commands ("signal N", "ping N").
-# stdout: SSHPYK {"attached": meta} or {"error": "gone", "exit": rc|null}; then {"pong": N}
-# and finally {"exit": rc} when the kernel ends.  While attached, it renews the kernel's
-# lease (see launcher.py); EOF on stdin just detaches.
+# stdout: SSHPYK {"attached": meta} or {"error": "gone", "exit": rc|null} or
+# {"error": "elsewhere"|"unverified", "message": ...}; then {"pong": N} and finally
+# {"exit": rc} when the kernel ends.  While attached, it renews the kernel's lease (see
+# launcher.py); EOF on stdin just detaches.  It takes up, signals and drops only what
+# meta.json proves to be this host's, this boot's and the recorded processes (kernels.py).
 import contextlib
 import json
 import os
 import signal
+import socket
+import subprocess
 import sys
 import threading
 import time
@@ -27,19 +31,70 @@ def emit(**msg):
             pass
 
 
-def alive(pid):
+# ---- identity: kept identical in launcher.py and attach.py (each runs alone, no imports) ----
+def host_identity():
+    """This host and boot: run dirs may sit in a $HOME that other hosts share."""
+    ident = {"hostname": socket.gethostname(), "boot_id": None, "machine_id": None}
+    for key, path in (
+        ("boot_id", "/proc/sys/kernel/random/boot_id"),
+        ("machine_id", "/etc/machine-id"),
+    ):
+        try:
+            with open(path) as f:
+                ident[key] = f.read().strip() or None
+        except OSError:
+            pass
+    if ident["boot_id"] is None:
+        ident["boot_id"] = command_output(["sysctl", "-n", "kern.boottime"])  # macOS, BSD
+    return ident
+
+
+def command_output(argv):
     try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    # a zombie has exited already: its parent (the nanny) is about to report it
+        out = subprocess.run(
+            argv,
+            capture_output=True,
+            text=True,
+            timeout=5,
+            env={**os.environ, "LC_ALL": "C"},
+            check=False,
+        ).stdout.strip()
+    except (OSError, subprocess.SubprocessError):
+        return None
+    return out or None
+
+
+def process_start(pid):
+    """When process ``pid`` started (clock ticks since boot; ps's start time where there is
+    no /proc): with the boot id, what a reused pid never shares.  None when no such process
+    runs (a zombie has ended)."""
     try:
-        with open(f"/proc/{pid}/stat") as f:
-            return f.read().rsplit(")", 1)[1].split()[0] != "Z"
-    except OSError:
-        return True  # no /proc (macOS): kill(0) is all we have
+        with open(f"/proc/{int(pid)}/stat") as f:
+            fields = f.read().rsplit(")", 1)[1].split()
+    except (FileNotFoundError, ProcessLookupError):
+        if os.path.isdir("/proc/self"):
+            return None
+        return command_output(["ps", "-o", "lstart=", "-p", str(int(pid))])
+    except (OSError, ValueError, IndexError):
+        return None
+    return None if fields[0] in ("Z", "X") else fields[19]
+
+
+def where(meta, here):
+    """Whose run dir this is (see the top of this file)."""
+    host = meta.get("host")
+    if not isinstance(host, dict) or not host.get("hostname"):
+        return "unknown"
+    mine, theirs = here.get("machine_id"), host.get("machine_id")
+    if host["hostname"] != here["hostname"] or (mine and theirs and mine != theirs):
+        return "elsewhere"
+    return "here" if host.get("boot_id") == here["boot_id"] else "stale"
+
+
+def running(meta, key):
+    """The process ``meta[key]`` runs, and is the one that was recorded."""
+    pid, start = meta.get(key), meta.get(key + "_start")
+    return bool(pid) and start is not None and process_start(pid) == start
 
 
 def exit_code(rundir):
@@ -62,12 +117,14 @@ def parent_of(pid):
         return 0
 
 
-def drop_stale_session(nanny):
-    """End the sshd process of the connection the nanny was launched over, when that
+def drop_stale_session(meta):
+    """End the sshd process of the connection the kernel was launched over, when that
     connection is not ours: sshpyk had to make a new one, so the old one is dead but its
     server side may not know yet.  While it lives, it holds the kernel's sockets, and
-    ZeroMQ refuses the reconnecting clients (their identity is still taken)."""
-    old = parent_of(nanny) if nanny else 0
+    ZeroMQ refuses the reconnecting clients (their identity is still taken).  The launch
+    session's own process (the launcher's relay) still runs exactly while that session is
+    open; its parent is that connection's sshd."""
+    old = parent_of(meta["session"]) if running(meta, "session") else 0
     if old <= 1 or old == os.getppid():
         return
     try:
@@ -92,12 +149,31 @@ def main():
     except (OSError, ValueError):
         emit(error="gone", exit=exit_code(rundir))
         return
-    pid, pgid = int(meta["pid"]), int(meta["pgid"])
-    if not alive(pid):
+    if not isinstance(meta, dict):
+        meta = {}
+    site = where(meta, host_identity())
+    if site == "elsewhere":
+        name = meta["host"]["hostname"]
+        emit(
+            error="elsewhere",
+            hostname=name,
+            message=f"the kernel runs on {name}, not on {socket.gethostname()}, which "
+            "shares its home directory: connect to that host to take it up",
+        )
+        return
+    if site == "unknown":
+        emit(error="unverified", message=f"{rundir} names no host: it is left to its lease")
+        return
+    pgid = int(meta["pgid"])
+
+    def alive():
+        return site == "here" and running(meta, "pid")
+
+    if not alive():
         emit(error="gone", exit=exit_code(rundir))
         return
     if params.get("drop_stale"):
-        drop_stale_session(int(meta.get("nanny") or 0))
+        drop_stale_session(meta)
     lease = os.path.join(rundir, "lease")
     detached = threading.Event()
 
@@ -112,7 +188,7 @@ def main():
     def commands():
         for line in sys.stdin:
             words = line.split()
-            if len(words) == 2 and words[0] == "signal" and words[1].isdigit():
+            if len(words) == 2 and words[0] == "signal" and words[1].isdigit() and alive():
                 with contextlib.suppress(OSError):
                     os.killpg(pgid, int(words[1]))
             elif len(words) == 2 and words[0] == "ping" and words[1].isdigit():
@@ -123,7 +199,7 @@ def main():
     meta["lease_age"] = 0
     emit(attached=meta)
     while not detached.is_set():
-        if not alive(pid):
+        if not alive():
             emit(exit=exit_code(rundir))
             return
         detached.wait(0.2)

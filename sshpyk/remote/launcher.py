@@ -11,6 +11,15 @@
 # Jupyter server gone): the kernel keeps running under a lease.  The lease is the mtime of
 # <rundir>/lease, renewed while a monitor is attached (this one, or a later attach.py);
 # once it is older than lease_timeout the kernel is ended, so nothing is orphaned forever.
+#
+# Two processes: the ssh session's own child only relays the session's stdio to the nanny,
+# a forked process in its own session that starts the kernel and stays its parent.  At EOF
+# the relay exits, so sshd can close the session and the local ssh client ends with it; the
+# nanny holds none of the session's pipes and keeps the kernel under its lease.
+#
+# meta.json names the host (hostname, boot id, machine id) and each process with its start
+# time: $HOME may be shared by several hosts (HPC login nodes) and pids are reused, so
+# kernels.py and attach.py act on a process only when all of these match.
 import contextlib
 import importlib.util
 import json
@@ -20,6 +29,7 @@ import signal
 import socket
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 
@@ -53,6 +63,56 @@ def private_dir(path):
     return path
 
 
+# ---- identity: kept identical in kernels.py and attach.py (each runs alone, no imports) ----
+def host_identity():
+    """This host and boot: run dirs may sit in a $HOME that other hosts share."""
+    ident = {"hostname": socket.gethostname(), "boot_id": None, "machine_id": None}
+    for key, path in (
+        ("boot_id", "/proc/sys/kernel/random/boot_id"),
+        ("machine_id", "/etc/machine-id"),
+    ):
+        try:
+            with open(path) as f:
+                ident[key] = f.read().strip() or None
+        except OSError:
+            pass
+    if ident["boot_id"] is None:
+        ident["boot_id"] = command_output(["sysctl", "-n", "kern.boottime"])  # macOS, BSD
+    return ident
+
+
+def command_output(argv):
+    try:
+        out = subprocess.run(
+            argv,
+            capture_output=True,
+            text=True,
+            timeout=5,
+            env={**os.environ, "LC_ALL": "C"},
+            check=False,
+        ).stdout.strip()
+    except (OSError, subprocess.SubprocessError):
+        return None
+    return out or None
+
+
+def process_start(pid):
+    """When process ``pid`` started (clock ticks since boot; ps's start time where there is
+    no /proc): with the boot id, what a reused pid never shares.  None when no such process
+    runs (a zombie has ended)."""
+    try:
+        with open(f"/proc/{int(pid)}/stat") as f:
+            fields = f.read().rsplit(")", 1)[1].split()
+    except (FileNotFoundError, ProcessLookupError):
+        if os.path.isdir("/proc/self"):
+            return None
+        return command_output(["ps", "-o", "lstart=", "-p", str(int(pid))])
+    except (OSError, ValueError, IndexError):
+        return None
+    return None if fields[0] in ("Z", "X") else fields[19]
+
+
+# ---- ports and sockets ---------------------------------------------------------------------
 def port_free(port):
     s = socket.socket()
     s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
@@ -163,9 +223,32 @@ def write_private(path, data):
 
 
 def touch(path):
-    with open(path, "a"):
-        pass
+    os.close(os.open(path, os.O_WRONLY | os.O_CREAT, 0o600))
     os.utime(path)
+
+
+# A unix socket's path must fit sockaddr_un.sun_path, NUL included.
+SUN_PATH = 104 if sys.platform == "darwin" or "bsd" in sys.platform else 108
+
+
+def ipc_dir(rundir):
+    """Where the kernel's sockets go: its run dir, or, when that path is too long for a
+    socket address (a long $HOME) or has a ':' (which ends a -L spec), a fresh private
+    directory (0700, unpredictable name) in a short temporary one."""
+    longest = os.path.join(rundir, "k-5")
+    if len(os.fsencode(longest)) < SUN_PATH and ":" not in rundir:
+        return rundir
+    for base in (os.environ.get("XDG_RUNTIME_DIR"), tempfile.gettempdir()):
+        if base and ":" not in base and len(os.fsencode(base)) + 20 < SUN_PATH:
+            try:
+                return tempfile.mkdtemp(prefix="sshpyk-", dir=base)
+            except OSError:
+                continue
+    shutil.rmtree(rundir, ignore_errors=True)
+    fail(
+        "ipc_path_too_long",
+        f"no directory short enough for the kernel's unix sockets ({longest!r} is too long)",
+    )
 
 
 def lease_age(path):
@@ -173,6 +256,12 @@ def lease_age(path):
         return time.time() - os.stat(path).st_mtime
     except OSError:
         return float("inf")
+
+
+def cleanup(rundir, sockets):
+    shutil.rmtree(rundir, ignore_errors=True)
+    if sockets and sockets != rundir:
+        shutil.rmtree(sockets, ignore_errors=True)
 
 
 PROBLEMS = {
@@ -197,10 +286,18 @@ def write_connection_file(rundir, ports, ip, transport, params, name):
     return cf
 
 
-def start_and_wait(argv, env, cwd, logpath, transport, ip, ports, deadline):
+def with_umask(mask):
+    """Popen arguments that give the child ``mask`` (the launcher itself keeps 077)."""
+    if sys.version_info >= (3, 9):
+        return {"umask": mask}
+    return {"preexec_fn": lambda: os.umask(mask)}  # single-threaded here: safe
+
+
+def start_and_wait(argv, env, cwd, logpath, transport, ip, ports, deadline, umask):
     """Start the kernel detached and wait until every endpoint listens:
     (process, None), or (None, what went wrong) with the kernel gone."""
-    with open(logpath, "ab") as log:
+    fd = os.open(logpath, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
+    with os.fdopen(fd, "ab") as log:
         try:
             proc = subprocess.Popen(
                 argv,
@@ -211,6 +308,7 @@ def start_and_wait(argv, env, cwd, logpath, transport, ip, ports, deadline):
                 env=env,
                 start_new_session=True,
                 close_fds=True,
+                **with_umask(umask),
             )
         except OSError as e:
             log.write(f"could not run {argv[0]}: {e}\n".encode())
@@ -225,6 +323,63 @@ def start_and_wait(argv, env, cwd, logpath, transport, ip, ports, deadline):
             proc.wait()
             return None, "launch_timeout"
         time.sleep(0.02)
+
+
+def pump(src, dst):
+    """Copy fd ``src`` to fd ``dst`` until EOF or an error."""
+    while True:
+        try:
+            data = os.read(src, 65536)
+            if not data:
+                return
+            while data:
+                data = data[os.write(dst, data) :]
+        except OSError:
+            return
+
+
+def split_off_nanny():
+    """Fork the nanny (see the top of this file).  Returns in the nanny, with sys.stdin and
+    sys.stdout connected to this process, the relay, which never returns."""
+    cmd_r, cmd_w = os.pipe()
+    out_r, out_w = os.pipe()
+    err_r, err_w = os.pipe()
+    sys.stdout.flush()
+    sys.stderr.flush()
+    if os.fork() == 0:
+        os.setsid()
+        for fd in (cmd_w, out_r, err_r):
+            os.close(fd)
+        # hold none of the session's pipes: while any process does, the session stays open
+        null = os.open(os.devnull, os.O_RDWR)
+        os.dup2(null, 0)
+        os.dup2(out_w, 1)
+        os.dup2(err_w, 2)
+        for fd in (null, out_w, err_w):
+            os.close(fd)
+        sys.stdin = os.fdopen(cmd_r, "r")
+        sys.stdout = os.fdopen(1, "w")
+        sys.stderr = os.fdopen(2, "w")
+        return
+    for fd in (cmd_r, out_w, err_w):
+        os.close(fd)
+
+    def down():
+        for line in sys.stdin:  # the loader's buffered stdin: it may hold more than it read
+            try:
+                os.write(cmd_w, line.encode())
+            except OSError:
+                break
+        # EOF: the local side is gone or done.  The nanny sees EOF too; this process ends
+        # so that the session (and the ssh client holding it) can end.
+        os._exit(0)
+
+    threading.Thread(target=down, daemon=True).start()
+    err = threading.Thread(target=pump, args=(err_r, 2), daemon=True)
+    err.start()
+    pump(out_r, 1)
+    err.join(1.0)
+    os._exit(0)
 
 
 def main():
@@ -256,8 +411,13 @@ def main():
     base = private_dir(os.path.join(os.path.expanduser("~"), ".sshpyk"))
     base = private_dir(os.path.join(base, "run"))
     rundir = private_dir(os.path.join(base, params["kernel_id"][:12]))
-    os.umask(0o077)  # ipc sockets and files: the user's alone
+    # sshpyk's own files are the user's alone; the kernel gets the login umask back
+    login_umask = os.umask(0o077)
     transport = params["transport"]
+    sockets = ipc_dir(rundir) if transport == "ipc" else None
+    session = os.getpid()
+    session_start = process_start(session)
+    split_off_nanny()
     argv_template = spec["argv"]
     if argv_template and argv_template[0] in (
         "python",
@@ -279,7 +439,7 @@ def main():
     # between (concurrent launches do).  The kernel then dies with EADDRINUSE: try again.
     for attempt in range(PORT_ATTEMPTS):
         if transport == "ipc":
-            ip, ports = os.path.join(rundir, "k"), [1, 2, 3, 4, 5]
+            ip, ports = os.path.join(sockets, "k"), [1, 2, 3, 4, 5]
         else:
             ip, ports = "127.0.0.1", pick_ports(wanted if attempt == 0 else None)
         cf = write_connection_file(rundir, ports, ip, transport, params, name)
@@ -289,7 +449,9 @@ def main():
             .replace("{prefix}", sys.prefix)
             for a in argv_template
         ]
-        proc, problem = start_and_wait(argv, env, cwd, logpath, transport, ip, ports, deadline)
+        proc, problem = start_and_wait(
+            argv, env, cwd, logpath, transport, ip, ports, deadline, login_umask
+        )
         if proc is not None:
             break
         tail = log_tail(logpath)
@@ -303,27 +465,31 @@ def main():
             with open(logpath, "wb"):
                 pass  # the next attempt's log starts clean
             continue
-        shutil.rmtree(rundir, ignore_errors=True)
+        cleanup(rundir, sockets)
         fail(problem, PROBLEMS[problem], log=tail)
     pgid = proc.pid  # start_new_session: the kernel leads its own process group
 
-    def cleanup():
-        shutil.rmtree(rundir, ignore_errors=True)
-
     lease = os.path.join(rundir, "lease")
     lease_timeout = float(params.get("lease_timeout") or 3600)
+    host = host_identity()
     write_private(
         os.path.join(rundir, "meta.json"),
         {
             "kernel_id": params.get("kernel_uuid"),
             "kernelspec": params.get("kernelspec"),
             "remote_kernel": name,
+            "host": host,
             "pid": proc.pid,
+            "pid_start": process_start(proc.pid),
             "pgid": pgid,
             "nanny": os.getpid(),
+            "nanny_start": process_start(os.getpid()),
+            "session": session,
+            "session_start": session_start,
             "transport": transport,
             "ip": ip,
             "ports": ports,
+            "ipc_dir": sockets,
             "started_at": time.time(),
             "lease_timeout": lease_timeout,
         },
@@ -338,7 +504,8 @@ def main():
         ports=ports,
         transport=transport,
         rundir=rundir,
-        hostname=socket.gethostname(),
+        hostname=host["hostname"],
+        host=host,
         python=sys.version.split()[0],
     )
 
@@ -389,8 +556,8 @@ def main():
     kill_group(pgid, signal.SIGKILL)
     if detached.is_set():
         # for a monitor attached later (attach.py), which is not the kernel's parent
-        write_private(rundir + ".exit", {"exit": rc})
-    cleanup()
+        write_private(rundir + ".exit", {"exit": rc, "host": host})
+    cleanup(rundir, sockets)
     emit(exit=rc)
 
 
