@@ -43,7 +43,7 @@ CHECK_IDS = (
 # TCP port on 127.0.0.1, or a unix socket in a private directory) that greets the first
 # connection with 0xFF, as a ZeroMQ peer does.  Sent over stdin like the other programs.
 FORWARD_PROBE = """\
-import json, os, shutil, socket, sys, tempfile
+import json, os, select, shutil, socket, sys, tempfile
 p = json.loads(sys.stdin.readline())
 d = None
 if p["transport"] == "ipc":
@@ -56,12 +56,13 @@ else:
     s.bind(("127.0.0.1", 0))
     addr = s.getsockname()[1]
 s.listen(1)
-s.settimeout(p["timeout"])
 print("SSHPYK " + json.dumps({"probe": addr}), flush=True)
 try:
-    c, _ = s.accept()
-    c.sendall(b"\\xff")
-    c.close()
+    # a connection, or the end of the session (stdin closes): whichever comes first
+    if s in select.select([s, sys.stdin], [], [], p["timeout"])[0]:
+        c, _ = s.accept()
+        c.sendall(b"\\xff")
+        c.close()
 except OSError:
     pass
 finally:

@@ -415,6 +415,8 @@ async def test_concurrent_reattach_gets_409_and_leaves_no_ghost(
     jp_fetch, jp_data_dir, netns_hosts, forget_orphans
 ):
     name = _spec_in(jp_data_dir, netns_hosts, "ssh-m3", lease_timeout=120)
+    # whatever earlier tests left is gone, so that any kernel process seen below is this one
+    assert await wait_until(lambda: _async(kernel_procs(netns_hosts) == []), 20)
     made = _py(ORPHAN_MAKER, name, timeout=60)
     assert made.returncode == 0, made.stderr
     kid = made.stdout.split()[-1]
