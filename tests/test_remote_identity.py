@@ -1,0 +1,269 @@
+"""Remote kernels are identified by host and process (review finding M5).
+
+A run dir's meta.json names its host (hostname, boot id, machine id) and each process with
+its start time.  reap, shut down, re-attach and signals act only when all of them match:
+a reused pid (the host rebooted, or the pid came round again) is never signalled, and the
+run dirs of another host that shares the home directory (HPC login nodes behind one alias)
+are neither removed nor signalled, only listed as on that host.
+
+The test hosts share this machine's pid namespace and kernel (same boot id) but each has
+its own hostname and home, so "another node" is a run dir written as if by a host with
+another name, and "a stranger" is an unrelated process started over ssh on the test host.
+"""
+
+from __future__ import annotations
+
+import ast
+import asyncio
+import json
+import shlex
+import subprocess
+import time
+import uuid
+from pathlib import Path
+
+import pytest
+from test_provisioner import kernel_procs, remote_procs, run_code, start
+from test_resilience import _sshpyk
+
+from sshpyk import orphans, registry
+from sshpyk.errors import SSHPykError
+from sshpyk.remote import messages, program_stdin, python_command
+from sshpyk.transport import Target
+
+REMOTE = Path(__file__).parent.parent / "sshpyk" / "remote"
+
+
+def _remote_python(th, program: str, params: dict, extra: bytes = b"", timeout=30) -> list[dict]:
+    """Run one of sshpyk's remote programs on the test host, as sshpyk does."""
+    proc = subprocess.run(
+        th.ssh_argv("remote", python_command(th.remote_python_prefix)),
+        input=program_stdin(program, params) + extra,
+        capture_output=True,
+        timeout=timeout,
+        check=False,
+    )
+    return [m for m in messages(proc.stdout.decode()) if "shell_pid" not in m]
+
+
+def _sh(th, script: str) -> str:
+    out = th.ssh("remote", script)
+    assert out.returncode == 0, out.stderr
+    return out.stdout.strip()
+
+
+def _stranger(th, tag: int) -> int:
+    """An unrelated process on the test host, leading its own process group."""
+    _sh(th, f"setsid sleep {tag} </dev/null >/dev/null 2>&1 &")
+    for _ in range(100):
+        found = [p for p in remote_procs(th) if p.split(" ", 1)[1].strip() == f"sleep {tag}"]
+        if found:
+            return int(found[0].split()[0])
+        time.sleep(0.05)
+    raise AssertionError(f"sleep {tag} did not start")
+
+
+def _alive(pid: int) -> bool:
+    try:
+        state = Path(f"/proc/{pid}/status").read_text()
+    except OSError:
+        return False
+    return "State:\tZ" not in state
+
+
+def _start_ticks(pid: int) -> str:
+    return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[19]
+
+
+def _identity(th) -> dict:
+    code = "import json,socket;print(json.dumps([socket.gethostname()] + [open(p).read().strip() for p in ('/proc/sys/kernel/random/boot_id', '/etc/machine-id')]))"  # noqa: E501
+    name, boot, machine = json.loads(
+        _sh(th, f"{th.remote_python_prefix}/bin/python -c {shlex.quote(code)}")
+    )
+    return {"hostname": name, "boot_id": boot, "machine_id": machine}
+
+
+def _fake_rundir(th, name: str, meta: dict, lease_age: float = 3600) -> str:
+    """A run dir as a launcher would leave it, its lease ``lease_age`` seconds old."""
+    rundir = f"~/.sshpyk/run/{name}"
+    text = json.dumps(meta)
+    _sh(
+        th,
+        f"umask 077; mkdir -p {rundir} && printf %s {shlex.quote(text)} > {rundir}/meta.json"
+        f" && touch -d @{int(time.time() - lease_age)} {rundir}/lease",
+    )
+    return _sh(th, f"cd {rundir} && pwd")
+
+
+def _meta(pid: int, host: dict, start: str, **extra) -> dict:
+    return {
+        "kernel_id": str(uuid.uuid4()),
+        "host": host,
+        "pid": pid,
+        "pid_start": start,
+        "pgid": pid,
+        "nanny": pid,
+        "nanny_start": start,
+        "transport": "ipc",
+        "lease_timeout": 3600,
+        "started_at": time.time() - 4000,
+        **extra,
+    }
+
+
+def _record(th, rundir: str, pid: int) -> registry.Record:
+    rec = registry.Record(
+        kernel_id=str(uuid.uuid4()),
+        kernelspec="ssh-identity",
+        display_name="SSH identity",
+        config={
+            "ssh_host_alias": "remote",
+            "ssh_config": str(th.ssh_config),
+            "remote_python_prefix": th.remote_python_prefix,
+            "remote_kernel_name": "python3",
+        },
+        remote={"rundir": rundir, "pid": pid, "pgid": pid, "hostname": "remote"},
+        key="0" * 32,
+        signature_scheme="hmac-sha256",
+        started_at=time.time() - 4000,
+        server_pid=999_999_999,  # a server that is gone: an orphan
+        local_ports=None,
+    )
+    registry.save(rec)
+    return rec
+
+
+@pytest.fixture
+def strangers(netns_hosts, tmp_path, monkeypatch):
+    """Unrelated processes on the test host, killed (by pid) afterwards; a private registry."""
+    monkeypatch.setenv("JUPYTER_RUNTIME_DIR", str(tmp_path / "runtime"))
+    made: list[int] = []
+
+    def make(tag: int) -> int:
+        pid = _stranger(netns_hosts, tag)
+        made.append(pid)
+        return pid
+
+    yield make
+    for pid in made:
+        netns_hosts.ssh("remote", f"kill -9 {pid} 2>/dev/null; true")
+    netns_hosts.ssh("remote", "rm -rf ~/.sshpyk/run/id-*")
+
+
+def test_identity_helpers_are_the_same_in_every_remote_program():
+    """launcher.py, kernels.py and attach.py each run alone on the host (no imports), so
+    each carries the identity helpers; they must never drift apart."""
+
+    def functions(name: str) -> dict[str, str]:
+        tree = ast.parse((REMOTE / f"{name}.py").read_text())
+        return {n.name: ast.dump(n) for n in tree.body if isinstance(n, ast.FunctionDef)}
+
+    launcher, kernels, attach = (functions(n) for n in ("launcher", "kernels", "attach"))
+    for fn in ("host_identity", "command_output", "process_start"):
+        assert launcher[fn] == kernels[fn] == attach[fn], fn
+    for fn in ("where", "running"):
+        assert kernels[fn] == attach[fn], fn
+
+
+async def test_a_reused_pid_is_never_signalled(netns_hosts, strangers):
+    """(a) Stale run dirs naming a live stranger's pid, once with another start time (the
+    pid came round again) and once from an earlier boot: reap, shut down, signal and
+    re-attach all leave the stranger alive; reap clears the stale run dirs."""
+    th = netns_hosts
+    here = _identity(th)
+    victim = strangers(371)
+    start = _start_ticks(victim)
+    reused = _fake_rundir(th, "id-reused-1", _meta(victim, here, str(int(start) + 1)))
+    rebooted = _fake_rundir(th, "id-reboot-1", _meta(victim, {**here, "boot_id": "0" * 32}, start))
+
+    # the monitor's "signal N" (attach.py) and the provisioner's fallback (kernels.py signal)
+    for rundir in (reused, rebooted):
+        (reply,) = _remote_python(
+            th, "attach", {"rundir": rundir, "drop_stale": True}, b"signal 9\n"
+        )
+        assert reply.get("error") == "gone", reply
+        (out,) = _remote_python(th, "kernels", {"action": "signal", "rundir": rundir, "signal": 9})
+        assert out["outcome"] == "gone", out
+    assert _alive(victim)
+
+    # orphan shut down (the sidebar's "shut down", DELETE /sshpyk/orphans/<id>)
+    rec = _record(th, reused, victim)
+    await orphans.shut_down(rec)
+    assert _alive(victim)
+    assert registry.load(rec.kernel_id) is None  # nothing of that kernel runs: forgotten
+
+    # sshpyk reap, and reap --all
+    reused = _fake_rundir(th, "id-reused-2", _meta(victim, here, str(int(start) + 1)))
+    r = _sshpyk(
+        "reap", "remote", "--ssh-config", str(th.ssh_config),
+        "--remote-python-prefix", th.remote_python_prefix, "--all",
+    )  # fmt: skip
+    assert r.returncode == 0, r.stderr
+    assert _alive(victim), "reap killed a stranger that reuses a recorded pid"
+    assert f"reaped {reused}" in r.stdout and f"reaped {rebooted}" in r.stdout, r.stdout
+    assert _sh(th, "ls -A ~/.sshpyk/run | grep '^id-' | wc -l") == "0"
+
+
+async def test_another_hosts_run_dirs_are_left_alone(netns_hosts, strangers):
+    """(b) A home shared with another node: its run dir, with a live kernel-like process
+    (here: the stranger), is listed as on that host, never removed, never signalled."""
+    th = netns_hosts
+    here = _identity(th)
+    victim = strangers(372)
+    other = {"hostname": "login2", "boot_id": str(uuid.uuid4()), "machine_id": uuid.uuid4().hex}
+    meta = _meta(victim, other, _start_ticks(victim), ip="/nonexistent/k", ipc_dir=None)
+    theirs = _fake_rundir(th, "id-other-1", meta)
+    # an exit file of that node's kernel, waiting for a monitor there
+    _sh(th, f"printf %s {shlex.quote(json.dumps({'exit': 0, 'host': other}))} > {theirs}.exit")
+
+    for everything in (False, True):
+        result = await orphans.reap(
+            Target("remote", "ssh", str(th.ssh_config)), th.remote_python_prefix, everything
+        )
+        assert theirs not in result["reaped"]
+        (listed,) = [k for k in result["kernels"] if k["rundir"] == theirs]
+        assert listed["where"] == "elsewhere" and listed["hostname"] == "login2", listed
+        assert result["host"] == here["hostname"] == "remote"
+    assert _alive(victim)
+    assert _sh(th, f"ls -A {theirs} | sort | tr '\\n' ' '") == "lease meta.json"
+    assert _sh(th, f"cat {theirs}.exit") != ""
+
+    # sshpyk ps / the sidebar list it as running on that host; shut down and re-attach refuse
+    rec = _record(th, theirs, victim)
+    (entry,) = [e for e in await orphans.probe([rec]) if e["kernel_id"] == rec.kernel_id]
+    assert entry["alive"] and entry["elsewhere"] and entry["on_host"] == "login2", entry
+    with pytest.raises(SSHPykError) as err:
+        await orphans.shut_down(rec)
+    assert err.value.kind == "elsewhere" and "login2" in str(err.value)
+    assert registry.load(rec.kernel_id) is not None  # still someone's kernel: kept
+    (reply,) = _remote_python(th, "attach", {"rundir": theirs, "drop_stale": True}, b"signal 9\n")
+    assert reply["error"] == "elsewhere" and "login2" in reply["message"], reply
+    (out,) = _remote_python(th, "kernels", {"action": "signal", "rundir": theirs, "signal": 9})
+    assert out["outcome"] == "elsewhere" and out["hostname"] == "login2", out
+    assert _alive(victim)
+    registry.remove(rec.kernel_id)
+
+
+async def test_a_real_kernel_records_its_host_and_processes(netns_hosts, specs, managers):
+    """(c) What the launcher records is what the checks need, and normal reap still ends
+    a detached kernel of this host (the resilience tests cover shut down and re-attach)."""
+    th = netns_hosts
+    km = managers(specs("ssh-identity-real"))
+    kc = await start(km)
+    await run_code(kc, "x = 1")
+    remote = km.provisioner.remote
+    meta = json.loads(_sh(th, f"cat {remote['rundir']}/meta.json"))
+    assert meta["host"] == _identity(th) == remote["host"]
+    assert meta["pid_start"] == _start_ticks(meta["pid"])
+    assert meta["nanny_start"] == _start_ticks(meta["nanny"])
+    assert meta["session_start"] == _start_ticks(meta["session"])
+    (listed,) = [
+        k
+        for k in _remote_python(th, "kernels", {"action": "list"})[0]["kernels"]
+        if k["rundir"] == remote["rundir"]
+    ]
+    assert listed["where"] == "here" and listed["alive"] and listed["nanny_alive"]
+    kc.stop_channels()
+    await km.shutdown_kernel()
+    assert kernel_procs(th) == []
+    await asyncio.sleep(0)
