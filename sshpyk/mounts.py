@@ -59,7 +59,7 @@ def _read_only(options: str) -> bool:
 
 def _pipe() -> tuple[int, int]:
     r, w = os.pipe()  # close-on-exec already (PEP 446), and portable unlike pipe2
-    with contextlib.suppress(OSError):
+    with contextlib.suppress(OSError, ImportError):
         import fcntl
 
         fcntl.fcntl(w, getattr(fcntl, "F_SETPIPE_SZ", 1031), PIPE_SIZE)

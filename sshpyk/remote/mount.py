@@ -109,8 +109,8 @@ def keep_lease(point, proc, lease):
     while proc.poll() is None:
         if time.monotonic() - answered[0] > lease:
             report(expired=lease)
-            proc.terminate()  # sshfs unmounts on SIGTERM
-            for _ in range(100):
+            proc.terminate()  # sshfs unmounts on SIGTERM, unless a request to us hangs it
+            for _ in range(40):
                 if proc.poll() is not None:
                     return
                 time.sleep(0.05)
