@@ -28,7 +28,6 @@ from tornado.httpclient import HTTPClientError
 from sshpyk import registry
 from sshpyk.checks import FAIL, OK, Checker
 from sshpyk.errors import SSHPykError
-from sshpyk.transport import channel_answers
 
 PY = sys.executable
 ROOT = Path(__file__).resolve().parent.parent
@@ -49,6 +48,19 @@ def _py(code: str, *args: str, env=None, timeout=60, prefix=()) -> subprocess.Co
         timeout=timeout,
         env=env or _env(),
     )
+
+
+async def channel_answers(port: int) -> bool:
+    """Whether the kernel's ZeroMQ socket behind local ``port`` greets a new connection
+    (ZMTP's first byte is 0xFF); a refused forward ends it at once."""
+    try:
+        reader, writer = await asyncio.open_connection("127.0.0.1", port)
+    except OSError:
+        return False
+    try:
+        return await asyncio.wait_for(reader.read(1), 10) == b"\xff"
+    finally:
+        writer.close()
 
 
 def monitor_sessions(config: Path, alias: str) -> list[str]:
@@ -394,9 +406,10 @@ ORPHAN_MAKER = """
     import asyncio, os, sys
     from jupyter_client.ioloop import AsyncIOLoopKernelManager as KM
     async def main():
-        km = KM(kernel_name=sys.argv[1])
-        await km.start_kernel()
-        print(km.kernel_id, flush=True)
+        for _ in range(int(sys.argv[2])):
+            km = KM(kernel_name=sys.argv[1])
+            await km.start_kernel()
+            print(km.kernel_id, flush=True)
         os._exit(0)  # a Jupyter server that dies: no shutdown, the record stays
     asyncio.run(main())
     """
@@ -417,33 +430,10 @@ async def test_concurrent_reattach_gets_409_and_leaves_no_ghost(
     name = _spec_in(jp_data_dir, netns_hosts, "ssh-m3", lease_timeout=120)
     # whatever earlier tests left is gone, so that any kernel process seen below is this one
     assert await wait_until(lambda: _async(kernel_procs(netns_hosts) == []), 20)
-    made = _py(ORPHAN_MAKER, name, timeout=60)
+    made = _py(ORPHAN_MAKER, name, "2", timeout=90)
     assert made.returncode == 0, made.stderr
-    kid = made.stdout.split()[-1]
-    assert registry.load(kid).orphan and kernel_procs(netns_hosts)
-
-    # another process (a second server sharing the registry) is re-attaching it
-    holder = subprocess.Popen(
-        [
-            PY,
-            "-c",
-            "import sys,time\nfrom sshpyk import registry\n"
-            "with registry.claim(sys.argv[1]):\n print('held', flush=True); time.sleep(60)",
-            kid,
-        ],
-        stdout=subprocess.PIPE,
-        text=True,
-        env=_env(),
-    )
-    try:
-        assert holder.stdout.readline().strip() == "held"
-        code, body = await _fetch(
-            jp_fetch, "sshpyk", "orphans", kid, "attach", method="POST", body={}
-        )
-        assert code == 409, body
-    finally:
-        holder.kill()
-        holder.wait()
+    kid, other = made.stdout.split()[-2:]
+    assert registry.load(kid).orphan and registry.load(other).orphan
 
     # two tabs at once: one re-attaches, the other is told the kernel is busy
     results = await asyncio.gather(
@@ -455,16 +445,46 @@ async def test_concurrent_reattach_gets_409_and_leaves_no_ghost(
     assert sorted(code for code, _ in results) == [201, 409], results
     code, kernels = await _fetch(jp_fetch, "api", "kernels")
     assert [k["id"] for k in kernels] == [kid]
-
+    pids = {p.split()[0] for p in kernel_procs(netns_hosts)}
     code, _ = await _fetch(jp_fetch, "api", "kernels", kid, method="DELETE")
     assert code == 204
     # no hidden kernel manager restarts it behind the user's back
     deadline = time.monotonic() + 8
     while time.monotonic() < deadline:
-        assert kernel_procs(netns_hosts) == [], "a kernel came back after its shutdown"
+        new = {p.split()[0] for p in kernel_procs(netns_hosts)} - pids
+        assert not new, f"a kernel came back after its shutdown: {new}"
         await asyncio.sleep(0.5)
     code, kernels = await _fetch(jp_fetch, "api", "kernels")
     assert kernels == []
+
+    # another process (a second server sharing the registry) is re-attaching the other
+    holder = subprocess.Popen(
+        [
+            PY,
+            "-c",
+            "import sys,time\nfrom sshpyk import registry\n"
+            "with registry.claim(sys.argv[1]):\n print('held', flush=True); time.sleep(60)",
+            other,
+        ],
+        stdout=subprocess.PIPE,
+        text=True,
+        env=_env(),
+    )
+    try:
+        assert holder.stdout.readline().strip() == "held"
+        code, body = await _fetch(
+            jp_fetch, "sshpyk", "orphans", other, "attach", method="POST", body={}
+        )
+        assert code == 409, body
+    finally:
+        holder.kill()
+        holder.wait()
+    code, body = await _fetch(
+        jp_fetch, "sshpyk", "orphans", other, "attach", method="POST", body={}
+    )
+    assert code == 201, body
+    code, _ = await _fetch(jp_fetch, "api", "kernels", other, method="DELETE")
+    assert code == 204
 
 
 async def test_listing_orphans_changes_nothing(jp_fetch, netns_hosts, forget_orphans):
@@ -497,10 +517,12 @@ ENSURE = """
     from sshpyk.transport import Master, Target
     m = Master.for_target(Target(sys.argv[1], "ssh", sys.argv[2]))
     time.sleep(max(0.0, float(sys.argv[3]) - time.time()))  # all at the same moment
-    async def go():
-        await m.ensure(30)
-        return m.identity[0]
-    print(asyncio.run(go()))
+    asyncio.run(m.ensure(30))
+    # which master answers, asked of ssh itself: "Master running (pid=N)"
+    import subprocess
+    argv = ["ssh", "-F", sys.argv[2], "-S", str(m.control_path), "-O", "check", sys.argv[1]]
+    err = subprocess.run(argv, capture_output=True, text=True).stderr
+    print(err.split("pid=")[1].split(")")[0])
     """
 
 
@@ -562,7 +584,6 @@ async def test_a_master_made_by_another_process_gets_the_channels_back(
     await wait_state(prov, 20, "connected")
     assert await channel_answers(hb) is True, "connected, but the heartbeat channel refuses"
     assert prov.master.generation == generation  # the master is the other process's
-    assert prov.master.identity[0] == int(other.stdout.split()[-1])
     out, reply = await run_code(kc, "print(v)", timeout=30)
     assert reply["status"] == "ok" and out.strip() == "kept"
     kc.stop_channels()
