@@ -298,6 +298,48 @@ async def _async(v):
     return v
 
 
+# A parent that starts the SFTP server the way mounts.py does, where prctl is missing (any
+# system but Linux): the server must fall back to watching its parent pid.
+NO_PRCTL_SERVER = """
+import ctypes, sys, types
+import sshpyk.sftp_server as s
+libc = ctypes.CDLL(None, use_errno=True)
+libc.syscall.restype = ctypes.c_long
+s._libc = lambda: types.SimpleNamespace(syscall=libc.syscall)  # openat2 yes, prctl no
+sys.exit(s.main(sys.argv[1:]))
+"""
+PARENT = """
+import os, subprocess, sys, time
+server = subprocess.Popen([sys.executable, "-c", sys.argv[1], "--parent", str(os.getpid()),
+                           "--", sys.argv[2]])  # stdin/stdout: the test's pipes, kept open
+print(server.pid, flush=True, file=sys.stderr)
+time.sleep(120)
+"""
+
+
+def test_without_prctl_the_server_watches_its_parent(share):
+    parent = subprocess.Popen(
+        [sys.executable, "-c", PARENT, NO_PRCTL_SERVER, str(share)],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+    )
+    try:
+        pid = int(parent.stderr.readline())
+        time.sleep(1.5)  # serving (its stream stays open: the test holds the pipes)
+        assert pid in local_servers(share)
+        parent.kill()
+        parent.wait()
+        deadline = time.monotonic() + 5
+        while pid in local_servers(share) and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert pid not in local_servers(share)
+    finally:
+        parent.kill()
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(pid, signal.SIGKILL)
+
+
 async def test_remote_unmounts_when_the_local_server_stops_answering(
     netns_hosts, share, mountpoint, monkeypatch, caplog
 ):
