@@ -370,8 +370,12 @@ def split_off_nanny():
                 os.write(cmd_w, line.encode())
             except OSError:
                 break
-        # EOF: the local side is gone or done.  The nanny sees EOF too; this process ends
-        # so that the session (and the ssh client holding it) can end.
+        # EOF: the local side is gone or done.  The nanny sees EOF too: before "ack" it
+        # kills the kernel and ends, after it it lets go of its stdout; either way the pump
+        # below sees EOF and this process ends, so the session (and the ssh client holding
+        # it) can end, once nothing of the launch is left to report.
+        os.close(cmd_w)
+        time.sleep(5.0)
         os._exit(0)
 
     threading.Thread(target=down, daemon=True).start()
