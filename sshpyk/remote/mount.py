@@ -10,6 +10,7 @@
 # local server; when none has come back for lease_timeout (the kernel's own lease: a link or
 # a Jupyter server gone without a word), sshfs is ended, so no mount outlives what serves it.
 import contextlib
+import errno
 import hashlib
 import json
 import os
@@ -100,8 +101,10 @@ def keep_lease(point, proc, lease):
         while proc.poll() is None:
             try:
                 os.statvfs(point)  # sshfs asks the local server every time (not cached)
-            except OSError:
-                return  # the mount is going away
+            except OSError as e:
+                if e.errno in (errno.ENOTCONN, errno.ECONNABORTED):
+                    return  # the stream is gone: sshfs ends, and so does this helper
+                # any other error is still an answer from the local server
             answered[0] = time.monotonic()
             time.sleep(LEASE_TICK)
 
