@@ -62,7 +62,22 @@ def control_dir() -> Path:
     if sys.platform == "darwin" and tmpdir and len(tmpdir) < MAX_CONTROL_DIR - 7:
         if _owned_dir(Path(tmpdir)):
             return private_dir(Path(tmpdir) / "sshpyk")
-    return _remembered_dir()
+    try:
+        return _remembered_dir()
+    except (OSError, SSHPykError):
+        # no writable home to remember it in: a private directory for this process alone
+        global _OWN_DIR
+        if _OWN_DIR is None or not _owned_dir(_OWN_DIR):
+            _OWN_DIR = Path(tempfile.mkdtemp(prefix=f"sshpyk-{os.getuid()}-", dir=_tmp_base()))
+        return private_dir(_OWN_DIR)
+
+
+_OWN_DIR: Path | None = None
+
+
+def _tmp_base() -> str:
+    base = os.environ.get("TMPDIR", "")
+    return base if base and len(base) < MAX_CONTROL_DIR - 20 else "/tmp"  # noqa: S108
 
 
 def _owned_dir(path: Path) -> bool:
@@ -86,9 +101,7 @@ def _remembered_dir() -> Path:
             if known.is_absolute() and len(str(known)) <= MAX_CONTROL_DIR:
                 return private_dir(known, create=False)
         # gone (tmp cleaned at boot), or not ours any more: a new one
-        base = os.environ.get("TMPDIR", "")
-        base = base if base and len(base) < MAX_CONTROL_DIR - 20 else "/tmp"  # noqa: S108
-        made = Path(tempfile.mkdtemp(prefix=f"sshpyk-{os.getuid()}-", dir=base))
+        made = Path(tempfile.mkdtemp(prefix=f"sshpyk-{os.getuid()}-", dir=_tmp_base()))
         tmp = pointer.with_suffix(f".tmp{os.getpid()}")
         try:
             tmp.write_text(str(made) + "\n")
