@@ -25,6 +25,8 @@ from test_provisioner import kernel_procs, local_ssh_procs, run_code, start, wai
 from test_resilience import wait_state
 from tornado.httpclient import HTTPClientError
 
+from harness import is_root
+
 from sshpyk import registry
 from sshpyk.checks import FAIL, OK, Checker
 from sshpyk.errors import SSHPykError
@@ -63,6 +65,13 @@ async def channel_answers(port: int) -> bool:
         writer.close()
 
 
+@pytest.fixture
+def root_only():
+    """Private mount/pid namespaces, tmpfs and chown need root (as the netns hosts do)."""
+    if not is_root():
+        pytest.skip("needs root (namespaces, tmpfs, chown)")
+
+
 def monitor_sessions(config: Path, alias: str) -> list[str]:
     """Local ssh mux clients running a remote command (monitor or launcher sessions)."""
     return [p for p in local_ssh_procs(config) if " -T -- " in p and f" -- {alias} " in p]
@@ -97,6 +106,35 @@ async def test_forwarding_refused_fails_the_launch_and_leaves_nothing(
 
 async def _async(value):
     return value
+
+
+async def test_a_launch_that_fails_after_ready_unmounts(netns_hosts, specs, managers, tmp_path):
+    """L4: the mount is up and the remote kernel said "ready" when forwarding fails."""
+    share = tmp_path / "share"
+    share.mkdir()
+    point = f"mnt-l4f-{os.getpid()}"
+    km = managers(
+        specs(
+            "ssh-nofwd-mount",
+            ssh_host_alias="noforward",
+            mount_local_on_remote=[{"local_path": str(share), "remote_path": f"~/{point}"}],
+        )
+    )
+    try:
+        with pytest.raises(SSHPykError) as e:
+            await km.start_kernel()
+        assert e.value.kind == "forwarding_refused", e.value
+        prov = km.provisioner
+        assert not prov.mounts.up
+        assert not _local_sftp_servers(share)
+        mounted = netns_hosts.ssh("remote", "cat /proc/self/mountinfo").stdout
+        assert point not in mounted
+        assert await wait_until(
+            lambda: _async(not monitor_sessions(netns_hosts.ssh_config, "noforward")), 5
+        )
+        assert await wait_until(lambda: _async(kernel_procs(netns_hosts) == []), 10)
+    finally:
+        netns_hosts.ssh("remote", f"fusermount3 -u -z ~/{point} 2>/dev/null; rm -rf ~/{point}")
 
 
 async def test_port_forwarding_check_names_the_refusal(test_hosts):
@@ -214,7 +252,7 @@ def _record(kernel_id="k-1", **over) -> registry.Record:
     )
 
 
-def test_a_failed_save_leaves_no_temporary_file(tmp_path, monkeypatch):
+def test_a_failed_save_leaves_no_temporary_file(root_only, tmp_path, monkeypatch):
     runtime = tmp_path / "runtime"
     runtime.mkdir()
     # a real full disk: a 64 KiB tmpfs, filled up
@@ -239,7 +277,7 @@ def test_a_failed_save_leaves_no_temporary_file(tmp_path, monkeypatch):
         subprocess.run(["umount", "-l", str(runtime)], check=False)
 
 
-def test_records_of_a_previous_server_with_the_same_pid_are_orphans(tmp_path):
+def test_records_of_a_previous_server_with_the_same_pid_are_orphans(root_only, tmp_path):
     """A container restart gives the new Jupyter server the old one's pid: two processes,
     each pid 1 of its own pid namespace, play the old and the new server."""
     env = _env(JUPYTER_RUNTIME_DIR=str(tmp_path / "runtime"))
@@ -277,7 +315,9 @@ def test_records_of_a_previous_server_with_the_same_pid_are_orphans(tmp_path):
 # ---- L6: a control dir no other local user can take ------------------------------------------
 
 
-def test_control_dir_is_private_even_when_the_fixed_name_is_squatted(test_hosts, tmp_path):
+def test_control_dir_is_private_even_when_the_fixed_name_is_squatted(
+    root_only, test_hosts, tmp_path
+):
     nobody = pwd.getpwnam("nobody")
     squat = tmp_path / "squat"
     squat.mkdir()
@@ -331,7 +371,7 @@ def test_control_dir_is_private_even_when_the_fixed_name_is_squatted(test_hosts,
 # ---- L8: demo --stop never kills a process that reused the sshd's pid -----------------------
 
 
-def test_demo_stop_spares_a_process_that_reused_the_recorded_pid(tmp_path):
+def test_demo_stop_spares_a_process_that_reused_the_recorded_pid(root_only, tmp_path):
     root = tmp_path / "demo"
     root.mkdir(mode=0o700)
     stranger = subprocess.Popen(["sleep", "60"])
