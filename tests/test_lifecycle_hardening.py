@@ -26,7 +26,6 @@ from test_resilience import wait_state
 from tornado.httpclient import HTTPClientError
 
 from harness import is_root
-
 from sshpyk import registry
 from sshpyk.checks import FAIL, OK, Checker
 from sshpyk.errors import SSHPykError
