@@ -553,8 +553,11 @@ async def test_listing_orphans_changes_nothing(jp_fetch, netns_hosts, forget_orp
 
 ENSURE = """
     import asyncio, sys, time
+    from pathlib import Path
     from sshpyk.transport import Master, Target
     m = Master.for_target(Target(sys.argv[1], "ssh", sys.argv[2]))
+    if len(sys.argv) > 4:  # the very socket another process uses
+        m.control_path = Path(sys.argv[4])
     time.sleep(max(0.0, float(sys.argv[3]) - time.time()))  # all at the same moment
     asyncio.run(m.ensure(30))
     # which master answers, asked of ssh itself: "Master running (pid=N)"
@@ -618,7 +621,7 @@ async def test_a_master_made_by_another_process_gets_the_channels_back(
 
     assert await wait_until(lambda: _async(between_attempts()), 30, 0.01)
     faults.restore("remote")
-    other = _py(ENSURE, "remote", str(config), "0")
+    other = _py(ENSURE, "remote", str(config), "0", str(prov.master.control_path))
     assert other.returncode == 0, other.stderr
     await wait_state(prov, 20, "connected")
     assert await channel_answers(hb) is True, "connected, but the heartbeat channel refuses"
