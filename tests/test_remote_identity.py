@@ -232,6 +232,15 @@ async def test_another_hosts_run_dirs_are_left_alone(netns_hosts, strangers):
     rec = _record(th, theirs, victim)
     (entry,) = [e for e in await orphans.probe([rec]) if e["kernel_id"] == rec.kernel_id]
     assert entry["alive"] and entry["elsewhere"] and entry["on_host"] == "login2", entry
+    ps = _sshpyk("ps")
+    assert ps.returncode == 0 and "on another host (login2)" in ps.stdout, ps.stdout
+    r = _sshpyk(
+        "reap", "remote", "--ssh-config", str(th.ssh_config),
+        "--remote-python-prefix", th.remote_python_prefix, "--all",
+    )  # fmt: skip
+    assert r.returncode == 0, r.stderr
+    assert f"left alone {theirs}: on another host (login2)" in r.stdout, r.stdout
+    assert _alive(victim) and registry.load(rec.kernel_id) is not None
     with pytest.raises(SSHPykError) as err:
         await orphans.shut_down(rec)
     assert err.value.kind == "elsewhere" and "login2" in str(err.value)

@@ -522,7 +522,9 @@ def main():
             if words == ["ack"]:
                 acked.set()
             elif len(words) == 2 and words[0] == "signal" and words[1].isdigit():
-                kill_group(pgid, int(words[1]))
+                # not once the kernel is reaped: its pid (the group's id) may be reused
+                if proc.returncode is None:
+                    kill_group(pgid, int(words[1]))
             elif len(words) == 2 and words[0] == "ping" and words[1].isdigit():
                 emit(pong=int(words[1]))  # the local side times the tunnel with it
         # EOF: abandoned before the hand-over -> kill; after it -> the link is gone and
