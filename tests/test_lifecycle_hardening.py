@@ -658,3 +658,15 @@ def test_concurrent_starts_leave_exactly_one_master(test_hosts, tmp_path):
     finally:
         for pid, _ in _ssh_procs(config):
             os.kill(pid, 9)
+
+
+async def test_rest_check_reports_port_forwarding(jp_fetch, jp_data_dir, test_hosts):
+    for alias, want in (("noforward", "fail"), ("remote", "ok")):
+        name = _spec_in(jp_data_dir, test_hosts, f"ssh-rest-{alias}", ssh_host_alias=alias)
+        code, body = await _fetch(jp_fetch, "sshpyk", "kernels", name, "check", method="POST")
+        assert code == 200, body
+        checks = {c["id"]: c for c in body["checks"]}
+        assert checks["port_forwarding"]["status"] == want, checks["port_forwarding"]
+        assert body["ok"] is (want == "ok")
+        if want == "fail":
+            assert "Forwarding no" in checks["port_forwarding"]["hint"]
