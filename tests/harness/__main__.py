@@ -36,7 +36,8 @@ def main() -> int:
         except HarnessError as e:
             print(f"harness: {e}", file=sys.stderr)
             return 1
-        print(f"test hosts up ({th.mode}): ssh -F {th.ssh_config} remote|bastion|internal|noforward")
+        aliases = "remote|bastion|internal|noforward"
+        print(f"test hosts up ({th.mode}): ssh -F {th.ssh_config} {aliases}")
         print(f"remote python prefix: {th.remote_python_prefix}")
         return 0
     states = _states(args.prefix)
