@@ -276,3 +276,36 @@ async def test_a_real_kernel_records_its_host_and_processes(netns_hosts, specs, 
     await km.shutdown_kernel()
     assert kernel_procs(th) == []
     await asyncio.sleep(0)
+
+
+async def test_run_dirs_without_identity_are_left_to_their_lease(netns_hosts, strangers):
+    """A run dir an older sshpyk wrote (no host, no start times) and one still being set up
+    (no meta.json yet): nothing proves whose they are, so nothing acts on them."""
+    th = netns_hosts
+    victim = strangers(373)
+    legacy = {
+        k: v
+        for k, v in _meta(victim, {}, "").items()
+        if k not in ("host", "pid_start", "nanny_start")
+    }
+    old = _fake_rundir(th, "id-legacy-1", legacy)
+    _sh(th, "mkdir -m 700 ~/.sshpyk/run/id-launching-1")
+    result = await orphans.reap(
+        Target("remote", "ssh", str(th.ssh_config)), th.remote_python_prefix, True
+    )
+    assert result["reaped"] == [], result["reaped"]
+    assert {k["rundir"].rsplit("/", 1)[1]: k["where"] for k in result["kernels"]} == {
+        "id-launching-1": "unknown",
+        "id-legacy-1": "unknown",
+    }
+    (reply,) = _remote_python(th, "attach", {"rundir": old}, b"signal 9\n")
+    assert reply["error"] == "unverified", reply
+    rec = _record(th, old, victim)
+    with pytest.raises(SSHPykError) as err:
+        await orphans.shut_down(rec)
+    assert err.value.kind == "unverified"
+    assert _alive(victim)
+    assert _sh(th, "ls -A ~/.sshpyk/run | grep '^id-' | sort | tr '\\n' ' '") == (
+        "id-launching-1 id-legacy-1"
+    )
+    registry.remove(rec.kernel_id)
