@@ -335,6 +335,12 @@ export interface IOrphan {
   reachable: boolean;
   lease_age: number | null;
   error: string | null;
+  /**
+   * The host its run dir names, and whether that is another host sharing the
+   * home directory (then sshpyk never signals or removes it from here).
+   */
+  on_host?: string | null;
+  elsewhere?: boolean;
   config: { lease_timeout?: number } & Record<string, unknown>;
 }
 

@@ -166,6 +166,9 @@ describe('Orphans', () => {
   };
 
   it('says how long a kernel left running has before its lease ends it', () => {
+    expect(
+      leaseWords({ ...orphan, elsewhere: true, on_host: 'login2' }, trans)
+    ).toBe('runs on another host (login2) that shares your home directory');
     expect(leaseWords(orphan, trans)).toBe('ends by itself in 60 min');
     expect(leaseWords({ ...orphan, lease_age: 3550 }, trans)).toBe(
       'ends by itself in 50 s'

@@ -22,6 +22,13 @@ export function leaseWords(orphan: IOrphan, trans: TranslationBundle): string {
   if (!orphan.reachable) {
     return trans.__('host unreachable: %1', orphan.error ?? '');
   }
+  if (orphan.elsewhere) {
+    // a home directory shared by several hosts (HPC login nodes): not ours
+    return trans.__(
+      'runs on another host (%1) that shares your home directory',
+      orphan.on_host ?? '?'
+    );
+  }
   if (orphan.attached) {
     return trans.__('in use by another Jupyter server');
   }
@@ -167,7 +174,9 @@ export function Orphans(props: IOrphansProps): JSX.Element | null {
             <div className="jp-sshpyk-Kernel-actions">
               <button
                 className="jp-mod-styled jp-mod-accept"
-                disabled={busy !== null || o.attached || !o.reachable}
+                disabled={
+                  busy !== null || o.attached || o.elsewhere || !o.reachable
+                }
                 onClick={() => void attach(o)}
               >
                 {busy === o.kernel_id
@@ -176,7 +185,7 @@ export function Orphans(props: IOrphansProps): JSX.Element | null {
               </button>
               <button
                 className="jp-mod-styled jp-mod-warn"
-                disabled={busy !== null || !o.reachable}
+                disabled={busy !== null || o.elsewhere || !o.reachable}
                 onClick={() => void shutDown(o)}
               >
                 {trans.__('Shut Down')}

@@ -35,6 +35,12 @@ ORPHAN = {
         "reachable": {"type": "boolean"},
         "lease_age": {"type": ["number", "null"]},
         "error": {"type": ["string", "null"]},
+        "on_host": {"type": ["string", "null"], "description": "the hostname its run dir names"},
+        "elsewhere": {
+            "type": "boolean",
+            "description": "it runs on another host that shares the home directory: never "
+            "signalled or removed from here",
+        },
     },
 }
 MOUNT_STATUS = {
