@@ -14,6 +14,7 @@ import contextlib
 import fcntl
 import hashlib
 import os
+import pwd
 import re
 import shlex
 import stat
@@ -53,8 +54,9 @@ def control_dir() -> Path:
 
     Never a fixed name another local user could create first: ``$XDG_RUNTIME_DIR`` (per
     user, made by the system) when usable; on macOS the per-user ``$TMPDIR``; else a
-    directory of random name made by ``mkdtemp`` and remembered under ``~/.cache``, so
-    every sshpyk process of the user (server, CLI) shares its masters."""
+    directory of random name made by ``mkdtemp`` and remembered in
+    ``${XDG_CACHE_HOME:-~/.cache}/sshpyk/control-dir``, so every sshpyk process of the
+    user (servers, CLI) shares its masters."""
     runtime = os.environ.get("XDG_RUNTIME_DIR", "")
     if runtime and len(runtime) < 40 and _owned_dir(Path(runtime)):
         return private_dir(Path(runtime) / "sshpyk")
@@ -88,8 +90,17 @@ def _owned_dir(path: Path) -> bool:
     return stat.S_ISDIR(st.st_mode) and st.st_uid == os.getuid()
 
 
+def _home() -> Path:
+    """The account's home from the password database: the same for every process of the
+    user, even one started with another $HOME (as test servers are)."""
+    try:
+        return Path(pwd.getpwuid(os.getuid()).pw_dir)
+    except KeyError:  # a uid without an entry (containers)
+        return Path.home()
+
+
 def _remembered_dir() -> Path:
-    cache = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "sshpyk"
+    cache = Path(os.environ.get("XDG_CACHE_HOME") or _home() / ".cache") / "sshpyk"
     cache.mkdir(parents=True, exist_ok=True)
     private_dir(cache)
     pointer = cache / "control-dir"

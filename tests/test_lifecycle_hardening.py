@@ -101,6 +101,15 @@ async def test_forwarding_refused_fails_the_launch_and_leaves_nothing(
         test_hosts
     )
     assert registry.load(str(km.kernel_id)) is None
+    _forget_exit_file(test_hosts, km)
+
+
+def _forget_exit_file(th, km) -> None:
+    # The remote launcher writes <rundir>.exit for a launch abandoned before "ack" too (as
+    # on 79a1c4c; remote/launcher.py is not this test's subject): remove it, so that tests
+    # counting ~/.sshpyk/run entries after this one are not misled.
+    kid = str(km.kernel_id).replace("-", "")[:8]
+    th.ssh("noforward", f"rm -f ~/.sshpyk/run/{kid}-*.exit")
 
 
 async def _async(value):
@@ -133,6 +142,7 @@ async def test_a_launch_that_fails_after_ready_unmounts(netns_hosts, specs, mana
         )
         assert await wait_until(lambda: _async(kernel_procs(netns_hosts) == []), 10)
     finally:
+        _forget_exit_file(netns_hosts, km)
         netns_hosts.ssh("remote", f"fusermount3 -u -z ~/{point} 2>/dev/null; rm -rf ~/{point}")
 
 
@@ -330,7 +340,7 @@ def test_control_dir_is_private_even_when_the_fixed_name_is_squatted(
     # namespace (a bind mount), so no other sshpyk process on this machine sees it.
     script = f'mount --bind {squat} {fixed} && exec "$@"'
     prefix = ("unshare", "--mount", "--propagation", "private", "sh", "-c", script, "sh")
-    env = _env(XDG_RUNTIME_DIR=None, TMPDIR=None, XDG_CACHE_HOME=None, HOME=str(home))
+    env = _env(XDG_RUNTIME_DIR=None, TMPDIR=None, XDG_CACHE_HOME=str(home / ".cache"))
     code = f"""
         import asyncio, os, stat
         from pathlib import Path
