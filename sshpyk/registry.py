@@ -130,9 +130,17 @@ def abandon(kernel_id: str) -> None:
 
 def load(kernel_id: str) -> Record | None:
     try:
-        return Record(**json.loads(_path(kernel_id).read_text()))
+        return _record(json.loads(_path(kernel_id).read_text()))
     except FileNotFoundError:
         return None
+
+
+def _record(data: dict) -> Record:
+    if not isinstance(data, dict):
+        raise TypeError("not a record")
+    # a record written before nonces: its server is unknown, so same pid is not enough
+    data.setdefault("server_nonce", "")
+    return Record(**data)
 
 
 def all_records() -> tuple[list[Record], list[str]]:
@@ -140,7 +148,7 @@ def all_records() -> tuple[list[Record], list[str]]:
     records, bad = [], []
     for p in sorted(directory().glob("*.json")):
         try:
-            records.append(Record(**json.loads(p.read_text())))
+            records.append(_record(json.loads(p.read_text())))
         except (OSError, ValueError, TypeError):
             bad.append(p.name)
     records.sort(key=lambda r: r.started_at)
