@@ -229,6 +229,47 @@ async def test_cleanup_stops_mounts_and_session_when_the_record_cannot_be_update
         netns_hosts.ssh("remote", f"fusermount3 -u -z ~/{point} 2>/dev/null; rm -rf ~/{point}")
 
 
+async def test_unconfirmed_shutdown_stops_mounts_when_the_record_cannot_be_kept(
+    netns_hosts, specs, managers, faults, tmp_path
+):
+    """The host is unreachable at shutdown, so the record should stay as an orphan
+    (registry.abandon), and that write fails: the mount and the session still go."""
+    share = tmp_path / "share"
+    share.mkdir()
+    point = f"mnt-l4u-{os.getpid()}"
+    km = managers(
+        specs(
+            "ssh-l4u",
+            launch_timeout=5,
+            lease_timeout=30,
+            mount_local_on_remote=[{"local_path": str(share), "remote_path": f"~/{point}"}],
+        )
+    )
+    path = pgid = None
+    try:
+        kc = await start(km)
+        kc.stop_channels()
+        prov = km.provisioner
+        pgid = prov.remote["pgid"]
+        assert prov.mounts.up and _local_sftp_servers(share)
+        path = registry.directory() / f"{km.kernel_id}.json"
+        path.unlink()
+        path.mkdir()  # abandon() cannot load nor rewrite it
+        faults.cut("remote")
+        await asyncio.wait_for(km.shutdown_kernel(now=True), 60)
+        assert prov._unconfirmed or not prov._exited.is_set()  # it took the abandon path
+        assert not prov.mounts.up
+        assert await wait_until(lambda: _async(not _local_sftp_servers(share)), 10)
+        assert not monitor_sessions(netns_hosts.ssh_config, "remote")
+    finally:
+        faults.restore("remote")
+        if path is not None:
+            shutil.rmtree(path, ignore_errors=True)
+        if pgid:  # the kernel outlives an unconfirmed shutdown (until its lease ends)
+            netns_hosts.ssh("remote", f"kill -9 -- -{int(pgid)} 2>/dev/null; true")
+        netns_hosts.ssh("remote", f"fusermount3 -u -z ~/{point} 2>/dev/null; rm -rf ~/{point}")
+
+
 def _local_sftp_servers(share: Path) -> list[int]:
     found = []
     for d in Path("/proc").iterdir():
