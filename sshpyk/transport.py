@@ -241,6 +241,9 @@ class Master:
         # forwards die with the master that held them, so this, not ``generation``, tells
         # whether a kernel's forwards are still there.
         self.identity: tuple[int, int] | None = None
+        # (identity, transport) of masters that have opened a forwarded channel: the sshd
+        # allows that kind of forwarding on that connection (see the provisioner's _forward)
+        self.forwarding_works: set[tuple] = set()
 
     @classmethod
     def for_target(cls, target: Target, shard: int = 0) -> Master:
