@@ -146,7 +146,7 @@ def _ssh_rows(e: KernelEntry, checks: list[Check] | None, st: Style) -> list[tup
         ("Remote Kernel Name", v(m["remote_kernel_name"], "remote_kernel")),
         ("Launch Timeout", str(m["launch_timeout"])),
         ("Shutdown Timeout", str(m["shutdown_timeout"])),
-        ("Transport", m["transport"]),
+        ("Transport", v(m["transport"], "port_forwarding")),
         (
             "Remote Command",
             v(remote.value if remote and remote.status == OK else "", "remote_kernel"),
@@ -293,6 +293,9 @@ def cmd_ps(args) -> int:
     for k in found:
         if not k["reachable"]:
             remote = "unreachable"
+        elif k.get("elsewhere"):
+            # a home directory shared by several hosts: this connection reached another one
+            remote = f"on another host ({k['on_host']})"
         elif not k["alive"]:
             remote = "ended"
         elif k["attached"]:
@@ -336,10 +339,15 @@ def cmd_reap(args) -> int:
         if getattr(args, name):
             validate({name: getattr(args, name)}, only=(name,))
     config, ssh, prefix = _reap_prefix(args)
+    if config:  # one a record or kernelspec names may have changed since it was written
+        validate({"ssh_config": config}, only=("ssh_config",))
     target = Target(args.host_alias, ssh or "ssh", config)
     result = asyncio.run(orphans.reap(target, prefix, everything=args.all))
     for rundir in result["reaped"]:
         print(f"reaped {rundir}")
+    for k in result["kernels"]:
+        if k.get("where") == "elsewhere":
+            print(f"left alone {k['rundir']}: on another host ({k.get('hostname')})")
     left = [k for k in result["kernels"] if k.get("alive")]
     print(
         f"{len(result['reaped'])} reaped on {args.host_alias}; {len(left)} kernel(s) still running"

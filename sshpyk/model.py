@@ -268,7 +268,7 @@ class SSHKernelConfig:
     shutdown_timeout: int = 10
     lease_timeout: int = 3600
     lost_timeout: int = 60
-    transport: str = "tcp"
+    transport: str = "ipc"
     remote_sshfs: str | None = None
     ssh_host_alias_local_on_remote: str | None = None
     mount_local_on_remote: list = field(default_factory=list)

@@ -34,12 +34,12 @@ from typing import Any
 from jupyter_client.connect import KernelConnectionInfo
 from jupyter_client.provisioning.provisioner_base import KernelProvisionerBase
 
-from . import registry
+from . import orphans, registry
 from .errors import LaunchTimeout, RemoteLaunchError, SSHConnectError, SSHPykError
 from .model import InvalidField, SSHKernelConfig
 from .mounts import Mounts
 from .remote import MARK, program_stdin, python_command
-from .transport import Master, Target, reap, session_refused
+from .transport import Master, Target, channel_answers, reap, session_refused
 
 PORT_NAMES = ("shell_port", "iopub_port", "stdin_port", "control_port", "hb_port")
 FORWARD_ATTEMPTS = 5
@@ -68,6 +68,8 @@ PING_INTERVAL = 1.0
 SILENCE = 3.0
 # after a new master: how long iopub's subscribers get to reconnect before the other channels
 IOPUB_HEAD_START = 0.5
+# how long a forwarded channel gets to show the kernel's greeting (no verdict after that)
+CHANNEL_TIMEOUT = 5.0
 # Kernels to take up again instead of launching, by kernel id: set by the server extension's
 # re-attach handler right before it asks the kernel manager to "start" that kernel id.
 ATTACH: dict[str, registry.Record] = {}
@@ -99,6 +101,7 @@ class SSHKernelProvisioner(KernelProvisionerBase):
             self.cfg.remote_python_prefix,
             self.cfg.remote_sshfs,
             self.cfg.mount_local_on_remote,
+            lease_timeout=self.cfg.lease_timeout,
         )
         self.remote: dict[str, Any] | None = None  # what the launcher reported
         self.local_ports: list[int] | None = None
@@ -118,7 +121,8 @@ class SSHKernelProvisioner(KernelProvisionerBase):
         self._last_pong = time.monotonic()
         self._watchdog: asyncio.Task | None = None
         self._recovery: asyncio.Task | None = None
-        self._master_generation = -1  # the master the forwards were added to
+        # the master the forwards were added to (its pid and socket: see Master.identity)
+        self._master_identity: tuple[int, int] | None = None
         self._unconfirmed = False  # "dead" only because the host could not be asked
         self.started_at: float | None = None
         LIVE[str(self.kernel_id)] = self
@@ -191,10 +195,13 @@ class SSHKernelProvisioner(KernelProvisionerBase):
                 return
             except (ConnectionError, RuntimeError):
                 pass
-        pgid = int(self.remote["pgid"])
         try:
             await self.master.ensure(timeout=float(self.cfg.launch_timeout))
-            rc, _, err = await self.master.run(f"kill -{int(signum)} -- -{pgid}", timeout=10)
+            # not a bare kill: the host checks that the group's leader is still the kernel
+            await orphans.signal_kernel(
+                self.master, self.cfg.remote_python_prefix, self.remote, signum
+            )
+            rc, err = 0, ""
         except (SSHPykError, asyncio.TimeoutError, OSError) as e:
             rc, err = -1, str(e)
         if rc == 0:
@@ -234,22 +241,34 @@ class SSHKernelProvisioner(KernelProvisionerBase):
         timeout = float(self.cfg.launch_timeout)
         rec = ATTACH.pop(str(self.kernel_id), None)
         work = self._attach(rec) if rec else self._launch(kwargs.get("env") or {})
+        # not a restart: a failure must leave nothing behind (_launch sets self.remote as
+        # soon as the remote answers, before the forwards)
+        fresh = self.remote is None
         try:
             return await asyncio.wait_for(work, timeout)
         except asyncio.TimeoutError:
             self._set_state("dead", "launch timed out")
-            await self._drop_session(abandon=True)
-            if self.remote is None:
-                await self.mounts.stop()
+            await self._undo_launch(fresh)
             raise LaunchTimeout(
                 f"launching {self.cfg.remote_kernel_name!r} on {self.cfg.ssh_host_alias!r} "
                 f"timed out after {timeout:g}s (launch_timeout)"
             ) from None
         except BaseException:
             self._set_state("dead", "launch failed")
-            if self.remote is None:  # not a restart: nothing may stay mounted
-                await self.mounts.stop()
+            await self._undo_launch(fresh)
             raise
+
+    async def _undo_launch(self, fresh: bool) -> None:
+        """After a failed launch: no monitor session (a launcher that got no "ack" kills its
+        kernel), and for a fresh launch no forwards and no mounts."""
+        await self._drop_session(abandon=True)
+        if not fresh:
+            return
+        if self.forwards:
+            with contextlib.suppress(SSHPykError, asyncio.TimeoutError, OSError):
+                await self.master.cancel(self.forwards)
+        self.forwards, self.local_ports, self.remote = [], None, None
+        await self.mounts.stop()
 
     async def _launch(self, env: dict[str, str]) -> KernelConnectionInfo:
         km = self.parent
@@ -412,6 +431,28 @@ class SSHKernelProvisioner(KernelProvisionerBase):
             raise RemoteLaunchError(
                 "could not forward the kernel's ports to 127.0.0.1", kind="forward_failed"
             )
+        # -O forward only binds the local port; the host decides when a channel opens.  Its
+        # sshd decides once per connection (AllowTcpForwarding/AllowStreamLocalForwarding),
+        # so a master that has opened one of this transport is not asked again.
+        proven = (self.master.identity, remote["transport"])
+        hb = self.local_ports[PORT_NAMES.index("hb_port")]
+        answer = None
+        if proven not in self.master.forwarding_works:
+            answer = await channel_answers(hb, CHANNEL_TIMEOUT)
+        if answer and self.master.identity is not None:
+            self.master.forwarding_works.add(proven)
+        if answer is False:
+            ipc = remote["transport"] == "ipc"
+            via = "stream-local" if ipc else "TCP"
+            option = "AllowStreamLocalForwarding" if ipc else "AllowTcpForwarding"
+            raise RemoteLaunchError(
+                f"{self.cfg.ssh_host_alias!r} refuses to forward the kernel's channels: its sshd "
+                f"forbids {via} port forwarding ({option} no), which sshpyk needs "
+                "(`sshpyk check` tests it)"
+                # ipc is the default: a host may allow TCP forwarding only
+                + ("; or set `transport: tcp` in this kernelspec" if via != "TCP" else ""),
+                kind="forwarding_refused",
+            )
         self._set_connection_info()
 
     def _set_connection_info(self) -> None:
@@ -454,7 +495,7 @@ class SSHKernelProvisioner(KernelProvisionerBase):
 
     # ---- liveness: watchdog, recovery, re-attach -------------------------------------------
     def _connected(self) -> None:
-        self._master_generation = self.master.generation
+        self._master_identity = self.master.identity
         self._last_pong = time.monotonic()
         self._set_state("connected")
         self._save_record()
@@ -552,7 +593,9 @@ class SSHKernelProvisioner(KernelProvisionerBase):
     async def _take_up(self, remote: dict, drop_stale: bool = True) -> dict:
         """A new monitor for a running kernel (``remote/attach.py``), forwards restored if
         the master is a new one.  Returns its first message."""
-        stale = self.master.generation != self._master_generation
+        # Compared by identity, not by this process's count of masters: any sshpyk process
+        # (a second server, `sshpyk ps`) may have replaced the master meanwhile.
+        stale = self.master.identity != self._master_identity
         if stale:
             await self._reforward(remote)
         session = await self.master.open_session(python_command(self.cfg.remote_python_prefix))
@@ -567,16 +610,32 @@ class SSHKernelProvisioner(KernelProvisionerBase):
         except BaseException:
             await reap(session)
             raise
+        if reply is not None and reply.get("error") in ("elsewhere", "unverified"):
+            await reap(session)  # another host's kernel (shared $HOME): never ours to take
+            raise SSHPykError(reply["message"], kind=reply["error"])
         if reply is None or ("error" in reply and reply["error"] != "gone"):
             err = (await session.stderr.read()).decode(errors="replace") if reply is None else ""
             await reap(session)
             raise SSHPykError(f"re-attach failed: {reply or err.strip()[-300:]}", kind="attach")
+        if "attached" in reply and await self._channels_refused():
+            await reap(session)
+            self._master_identity = None  # the next attempt puts every forward back
+            raise SSHPykError(
+                f"a forwarded channel of kernel {self.kernel_id} is refused", kind="forward_failed"
+            )
         if "attached" in reply:
             self._session = session
             self._monitor = asyncio.create_task(self._watch(session))
         else:
             await reap(session)
         return reply
+
+    async def _channels_refused(self, names=("iopub_port", "hb_port")) -> bool:
+        """Whether ssh refuses the forwarded channels to the kernel (see ``channel_answers``):
+        "connected" must never be shown while a client's connection would be cut off."""
+        ports = [self.local_ports[PORT_NAMES.index(n)] for n in names]
+        answers = await asyncio.gather(*(channel_answers(p, CHANNEL_TIMEOUT) for p in ports))
+        return any(a is False for a in answers)
 
     async def _reforward(self, remote: dict) -> None:
         """Put the forwards back on a new master, on the same local ports.  Clients were
@@ -611,7 +670,7 @@ class SSHKernelProvisioner(KernelProvisionerBase):
             await self.master.cancel(forward_specs(rec.local_ports, rec.remote))
         # forward in any case, but never end a connection: which one the kernel's old
         # monitor used is unknown here, and it may serve other kernels
-        self._master_generation = -1
+        self._master_identity = None
         reply = await self._take_up(rec.remote, drop_stale=False)
         if "attached" not in reply:
             raise RemoteLaunchError(
@@ -679,16 +738,21 @@ class SSHKernelProvisioner(KernelProvisionerBase):
         self.forwards = []
         self.local_ports = None
         self.remote = None
-        if self._exited.is_set() and not self._unconfirmed:
-            registry.remove(str(self.kernel_id))
-        else:
-            # Shut down without word from the host (it was unreachable): the kernel may
-            # still run there.  Its record stays, as an orphan, so `sshpyk ps`, the sidebar
-            # and `sshpyk reap` can finish the job once the host is back (and the lease
-            # ends it meanwhile).
-            registry.abandon(str(self.kernel_id))
-        await self.mounts.stop()
-        await drop
+        try:
+            if self._exited.is_set() and not self._unconfirmed:
+                registry.remove(str(self.kernel_id))
+            else:
+                # Shut down without word from the host (it was unreachable): the kernel may
+                # still run there.  Its record stays, as an orphan, so `sshpyk ps`, the
+                # sidebar and `sshpyk reap` can finish the job once the host is back (and
+                # the lease ends it meanwhile).
+                registry.abandon(str(self.kernel_id))
+        except (OSError, SSHPykError, TypeError, ValueError) as e:
+            # a full disk or a broken record must not keep the mounts and session alive
+            self.log.warning("sshpyk: could not update the record of %s: %s", self.kernel_id, e)
+        finally:
+            await self.mounts.stop()
+            await drop
 
     # ---- persistence ---------------------------------------------------------------------------
     async def get_provisioner_info(self) -> dict[str, Any]:

@@ -124,12 +124,12 @@ def test_add_list_check_edit_delete_round_trip(test_hosts, env):
         "--remove-mount",
         "/home/sshpyktest/cli-mnt",
         "--transport",
-        "ipc",
+        "tcp",  # not the default (ipc): kept in kernel.json
     )
     assert ed.returncode == 0, ed.stderr
     cfg = kernel_json(env, "ssh-r")["metadata"]["kernel_provisioner"]["config"]
     assert "launch_timeout" not in cfg and "mount_local_on_remote" not in cfg
-    assert cfg["transport"] == "ipc"
+    assert cfg["transport"] == "tcp"
     assert kernel_json(env, "ssh-r")["display_name"] == "Renamed"
 
     assert sshpyk(env, "add", *add_args(test_hosts)).returncode == 2  # exists

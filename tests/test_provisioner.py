@@ -208,10 +208,11 @@ async def test_restart_keeps_local_ports_and_works_repeatedly(test_hosts, specs,
         assert [km.get_connection_info()[n] for n in PORT_NAMES] == ports
         out, _ = await run_code(kc, "print('x' in globals())")
         assert out.strip() == "False"  # a fresh kernel behind the same ports
-    # one kernel and its nanny: nothing of the earlier launches is left
+    # one kernel, its nanny and the monitor session's relay: nothing of the earlier
+    # launches is left
     procs = kernel_procs(test_hosts)
     assert len([p for p in procs if "ipykernel" in p]) == 1, procs
-    assert len(procs) == 2, procs
+    assert len(procs) == 3, procs
     kc.stop_channels()
     await km.shutdown_kernel()
     assert kernel_procs(test_hosts) == []
