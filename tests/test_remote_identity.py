@@ -309,3 +309,23 @@ async def test_run_dirs_without_identity_are_left_to_their_lease(netns_hosts, st
         "id-launching-1 id-legacy-1"
     )
     registry.remove(rec.kernel_id)
+
+
+async def test_rest_refuses_another_hosts_kernel_with_409(netns_hosts, strangers, jp_fetch):
+    """Through the REST API the sidebar uses: another node's kernel is listed as such, and
+    shutting it down or re-attaching it is a 409 that signals nothing and keeps the record."""
+    from test_rest import call
+
+    th = netns_hosts
+    victim = strangers(373)
+    other = {"hostname": "login3", "boot_id": str(uuid.uuid4()), "machine_id": uuid.uuid4().hex}
+    meta = _meta(victim, other, _start_ticks(victim), ip="/nonexistent/k", ipc_dir=None)
+    theirs = _fake_rundir(th, "id-other-rest", meta, lease_age=1)
+    rec = _record(th, theirs, victim)
+    listed = await call(jp_fetch, "sshpyk", "orphans")
+    (entry,) = [k for k in listed["kernels"] if k["kernel_id"] == rec.kernel_id]
+    assert entry["elsewhere"] and entry["on_host"] == "login3", entry
+    err = await call(jp_fetch, "sshpyk", "orphans", rec.kernel_id, method="DELETE", expect=409)
+    assert "login3" in err["message"], err
+    assert _alive(victim) and registry.load(rec.kernel_id) is not None
+    registry.remove(rec.kernel_id)

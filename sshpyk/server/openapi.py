@@ -294,6 +294,10 @@ def _paths() -> dict[str, Any]:
                     "responses": {
                         "204": {"description": "ended on its host and forgotten"},
                         "404": _err("no such orphaned kernel"),
+                        "409": _err(
+                            "another request is re-attaching or shutting it down, or it runs "
+                            "on another host that shares the home directory"
+                        ),
                         "502": _err("the host could not be reached"),
                     },
                 },
@@ -309,7 +313,10 @@ def _paths() -> dict[str, Any]:
                             "content": {"application/json": {"schema": {"type": "object"}}},
                         },
                         "404": _err("no such orphaned kernel"),
-                        "409": _err("its kernelspec no longer exists"),
+                        "409": _err(
+                            "its kernelspec no longer exists, another request holds the "
+                            "kernel, or it runs on another host that shares the home directory"
+                        ),
                         "502": _err("the host could not be reached, or the kernel ended"),
                     },
                 },

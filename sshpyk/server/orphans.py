@@ -44,6 +44,11 @@ class OrphansHandler(SSHPykHandler):
         self.finish({"kernels": [e for e in found if e["alive"] or not e["reachable"]]})
 
 
+# what the host answers for a run dir that is not provably this kernel's: another host's
+# (a shared $HOME), or one whose processes cannot be verified
+NOT_OURS = ("elsewhere", "unverified")
+
+
 class OrphanHandler(SSHPykHandler):
     auth_resource = "kernels"
 
@@ -83,7 +88,11 @@ class OrphanHandler(SSHPykHandler):
     async def _shut_down(self, rec: registry.Record) -> None:
         try:
             await orphans.shut_down(rec)
-        except (SSHPykError, asyncio.TimeoutError, OSError) as e:
+        except SSHPykError as e:
+            if e.kind in NOT_OURS:
+                return self.error(409, str(e))
+            return self.fail(e)
+        except (asyncio.TimeoutError, OSError) as e:
             return self.fail(SSHPykError(str(e)))
         self.set_status(204)
         self.finish()
@@ -110,6 +119,8 @@ class AttachHandler(OrphanHandler):
         except SSHPykError as e:
             if e.kind == "gone":  # it ended meanwhile: only a stale record is left
                 registry.remove(kernel_id)
+            if e.kind in NOT_OURS:
+                return self.error(409, str(e))
             return self.fail(e)
         finally:
             ATTACH.pop(kernel_id, None)
