@@ -101,15 +101,20 @@ async def test_forwarding_refused_fails_the_launch_and_leaves_nothing(
         test_hosts
     )
     assert registry.load(str(km.kernel_id)) is None
-    _forget_exit_file(test_hosts, km)
+    _nothing_left_of_the_launch(test_hosts, km)
 
 
-def _forget_exit_file(th, km) -> None:
-    # The remote launcher writes <rundir>.exit for a launch abandoned before "ack" too (as
-    # on 79a1c4c; remote/launcher.py is not this test's subject): remove it, so that tests
-    # counting ~/.sshpyk/run entries after this one are not misled.
+def _nothing_left_of_the_launch(th, km) -> None:
+    """An abandoned launch (no "ack") leaves nothing in ~/.sshpyk/run: no run dir and no
+    ``.exit`` file, which only a monitor attached later would read."""
     kid = str(km.kernel_id).replace("-", "")[:8]
-    th.ssh("noforward", f"rm -f ~/.sshpyk/run/{kid}-*.exit")
+    deadline = time.monotonic() + 10
+    while True:
+        left = th.ssh("noforward", f"ls -A ~/.sshpyk/run | grep ^{kid}- || true").stdout.strip()
+        if not left or time.monotonic() > deadline:
+            break
+        time.sleep(0.2)
+    assert not left, f"an abandoned launch left {left!r} on the host"
 
 
 async def _async(value):
@@ -142,7 +147,7 @@ async def test_a_launch_that_fails_after_ready_unmounts(netns_hosts, specs, mana
         )
         assert await wait_until(lambda: _async(kernel_procs(netns_hosts) == []), 10)
     finally:
-        _forget_exit_file(netns_hosts, km)
+        _nothing_left_of_the_launch(netns_hosts, km)
         netns_hosts.ssh("remote", f"fusermount3 -u -z ~/{point} 2>/dev/null; rm -rf ~/{point}")
 
 

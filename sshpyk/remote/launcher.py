@@ -560,8 +560,9 @@ def main():
     rc = proc.wait()
     # the whole group: children the kernel left behind must not outlive it
     kill_group(pgid, signal.SIGKILL)
-    if detached.is_set():
-        # for a monitor attached later (attach.py), which is not the kernel's parent
+    if detached.is_set() and acked.is_set():
+        # for a monitor attached later (attach.py), which is not the kernel's parent; an
+        # abandoned launch (EOF before "ack") has nobody to tell
         write_private(rundir + ".exit", {"exit": rc, "host": host})
     cleanup(rundir, sockets)
     emit(exit=rc)
