@@ -97,16 +97,27 @@ def target_of(model: dict) -> Target:
     return Target(model["ssh_host_alias"], model.get("ssh") or "ssh", model.get("ssh_config"))
 
 
+# pieces of work (ssh processes) at once: each holds pipes and, on Python 3.11, a waiter
+# thread; checking many hosts at once must stay well inside a 256-fd limit (macOS's default)
+CONCURRENCY = 8
+
+
 class Checker:
     """Runs checks, sharing every piece of work that several kernels need."""
 
     def __init__(self, timeout: float = 20):
         self.timeout = timeout
         self._tasks: dict[tuple, asyncio.Task] = {}
+        self._gate = asyncio.Semaphore(CONCURRENCY)
 
     def _once(self, key: tuple, factory) -> asyncio.Task:
+        # no piece of work waits on another, so the gate can never deadlock
+        async def gated():
+            async with self._gate:
+                return await factory()
+
         if key not in self._tasks:
-            self._tasks[key] = asyncio.ensure_future(factory())
+            self._tasks[key] = asyncio.ensure_future(gated())
         return self._tasks[key]
 
     async def ssh_version(self, ssh: str):

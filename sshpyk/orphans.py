@@ -12,12 +12,16 @@ from typing import Any
 
 from . import registry
 from .errors import SSHPykError
+from .localfiles import check_ssh_config
+from .model import InvalidField
 from .remote import messages, program_stdin, python_command
 from .transport import Master, Target
 
 TIMEOUT = 20.0
 # a lease renewed within this many seconds means a monitor holds the kernel
 ATTACHED_WITHIN = 10.0
+# hosts asked at once (each an ssh process with its pipes): bounded like every fan-out
+HOSTS_AT_ONCE = 8
 
 
 def target_of(rec: registry.Record) -> Target:
@@ -26,6 +30,11 @@ def target_of(rec: registry.Record) -> Target:
 
 
 async def _remote(target: Target, prefix: str, params: dict, master: Master | None = None) -> dict:
+    if target.config:  # a record names the config it was started with: it may have changed
+        try:
+            check_ssh_config("ssh_config", target.config)
+        except InvalidField as e:
+            raise SSHPykError(str(e), kind="bad_config") from None
     master = master or Master.for_target(target)
     await master.ensure(TIMEOUT)
     rc, out, err = await master.run(
@@ -110,7 +119,13 @@ async def probe(records: list[registry.Record]) -> list[dict[str, Any]]:
             )
         return out
 
-    results = await asyncio.gather(*(one(key) for key in by_host))
+    gate = asyncio.Semaphore(HOSTS_AT_ONCE)
+
+    async def gated(key) -> list[dict]:
+        async with gate:
+            return await one(key)
+
+    results = await asyncio.gather(*(gated(key) for key in by_host))
     merged = [entry for group in results for entry in group]
     merged.sort(key=lambda e: e["started_at"])
     return merged

@@ -331,3 +331,82 @@ def test_a_refused_launch_says_why(test_hosts, tmp_path, specs, managers, jp_asy
         jp_asyncio_loop.run_until_complete(km.start_kernel())
     assert str(cfg) in str(e.value)
     assert not marker.exists()
+
+
+async def test_checks_of_100_hosts_under_a_256_fd_limit(test_hosts, tmp_path):
+    """Checks share their work per host but used to run every host's at once: 100 hosts
+    meant 100 ssh processes (and their pipes) together.  At most 8 now, so every host gets
+    its real answer (here: authentication refused) under macOS's default fd limit."""
+    from sshpyk.checks import check_many
+
+    cfg = tmp_path / "hundred"
+    cfg.write_text(
+        "".join(
+            f"Host c{i}\n  HostName {test_hosts['remote'].address}\n  User nosuchuser{i}\n"
+            for i in range(100)
+        )
+        # "Match all": an Include after a Host block would belong to that block alone
+        + f"Match all\nInclude {test_hosts.ssh_config}\n"
+    )
+    cfg.chmod(0o600)
+    models = [
+        {
+            "kernel_name": f"c{i}",
+            "ssh_host_alias": f"c{i}",
+            "ssh_config": str(cfg),
+            "remote_python_prefix": test_hosts.remote_python_prefix,
+            "remote_kernel_name": "python3",
+        }
+        for i in range(100)
+    ]
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    assert len(os.listdir("/proc/self/fd")) < 200
+    resource.setrlimit(resource.RLIMIT_NOFILE, (256, hard))
+    try:
+        results = await check_many(models, timeout=30)
+    finally:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (soft, hard))
+    kinds = {}
+    for checks in results.values():
+        (conn,) = [c for c in checks if c.id == "connection"]
+        kinds[conn.value] = kinds.get(conn.value, 0) + 1
+    assert kinds == {"auth_failed": 100}, kinds
+
+
+async def test_an_orphans_config_made_unsafe_is_never_run(
+    jp_fetch, test_hosts, tmp_path, monkeypatch
+):
+    """A registry record names the config its kernel was started with; listing, shutting
+    down and reaping check it again before ssh reads it."""
+    import uuid
+
+    from sshpyk import registry
+
+    monkeypatch.setenv("JUPYTER_RUNTIME_DIR", str(tmp_path / "runtime"))
+    cfg, marker = evil_config(tmp_path, test_hosts)
+    cfg.chmod(0o664)
+    rec = registry.Record(
+        kernel_id=str(uuid.uuid4()),
+        kernelspec="gone",
+        display_name="Gone",
+        config={
+            "ssh_host_alias": "evil",
+            "ssh_config": str(cfg),
+            "remote_python_prefix": test_hosts.remote_python_prefix,
+            "remote_kernel_name": "python3",
+        },
+        remote={"rundir": "/nonexistent/run/x", "pid": 1, "pgid": 1},
+        key="0" * 32,
+        signature_scheme="hmac-sha256",
+        started_at=time.time(),
+        server_pid=999_999_999,
+        local_ports=None,
+    )
+    registry.save(rec)
+    listed = await call(jp_fetch, "sshpyk", "orphans")
+    (entry,) = [k for k in listed["kernels"] if k["kernel_id"] == rec.kernel_id]
+    assert not entry["reachable"] and "writable by group or others" in entry["error"], entry
+    await call(jp_fetch, "sshpyk", "orphans", rec.kernel_id, method="DELETE", expect=502)
+    assert registry.load(rec.kernel_id) is not None
+    assert not marker.exists()
+    registry.remove(rec.kernel_id)
