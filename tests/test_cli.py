@@ -222,6 +222,12 @@ BAD_INPUTS = [
     ("timeout-zero", {"--launch-timeout": "0"}),
     ("transport", {"--transport": "udp"}),
     ("ssh-option", {"--ssh": "-oProxyCommand=x"}),
+    # review L2: "$" matched before a final newline, and "." / ".." name directories
+    ("name-newline", {"--kernel-name": "k\n"}),
+    ("name-dot", {"--kernel-name": "."}),
+    ("name-dotdot", {"--kernel-name": ".."}),
+    ("alias-newline", {"--ssh-host-alias": "remote\n"}),
+    ("remote-kernel-newline", {"--remote-kernel-name": "python3\n"}),
 ]
 
 
