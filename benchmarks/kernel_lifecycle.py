@@ -1,5 +1,6 @@
-"""Kernel lifecycle, side by side in one run: a plain local ipykernel, sshpyk (ours), and the
-reference sshpyk 1.25 from PyPI (in its own venv), on the plain test link and with +50 ms RTT.
+"""Kernel lifecycle, side by side in one run: a plain local ipykernel, sshpyk (ours, with its
+default ipc transport and with tcp), and the reference sshpyk 1.25 from PyPI (in its own
+venv), on the plain test link and with +50 ms RTT.
 
 Run as root (it builds the namespace test hosts and adds latency with NFQUEUE):
 
@@ -91,6 +92,11 @@ def prepare(th, tmp: Path) -> dict[str, tuple[Path, Path]]:
     }
     write_spec(ours, "bench", provisioned({**base, "remote_python_prefix": prefix}, "ours"))
     write_spec(ours, "bench-slow", provisioned({**base, "remote_python_prefix": slow}, "ours"))
+    # the same over tcp ports, the default before ipc (which other users of a host cannot read)
+    ours_tcp = tmp / "ours-tcp"
+    tcp = {**base, "transport": "tcp"}
+    write_spec(ours_tcp, "bench", provisioned({**tcp, "remote_python_prefix": prefix}, "tcp"))
+    write_spec(ours_tcp, "bench-slow", provisioned({**tcp, "remote_python_prefix": slow}, "tcp"))
 
     # The reference insists on ControlMaster auto under a dedicated alias.
     ref_cfg = tmp / "ref_ssh_config"
@@ -112,7 +118,8 @@ def prepare(th, tmp: Path) -> dict[str, tuple[Path, Path]]:
     )
     return {
         "local ipykernel": (OURS_PY, local),
-        "sshpyk (ours)": (OURS_PY, ours),
+        "sshpyk (ours, ipc)": (OURS_PY, ours),
+        "sshpyk (ours, tcp)": (OURS_PY, ours_tcp),
         "sshpyk 1.25": (ensure_reference(), ref),
     }
 

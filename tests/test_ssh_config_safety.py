@@ -63,6 +63,16 @@ def unsafe_configs(tmp_path: Path, test_hosts) -> dict[str, str]:
 CASES = ["fifo", "dev-zero", "directory", "group-writable", "other-owner", "over-1MiB", "missing"]
 
 
+async def hosts_of(jp_fetch, body: dict, expect: int = 200):
+    return await call(jp_fetch, "sshpyk", "hosts", method="POST", body=body, expect=expect)
+
+
+async def discover(jp_fetch, alias: str, body: dict, expect: int = 200):
+    return await call(
+        jp_fetch, "sshpyk", "hosts", alias, "kernelspecs", method="POST", body=body, expect=expect
+    )
+
+
 async def test_no_get_takes_a_config_or_a_program(jp_fetch, test_hosts, tmp_path):
     cfg, marker = evil_config(tmp_path, test_hosts)
     for params in ({"ssh_config": str(cfg)}, {"ssh": "/usr/bin/touch"}):
@@ -114,34 +124,21 @@ async def test_a_cookie_and_a_foreign_page_cannot_run_a_config(
 
 
 async def test_post_discovery_works_and_never_takes_the_ssh_binary(jp_fetch, test_hosts, tmp_path):
-    err = await call(
-        jp_fetch,
-        "sshpyk",
-        "hosts",
-        method="POST",
-        body={"ssh_config": str(test_hosts.ssh_config), "ssh": "/usr/bin/touch"},
-        expect=400,
+    err = await hosts_of(
+        jp_fetch, {"ssh_config": str(test_hosts.ssh_config), "ssh": "/usr/bin/touch"}, expect=400
     )
     assert err["field"] == "ssh" and "server's configuration" in err["message"]
-    err = await call(
+    err = await discover(
         jp_fetch,
-        "sshpyk",
-        "hosts",
         "remote",
-        "kernelspecs",
-        method="POST",
-        body={"remote_python_prefix": test_hosts.remote_python_prefix, "ssh": "/bin/sh"},
+        {"remote_python_prefix": test_hosts.remote_python_prefix, "ssh": "/bin/sh"},
         expect=400,
     )
     assert err["field"] == "ssh"
-    found = await call(
+    found = await discover(
         jp_fetch,
-        "sshpyk",
-        "hosts",
         "remote",
-        "kernelspecs",
-        method="POST",
-        body={
+        {
             "remote_python_prefix": test_hosts.remote_python_prefix,
             "ssh_config": str(test_hosts.ssh_config),
         },
@@ -155,18 +152,12 @@ async def test_unsafe_config_files_are_refused_at_once(
 ):
     path = unsafe_configs(tmp_path, test_hosts)[case]
     t0 = time.monotonic()
-    err = await call(
-        jp_fetch, "sshpyk", "hosts", method="POST", body={"ssh_config": path}, expect=400
-    )
+    err = await hosts_of(jp_fetch, {"ssh_config": path}, expect=400)
     assert err["field"] == "ssh_config" and path in err["message"], err
-    err = await call(
+    err = await discover(
         jp_fetch,
-        "sshpyk",
-        "hosts",
         "remote",
-        "kernelspecs",
-        method="POST",
-        body={"ssh_config": path, "remote_python_prefix": test_hosts.remote_python_prefix},
+        {"ssh_config": path, "remote_python_prefix": test_hosts.remote_python_prefix},
         expect=400,
     )
     assert err["field"] == "ssh_config"
@@ -210,19 +201,12 @@ async def test_errors_never_echo_a_files_contents(jp_fetch, test_hosts, tmp_path
         "-----END OPENSSH PRIVATE KEY-----\n"
     )
     key.chmod(0o600)
-    hosts = await call(jp_fetch, "sshpyk", "hosts", method="POST", body={"ssh_config": str(key)})
+    hosts = await hosts_of(jp_fetch, {"ssh_config": str(key)})
     text = json.dumps(hosts)
     assert [h["alias"] for h in hosts["hosts"]] == ["leaky"]
     assert "line 1" in hosts["hosts"][0]["error"]  # where, without what
-    err = await call(
-        jp_fetch,
-        "sshpyk",
-        "hosts",
-        "leaky",
-        "kernelspecs",
-        method="POST",
-        body={"ssh_config": str(key), "remote_python_prefix": "/opt"},
-        expect=502,
+    err = await discover(
+        jp_fetch, "leaky", {"ssh_config": str(key), "remote_python_prefix": "/opt"}, expect=502
     )
     text += json.dumps(err)
     assert "ssh rejected the configuration" in err["message"]
@@ -244,9 +228,7 @@ async def test_500_aliases_under_a_256_fd_limit(jp_fetch, test_hosts, tmp_path):
     assert in_use < 200, f"the test process already holds {in_use} fds"
     resource.setrlimit(resource.RLIMIT_NOFILE, (256, hard))
     try:
-        hosts = await call(
-            jp_fetch, "sshpyk", "hosts", method="POST", body={"ssh_config": str(cfg)}
-        )
+        hosts = await hosts_of(jp_fetch, {"ssh_config": str(cfg)})
     finally:
         resource.setrlimit(resource.RLIMIT_NOFILE, (soft, hard))
     mine = [h for h in hosts["hosts"] if h["alias"].startswith("h")]

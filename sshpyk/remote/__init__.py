@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import base64
 import json
+import re
 import shlex
 from importlib.resources import files
 
@@ -21,9 +22,21 @@ LOADER = (
 )
 
 
+# A program's line ``from .identity import ...  # sshpyk: bundled`` is replaced by the text of
+# remote/identity.py: the programs share that code in the package, and each runs alone on
+# the host, where sshpyk is not installed.
+BUNDLED = re.compile(r"^from \.(\w+) import [\w, ]+  # sshpyk: bundled$", re.M)
+
+
+def source(name: str) -> str:
+    """The text of ``remote/<name>.py`` as it runs on the host (bundled imports inlined)."""
+    src = files(__name__).joinpath(f"{name}.py").read_text()
+    return BUNDLED.sub(lambda m: source(m.group(1)), src)
+
+
 def program_stdin(name: str, params: dict) -> bytes:
     """What to write to the session: the program ``remote/<name>.py``, then its parameters."""
-    src = files(__name__).joinpath(f"{name}.py").read_text()
+    src = source(name)
     assert src.isascii()  # the loader counts characters; keep them one byte each
     return f"{len(src)}\n{src}{json.dumps(params)}\n".encode()
 
@@ -47,8 +60,7 @@ def python_command(prefix: str, program: str | None = None, params: dict | None 
         run = f"exec {p}/bin/python -c {shlex.quote(LOADER)}"
     else:
         out = " >&2"
-        src = files(__name__).joinpath(f"{program}.py").read_bytes()
-        code = base64.b64encode(src).decode()
+        code = base64.b64encode(source(program).encode()).decode()
         # double quotes inside: no '"'"' in the shell quoting around it
         loader = f'import base64;exec(compile(base64.b64decode("{code}"),"sshpyk-{program}",'
         loader += '"exec"))'

@@ -33,6 +33,9 @@ import tempfile
 import threading
 import time
 
+# sent ahead of this program in its place: the host has no sshpyk (see program_stdin)
+from .identity import host_identity, process_start  # sshpyk: bundled
+
 MARK = "SSHPYK "
 _out_lock = threading.Lock()
 
@@ -61,55 +64,6 @@ def private_dir(path):
         fail("runtime_dir", f"{path} is not a private directory owned by {os.getuid()}")
     os.chmod(path, 0o700)
     return path
-
-
-# ---- identity: kept identical in kernels.py and attach.py (each runs alone, no imports) ----
-def host_identity():
-    """This host and boot: run dirs may sit in a $HOME that other hosts share."""
-    ident = {"hostname": socket.gethostname(), "boot_id": None, "machine_id": None}
-    for key, path in (
-        ("boot_id", "/proc/sys/kernel/random/boot_id"),
-        ("machine_id", "/etc/machine-id"),
-    ):
-        try:
-            with open(path) as f:
-                ident[key] = f.read().strip() or None
-        except OSError:
-            pass
-    if ident["boot_id"] is None:
-        ident["boot_id"] = command_output(["sysctl", "-n", "kern.boottime"])  # macOS, BSD
-    return ident
-
-
-def command_output(argv):
-    try:
-        out = subprocess.run(
-            argv,
-            capture_output=True,
-            text=True,
-            timeout=5,
-            env={**os.environ, "LC_ALL": "C"},
-            check=False,
-        ).stdout.strip()
-    except (OSError, subprocess.SubprocessError):
-        return None
-    return out or None
-
-
-def process_start(pid):
-    """When process ``pid`` started (clock ticks since boot; ps's start time where there is
-    no /proc): with the boot id, what a reused pid never shares.  None when no such process
-    runs (a zombie has ended)."""
-    try:
-        with open(f"/proc/{int(pid)}/stat") as f:
-            fields = f.read().rsplit(")", 1)[1].split()
-    except (FileNotFoundError, ProcessLookupError):
-        if os.path.isdir("/proc/self"):
-            return None
-        return command_output(["ps", "-o", "lstart=", "-p", str(int(pid))])
-    except (OSError, ValueError, IndexError):
-        return None
-    return None if fields[0] in ("Z", "X") else fields[19]
 
 
 # ---- ports and sockets ---------------------------------------------------------------------
