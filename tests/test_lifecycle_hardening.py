@@ -23,6 +23,7 @@ from pathlib import Path
 import pytest
 from test_provisioner import kernel_procs, local_ssh_procs, run_code, start, wait_until
 from test_resilience import wait_state
+from test_sshfs import local_servers
 from tornado.httpclient import HTTPClientError
 
 from harness import is_root
@@ -139,7 +140,7 @@ async def test_a_launch_that_fails_after_ready_unmounts(netns_hosts, specs, mana
         assert e.value.kind == "forwarding_refused", e.value
         prov = km.provisioner
         assert not prov.mounts.up
-        assert not _local_sftp_servers(share)
+        assert not local_servers(share)
         mounted = netns_hosts.ssh("remote", "cat /proc/self/mountinfo").stdout
         assert point not in mounted
         assert await wait_until(
@@ -225,7 +226,7 @@ async def test_cleanup_stops_mounts_and_session_when_the_record_cannot_be_update
         assert await wait_until(
             lambda: _async(not monitor_sessions(netns_hosts.ssh_config, "remote")), 5
         )
-        assert not _local_sftp_servers(share)
+        assert not local_servers(share)
         assert await wait_until(lambda: _async(kernel_procs(netns_hosts) == []), 10), kernel_procs(
             netns_hosts
         )
@@ -256,7 +257,7 @@ async def test_unconfirmed_shutdown_stops_mounts_when_the_record_cannot_be_kept(
         kc.stop_channels()
         prov = km.provisioner
         pgid = prov.remote["pgid"]
-        assert prov.mounts.up and _local_sftp_servers(share)
+        assert prov.mounts.up and local_servers(share)
         path = registry.directory() / f"{km.kernel_id}.json"
         path.unlink()
         path.mkdir()  # abandon() cannot load nor rewrite it
@@ -264,7 +265,7 @@ async def test_unconfirmed_shutdown_stops_mounts_when_the_record_cannot_be_kept(
         await asyncio.wait_for(km.shutdown_kernel(now=True), 60)
         assert prov._unconfirmed or not prov._exited.is_set()  # it took the abandon path
         assert not prov.mounts.up
-        assert await wait_until(lambda: _async(not _local_sftp_servers(share)), 10)
+        assert await wait_until(lambda: _async(not local_servers(share)), 10)
         assert not monitor_sessions(netns_hosts.ssh_config, "remote")
     finally:
         faults.restore("remote")
@@ -273,19 +274,6 @@ async def test_unconfirmed_shutdown_stops_mounts_when_the_record_cannot_be_kept(
         if pgid:  # the kernel outlives an unconfirmed shutdown (until its lease ends)
             netns_hosts.ssh("remote", f"kill -9 -- -{int(pgid)} 2>/dev/null; true")
         netns_hosts.ssh("remote", f"fusermount3 -u -z ~/{point} 2>/dev/null; rm -rf ~/{point}")
-
-
-def _local_sftp_servers(share: Path) -> list[int]:
-    found = []
-    for d in Path("/proc").iterdir():
-        if d.name.isdigit():
-            try:
-                cmd = (d / "cmdline").read_bytes()
-            except OSError:
-                continue
-            if b"sshpyk.sftp_server" in cmd and str(share).encode() in cmd:
-                found.append(int(d.name))
-    return found
 
 
 # ---- registry: atomic writes, same-pid restarts (L3) ----------------------------------------
