@@ -11,15 +11,18 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import errno
 import fcntl
 import hashlib
 import os
 import pwd
 import re
 import shlex
+import socket
 import stat
 import sys
 import tempfile
+import time
 import weakref
 from dataclasses import dataclass
 from pathlib import Path
@@ -38,6 +41,12 @@ TCP_CONNECT = Path(__file__).with_name("tcp_connect.py")
 SHARDS = 8
 # what a mux client says when the host refused a session on a full connection
 SESSION_REFUSED = "open refused"
+# A master leaves ``<control_path>.log`` and ``.lock`` behind when it ends.  Those of a master
+# gone for this long are removed whenever this user's sshpyk starts a master, so the control
+# dir does not keep one pair per (ssh, config, alias) ever used; minutes, not seconds, so the
+# log of a failed start can still be read after the error was shown.
+STALE_AFTER = 10 * 60
+_CONTROL_FILE = re.compile(r"(cm-[0-9a-f]{16}(?:-\d+)?)\.(?:log|lock)")
 
 
 def session_refused(stderr: str) -> bool:
@@ -123,6 +132,73 @@ def _remembered_dir() -> Path:
         return private_dir(made)
     finally:
         os.close(fd)
+
+
+def prune_control_dir(older_than: float = STALE_AFTER, keep: Path | None = None) -> list[Path]:
+    """Remove the log and lock of every master in the control dir that is gone (no socket,
+    or one nobody listens on) and whose files are older than ``older_than`` seconds; never
+    those of ``keep`` (a control path).  Returns what was removed."""
+    directory = control_dir()
+    stems = set()
+    with contextlib.suppress(OSError):
+        for name in os.listdir(directory):
+            found = _CONTROL_FILE.fullmatch(name)
+            if found and (keep is None or found.group(1) != keep.name):
+                stems.add(found.group(1))
+    removed: list[Path] = []
+    for stem in sorted(stems):
+        removed += _remove_if_gone(directory / stem, older_than)
+    return removed
+
+
+def _remove_if_gone(control_path: Path, older_than: float) -> list[Path]:
+    log, lock = control_path.with_suffix(".log"), control_path.with_suffix(".lock")
+    newest = 0.0
+    for path in (log, lock):
+        with contextlib.suppress(OSError):
+            newest = max(newest, path.lstat().st_mtime)
+    if newest == 0.0 or time.time() - newest < older_than:
+        return []
+    # Under the master's start lock: no process is starting it (and writing its log) now,
+    # and one that waits for the lock sees it gone and makes a fresh one (see Master._flock).
+    try:
+        fd = os.open(lock, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600)
+    except OSError:
+        return []
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        if not _same_file(fd, lock) or _master_listens(control_path):
+            return []
+        removed = []
+        # the socket too when it is a dead master's: ssh would only remove it on a restart
+        for path in (control_path, log, lock):
+            with contextlib.suppress(FileNotFoundError):
+                path.unlink()
+                removed.append(path)
+        return removed
+    except OSError:  # BlockingIOError: being started right now
+        return []
+    finally:
+        os.close(fd)
+
+
+def _same_file(fd: int, path: Path) -> bool:
+    """Whether ``path`` still names the file open as ``fd`` (it was not removed meanwhile)."""
+    try:
+        st, open_st = path.lstat(), os.fstat(fd)
+    except OSError:
+        return False
+    return (st.st_dev, st.st_ino) == (open_st.st_dev, open_st.st_ino)
+
+
+def _master_listens(control_path: Path) -> bool:
+    """Whether a master may be behind the socket: False only when there is no socket, or
+    the system refuses a connection to it (no process listens: the master died)."""
+    if not control_path.is_socket():
+        return control_path.exists() or control_path.is_symlink()  # not ours to judge
+    with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as probe:
+        probe.setblocking(False)  # a full backlog must not block: it means alive
+        return probe.connect_ex(str(control_path)) != errno.ECONNREFUSED
 
 
 def private_dir(path: Path, create: bool = True) -> Path:
@@ -320,6 +396,10 @@ class Master:
             try:
                 if await self.is_alive():  # another process made it meanwhile
                     return
+                # a master is to be started: a good moment to forget those long gone (local
+                # files only, a few syscalls)
+                with contextlib.suppress(OSError, SSHPykError):
+                    prune_control_dir(keep=self.control_path)
                 await self._start(max(1.0, deadline - loop.time()))
                 await self.is_alive()
             finally:
@@ -333,7 +413,11 @@ class Master:
         while True:
             try:
                 fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-                return fd
+                if _same_file(fd, path):
+                    return fd
+                # removed by prune_control_dir while we waited: lock the file now there
+                os.close(fd)
+                fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600)
             except BlockingIOError:
                 if loop.time() >= deadline:
                     os.close(fd)
@@ -418,16 +502,22 @@ class Master:
         self.generation += 1
 
     async def exit(self) -> None:
-        if not self.control_path.is_socket():
-            return
-        proc = await self._spawn(
-            [*self._mux(), "-O", "exit", "--", self.target.alias],
-            stdin=asyncio.subprocess.DEVNULL,
-            stdout=asyncio.subprocess.DEVNULL,
-            stderr=asyncio.subprocess.DEVNULL,
-        )
-        with contextlib.suppress(asyncio.TimeoutError):
-            await _communicate(proc, None, 5)
+        if self.control_path.is_socket():
+            proc = await self._spawn(
+                [*self._mux(), "-O", "exit", "--", self.target.alias],
+                stdin=asyncio.subprocess.DEVNULL,
+                stdout=asyncio.subprocess.DEVNULL,
+                stderr=asyncio.subprocess.DEVNULL,
+            )
+            with contextlib.suppress(asyncio.TimeoutError):
+                await _communicate(proc, None, 5)
+            for _ in range(100):  # the master removes its socket as it ends
+                if not self.control_path.exists():
+                    break
+                await asyncio.sleep(0.02)
+        # gone: its log and lock are of no more use (kept if another process restarted it)
+        with contextlib.suppress(OSError):
+            _remove_if_gone(self.control_path, older_than=0)
 
     # ---- use -------------------------------------------------------------------------------
     async def open_session(
