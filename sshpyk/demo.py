@@ -14,12 +14,14 @@ import contextlib
 import json
 import os
 import pwd
+import shlex
 import shutil
 import signal
 import socket
 import stat
 import subprocess
 import sys
+import sysconfig
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -35,6 +37,7 @@ __all__ = [
     "DemoSandbox",
     "demo_root",
     "load_sandbox",
+    "shell_command",
     "start_sandbox",
     "stop_sandbox",
 ]
@@ -148,7 +151,47 @@ def stop_sandbox(root: Path | None = None) -> list[str]:
         else:
             if root.exists():
                 leftovers.append(f"directory {root}")
+    if not root.exists() and not root.is_symlink() and root == _norm(None):
+        # the default root's parent (<jupyter data>/sshpyk) was made for it; rmdir, which
+        # removes only an empty directory (never a symlink), so nothing else is ever lost
+        with contextlib.suppress(OSError):
+            os.rmdir(root.parent)
     return leftovers
+
+
+def shell_command(name: str) -> str:
+    """How the user's shell runs this environment's ``name`` (``sshpyk``, ``jupyter``), for
+    the hints we print: the bare name when the shell finds this very program by it, else
+    its path (``.venv/bin/sshpyk`` after ``./dev demo``, whose venv the user's shell has not
+    activated).  A venv activated around us (``$VIRTUAL_ENV``) does not count: that PATH
+    is the parent's (``./dev``), not the user's."""
+    ours = _program(name)
+    if ours is None:
+        return name
+    path = os.environ.get("PATH", "")
+    venv = os.environ.get("VIRTUAL_ENV")
+    if venv:
+        venv_bin = os.path.realpath(os.path.join(venv, "bin"))
+        dirs = [d for d in path.split(os.pathsep) if d and os.path.realpath(d) != venv_bin]
+        path = os.pathsep.join(dirs)
+    found = shutil.which(name, path=path)
+    if found and os.path.realpath(found) == os.path.realpath(ours):
+        return name
+    shown = os.path.abspath(ours)
+    here = os.getcwd()
+    if here != os.path.dirname(here) and shown.startswith(os.path.join(here, "")):
+        # under the current directory (the project's .venv): short, like the README says
+        relative = os.path.relpath(shown, here)
+        shown = relative if os.sep in relative else os.path.join(os.curdir, relative)
+    return shlex.quote(shown)
+
+
+def _program(name: str) -> str | None:
+    """This environment's ``name`` script: the one we were run as, if that is it."""
+    if os.path.basename(sys.argv[0]) == name and os.path.isfile(sys.argv[0]):
+        return sys.argv[0]
+    script = os.path.join(sysconfig.get_path("scripts"), name)
+    return script if os.access(script, os.X_OK) else None
 
 
 # ---------------------------------------------------------------------------------------

@@ -9,6 +9,7 @@ import socket
 import stat
 import subprocess
 import sys
+import sysconfig
 import time
 from pathlib import Path
 
@@ -329,3 +330,111 @@ def test_existing_root_is_made_private(tmp_path, root):
     sb = start_sandbox(root)
     assert stat.S_IMODE(root.stat().st_mode) == 0o700
     assert ssh(sb, "true").returncode == 0
+
+
+# ---- issue 13: what `sshpyk demo` leaves behind, and the hints it prints ---------------------
+
+
+def test_stop_removes_the_empty_parent_of_the_default_root(jupyter_data):
+    sb = start_sandbox()
+    parent = jupyter_data / "sshpyk"
+    assert sb.root.parent == parent
+    assert stop_sandbox() == []
+    assert not parent.exists()  # no empty .../jupyter/sshpyk/ left behind
+    assert jupyter_data.is_dir()  # and nothing above it touched
+
+
+def test_stop_keeps_the_parent_when_it_holds_anything_else(jupyter_data):
+    parent = jupyter_data / "sshpyk"
+    parent.mkdir(parents=True)
+    other = parent / "not-the-demo.txt"
+    other.write_text("kept\n")
+    start_sandbox()
+    assert stop_sandbox() == []
+    assert not (parent / "demo").exists()
+    assert other.read_text() == "kept\n"
+
+
+def test_stop_never_removes_the_parent_of_a_root_given_explicitly(tmp_path, jupyter_data):
+    parent = tmp_path / "mine"
+    parent.mkdir()
+    root = parent / "demo"
+    start_sandbox(root)
+    assert stop_sandbox(root) == []
+    assert not root.exists()
+    assert parent.is_dir()  # empty now, but not ours to remove
+
+
+SCRIPTS = Path(sysconfig.get_path("scripts"))
+SHELL_COMMAND = (
+    "import sys; from sshpyk.demo import shell_command; print(shell_command(sys.argv[1]))"
+)
+
+
+def shown_command(name: str, path: str, cwd: Path, venv: str | None = None) -> str:
+    """What shell_command says in a process started with this PATH (and $VIRTUAL_ENV)."""
+    env = {k: v for k, v in os.environ.items() if k not in ("VIRTUAL_ENV", "PYTHONPATH")}
+    env["PATH"] = path
+    env["PYTHONPATH"] = str(Path(__file__).resolve().parents[1])  # the sshpyk under test
+    if venv:
+        env["VIRTUAL_ENV"] = venv
+    r = subprocess.run(
+        [sys.executable, "-c", SHELL_COMMAND, name],
+        cwd=cwd,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert r.returncode == 0, r.stderr
+    return r.stdout.strip()
+
+
+def runs_in_a_plain_shell(command: str, cwd: Path) -> str:
+    """Run a printed hint as the user would, in a shell without our environment on PATH."""
+    env = {k: v for k, v in os.environ.items() if k not in ("VIRTUAL_ENV", "PYTHONPATH")}
+    env["PATH"] = "/usr/bin:/bin"
+    r = subprocess.run(
+        ["sh", "-c", f"{command} --version"],
+        cwd=cwd,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert r.returncode == 0, (command, r.stderr)
+    return r.stdout + r.stderr
+
+
+@pytest.mark.parametrize("name", ["sshpyk", "jupyter"])
+def test_hints_name_the_path_when_the_cli_is_not_on_path(name):
+    if sys.prefix == sys.base_prefix:
+        pytest.fail("run the tests from the project's venv (./dev setup makes .venv)")
+    project = SCRIPTS.parent.parent  # where ./dev runs: the hint is .venv/bin/<name>
+    plain = "/usr/bin:/bin"
+    assert shutil.which(name, path=plain) is None, f"a {name} outside the venv is on {plain}"
+    # run from a plain shell (.venv/bin/sshpyk demo), and from ./dev demo (venv activated)
+    for venv in (None, str(SCRIPTS.parent)):
+        path = plain if venv is None else f"{SCRIPTS}:{plain}"
+        shown = shown_command(name, path, project, venv)
+        assert shown == os.path.relpath(SCRIPTS / name, project), shown
+        assert "/" in shown  # a path the shell runs as such, not a name it looks up
+        out = runs_in_a_plain_shell(shown, project)
+        if name == "sshpyk":
+            assert out.startswith("sshpyk "), out
+    # from elsewhere: absolute
+    assert shown_command(name, plain, Path("/")) == str(SCRIPTS / name)
+
+
+def test_hints_say_the_bare_name_when_the_shell_finds_this_very_cli():
+    assert shown_command("sshpyk", f"{SCRIPTS}:/usr/bin:/bin", Path("/")) == "sshpyk"
+
+
+def test_hints_never_say_a_name_that_finds_another_sshpyk(tmp_path):
+    # an older sshpyk earlier on PATH (e.g. 1.25 from the package index, in ~/.local/bin)
+    other = tmp_path / "bin"
+    other.mkdir()
+    (other / "sshpyk").write_text("#!/bin/sh\necho sshpyk 1.25\n")
+    (other / "sshpyk").chmod(0o755)
+    shown = shown_command("sshpyk", f"{other}:{SCRIPTS}:/usr/bin:/bin", Path("/"))
+    assert shown == str(SCRIPTS / "sshpyk")
