@@ -17,7 +17,7 @@ import time
 from typing import Any
 
 from . import __version__, orphans, registry
-from .checks import FAIL, OK, SKIPPED, WARN, Check, check_many
+from .checks import CHECK_IDS, FAIL, OK, SKIPPED, TITLES, WARN, Check, Checker, check_many
 from .kernelspecs import (
     KernelEntry,
     KernelSpecError,
@@ -35,23 +35,16 @@ EXIT_FAILED, EXIT_USAGE = 1, 2
 DEMO_KERNEL = "ssh-demo"
 DEMO_DISPLAY = "Python (SSH demo: localhost)"
 
-# option -> model field, for add and edit (one list: the schema names the fields)
-OPTIONS = {
-    "--kernel-name": "kernel_name",
-    "--display-name": "display_name",
-    "--language": "language",
-    "--interrupt-mode": "interrupt_mode",
-    "--ssh-host-alias": "ssh_host_alias",
-    "--ssh-config": "ssh_config",
-    "--ssh": "ssh",
-    "--remote-python-prefix": "remote_python_prefix",
-    "--remote-kernel-name": "remote_kernel_name",
-    "--launch-timeout": "launch_timeout",
-    "--shutdown-timeout": "shutdown_timeout",
-    "--transport": "transport",
-    "--remote-sshfs": "remote_sshfs",
-    "--ssh-host-alias-local-on-remote": "ssh_host_alias_local_on_remote",
-}
+
+# Every field of the kernelspec schema is an option named after it (lease_timeout ->
+# --lease-timeout), for add and edit: a field added to the schema is an option at once and
+# can never be forgotten here (tests/test_cli_options.py walks the schema to make sure).
+def _option(field: str) -> str:
+    return "--" + field.replace("_", "-")
+
+
+OPTIONS = {_option(field): field for field in schema()["properties"]}
+MOUNTS = "mount_local_on_remote"  # a list: repeatable --mount-local-on-remote /L:/R[:...]
 
 
 class UsageError(Exception):
@@ -146,6 +139,8 @@ def _ssh_rows(e: KernelEntry, checks: list[Check] | None, st: Style) -> list[tup
         ("Remote Kernel Name", v(m["remote_kernel_name"], "remote_kernel")),
         ("Launch Timeout", str(m["launch_timeout"])),
         ("Shutdown Timeout", str(m["shutdown_timeout"])),
+        ("Lease Timeout", str(m["lease_timeout"])),
+        ("Lost Timeout", str(m["lost_timeout"])),
         ("Transport", v(m["transport"], "port_forwarding")),
         (
             "Remote Command",
@@ -178,43 +173,187 @@ def _entry_json(e: KernelEntry, checks: list[Check] | None) -> dict[str, Any]:
 # ---- commands ------------------------------------------------------------------------------------
 
 
+class Progress:
+    """One refreshed status line on stderr for work that takes over a second, e.g.
+    "checking 2 hosts… (gpu-box, login1) 3 s".  Only on a terminal: pipes and CI logs get
+    no carriage returns or escape codes."""
+
+    DELAY, EVERY = 1.0, 0.2
+
+    def __init__(self, text, stream=None):
+        self.text = text  # () -> str | None: what is being waited for now (None: nothing)
+        self.stream = stream or sys.stderr
+        self.enabled = self.stream.isatty()
+        self.shown = False
+        self.t0 = time.monotonic()
+
+    def clear(self) -> None:
+        if self.shown:
+            self.stream.write("\r\033[K")
+            self.stream.flush()
+            self.shown = False
+
+    def draw(self) -> None:
+        took = time.monotonic() - self.t0
+        text = self.text()
+        if not self.enabled or took < self.DELAY or not text:
+            return
+        self.stream.write(f"\r\033[K{text} {took:.0f} s")
+        self.stream.flush()
+        self.shown = True
+
+    async def run(self) -> None:
+        while True:
+            await asyncio.sleep(self.EVERY)
+            self.draw()
+
+
+def _plural(n: int, word: str) -> str:
+    return f"{n} {word}{'' if n == 1 else 's'}"
+
+
+def _unanswered(model: dict, got: list[Check], timeout: float, error: str = "") -> list[Check]:
+    """The checks of a kernel whose host did not answer in time: what was known stays, the
+    first missing check fails saying so, the rest are skipped."""
+    have = {c.id for c in got}
+    todo = [
+        cid
+        for cid in CHECK_IDS
+        if cid not in have and (cid != "sshfs" or model.get("mount_local_on_remote"))
+    ]
+    alias = model["ssh_host_alias"]
+    why = error or f"no answer from {alias} within {timeout:g} s"
+    out = list(got)
+    for i, cid in enumerate(todo):
+        if i == 0:
+            out.append(Check(cid, TITLES[cid], FAIL, "no answer" if not error else "", why))
+        else:
+            out.append(Check(cid, TITLES[cid], SKIPPED, hint=why))
+    return out
+
+
+async def check_per_host(models: list[dict], timeout: float, on_done=None, progress=None):
+    """Check every kernel at once, each within ``timeout`` seconds of the start: a host that
+    does not answer costs its own kernels that time, never the others'.  ``on_done(name,
+    checks)`` as soon as a kernel is known, in the order they finish."""
+    checker = Checker(timeout)  # also bounds each piece of ssh work
+    results: dict[str, list[Check]] = {}
+    waiting = {m["kernel_name"]: m["ssh_host_alias"] for m in models}
+    if progress:
+        hosts = lambda: sorted(set(waiting.values()))  # noqa: E731
+        progress.text = lambda: (
+            waiting
+            and (
+                f"checking {_plural(len(hosts()), 'host')}… ({', '.join(hosts()[:4])}"
+                + (", …" if len(hosts()) > 4 else "")
+                + ")"
+            )
+        )
+        ticker = asyncio.ensure_future(progress.run())
+
+    async def one(model: dict) -> None:
+        got: list[Check] = []
+        task = asyncio.ensure_future(checker.check(model, got.append))
+        await asyncio.wait({task}, timeout=timeout)
+        if not task.done():
+            task.cancel()  # frees its share of the work slots; nobody else waits for it
+            checks = _unanswered(model, got, timeout)
+        elif task.cancelled():  # shared work of its host, ended by a kernel that timed out
+            checks = _unanswered(model, got, timeout)
+        elif task.exception() is not None:
+            checks = _unanswered(model, got, timeout, f"the check broke: {task.exception()}")
+        else:
+            checks = task.result()
+        name = model["kernel_name"]
+        results[name] = checks
+        waiting.pop(name, None)
+        if on_done:
+            if progress:
+                progress.clear()
+            on_done(name, checks)
+
+    try:
+        await asyncio.gather(*(one(m) for m in models))
+    finally:
+        if progress:
+            ticker.cancel()
+            progress.clear()
+    return results
+
+
 def cmd_list(args) -> int:
     entries = list_entries()
     want_local = args.local or not args.remote
     want_ssh = args.remote or not args.local
     local = [e for e in entries if not e.is_ssh] if want_local else []
     ssh = [e for e in entries if e.is_ssh] if want_ssh else []
-    checks: dict[str, list[Check]] = {}
-    if ssh and not args.no_check:
-        checks = asyncio.run(check_many([e.model for e in ssh if e.model], timeout=args.timeout))
-    if args.json:
-        print(
-            json.dumps(
-                {
-                    "local": [_entry_json(e, None) for e in local],
-                    "ssh": [
-                        _entry_json(e, checks.get(e.name) if not args.no_check else None)
-                        for e in ssh
-                    ],
-                },
-                indent=1,
-            )
+    check = bool(ssh) and not args.no_check
+    models = [e.model for e in ssh if e.model]
+    if args.json:  # one document, at the end
+        checks = (
+            asyncio.run(check_per_host(models, args.timeout, progress=Progress(None)))
+            if check
+            else {}
         )
+        out = {
+            "local": [_entry_json(e, None) for e in local],
+            "ssh": [_entry_json(e, checks.get(e.name) if check else None) for e in ssh],
+        }
+        print(json.dumps(out, indent=1))
         return 0
     st = Style(sys.stdout.isatty())
-    blocks = [st.head("----- Local Kernel ------") + "\n" + _fields(_local_rows(e)) for e in local]
-    blocks += [
-        st.head("------ SSH Kernel -------") + "\n" + _fields(_ssh_rows(e, checks.get(e.name), st))
-        for e in ssh
-    ]
-    print("\n\n".join(blocks) if blocks else "no kernels")
+    printed = 0
+
+    def block(text: str) -> None:
+        # each kernel's block is written whole and flushed: blocks never interleave and a
+        # pipe sees each one as soon as it is known
+        nonlocal printed
+        print(("\n" if printed else "") + text, flush=True)
+        printed += 1
+
+    def ssh_block(e: KernelEntry, checks: list[Check] | None) -> None:
+        block(st.head("------ SSH Kernel -------") + "\n" + _fields(_ssh_rows(e, checks, st)))
+
+    for e in local:  # known at once: never wait for a host to show them
+        block(st.head("----- Local Kernel ------") + "\n" + _fields(_local_rows(e)))
+    for e in ssh:
+        if not check or e.model is None:  # nothing to wait for
+            ssh_block(e, None)
+    if check and models:
+        by_name = {e.name: e for e in ssh}
+        asyncio.run(
+            check_per_host(
+                models,
+                args.timeout,
+                on_done=lambda name, checks: ssh_block(by_name[name], checks),
+                progress=Progress(None),
+            )
+        )
+    if not printed:
+        print("no kernels")
     return 0
 
 
 def _given(args) -> dict[str, Any]:
     return {
-        key: getattr(args, key) for key in OPTIONS.values() if getattr(args, key, None) is not None
+        key: getattr(args, key)
+        for key in OPTIONS.values()
+        if key != MOUNTS and getattr(args, key, None) is not None
     }
+
+
+def _kernel_name(args) -> str:
+    """The kernel a command acts on: ``NAME`` or ``--kernel-name NAME`` (kept for
+    compatibility), exactly one of them."""
+    if args.name and args.kernel_name:
+        raise UsageError(
+            f"give the kernel name once: 'sshpyk {args.command} NAME' "
+            "or '--kernel-name NAME', not both"
+        )
+    name = args.name or args.kernel_name
+    if not name:
+        raise UsageError(f"which kernel? give its name: sshpyk {args.command} NAME")
+    return name
 
 
 def _new_mounts(args) -> list[dict[str, Any]]:
@@ -230,7 +369,8 @@ def cmd_add(args) -> int:
 
 
 def cmd_edit(args) -> int:
-    entry = get_ssh_entry(args.kernel_name)
+    name = _kernel_name(args)
+    entry = get_ssh_entry(name)
     patch = _given(args)
     patch.pop("kernel_name", None)
     for key in args.clear or []:
@@ -251,30 +391,46 @@ def cmd_edit(args) -> int:
         patch["mount_local_on_remote"] = mounts + _new_mounts(args)
     if not patch:
         raise UsageError("nothing to change: give at least one option")
-    entry = update(args.kernel_name, patch)
+    entry = update(name, patch)
     print(f"updated SSH kernel {entry.name!r}")
     return 0
 
 
 def cmd_delete(args) -> int:
-    name = args.kernel_name or args.name
-    if not name:
-        raise UsageError("which kernel? give --kernel-name NAME")
+    name = _kernel_name(args)
     delete(name)
     print(f"deleted SSH kernel {name!r}")
     return 0
 
 
 def cmd_check(args) -> int:
-    entry = get_ssh_entry(args.kernel_name, valid=True)
+    entry = get_ssh_entry(_kernel_name(args), valid=True)
     st = Style(sys.stdout.isatty())
+    done: set[str] = set()
+    alias = entry.model["ssh_host_alias"]
+
+    def waiting() -> str | None:  # the check under way: the first one not reported yet
+        todo = [cid for cid in CHECK_IDS if cid not in done]
+        return f"checking {alias}: {TITLES[todo[0]]}…" if todo else None
+
+    progress = Progress(waiting)
 
     def live(name, c: Check):
+        done.add(c.id)
+        progress.clear()
         if not args.json:
             hint = f"\n      {c.hint}" if c.hint and c.status != OK else ""
             print(f"{st.mark(c.status)} {c.title}: {c.value}{hint}", flush=True)
 
-    results = asyncio.run(check_many([entry.model], on_result=live, timeout=args.timeout))
+    async def run():
+        ticker = asyncio.ensure_future(progress.run())
+        try:
+            return await check_many([entry.model], on_result=live, timeout=args.timeout)
+        finally:
+            ticker.cancel()
+            progress.clear()
+
+    results = asyncio.run(run())
     checks = results[entry.name]
     if args.json:
         print(json.dumps({"name": entry.name, "checks": [c.to_dict() for c in checks]}, indent=1))
@@ -391,7 +547,7 @@ your ~/.ssh is untouched.
 
 Registered the SSH kernel {DEMO_DISPLAY!r} ({DEMO_KERNEL}). Next:
   jupyter lab                      # then pick "{DEMO_DISPLAY}" in the launcher
-  sshpyk check --kernel-name {DEMO_KERNEL}
+  sshpyk check {DEMO_KERNEL}
   sshpyk demo --stop               # removes all of it""")
     return 0
 
@@ -403,24 +559,42 @@ def _add_model_options(p: argparse.ArgumentParser, *, required: bool) -> None:
     props = schema()["properties"]
     req = set(schema()["required"]) if required else set()
     for opt, key in OPTIONS.items():
-        if key == "kernel_name":
+        if key == "kernel_name":  # names the kernel: each command takes it its own way
             continue
         rule = props[key]
-        kw: dict[str, Any] = {"dest": key, "help": rule.get("description", "")}
-        if rule.get("type") == "integer":
+        if key == MOUNTS:
+            p.add_argument(
+                opt,
+                dest=key,
+                action="append",
+                metavar="/LOCAL:/REMOTE[:OPTIONS][:optional]",
+                help="mount a local directory on the remote host (repeatable); ':optional' "
+                "starts the kernel even when the mount fails",
+            )
+            continue
+        kinds = set(rule["type"] if isinstance(rule["type"], list) else [rule["type"]])
+        kw: dict[str, Any] = {"dest": key, "required": key in req}
+        if kinds == {"integer"}:
             kw["type"] = int
+            kw["metavar"] = "S" if key.endswith("_timeout") else "N"
+        elif kinds <= {"string", "null"}:
+            kw["type"] = str
+        else:  # a new kind of field needs its own option: fail loudly, not silently skip it
+            raise TypeError(f"no command-line option for schema field {key!r} ({rule['type']})")
         if "enum" in rule:
             kw["choices"] = rule["enum"]
-        kw["required"] = key in req
+        notes = []
+        if "minimum" in rule:
+            notes.append(f"{rule['minimum']}-{rule['maximum']}")
+        if rule.get("default") not in (None, []):
+            notes.append(f"default {rule['default']}")
+        kw["help"] = rule.get("description", "") + (f" ({', '.join(notes)})" if notes else "")
         p.add_argument(opt, **kw)
-    p.add_argument(
-        "--mount-local-on-remote",
-        dest="mount_local_on_remote",
-        action="append",
-        metavar="/LOCAL:/REMOTE[:OPTIONS][:optional]",
-        help="mount a local directory on the remote host (repeatable); ':optional' starts "
-        "the kernel even when the mount fails",
-    )
+
+
+def _add_name(p: argparse.ArgumentParser) -> None:
+    p.add_argument("name", nargs="?", metavar="NAME", help="the kernel name")
+    p.add_argument("--kernel-name", dest="kernel_name", help="the same as NAME (older form)")
 
 
 def build_parser() -> Parser:
@@ -438,7 +612,14 @@ def build_parser() -> Parser:
     p.add_argument("-l", "--local", action="store_true", help="only local kernels")
     p.add_argument("-n", "--no-check", action="store_true", help="skip the remote checks")
     p.add_argument("--json", action="store_true", help="machine-readable output")
-    p.add_argument("--timeout", type=int, default=20, help=argparse.SUPPRESS)
+    p.add_argument(
+        "--timeout",
+        type=int,
+        default=20,
+        metavar="S",
+        help="seconds each host gets to answer its checks (default 20); a host that does not "
+        "answer delays only its own kernels, listed last",
+    )
     p.set_defaults(func=cmd_list)
 
     p = sub.add_parser("add", help="add an SSH kernel")
@@ -453,7 +634,7 @@ def build_parser() -> Parser:
     p.set_defaults(func=cmd_add)
 
     p = sub.add_parser("edit", help="change an SSH kernel")
-    p.add_argument("--kernel-name", dest="kernel_name", required=True)
+    _add_name(p)
     _add_model_options(p, required=False)
     p.add_argument(
         "--clear",
@@ -471,12 +652,11 @@ def build_parser() -> Parser:
     p.set_defaults(func=cmd_edit)
 
     p = sub.add_parser("delete", help="delete an SSH kernel (never a local one)")
-    p.add_argument("name", nargs="?", help="the kernel name")
-    p.add_argument("--kernel-name", dest="kernel_name")
+    _add_name(p)
     p.set_defaults(func=cmd_delete)
 
     p = sub.add_parser("check", help="run every remote check of one SSH kernel")
-    p.add_argument("--kernel-name", dest="kernel_name", required=True)
+    _add_name(p)
     p.add_argument("--json", action="store_true")
     p.add_argument("--timeout", type=int, default=20, help=argparse.SUPPRESS)
     p.set_defaults(func=cmd_check)
