@@ -416,8 +416,9 @@ class Master:
                 if _same_file(fd, path):
                     return fd
                 # removed by prune_control_dir while we waited: lock the file now there
+                fresh = os.open(path, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600)
                 os.close(fd)
-                fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600)
+                fd = fresh
             except BlockingIOError:
                 if loop.time() >= deadline:
                     os.close(fd)
