@@ -232,11 +232,18 @@ def _unanswered(model: dict, got: list[Check], timeout: float, error: str = "") 
     return out
 
 
+LATE = 0.5  # s after a kernel is given up on that its work ends
+
+
 async def check_per_host(models: list[dict], timeout: float, on_done=None, progress=None):
     """Check every kernel at once, each within ``timeout`` seconds of the start: a host that
     does not answer costs its own kernels that time, never the others'.  ``on_done(name,
     checks)`` as soon as a kernel is known, in the order they finish."""
-    checker = Checker(timeout)  # also bounds each piece of ssh work
+    loop = asyncio.get_running_loop()
+    # every piece of work ends by its own timeout a little after a kernel is given up on,
+    # so what is given up on is killed and reaped, never left running after the CLI
+    checker = Checker(timeout, deadline=loop.time() + timeout + LATE)
+    given_up: list[asyncio.Task] = []
     results: dict[str, list[Check]] = {}
     waiting = {m["kernel_name"]: m["ssh_host_alias"] for m in models}
     if progress:
@@ -256,7 +263,7 @@ async def check_per_host(models: list[dict], timeout: float, on_done=None, progr
         task = asyncio.ensure_future(checker.check(model, got.append))
         await asyncio.wait({task}, timeout=timeout)
         if not task.done():
-            task.cancel()  # frees its share of the work slots; nobody else waits for it
+            given_up.append(task)
             checks = _unanswered(model, got, timeout)
         elif task.cancelled():  # shared work of its host, ended by a kernel that timed out
             checks = _unanswered(model, got, timeout)
@@ -274,6 +281,8 @@ async def check_per_host(models: list[dict], timeout: float, on_done=None, progr
 
     try:
         await asyncio.gather(*(one(m) for m in models))
+        if given_up:  # every row is out; let their work end by its own (reaping) timeouts
+            await asyncio.wait(given_up, timeout=LATE + 5)
     finally:
         if progress:
             ticker.cancel()

@@ -15,6 +15,7 @@ from pathlib import Path
 
 import pytest
 from test_cli import BIN, add_args, env, sshpyk  # noqa: F401  (env: a fixture)
+from test_provisioner import local_ssh_procs
 
 pytestmark = pytest.mark.netns
 TIMEOUT = 12  # seconds each host gets (sshpyk list --timeout)
@@ -95,6 +96,10 @@ def test_a_silent_host_delays_only_its_own_kernels(test_hosts, env, faults):  # 
     # stderr is a pipe: no progress line, no carriage return or escape code anywhere
     assert "checking" not in err and "\r" not in err and "\033" not in err
     assert not any("\r" in line or "\033" in line for _, line in lines)
+    # the silent host's work ended with the CLI: only the masters (shared, persistent) stay
+    time.sleep(0.5)
+    left = [c for c in local_ssh_procs(test_hosts.ssh_config) if "ControlMaster=no" in c]
+    assert left == []
 
 
 def test_json_waits_for_one_document_with_the_timeout_per_host(test_hosts, env, faults):  # noqa: F811
