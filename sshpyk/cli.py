@@ -12,8 +12,10 @@ import contextlib
 import json
 import logging
 import shlex
+import shutil
 import sys
 import time
+from pathlib import Path
 from typing import Any
 
 from . import __version__, orphans, registry
@@ -208,6 +210,17 @@ class Progress:
             self.draw()
 
 
+async def _with_progress(coro, text: str):
+    """``coro``'s result, with ``text`` as the progress line while it takes over a second."""
+    progress = Progress(lambda: text)
+    ticker = asyncio.ensure_future(progress.run())
+    try:
+        return await coro
+    finally:
+        ticker.cancel()
+        progress.clear()
+
+
 def _plural(n: int, word: str) -> str:
     return f"{n} {word}{'' if n == 1 else 's'}"
 
@@ -235,10 +248,11 @@ def _unanswered(model: dict, got: list[Check], timeout: float, error: str = "") 
 LATE = 0.5  # s after a kernel is given up on that its work ends
 
 
-async def check_per_host(models: list[dict], timeout: float, on_done=None, progress=None):
+async def check_per_host(models: list[dict], timeout: float, on_done=None):
     """Check every kernel at once, each within ``timeout`` seconds of the start: a host that
     does not answer costs its own kernels that time, never the others'.  ``on_done(name,
-    checks)`` as soon as a kernel is known, in the order they finish."""
+    checks)`` as soon as a kernel is known, in the order they finish; meanwhile, on a
+    terminal, which hosts are still being waited for."""
     loop = asyncio.get_running_loop()
     # every piece of work ends by its own timeout a little after a kernel is given up on,
     # so what is given up on is killed and reaped, never left running after the CLI
@@ -246,17 +260,16 @@ async def check_per_host(models: list[dict], timeout: float, on_done=None, progr
     given_up: list[asyncio.Task] = []
     results: dict[str, list[Check]] = {}
     waiting = {m["kernel_name"]: m["ssh_host_alias"] for m in models}
-    if progress:
-        hosts = lambda: sorted(set(waiting.values()))  # noqa: E731
-        progress.text = lambda: (
-            waiting
-            and (
-                f"checking {_plural(len(hosts()), 'host')}… ({', '.join(hosts()[:4])}"
-                + (", …" if len(hosts()) > 4 else "")
-                + ")"
-            )
-        )
-        ticker = asyncio.ensure_future(progress.run())
+
+    def status() -> str | None:
+        hosts = sorted(set(waiting.values()))
+        if not hosts:
+            return None
+        more = ", …" if len(hosts) > 4 else ""
+        return f"checking {_plural(len(hosts), 'host')}… ({', '.join(hosts[:4])}{more})"
+
+    progress = Progress(status)
+    ticker = asyncio.ensure_future(progress.run())
 
     async def one(model: dict) -> None:
         got: list[Check] = []
@@ -264,8 +277,6 @@ async def check_per_host(models: list[dict], timeout: float, on_done=None, progr
         await asyncio.wait({task}, timeout=timeout)
         if not task.done():
             given_up.append(task)
-            checks = _unanswered(model, got, timeout)
-        elif task.cancelled():  # shared work of its host, ended by a kernel that timed out
             checks = _unanswered(model, got, timeout)
         elif task.exception() is not None:
             checks = _unanswered(model, got, timeout, f"the check broke: {task.exception()}")
@@ -275,18 +286,21 @@ async def check_per_host(models: list[dict], timeout: float, on_done=None, progr
         results[name] = checks
         waiting.pop(name, None)
         if on_done:
-            if progress:
-                progress.clear()
+            progress.clear()
             on_done(name, checks)
 
     try:
         await asyncio.gather(*(one(m) for m in models))
         if given_up:  # every row is out; let their work end by its own (reaping) timeouts
             await asyncio.wait(given_up, timeout=LATE + 5)
+            for task in given_up:  # their outcome no longer matters: never log it
+                if task.done():
+                    task.exception()
+                else:
+                    task.cancel()
     finally:
-        if progress:
-            ticker.cancel()
-            progress.clear()
+        ticker.cancel()
+        progress.clear()
     return results
 
 
@@ -299,11 +313,7 @@ def cmd_list(args) -> int:
     check = bool(ssh) and not args.no_check
     models = [e.model for e in ssh if e.model]
     if args.json:  # one document, at the end
-        checks = (
-            asyncio.run(check_per_host(models, args.timeout, progress=Progress(None)))
-            if check
-            else {}
-        )
+        checks = asyncio.run(check_per_host(models, args.timeout)) if check else {}
         out = {
             "local": [_entry_json(e, None) for e in local],
             "ssh": [_entry_json(e, checks.get(e.name) if check else None) for e in ssh],
@@ -335,7 +345,6 @@ def cmd_list(args) -> int:
                 models,
                 args.timeout,
                 on_done=lambda name, checks: ssh_block(by_name[name], checks),
-                progress=Progress(None),
             )
         )
     if not printed:
@@ -448,7 +457,17 @@ def cmd_check(args) -> int:
 
 def cmd_ps(args) -> int:
     records, bad = registry.all_records()
-    found = asyncio.run(orphans.probe(records)) if records else []
+    hosts = sorted({r.config.get("ssh_host_alias", "?") for r in records})
+    found = (
+        asyncio.run(
+            _with_progress(
+                orphans.probe(records),
+                f"asking {_plural(len(hosts), 'host')}… ({', '.join(hosts[:4])})",
+            )
+        )
+        if records
+        else []
+    )
     if args.json:
         print(json.dumps({"kernels": found, "unreadable": bad}, indent=1))
         return 0
@@ -507,7 +526,11 @@ def cmd_reap(args) -> int:
     if config:  # one a record or kernelspec names may have changed since it was written
         validate({"ssh_config": config}, only=("ssh_config",))
     target = Target(args.host_alias, ssh or "ssh", config)
-    result = asyncio.run(orphans.reap(target, prefix, everything=args.all))
+    result = asyncio.run(
+        _with_progress(
+            orphans.reap(target, prefix, everything=args.all), f"reaping on {args.host_alias}…"
+        )
+    )
     for rundir in result["reaped"]:
         print(f"reaped {rundir}")
     for k in result["kernels"]:
@@ -518,6 +541,18 @@ def cmd_reap(args) -> int:
         f"{len(result['reaped'])} reaped on {args.host_alias}; {len(left)} kernel(s) still running"
     )
     return 0
+
+
+def _command(name: str) -> str:
+    """How to run ``name`` of this environment from the user's shell: ``name`` when that is
+    on PATH and is ours, else its path (e.g. ``.venv/bin/sshpyk`` after ``./dev demo``)."""
+    mine = Path(sys.executable).parent / name
+    found = shutil.which(name)
+    if not mine.exists() or (found and Path(found).resolve() == mine.resolve()):
+        return name
+    with contextlib.suppress(ValueError):
+        return str(mine.relative_to(Path.cwd()))
+    return str(mine)
 
 
 def cmd_demo(args) -> int:
@@ -550,14 +585,15 @@ def cmd_demo(args) -> int:
         },
         replace=True,
     )
+    me, lab = _command("sshpyk"), _command("jupyter") + " lab"
     print(f"""sshpyk demo is running: a private sshd on 127.0.0.1:{sandbox.port} \
 (pid {sandbox.sshd_pid}) with its own keys and ssh config in {sandbox.root};
 your ~/.ssh is untouched.
 
 Registered the SSH kernel {DEMO_DISPLAY!r} ({DEMO_KERNEL}). Next:
-  jupyter lab                      # then pick "{DEMO_DISPLAY}" in the launcher
-  sshpyk check {DEMO_KERNEL}
-  sshpyk demo --stop               # removes all of it""")
+  {lab:<33}# then pick "{DEMO_DISPLAY}" in the launcher
+  {me} check {DEMO_KERNEL}
+  {me + " demo --stop":<33}# removes all of it""")
     return 0
 
 

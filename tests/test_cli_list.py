@@ -115,16 +115,11 @@ def test_json_waits_for_one_document_with_the_timeout_per_host(test_hosts, env, 
     assert by["ssh-remote"]["remote_kernel"]["status"] == "skipped"
 
 
-def test_progress_on_a_terminal_only(test_hosts, env, faults):  # noqa: F811
-    _kernels(test_hosts, env)
-    faults.cut("remote")
-    master, slave = pty.openpty()  # stderr is a terminal, stdout a pipe
+def _on_a_terminal(env, *args) -> tuple[int, str, str]:  # noqa: F811
+    """Run the CLI with stderr on a terminal and stdout on a pipe: (rc, stdout, terminal)."""
+    master, slave = pty.openpty()
     proc = subprocess.Popen(
-        [str(BIN / "sshpyk"), "list", "--remote", "--timeout", "5"],
-        stdout=subprocess.PIPE,
-        stderr=slave,
-        text=True,
-        env=env,
+        [str(BIN / "sshpyk"), *args], stdout=subprocess.PIPE, stderr=slave, text=True, env=env
     )
     os.close(slave)
     seen = b""
@@ -137,10 +132,23 @@ def test_progress_on_a_terminal_only(test_hosts, env, faults):  # noqa: F811
             break
         seen += chunk
     out = proc.stdout.read()
-    assert proc.wait(timeout=30) == 0
+    rc = proc.wait(timeout=30)
     os.close(master)
-    shown = seen.decode(errors="replace")
+    return rc, out, seen.decode(errors="replace")
+
+
+def test_progress_on_a_terminal_only(test_hosts, env, faults):  # noqa: F811
+    _kernels(test_hosts, env)
+    faults.cut("remote")
+    rc, out, shown = _on_a_terminal(env, "list", "--remote", "--timeout", "5")
+    assert rc == 0
     # refreshed in place; by then only the silent host is left to wait for
     assert "\r\033[Kchecking 1 host… (remote)" in shown, shown
     assert shown.endswith("\r\033[K")  # and wiped before the CLI ends
     assert "checking" not in out and "\r" not in out and "no answer from remote" in out
+
+    rc, out, shown = _on_a_terminal(env, "check", "ssh-remote", "--timeout", "4")
+    assert rc == 1  # a check failed
+    assert "\r\033[Kchecking remote: Remote system…" in shown, shown
+    assert shown.endswith("\r\033[K")
+    assert "Connection (BatchMode)" in out and "\r" not in out
