@@ -105,10 +105,21 @@ CONCURRENCY = 8
 class Checker:
     """Runs checks, sharing every piece of work that several kernels need."""
 
-    def __init__(self, timeout: float = 20):
-        self.timeout = timeout
+    def __init__(self, timeout: float = 20, deadline: float | None = None):
+        self._timeout = timeout
+        # loop time by which all work must have ended (the CLI's time per host), so work
+        # given up on is killed by its own timeout, never left running
+        self.deadline = deadline
         self._tasks: dict[tuple, asyncio.Task] = {}
         self._gate = asyncio.Semaphore(CONCURRENCY)
+
+    @property
+    def timeout(self) -> float:
+        """The time of the next piece of work: ``timeout``, and never past ``deadline``."""
+        if self.deadline is None:
+            return self._timeout
+        left = self.deadline - asyncio.get_running_loop().time()
+        return max(0.1, min(self._timeout, left))
 
     def _once(self, key: tuple, factory) -> asyncio.Task:
         # no piece of work waits on another, so the gate can never deadlock
