@@ -12,10 +12,8 @@ import contextlib
 import json
 import logging
 import shlex
-import shutil
 import sys
 import time
-from pathlib import Path
 from typing import Any
 
 from . import __version__, orphans, registry
@@ -543,20 +541,8 @@ def cmd_reap(args) -> int:
     return 0
 
 
-def _command(name: str) -> str:
-    """How to run ``name`` of this environment from the user's shell: ``name`` when that is
-    on PATH and is ours, else its path (e.g. ``.venv/bin/sshpyk`` after ``./dev demo``)."""
-    mine = Path(sys.executable).parent / name
-    found = shutil.which(name)
-    if not mine.exists() or (found and Path(found).resolve() == mine.resolve()):
-        return name
-    with contextlib.suppress(ValueError):
-        return str(mine.relative_to(Path.cwd()))
-    return str(mine)
-
-
 def cmd_demo(args) -> int:
-    from .demo import load_sandbox, start_sandbox, stop_sandbox
+    from .demo import load_sandbox, shell_command, start_sandbox, stop_sandbox
 
     if args.stop:
         sandbox = load_sandbox()
@@ -585,7 +571,7 @@ def cmd_demo(args) -> int:
         },
         replace=True,
     )
-    me, lab = _command("sshpyk"), _command("jupyter") + " lab"
+    me, lab = shell_command("sshpyk"), shell_command("jupyter") + " lab"
     print(f"""sshpyk demo is running: a private sshd on 127.0.0.1:{sandbox.port} \
 (pid {sandbox.sshd_pid}) with its own keys and ssh config in {sandbox.root};
 your ~/.ssh is untouched.

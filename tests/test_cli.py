@@ -286,9 +286,26 @@ def test_help_everywhere_and_verbose_logs_prefixed(env):
 def test_demo_start_launch_stop_leaves_nothing(env):
     from sshpyk.transport import control_dir
 
-    r = sshpyk(env, "demo")
+    # as after `./dev demo`: the user's shell has no venv on PATH, so the hints must name
+    # the CLI by a path that shell finds (.venv/bin/sshpyk from the repository root)
+    root_dir = Path(__file__).resolve().parent.parent
+    shell_env = {k: v for k, v in env.items() if k != "VIRTUAL_ENV"}
+    shell_env["PATH"] = "/usr/bin:/bin"
+    r = subprocess.run(
+        [str(BIN / "sshpyk"), "demo"],
+        capture_output=True,
+        text=True,
+        env=shell_env,
+        cwd=root_dir,
+        timeout=120,
+    )
     assert r.returncode == 0, r.stderr
     assert "Python (SSH demo: localhost)" in r.stdout
+    me = os.path.normpath(os.path.abspath(BIN / "sshpyk"))
+    if me.startswith(str(root_dir) + "/"):
+        me = str(Path(me).relative_to(root_dir))
+    (stop_hint,) = [ln.split("#")[0].strip() for ln in r.stdout.splitlines() if "--stop" in ln]
+    assert stop_hint == f"{me} demo --stop", r.stdout
     root = Path(env["JUPYTER_DATA_DIR"]) / "sshpyk" / "demo"
     assert oct(root.stat().st_mode & 0o777) == "0o700"
     spec = kernel_json(env, "ssh-demo")
@@ -314,9 +331,13 @@ def test_demo_start_launch_stop_leaves_nothing(env):
     assert k.returncode == 0, k.stderr
     assert k.stdout.strip() == str(root)  # the kernel ran behind the demo's sshd
 
-    stop = sshpyk(env, "demo", "--stop")
+    # the printed hint itself, run by the user's shell, stops it all
+    stop = subprocess.run(
+        ["sh", "-c", stop_hint], capture_output=True, text=True, env=shell_env, cwd=root_dir
+    )
     assert stop.returncode == 0, stop.stderr
     assert not root.exists()
+    assert not root.parent.exists(), "an empty <data dir>/sshpyk stayed behind"
     assert not (Path(env["JUPYTER_DATA_DIR"]) / "kernels" / "ssh-demo").exists()
     marker = f"SSHPYK_DEMO={root}".encode()
     left = []

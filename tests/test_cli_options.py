@@ -86,21 +86,3 @@ def test_check_edit_delete_take_the_name_alike(test_hosts, env):  # noqa: F811
     assert ed.returncode == 0 and kernel_json(env, "ssh-r")["display_name"] == "Again"
     assert sshpyk(env, "delete", "ssh-r").returncode == 0
     assert sshpyk(env, "check", "ssh-r").returncode == 2  # gone: bad input, not a failure
-
-
-def test_demo_hints_name_a_command_the_shell_finds(tmp_path, monkeypatch):
-    # after ./dev demo the CLI lives only in .venv/bin: its hints must say so (pure logic)
-    venv_bin = tmp_path / "proj" / ".venv" / "bin"
-    venv_bin.mkdir(parents=True)
-    for name in ("python", "sshpyk", "jupyter"):
-        (venv_bin / name).write_text("#!/bin/sh\n")
-        (venv_bin / name).chmod(0o755)
-    monkeypatch.setattr(cli.sys, "executable", str(venv_bin / "python"))
-    monkeypatch.setenv("PATH", "/usr/bin:/bin")
-    monkeypatch.chdir(tmp_path / "proj")
-    assert cli._command("sshpyk") == ".venv/bin/sshpyk"
-    (tmp_path / "elsewhere").mkdir()
-    monkeypatch.chdir(tmp_path / "elsewhere")
-    assert cli._command("jupyter") == str(venv_bin / "jupyter")
-    monkeypatch.setenv("PATH", f"{venv_bin}:/usr/bin:/bin")  # an activated venv
-    assert cli._command("sshpyk") == "sshpyk"
