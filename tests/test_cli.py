@@ -284,8 +284,6 @@ def test_help_everywhere_and_verbose_logs_prefixed(env):
 
 
 def test_demo_start_launch_stop_leaves_nothing(env):
-    from sshpyk.transport import control_dir
-
     # as after `./dev demo`: the user's shell has no venv on PATH, so the hints must name
     # the CLI by a path that shell finds (.venv/bin/sshpyk from the repository root)
     root_dir = Path(__file__).resolve().parent.parent
@@ -300,6 +298,15 @@ def test_demo_start_launch_stop_leaves_nothing(env):
         timeout=120,
     )
     assert r.returncode == 0, r.stderr
+    try:
+        _demo_round_trip(env, r, root_dir, shell_env)
+    finally:  # a failed assertion must not leave the demo's sshd running
+        sshpyk(env, "demo", "--stop")
+
+
+def _demo_round_trip(env, r, root_dir, shell_env):
+    from sshpyk.transport import control_dir
+
     assert "Python (SSH demo: localhost)" in r.stdout
     me = os.path.normpath(os.path.abspath(BIN / "sshpyk"))
     if me.startswith(str(root_dir) + "/"):
