@@ -60,7 +60,8 @@ def fake_node(bindir: Path, version: str) -> Path:
 
 def run_dev(dev: Path, *args: str, path: str, env: dict | None = None, timeout: float = 300):
     full = {k: v for k, v in os.environ.items() if not k.startswith("VIRTUAL_ENV")}
-    full.update(env or {}, PATH=path)
+    # the log dir dev keeps after a failure goes into the test's own temp dir
+    full.update(env or {}, PATH=path, TMPDIR=str(dev.parent))
     return subprocess.run(
         ["/bin/bash", str(dev), *args],
         capture_output=True,
