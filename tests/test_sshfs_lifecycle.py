@@ -392,10 +392,17 @@ async def test_what_the_local_server_says_goes_to_the_log(
     argv = [*mount.server_argv()[:-1], str(share / "gone")]
     monkeypatch.setattr(mount, "server_argv", lambda: argv)
     with caplog.at_level(logging.WARNING, logger="sshpyk.mounts"):
-        with pytest.raises(MountError) as e:
+        # Usually sshfs sees the stream end before it mounts (MountError); but whether the
+        # server's exit or sshfs's mount comes first is a race between two hosts' processes
+        # (a CI run saw the mount win), and this test is about the log, not about that race.
+        error = None
+        try:
             await mounts.start(timeout=20)
+        except MountError as e:
+            error = e
         said = f"sftp server for {share}: sshpyk sftp: cannot serve {share / 'gone'}"
-        assert await wait_until(lambda: _async(said in caplog.text), 5), (e.value, caplog.text)
+        assert await wait_until(lambda: _async(said in caplog.text), 5), (error, caplog.text)
+    await mounts.stop()
     assert await wait_until(lambda: _nothing_left(th, share), 5)
 
 
