@@ -32,6 +32,13 @@ module.exports = {
     '!src/**/.ipynb_checkpoints/*'
   ],
   coverageReporters: ['lcov', 'text'],
+  // package.json files of the venvs and of the built labextension are not modules of ours
+  // (jest warned of "haste module naming collisions" in every run)
+  modulePathIgnorePatterns: [
+    '<rootDir>/\\.venv',
+    '<rootDir>/sshpyk/labextension',
+    '<rootDir>/ui-tests'
+  ],
   // The base config adds jest-junit, which drops a junit.xml in the repo root.
   reporters: ['default'],
   testRegex: 'src/.*/.*.spec.ts[x]?$',
