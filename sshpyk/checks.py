@@ -13,7 +13,6 @@ import json
 import os
 import shlex
 import shutil
-import socket
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
@@ -21,9 +20,18 @@ from pathlib import Path
 from typing import Any
 
 from .errors import SSHPykError, config_error_summary
+from .model import schema
 from .remote import MARK, messages, program_stdin, python_command
 from .sshconfig import parse_ssh_g
-from .transport import Master, Target, channel_answers, reap, run_local
+from .transport import (
+    SSH_AT_ONCE,
+    Master,
+    Target,
+    channel_answers,
+    free_local_port,
+    reap,
+    run_local,
+)
 
 OK, WARN, FAIL, SKIPPED = "ok", "warn", "fail", "skipped"
 CHECK_IDS = (
@@ -39,39 +47,10 @@ CHECK_IDS = (
     "sshfs",
 )
 
+
 # The remote end of the port forwarding check: one listener of the kernel's transport (a
 # TCP port on 127.0.0.1, or a unix socket in a private directory) that greets the first
 # connection with 0xFF, as a ZeroMQ peer does.  Sent over stdin like the other programs.
-FORWARD_PROBE = """\
-import json, os, select, shutil, socket, sys, tempfile
-p = json.loads(sys.stdin.readline())
-d = None
-if p["transport"] == "ipc":
-    d = tempfile.mkdtemp(prefix="sshpyk-probe-")
-    addr = os.path.join(d, "s")
-    s = socket.socket(socket.AF_UNIX)
-    s.bind(addr)
-else:
-    s = socket.socket()
-    s.bind(("127.0.0.1", 0))
-    addr = s.getsockname()[1]
-s.listen(1)
-print("SSHPYK " + json.dumps({"probe": addr}), flush=True)
-try:
-    # a connection, or the end of the session (stdin closes): whichever comes first
-    if s in select.select([s, sys.stdin], [], [], p["timeout"])[0]:
-        c, _ = s.accept()
-        c.sendall(b"\\xff")
-        c.close()
-except OSError:
-    pass
-finally:
-    s.close()
-    if d:
-        shutil.rmtree(d, ignore_errors=True)
-"""
-
-
 @dataclass
 class Check:
     id: str
@@ -97,11 +76,6 @@ def target_of(model: dict) -> Target:
     return Target(model["ssh_host_alias"], model.get("ssh") or "ssh", model.get("ssh_config"))
 
 
-# pieces of work (ssh processes) at once: each holds pipes and, on Python 3.11, a waiter
-# thread; checking many hosts at once must stay well inside a 256-fd limit (macOS's default)
-CONCURRENCY = 8
-
-
 class Checker:
     """Runs checks, sharing every piece of work that several kernels need."""
 
@@ -111,7 +85,7 @@ class Checker:
         # given up on is killed by its own timeout, never left running
         self.deadline = deadline
         self._tasks: dict[tuple, asyncio.Task] = {}
-        self._gate = asyncio.Semaphore(CONCURRENCY)
+        self._gate = asyncio.Semaphore(SSH_AT_ONCE)  # pieces of work (ssh) at once
 
     @property
     def timeout(self) -> float:
@@ -173,15 +147,14 @@ class Checker:
         async def go():
             master = Master.for_target(target)
             params = {"transport": transport, "timeout": self.timeout}
-            data = f"{len(FORWARD_PROBE)}\n{FORWARD_PROBE}{json.dumps(params)}\n".encode()
             proc = await master.open_session(python_command(prefix))
             spec = None
             try:
-                proc.stdin.write(data)
+                proc.stdin.write(program_stdin("forward_probe", params))
                 await proc.stdin.drain()
                 where = await asyncio.wait_for(_probe_address(proc), self.timeout)
                 remote = where if transport == "ipc" else f"127.0.0.1:{where}"
-                spec = f"127.0.0.1:{_free_local_port()}:{remote}"
+                spec = f"127.0.0.1:{free_local_port()}:{remote}"
                 ok, err = await master.forward([spec])
                 if not ok:
                     raise SSHPykError(f"ssh -O forward failed: {err}", kind="forward_failed")
@@ -353,7 +326,7 @@ class Checker:
                 )
             )
         # -- port forwarding: every channel of the kernel is a forward of the master
-        transport = model.get("transport") or "tcp"
+        transport = model.get("transport") or schema()["properties"]["transport"]["default"]
         report(await self._forwarding_check(target, prefix, transport))
         # -- SSHFS pieces, only when mounts are configured
         mounts = model.get("mount_local_on_remote") or []
@@ -431,12 +404,6 @@ async def _probe_address(proc) -> str | int:
         text = line.decode(errors="replace")
         if text.startswith(MARK) and "probe" in (msg := json.loads(text[len(MARK) :])):
             return msg["probe"]
-
-
-def _free_local_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 TITLES = {

@@ -15,13 +15,11 @@ from .errors import SSHPykError
 from .localfiles import check_ssh_config
 from .model import InvalidField
 from .remote import messages, program_stdin, python_command
-from .transport import Master, Target
+from .transport import Master, Target, gather_bounded
 
 TIMEOUT = 20.0
 # a lease renewed within this many seconds means a monitor holds the kernel
 ATTACHED_WITHIN = 10.0
-# hosts asked at once (each an ssh process with its pipes): bounded like every fan-out
-HOSTS_AT_ONCE = 8
 
 
 def target_of(rec: registry.Record) -> Target:
@@ -119,13 +117,7 @@ async def probe(records: list[registry.Record]) -> list[dict[str, Any]]:
             )
         return out
 
-    gate = asyncio.Semaphore(HOSTS_AT_ONCE)
-
-    async def gated(key) -> list[dict]:
-        async with gate:
-            return await one(key)
-
-    results = await asyncio.gather(*(gated(key) for key in by_host))
+    results = await gather_bounded(one, list(by_host))
     merged = [entry for group in results for entry in group]
     merged.sort(key=lambda e: e["started_at"])
     return merged

@@ -26,7 +26,6 @@ import json
 import os
 import re
 import signal
-import socket
 import time
 import weakref
 from typing import Any
@@ -39,7 +38,7 @@ from .errors import LaunchTimeout, RemoteLaunchError, SSHConnectError, SSHPykErr
 from .model import InvalidField, SSHKernelConfig
 from .mounts import Mounts
 from .remote import MARK, program_stdin, python_command
-from .transport import Master, Target, channel_answers, reap, session_refused
+from .transport import Master, Target, channel_answers, free_local_port, reap, session_refused
 
 PORT_NAMES = ("shell_port", "iopub_port", "stdin_port", "control_port", "hb_port")
 FORWARD_ATTEMPTS = 5
@@ -55,12 +54,6 @@ def forward_specs(local_ports: list[int], remote: dict) -> list[str]:
     else:
         targets = [f"127.0.0.1:{p}" for p in remote["ports"]]
     return [f"127.0.0.1:{lp}:{t}" for lp, t in zip(local_ports, targets, strict=True)]
-
-
-def _free_local_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 # the watchdog's ping period, and how long without an answer means "reconnecting"
@@ -411,7 +404,7 @@ class SSHKernelProvisioner(KernelProvisionerBase):
         # Even when the restarter asks for "new ports" (it assumes a port could not be bound
         # locally) the local ones stay: they are our forwards, the remote picks its own.
         if self.local_ports is None:
-            self.local_ports = [_free_local_port() for _ in PORT_NAMES]
+            self.local_ports = [free_local_port() for _ in PORT_NAMES]
         for _attempt in range(FORWARD_ATTEMPTS):
             specs = forward_specs(self.local_ports, remote)
             if specs == self.forwards:
@@ -426,7 +419,7 @@ class SSHKernelProvisioner(KernelProvisionerBase):
             # some local port was taken between choice and bind: drop what did bind, retry
             await self.master.cancel(specs)
             self.log.warning("sshpyk: forwarding failed (%s), retrying with new ports", err)
-            self.local_ports = [_free_local_port() for _ in PORT_NAMES]
+            self.local_ports = [free_local_port() for _ in PORT_NAMES]
         else:
             raise RemoteLaunchError(
                 "could not forward the kernel's ports to 127.0.0.1", kind="forward_failed"

@@ -12,7 +12,6 @@ pid, and the new server must still see the old server's kernels as orphans.
 from __future__ import annotations
 
 import contextlib
-import fcntl
 import json
 import os
 import secrets
@@ -23,7 +22,7 @@ from typing import Any
 from jupyter_core.paths import jupyter_runtime_dir
 
 from .errors import SSHPykError
-from .transport import pid_alive, private_dir
+from .transport import pid_alive, private_dir, try_flock
 
 # this server process, among all that ever had its pid
 SERVER_NONCE = secrets.token_hex(8)
@@ -108,13 +107,10 @@ def claim(kernel_id: str):
     """Hold the kernel's record against every other process (a second server sharing the
     registry, the CLI) while re-attaching it: an flock, dropped by the kernel if we die.
     Raises ``Busy`` when someone else holds it."""
-    path = _path(kernel_id).with_suffix(".claim")
-    fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600)
+    fd = try_flock(_path(kernel_id).with_suffix(".claim"))
+    if fd is None:
+        raise Busy(f"kernel {kernel_id} is being re-attached by another request")
     try:
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            raise Busy(f"kernel {kernel_id} is being re-attached by another request") from None
         yield
     finally:
         os.close(fd)

@@ -7,7 +7,6 @@ defaults and every other rule of ssh's own parser apply.
 
 from __future__ import annotations
 
-import asyncio
 import glob
 import os
 import shlex
@@ -16,7 +15,7 @@ from pathlib import Path
 from .errors import config_error_summary
 from .localfiles import read_ssh_config
 from .model import InvalidField, check_alias
-from .transport import run_local
+from .transport import gather_bounded, run_local
 
 MAX_INCLUDE_DEPTH = 16
 PATTERN_CHARS = set("*?!")
@@ -109,19 +108,8 @@ async def resolve(
     }
 
 
-# ``ssh -G`` processes at once: each holds three pipes (and, on Python 3.11, a waiter
-# thread); unbounded, a few hundred aliases exhaust a 256-fd limit (macOS's default).
-RESOLVE_CONCURRENCY = 8
-
-
 async def resolve_many(
     aliases: list[str], ssh: str = "ssh", config: str | None = None
 ) -> list[dict]:
-    """:func:`resolve` for every alias, at most ``RESOLVE_CONCURRENCY`` at a time, in order."""
-    gate = asyncio.Semaphore(RESOLVE_CONCURRENCY)
-
-    async def one(alias: str) -> dict:
-        async with gate:
-            return await resolve(alias, ssh, config)
-
-    return list(await asyncio.gather(*(one(a) for a in aliases)))
+    """:func:`resolve` for every alias, a bounded number at a time, in order."""
+    return await gather_bounded(lambda alias: resolve(alias, ssh, config), aliases)

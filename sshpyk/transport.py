@@ -162,11 +162,12 @@ def _remove_if_gone(control_path: Path, older_than: float) -> list[Path]:
     # Under the master's start lock: no process is starting it (and writing its log) now,
     # and one that waits for the lock sees it gone and makes a fresh one (see Master._flock).
     try:
-        fd = os.open(lock, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600)
+        fd = try_flock(lock)
     except OSError:
         return []
+    if fd is None:  # being started right now
+        return []
     try:
-        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         if not _same_file(fd, lock) or _master_listens(control_path):
             return []
         removed = []
@@ -176,10 +177,25 @@ def _remove_if_gone(control_path: Path, older_than: float) -> list[Path]:
                 path.unlink()
                 removed.append(path)
         return removed
-    except OSError:  # BlockingIOError: being started right now
+    except OSError:
         return []
     finally:
         os.close(fd)
+
+
+def try_flock(path: Path) -> int | None:
+    """``path`` opened as a lock file (0600, never through a symlink) and flocked without
+    waiting: the fd (closing it releases the lock), or None while another process holds it."""
+    fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        os.close(fd)
+        return None
+    except BaseException:
+        os.close(fd)
+        raise
+    return fd
 
 
 def _same_file(fd: int, path: Path) -> bool:
@@ -229,6 +245,30 @@ def pid_alive(pid: int) -> bool:
     except OSError:
         pass
     return True
+
+
+# ssh processes one fan-out (hosts of a config, checks, orphan probes) runs at once: each
+# holds three pipes and, on Python 3.11, a waiter thread; unbounded, a few hundred hosts
+# exhaust a 256-fd limit (macOS's default) and starve the rest of the server
+SSH_AT_ONCE = 8
+
+
+async def gather_bounded(work, items) -> list:
+    """``[await work(item) for item in items]``, at most ``SSH_AT_ONCE`` at a time."""
+    gate = asyncio.Semaphore(SSH_AT_ONCE)
+
+    async def one(item):
+        async with gate:
+            return await work(item)
+
+    return list(await asyncio.gather(*(one(item) for item in items)))
+
+
+def free_local_port() -> int:
+    """A 127.0.0.1 port free now (for a forward; it may be taken before ssh binds it)."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
 
 
 def remote_path_expr(path: str) -> str:
@@ -408,28 +448,19 @@ class Master:
     async def _flock(self, deadline: float) -> int:
         """The start lock, polled without blocking the event loop."""
         path = self.control_path.with_suffix(".lock")
-        fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600)
-        loop = asyncio.get_running_loop()
         while True:
-            try:
-                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            fd = try_flock(path)
+            if fd is not None:
                 if _same_file(fd, path):
                     return fd
-                # removed by prune_control_dir while we waited: lock the file now there
-                fresh = os.open(path, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600)
-                os.close(fd)
-                fd = fresh
-            except BlockingIOError:
-                if loop.time() >= deadline:
-                    os.close(fd)
-                    raise SSHConnectError(
-                        f"another sshpyk process is still connecting to {self.target.alias!r}",
-                        kind="unreachable",
-                    ) from None
-                await asyncio.sleep(0.05)
-            except BaseException:
-                os.close(fd)
-                raise
+                os.close(fd)  # removed by prune_control_dir meanwhile: lock the one there now
+                continue
+            if asyncio.get_running_loop().time() >= deadline:
+                raise SSHConnectError(
+                    f"another sshpyk process is still connecting to {self.target.alias!r}",
+                    kind="unreachable",
+                )
+            await asyncio.sleep(0.05)
 
     async def _direct_transport(self) -> list[str]:
         """For a host ssh reaches directly: ``-o`` options that make ssh use a TCP socket

@@ -385,14 +385,14 @@ async def test_forward_port_race_is_retried(test_hosts, specs, managers, monkeyp
     taken.bind(("127.0.0.1", 0))
     taken.listen()
     busy = taken.getsockname()[1]
-    real = prov_mod._free_local_port
+    real = prov_mod.free_local_port
     calls = {"n": 0}
 
     def racy():
         calls["n"] += 1
         return busy if calls["n"] == 1 else real()  # the first choice gets taken "meanwhile"
 
-    monkeypatch.setattr(prov_mod, "_free_local_port", racy)
+    monkeypatch.setattr(prov_mod, "free_local_port", racy)
     km = managers(specs())
     try:
         kc = await start(km)

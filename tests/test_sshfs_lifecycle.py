@@ -11,7 +11,6 @@ import logging
 import os
 import shlex
 import signal
-import stat
 import subprocess
 import sys
 import textwrap
@@ -22,7 +21,7 @@ import test_resilience
 import test_sshfs
 from test_provisioner import kernel_procs, run_code, start, wait_until
 from test_sshfs import local_servers, remote_mounts, sshfs_procs
-from test_sshfs_hardening import snapshot
+from test_sshfs_hardening import SETID, snapshot
 
 from sshpyk.mounts import MountError, Mounts
 from sshpyk.remote import messages, python_command
@@ -31,8 +30,6 @@ from sshpyk.transport import Master, Target
 # fixtures of the other SSH test modules
 server_env = test_resilience.server_env
 mountpoint = test_sshfs.mountpoint
-
-SETID = stat.S_ISUID | stat.S_ISGID | stat.S_ISVTX
 
 
 @pytest.fixture
