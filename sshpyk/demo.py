@@ -137,7 +137,19 @@ def stop_sandbox(root: Path | None = None) -> list[str]:
         pids.add(pid_from_file)
     # The listener first, so nothing new can log in while the sessions are being ended.
     _kill(pids)
-    _kill(_marked_pids(root))
+    # A process in the middle of execve shows an empty environment for a moment (the new
+    # image's is not set up yet), so one scan can miss it: scan until two in a row are empty.
+    quiet = 0
+    for _ in range(50):
+        found = _marked_pids(root)
+        if found:
+            quiet = 0
+            _kill(found)
+            continue
+        quiet += 1
+        if quiet == 2:
+            break
+        time.sleep(0.02)
     remaining = sorted(p for p in pids | _marked_pids(root) if pid_alive(p))
     leftovers = [f"process {p} ({_cmdline(p)})" for p in remaining]
     if root.is_symlink():

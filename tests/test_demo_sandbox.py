@@ -207,6 +207,10 @@ def test_stop_ends_background_processes_and_leaves_nothing(sandbox, root):
     assert r.returncode == 0, r.stderr
     sleeper = int(r.stdout.strip())
     assert alive(sleeper)
+    # mid-execve (nohup -> sleep) its environment reads empty for a moment
+    deadline = time.monotonic() + 5
+    while sleeper not in marked(root) and time.monotonic() < deadline:
+        time.sleep(0.01)
     assert sleeper in marked(root)
     t0 = time.monotonic()
     left = stop_sandbox(root)
