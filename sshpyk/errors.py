@@ -29,6 +29,47 @@ class LaunchTimeout(SSHPykError):
     kind = "launch_timeout"
 
 
+# ---- refusals of a request: the caller's input, not the environment -----------------------
+# Raised by the domain (the kernelspec store, the registry, orphans); mapped to an HTTP status
+# in ``server/base.py`` and to an exit code in the CLI, each in one place.
+
+
+class Refused(SSHPykError):
+    """The request cannot be done as asked; ``field`` names the input at fault."""
+
+    kind = "refused"
+
+    def __init__(self, message: str, *, field: str | None = None, kind: str | None = None):
+        super().__init__(message, kind=kind)
+        self.field = field
+
+
+class KernelSpecError(Refused):
+    """A kernelspec operation was refused (the spec or the edit is not acceptable)."""
+
+    kind = "invalid_spec"
+
+
+class KernelSpecNotFound(KernelSpecError):
+    kind = "not_found"
+
+
+class NotAnSSHKernel(KernelSpecError):
+    """The kernelspec exists but is a local one, which sshpyk never manages."""
+
+    kind = "not_ssh"
+
+
+class Conflict(Refused):
+    """The request clashes with what exists or runs now (a name taken, a kernel busy)."""
+
+    kind = "conflict"
+
+
+class KernelSpecConflict(KernelSpecError, Conflict):
+    kind = "conflict"
+
+
 # (pattern in ssh's stderr, kind, message template); first match wins
 _SSH_FAILURES = [
     (

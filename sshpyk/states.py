@@ -1,0 +1,49 @@
+"""The states sshpyk reports, each vocabulary written once.
+
+The REST API, its OpenAPI document (``server/openapi.py`` takes the values from here), the
+TypeScript types (checked against that document by a jest test) and the words a user reads
+all follow these enums.  ``str`` enums: they serialise to their value in JSON.
+"""
+
+from __future__ import annotations
+
+from enum import Enum
+
+
+class _Str(str, Enum):
+    def __str__(self) -> str:
+        return self.value
+
+
+class TunnelState(_Str):
+    """A running SSH kernel's link (see ``kernel/watchdog.py`` for the transitions)."""
+
+    LAUNCHING = "launching"  # starting or re-attaching; ``step`` says where it is
+    CONNECTED = "connected"  # the host answers pings
+    RECONNECTING = "reconnecting"  # no answer for a few seconds; the kernel is not dead
+    LOST = "lost"  # no answer for longer than ``lost_timeout``; still trying
+    DEAD = "dead"  # the kernel exited, or never started
+
+
+class MountState(_Str):
+    """One SSHFS mount of a local directory on the remote host."""
+
+    UNMOUNTED = "unmounted"
+    MOUNTING = "mounting"
+    MOUNTED = "mounted"
+    REMOUNTING = "remounting"
+    FAILED = "failed"
+
+
+class CheckStatus(_Str):
+    """The verdict of one health check."""
+
+    OK = "ok"
+    WARN = "warn"
+    FAIL = "fail"
+    SKIPPED = "skipped"
+
+
+def values(enum: type[Enum]) -> list[str]:
+    """The enum's values in their order: what the OpenAPI document lists."""
+    return [m.value for m in enum]
