@@ -14,8 +14,8 @@ import time
 from pathlib import Path
 
 import pytest
+from helpers import local_ssh_procs
 from test_cli import BIN, add_args, env, sshpyk  # noqa: F401  (env: a fixture)
-from test_provisioner import local_ssh_procs
 
 pytestmark = pytest.mark.netns
 TIMEOUT = 12  # seconds each host gets (sshpyk list --timeout)

@@ -23,7 +23,7 @@ import uuid
 from pathlib import Path
 
 import pytest
-from test_provisioner import kernel_procs, remote_procs, run_code, start
+from helpers import kernel_procs, remote_procs, run_code, start
 from test_resilience import _sshpyk
 
 from sshpyk import orphans, registry

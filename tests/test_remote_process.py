@@ -8,7 +8,7 @@ import os
 from pathlib import Path
 
 import pytest
-from test_provisioner import kernel_procs, local_ssh_procs, run_code, start, wait_until
+from helpers import kernel_procs, local_ssh_procs, run_code, start, wait_until
 from test_resilience import _client, server_env  # noqa: F401  (a fixture)
 
 from sshpyk import registry

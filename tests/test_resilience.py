@@ -13,8 +13,8 @@ import time
 from pathlib import Path
 
 import pytest
+from helpers import kernel_procs, run_code, start, wait_until
 from jupyter_client import AsyncKernelClient
-from test_provisioner import kernel_procs, run_code, start, wait_until
 
 from sshpyk import registry
 

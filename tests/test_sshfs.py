@@ -13,8 +13,8 @@ import time
 from pathlib import Path
 
 import pytest
+from helpers import remote_procs, run_code, start, wait_until
 from sftp_wire import Client, s
-from test_provisioner import remote_procs, run_code, start, wait_until
 
 from harness.topology import run
 from sshpyk import sftp_server as P

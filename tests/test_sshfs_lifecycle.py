@@ -19,7 +19,7 @@ import time
 import pytest
 import test_resilience
 import test_sshfs
-from test_provisioner import kernel_procs, run_code, start, wait_until
+from helpers import kernel_procs, run_code, start, wait_until
 from test_sshfs import local_servers, remote_mounts, sshfs_procs
 from test_sshfs_hardening import SETID, snapshot
 

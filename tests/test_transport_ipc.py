@@ -13,10 +13,11 @@ import time
 from importlib.resources import files
 
 import pytest
-from test_provisioner import PORT_NAMES, kernel_procs, run_code, start
+from helpers import kernel_procs, run_code, start
 
 from sshpyk.errors import SSHPykError
 from sshpyk.model import SSHKernelConfig
+from sshpyk.provisioner import PORT_NAMES
 
 SECRET = "m6-secret-7f3a"
 
