@@ -21,7 +21,7 @@ from typing import Any
 
 from .errors import SSHPykError, config_error_summary
 from .model import schema
-from .remote import MARK, messages, program_stdin, python_command
+from .remote.protocol import MARK, messages, program_stdin, python_command
 from .sshconfig import parse_ssh_g
 from .transport import (
     SSH_AT_ONCE,

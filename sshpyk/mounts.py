@@ -32,7 +32,7 @@ from typing import Any
 
 from . import sftp_server
 from .errors import SSHPykError
-from .remote import MARK, python_command
+from .remote.protocol import MARK, python_command
 from .transport import Master, reap, session_refused
 
 log = logging.getLogger("sshpyk.mounts")

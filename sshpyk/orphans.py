@@ -14,7 +14,7 @@ from . import registry
 from .errors import SSHPykError
 from .localfiles import check_ssh_config
 from .model import InvalidField
-from .remote import messages, program_stdin, python_command
+from .remote.protocol import messages, program_stdin, python_command
 from .transport import Master, Target, gather_bounded
 
 TIMEOUT = 20.0
@@ -36,7 +36,7 @@ async def _remote(target: Target, prefix: str, params: dict, master: Master | No
     master = master or Master.for_target(target)
     await master.ensure(TIMEOUT)
     rc, out, err = await master.run(
-        python_command(prefix), input=program_stdin("kernels", params), timeout=TIMEOUT
+        python_command(prefix), input=program_stdin("running", params), timeout=TIMEOUT
     )
     found = [m for m in messages(out) if "kernels" in m or "error" in m]
     if not found:

@@ -37,7 +37,7 @@ from . import orphans, registry
 from .errors import LaunchTimeout, RemoteLaunchError, SSHConnectError, SSHPykError
 from .model import InvalidField, SSHKernelConfig
 from .mounts import Mounts
-from .remote import MARK, program_stdin, python_command
+from .remote.protocol import MARK, program_stdin, python_command
 from .transport import Master, Target, channel_answers, free_local_port, reap, session_refused
 
 PORT_NAMES = ("shell_port", "iopub_port", "stdin_port", "control_port", "hb_port")

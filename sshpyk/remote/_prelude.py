@@ -1,21 +1,23 @@
-"""Who and where: the identity of this host and of its processes, for every program that
-acts on a kernel's run dir (launcher.py records it; kernels.py and attach.py check it).
+"""The prelude of every remote program: sent ahead of each (``sshpyk.remote.protocol.source``),
+since the remote host never has sshpyk installed and each program runs alone.  Python >= 3.8,
+stdlib only, ASCII.  The wire it speaks is described in ``sshpyk/remote/protocol.py``.
 
-Run dirs live in ``~/.sshpyk/run``, and ``$HOME`` may be shared by several hosts (HPC login
-nodes behind one alias), while pids are reused after a reboot or simply over time.  So a run
-dir records its host (hostname, boot id, machine id) and each of its processes with its
-start time, and nothing is signalled or removed unless all of them match: "here" (this
-host, this boot: act if the processes are the recorded ones), "elsewhere" (another host:
-never touched), "stale" (this host, an earlier boot: its processes are gone) or "unknown"
-(no identity recorded: left to its own lease).
-
-This file is sent ahead of the program that imports it (``sshpyk.remote.program_stdin``):
-the remote host never has sshpyk installed, and each program runs alone.
+Who and where: run dirs live in ``~/.sshpyk/run``, and ``$HOME`` may be shared by several
+hosts (HPC login nodes behind one alias), while pids are reused after a reboot or simply
+over time.  So a run dir records its host (hostname, boot id, machine id) and each of its
+processes with its start time, and nothing is signalled or removed unless all of them
+match: "here" (this host, this boot: act if the processes are the recorded ones),
+"elsewhere" (another host: never touched), "stale" (this host, an earlier boot: its
+processes are gone) or "unknown" (no identity recorded: left to its own lease).
 """
 
 import os
 import socket
 import subprocess
+
+MARK = "SSHPYK "
+# the kernel's channels, in the order of every ports list (= protocol.CHANNELS)
+CHANNELS = ("shell", "iopub", "stdin", "control", "hb")
 
 
 def host_identity():

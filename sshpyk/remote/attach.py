@@ -17,7 +17,7 @@ import threading
 import time
 
 # sent ahead of this program in its place: the host has no sshpyk (see program_stdin)
-from .identity import host_identity, running, where  # sshpyk: bundled
+from ._prelude import host_identity, running, where  # sshpyk: bundled
 
 MARK = "SSHPYK "
 TICK = 2.0

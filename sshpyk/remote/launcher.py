@@ -34,7 +34,7 @@ import threading
 import time
 
 # sent ahead of this program in its place: the host has no sshpyk (see program_stdin)
-from .identity import host_identity, process_start  # sshpyk: bundled
+from ._prelude import host_identity, process_start  # sshpyk: bundled
 
 MARK = "SSHPYK "
 _out_lock = threading.Lock()

@@ -22,7 +22,7 @@ import signal
 import time
 
 # sent ahead of this program in its place: the host has no sshpyk (see program_stdin)
-from .identity import host_identity, running, where  # sshpyk: bundled
+from ._prelude import host_identity, running, where  # sshpyk: bundled
 
 MARK = "SSHPYK "
 BASE = os.path.expanduser("~/.sshpyk/run")

@@ -1,0 +1,232 @@
+"""The remote wire protocol: how sshpyk talks to the programs it runs on a remote host.
+
+The programs (the other modules of ``sshpyk.remote``) run with the remote environment's
+python (>= 3.8, stdlib + jupyter_client: sshpyk is never installed there), each alone.
+
+How a program travels
+---------------------
+``python_command(prefix)`` is the one-line shell command for the ssh session (printable
+ASCII, run through ``/bin/sh`` whatever the login shell: sh, bash, zsh, fish, csh, tcsh).
+It first prints ``SSHPYK {"shell_pid": N}`` (the pid the program keeps across ``exec``: the
+handle to kill it should it hang), answers ``{"error": "prefix_missing"}`` or
+``{"error": "python_missing"}`` when the environment is not there, else runs ``LOADER``
+with the prefix's python.  The loader reads one line with a length, then that many
+characters: the program (``program_stdin``), which then reads its parameters, one JSON line.
+Parameters travel on stdin, never in argv (argv is visible to every user of the host, and
+the launcher's parameters hold the kernel's HMAC key).  What is sent is ``source(name)``:
+``remote/_prelude.py`` (``MARK``, ``emit``, ``fail``, the run-dir layout, the host and
+process identity, ...), then the program, whose ``from ._prelude import ...  # sshpyk:
+bundled`` line (``BUNDLED``, there for linters and tests) is dropped.
+
+``python_command(prefix, program, params)`` is the other way, for a program whose stdin and
+stdout are a data stream (``mount``: the SFTP stream): the program travels base64-encoded
+in argv (its name readable in ``ps``), its parameters as argv[1] (so never a secret), and
+every report goes to stderr.
+
+Messages
+--------
+Programs answer with lines ``SSHPYK <json>`` (``MARK``); any other line (the user's shell
+start-up files, ssh's own words) is ignored.  ``read_message`` is the one local reader of a
+stream, ``messages`` the one parser of a whole output.  Keys: ``shell_pid``; ``error``
+(a kind, with ``message`` and details; ``sshpyk.errors.remote_failure`` words it);
+``ready``, ``pong``, ``exit`` (launcher); ``attached``, ``pong``, ``exit`` (attach);
+``kernels``, ``reaped``, ``host``, ``outcome``, ``hostname`` (running); ``mounted``,
+``expired``, ``log``, ``replaced``, ``exited`` (mount); ``probe`` (forward_probe); inspect
+answers one dict describing the environment.
+
+Commands
+--------
+The local side writes lines to the session's stdin after the parameters: ``ack``
+(``ACK``: the launch is taken over), ``signal N`` (``signal_command``: signal the kernel's
+process group), ``ping N`` (``ping_command``: answered with ``{"pong": N}``; the local side
+times the link with it).  Unknown lines are ignored.
+
+The programs
+------------
+``launcher``: finds the kernelspec, writes the connection file, starts the kernel and
+answers ``{"ready": true, pid, pgid, ip, ports, transport, rundir, hostname, host,
+python}`` or ``{"error": kind, "message": ...}``.  Until ``ack``, EOF on stdin means the
+launch was abandoned (the kernel is killed); after ``ack`` the launcher stays as the
+kernel's nanny: it applies ``signal N``, answers ``ping N`` and reports ``{"exit": rc}``
+when the kernel ends.  EOF then means sshpyk lost touch: the kernel keeps running under its
+lease.  ``attach``: a later monitor for a running kernel (``{"rundir": ...,
+"drop_stale": bool}``): ``{"attached": meta}`` or ``{"error": "gone", "exit": rc}`` /
+``"elsewhere"`` / ``"unverified"`` / ``"bad_rundir"``, then like the nanny (``signal``,
+``ping``, ``exit``); EOF only detaches.  ``running``: lists, kills, signals and reaps the
+kernels of a host (``{"action": "list"|"reap"|"kill"|"signal", ...}``), one answer.
+``inspect``: the environment (python, jupyter_client, kernelspecs, sshfs, mount points).
+``forward_probe``: a listener for the port-forwarding check.  ``mount``: one SSHFS mount.
+
+Channels
+--------
+``CHANNELS`` in this order everywhere: the ``ports`` of ``ready`` and of ``meta.json``, the
+connection file's ``<channel>_port`` keys (``PORT_NAMES``), the local forwards.  With the
+ipc transport a channel's endpoint is ``<ip>-<n>``, n = 1..5 in this order.
+
+On the remote disk
+------------------
+``RUN_ROOT`` (``~/.sshpyk/run``, 0700) holds one run dir per kernel launch,
+``<RUN_ROOT>/<id>/`` with ``meta.json`` (the launch facts, the host's identity and each
+process with its start time: ``$HOME`` may be shared by several hosts and pids are reused,
+so nothing is signalled or removed unless all of them match), ``lease`` (its mtime is
+renewed while a monitor is attached; once older than the kernel's ``lease_timeout`` the
+nanny ends the kernel, so nothing is orphaned forever), ``connection.json`` (0600, holds
+the key) and ``kernel.log`` (the kernel's output).  ``<rundir>.exit`` holds a detached
+kernel's exit code for a later ``attach``.  With ipc, the sockets live in the run dir, or
+in a private ``sshpyk-*`` temporary dir when that path is too long for a socket address.
+``MOUNT_STATE_DIR`` (``~/.cache/sshpyk/mounts``) holds ``<hash>.json`` per mount point
+(the helper and sshfs pids), so a newer mount helper ends a stale one.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import json
+import re
+import shlex
+from importlib.resources import files
+
+from ..transport import remote_path_expr
+
+MARK = "SSHPYK "
+# The kernel's channels, in the order of every ports list (the remote side's copy is
+# remote/_prelude.py's CHANNELS: a unit test holds them equal).
+CHANNELS = ("shell", "iopub", "stdin", "control", "hb")
+PORT_NAMES = tuple(f"{c}_port" for c in CHANNELS)
+
+# ---- commands (local -> remote, on the session's stdin) ---------------------------------------
+ACK = "ack"
+
+
+def ack_command() -> bytes:
+    return f"{ACK}\n".encode()
+
+
+def signal_command(n: int) -> bytes:
+    return f"signal {int(n)}\n".encode()
+
+
+def ping_command(n: int) -> bytes:
+    return f"ping {int(n)}\n".encode()
+
+
+# ---- message keys (remote -> local) -----------------------------------------------------------
+SHELL_PID = "shell_pid"
+ERROR = "error"
+READY = "ready"
+PONG = "pong"
+EXIT = "exit"
+ATTACHED = "attached"
+MOUNTED = "mounted"
+EXPIRED = "expired"
+REPLACED = "replaced"
+EXITED = "exited"
+PROBE = "probe"
+
+# ---- the remote disk ---------------------------------------------------------------------------
+RUN_ROOT = "~/.sshpyk/run"
+META = "meta.json"
+LEASE = "lease"
+CONNECTION_FILE = "connection.json"
+KERNEL_LOG = "kernel.log"
+EXIT_SUFFIX = ".exit"
+MOUNT_STATE_DIR = "~/.cache/sshpyk/mounts"
+
+# ---- how programs travel -----------------------------------------------------------------------
+# Runs the program sent on stdin: its length, a newline, the program.
+LOADER = (
+    "import sys;n=int(sys.stdin.readline());exec(compile(sys.stdin.read(n),'sshpyk-remote','exec'))"
+)
+
+# A program's line ``from ._prelude import ...  # sshpyk: bundled`` is dropped from what is
+# sent, and remote/_prelude.py goes ahead of the program: the programs share that code in
+# the package, and each runs alone on the host, where sshpyk is not installed.
+BUNDLED = re.compile(r"^from \.(\w+) import [\w, ]+  # sshpyk: bundled\n", re.M)
+PRELUDE = "_prelude"
+
+
+def _text(name: str) -> str:
+    return files(__package__).joinpath(f"{name}.py").read_text()
+
+
+def source(name: str) -> str:
+    """The text of ``remote/<name>.py`` as it runs on the host: the prelude, then it."""
+    return BUNDLED.sub("", _text(PRELUDE)) + "\n\n" + BUNDLED.sub("", _text(name))
+
+
+def program_stdin(name: str, params: dict) -> bytes:
+    """What to write to the session: the program ``remote/<name>.py``, then its parameters."""
+    src = source(name)
+    assert src.isascii()  # the loader counts characters; keep them one byte each
+    return f"{len(src)}\n{src}{json.dumps(params)}\n".encode()
+
+
+def python_command(prefix: str, program: str | None = None, params: dict | None = None) -> str:
+    """The remote shell command that runs a program with ``prefix``'s python.
+
+    By default the program comes on stdin (see ``program_stdin``) and reports on stdout.
+    With ``program``, it and its ``params`` go in argv and every report goes to stderr: for
+    programs whose stdin and stdout are a data stream.  argv is visible to every user of
+    the host, so such params must never hold a secret.
+
+    The command is one line of printable ASCII, which every login shell sshd may hand it to
+    (sh, bash, zsh, fish, csh, tcsh) parses alike: csh/tcsh reject a newline inside quotes,
+    so the program travels base64-encoded (its name stays readable in ``ps``)."""
+    missing_prefix = shlex.quote(MARK + json.dumps({ERROR: "prefix_missing"}))
+    missing_python = shlex.quote(MARK + json.dumps({ERROR: "python_missing"}))
+    p = remote_path_expr(prefix)
+    if program is None:
+        out = ""
+        run = f"exec {p}/bin/python -c {shlex.quote(LOADER)}"
+    else:
+        out = " >&2"
+        code = base64.b64encode(source(program).encode()).decode()
+        # double quotes inside: no '"'"' in the shell quoting around it
+        loader = f'import base64;exec(compile(base64.b64decode("{code}"),"sshpyk-{program}",'
+        loader += '"exec"))'
+        args = f"{shlex.quote(loader)} {shlex.quote(json.dumps(params or {}))}"
+        run = f"exec {p}/bin/python -c {args}"
+    # $$ stays the program's pid across exec: the handle to kill it should it hang
+    script = (
+        f"printf '{MARK}{{\"{SHELL_PID}\": %s}}\\n' $${out}; "
+        f"if [ ! -d {p} ]; then echo {missing_prefix}{out}; exit 0; fi; "
+        f"if [ ! -x {p}/bin/python ]; then echo {missing_python}{out}; exit 0; fi; "
+        f"{run}"
+    )
+    # through /bin/sh whatever the user's login shell is (csh, fish, ...)
+    command = f"exec /bin/sh -c {shlex.quote(script)}"
+    assert "\n" not in command and "\r" not in command, "one line, for every shell"
+    return command
+
+
+# ---- reading what programs say -----------------------------------------------------------------
+def message(line: str) -> dict | None:
+    """The message a line carries, or None for noise."""
+    line = line.rstrip("\r\n")
+    if not line.startswith(MARK):
+        return None
+    msg = json.loads(line[len(MARK) :])
+    return msg if isinstance(msg, dict) else None
+
+
+def messages(text: str) -> list[dict]:
+    """The ``SSHPYK`` messages in a program's whole output."""
+    return [m for m in map(message, text.splitlines()) if m is not None]
+
+
+async def read_message(stream: asyncio.StreamReader, on_noise=None) -> dict | None:
+    """The next message on ``stream`` (``shell_pid`` ones included), or None at EOF.
+
+    Other lines are noise (the user's shell start-up files, ssh's own words): skipped, and
+    handed to ``on_noise`` (one decoded line, no newline) when given."""
+    while True:
+        line = await stream.readline()
+        if not line:
+            return None
+        text = line.decode(errors="replace")
+        msg = message(text)
+        if msg is not None:
+            return msg
+        if on_noise is not None:
+            on_noise(text.rstrip("\r\n"))
