@@ -28,7 +28,7 @@ from test_resilience import _sshpyk
 
 from sshpyk import orphans, registry
 from sshpyk.errors import SSHPykError
-from sshpyk.remote import messages, program_stdin, python_command, source
+from sshpyk.remote.protocol import messages, program_stdin, python_command, source
 from sshpyk.transport import Target
 
 REMOTE = Path(__file__).parent.parent / "sshpyk" / "remote"
@@ -154,7 +154,7 @@ def test_every_remote_program_carries_the_identity_it_imports():
     """launcher.py, kernels.py and attach.py share remote/identity.py in the package; each
     runs alone on the host (no sshpyk there), so what is sent inlines it in place of the
     import: one source, no relative import left, and it compiles."""
-    for name in ("launcher", "kernels", "attach"):
+    for name in ("launcher", "running", "attach"):
         sent = source(name)
         tree = ast.parse(sent)
         defined = [n.name for n in tree.body if isinstance(n, ast.FunctionDef)]
@@ -181,7 +181,7 @@ async def test_a_reused_pid_is_never_signalled(netns_hosts, strangers):
             th, "attach", {"rundir": rundir, "drop_stale": True}, b"signal 9\n"
         )
         assert reply.get("error") == "gone", reply
-        (out,) = _remote_python(th, "kernels", {"action": "signal", "rundir": rundir, "signal": 9})
+        (out,) = _remote_python(th, "running", {"action": "signal", "rundir": rundir, "signal": 9})
         assert out["outcome"] == "gone", out
     assert _alive(victim)
 
@@ -246,7 +246,7 @@ async def test_another_hosts_run_dirs_are_left_alone(netns_hosts, strangers):
     assert registry.load(rec.kernel_id) is not None  # still someone's kernel: kept
     (reply,) = _remote_python(th, "attach", {"rundir": theirs, "drop_stale": True}, b"signal 9\n")
     assert reply["error"] == "elsewhere" and "login2" in reply["message"], reply
-    (out,) = _remote_python(th, "kernels", {"action": "signal", "rundir": theirs, "signal": 9})
+    (out,) = _remote_python(th, "running", {"action": "signal", "rundir": theirs, "signal": 9})
     assert out["outcome"] == "elsewhere" and out["hostname"] == "login2", out
     assert _alive(victim)
     registry.remove(rec.kernel_id)
@@ -267,7 +267,7 @@ async def test_a_real_kernel_records_its_host_and_processes(netns_hosts, specs, 
     assert meta["session_start"] == _start_ticks(meta["session"])
     (listed,) = [
         k
-        for k in _remote_python(th, "kernels", {"action": "list"})[0]["kernels"]
+        for k in _remote_python(th, "running", {"action": "list"})[0]["kernels"]
         if k["rundir"] == remote["rundir"]
     ]
     assert listed["where"] == "here" and listed["alive"] and listed["nanny_alive"]

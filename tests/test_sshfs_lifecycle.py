@@ -24,7 +24,7 @@ from test_sshfs import local_servers, remote_mounts, sshfs_procs
 from test_sshfs_hardening import SETID, snapshot
 
 from sshpyk.mounts import MountError, Mounts
-from sshpyk.remote import messages, python_command
+from sshpyk.remote.protocol import messages, python_command
 from sshpyk.transport import Master, Target
 
 # fixtures of the other SSH test modules
