@@ -11,7 +11,7 @@ import sshpyk
 
 def test_entry_points():
     eps = entry_points(group="jupyter_client.kernel_provisioners")
-    assert eps["sshpyk-provisioner"].value == "sshpyk.provisioner:SSHKernelProvisioner"
+    assert eps["sshpyk-provisioner"].value == "sshpyk.kernel.provisioner:SSHKernelProvisioner"
     scripts = {e.name: e.value for e in entry_points(group="console_scripts")}
     assert scripts["sshpyk"] == "sshpyk.cli:main"
     assert scripts["jupyter-sshpyk"] == "sshpyk.cli:main"

@@ -18,7 +18,8 @@ from helpers import kernel_procs, local_ssh_procs, remote_procs, run_code, start
 from harness.topology import run
 from sshpyk import orphans, registry
 from sshpyk.errors import SSHPykError
-from sshpyk.provisioner import PORT_NAMES, SSHKernelProvisioner
+from sshpyk.kernel.provisioner import SSHKernelProvisioner
+from sshpyk.remote.protocol import PORT_NAMES
 from sshpyk.transport import Master, Target
 
 PYTHON3 = "python3"
@@ -307,7 +308,7 @@ async def test_event_loop_never_stalls_during_a_slow_launch(test_hosts, specs, m
 
 
 async def test_forward_port_race_is_retried(test_hosts, specs, managers, monkeypatch):
-    import sshpyk.provisioner as prov_mod
+    import sshpyk.kernel.channels as prov_mod
 
     taken = socket.socket()
     taken.bind(("127.0.0.1", 0))

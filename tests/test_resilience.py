@@ -163,7 +163,7 @@ def _diagnose(th, prov) -> None:
     import subprocess as sp
 
     print("forwards", prov.forwards, "local ports", prov.local_ports, "state", prov.state)
-    print("master", prov.master.identity, "forwards made on", prov._master_identity)
+    print("master", prov.master.identity, "forwards made on", prov.kernel._master_identity)
     print(sp.run(["ss", "-Htnp"], capture_output=True, text=True).stdout)
     print(
         th.ssh("remote", "ss -Htnp; ps -ef | grep -v grep | grep -E 'sshd|ipykernel|python'").stdout

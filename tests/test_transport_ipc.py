@@ -17,7 +17,7 @@ from helpers import kernel_procs, run_code, start
 
 from sshpyk.errors import SSHPykError
 from sshpyk.model import SSHKernelConfig
-from sshpyk.provisioner import PORT_NAMES
+from sshpyk.remote.protocol import PORT_NAMES
 
 SECRET = "m6-secret-7f3a"
 

@@ -1,0 +1,477 @@
+"""``RemoteKernel``: one kernel on a remote host, and the stream that watches it.
+
+A launch is one remote round trip on the host's shared master (see ``transport``): the
+launcher program (``remote/launcher.py``) and its parameters, HMAC key included, go over
+the session's stdin; it starts the kernel detached, waits until it listens and answers
+with one line.  The channel path then makes the kernel reachable and the local side says
+"ack".  That session stays open as the kernel's monitor: the remote side reports the
+kernel's exit on it and applies signals sent down it, so liveness costs no ssh process at
+all while the kernel is idle (the watchdog pings down it).
+
+Should the stream end (the master died), the kernel is taken up again by a fresh monitor
+(``remote/attach.py``) as soon as the host answers; the remote side keeps the kernel alive
+under a lease meanwhile.  A kernel a previous Jupyter server started is taken up the same
+way (``attach``).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import re
+import signal
+import time
+from collections.abc import Callable
+from typing import Any
+
+from .. import orphans
+from ..errors import LaunchTimeout, RemoteLaunchError, SSHConnectError, SSHPykError, remote_failure
+from ..model import SSHKernelConfig
+from ..mounts import Mounts
+from ..registry import Record
+from ..remote import protocol
+from ..states import TunnelState as S
+from ..transport import Master, kill_process, session_refused, start_program
+from .backend import Direct, LaunchBackend
+from .channels import ChannelPath
+from .watchdog import Watchdog
+
+# how long a new monitor of a running kernel may take to answer
+ATTACH_ANSWER = 15.0
+
+
+class RemoteKernel:
+    def __init__(
+        self,
+        cfg: SSHKernelConfig,
+        kernel_id: str,
+        master: Master,
+        channels: ChannelPath,
+        mounts: Mounts,
+        log: logging.Logger | logging.LoggerAdapter,
+        *,
+        on_connected: Callable[[], None],
+        backend: LaunchBackend | None = None,
+    ):
+        self.cfg = cfg
+        self.kernel_id = kernel_id
+        self.master = master
+        self.channels = channels
+        self.mounts = mounts
+        self.log = log
+        self.backend = backend or Direct()
+        self.watchdog = Watchdog(cfg.ssh_host_alias, cfg.lost_timeout, log)
+        self._on_connected = on_connected  # the adapter records the kernel (registry)
+        self.remote: dict[str, Any] | None = None  # what the launcher reported
+        self.launches = 0
+        self.started_at: float | None = None
+        self._session: asyncio.subprocess.Process | None = None
+        self._monitor: asyncio.Task | None = None
+        self._recovery: asyncio.Task | None = None
+        self._closing: set[asyncio.Task] = set()  # sessions being dropped in the background
+        self._exited = asyncio.Event()
+        self._exit_code: int | None = None
+        self._launcher_pid: int | None = None
+        # the master the channels were opened on (its pid and socket: see Master.identity)
+        self._master_identity: tuple[int, int] | None = None
+        self._exit_unconfirmed = False  # "dead" only because the host could not be asked
+
+    @property
+    def alias(self) -> str:
+        return self.cfg.ssh_host_alias
+
+    def _step(self, step: str) -> None:
+        self.watchdog.move(S.LAUNCHING, step)
+
+    # ---- exit ----------------------------------------------------------------------------------
+    def poll(self) -> int | None:
+        if self.remote is None:
+            return 0
+        return self._exit_code if self._exited.is_set() else None
+
+    async def wait(self) -> int | None:
+        if self.remote is None:
+            return 0
+        await self._exited.wait()
+        self.remote = None
+        return self._exit_code
+
+    def _ended(self, code: int | None, why: str, *, confirmed: bool = True) -> None:
+        self._exit_code = code
+        self._exit_unconfirmed = not confirmed
+        self._exited.set()
+        self.watchdog.move(S.DEAD, why)
+
+    @property
+    def exit_confirmed(self) -> bool:
+        """The host reported the kernel's end (else it may still run there: keep its record)."""
+        return self._exited.is_set() and not self._exit_unconfirmed
+
+    # ---- launch --------------------------------------------------------------------------------
+    async def start(
+        self, params: dict[str, Any] | None, record: Record | None, *, restart: bool
+    ) -> None:
+        """Launch with ``params`` (or take up ``record``'s kernel), within launch_timeout.
+        A failure, restart or not, leaves no session, channels or mounts behind: the kernel
+        is dead and jupyter_client reports it so."""
+        timeout = float(self.cfg.launch_timeout)
+        work = self._attach(record) if record else self._launch(params or {}, restart=restart)
+        try:
+            await asyncio.wait_for(work, timeout)
+        except asyncio.TimeoutError:
+            self.watchdog.move(S.DEAD, "launch timed out")
+            await self._undo_launch()
+            raise LaunchTimeout(
+                f"launching {self.cfg.remote_kernel_name!r} on {self.alias!r} "
+                f"timed out after {timeout:g}s (launch_timeout)"
+            ) from None
+        except BaseException:
+            self.watchdog.move(S.DEAD, "launch failed")
+            await self._undo_launch()
+            raise
+
+    async def _undo_launch(self) -> None:
+        """No monitor session (a launcher that got no "ack" kills its kernel), no channels,
+        no mounts."""
+        await self._drop_session(abandon=True)
+        with contextlib.suppress(SSHPykError, asyncio.TimeoutError, OSError):
+            await self.channels.close(self.master)
+        self.remote = None
+        await self.mounts.stop()
+
+    async def _launch(self, params: dict[str, Any], *, restart: bool) -> None:
+        t0 = time.monotonic()
+        timeout = float(self.cfg.launch_timeout)
+        self._step("connecting")
+        await self.master.ensure(timeout=timeout)
+        await self.backend.prepare(self.master, self._step, timeout)
+        if self.mounts.items and not self.mounts.up:
+            # before the kernel, so it may use its directories at once; kept across restarts
+            self._step("mounting local directories")
+            await self.mounts.start(timeout=timeout)
+        self._step("starting the remote kernel")
+        self.launches += 1
+        self._launcher_pid = None
+        self._exited = asyncio.Event()
+        self._exit_code = None
+        run_id = re.sub(r"[^A-Za-z0-9-]", "", self.kernel_id)[:8] + f"-{self.launches}"
+        started = await start_program(
+            self.master,
+            self.backend.command(self.cfg.remote_python_prefix),
+            protocol.program_stdin("launcher", {**params, "kernel_id": run_id}),
+            # The host allows no more sessions on this connection (sshd MaxSessions): a new
+            # kernel goes to the host's next one.  A restarting kernel stays where its
+            # channels are.
+            move=not restart,
+            timeout=timeout,
+        )
+        if started.master is not self.master:
+            self.log.info(
+                "sshpyk: %s refused a session; using connection %d", self.alias, started.master.shard
+            )
+            self.master = started.master
+        self._session, self._launcher_pid = started.session, started.shell_pid
+        reply = started.reply
+        if reply is None:
+            await self._drop_session(abandon=True)
+            raise self._session_failure(started.stderr)
+        if "error" in reply:
+            await self._drop_session(abandon=True)
+            raise RemoteLaunchError(
+                remote_failure(
+                    reply,
+                    alias=self.alias,
+                    prefix=self.cfg.remote_python_prefix,
+                    kernel_name=self.cfg.remote_kernel_name,
+                ),
+                kind=reply["error"],
+            )
+        self.remote = reply
+        self._step("forwarding ports")
+        await self.channels.open(self.master, reply)
+        self._session.stdin.write(protocol.ack_command())
+        await self._session.stdin.drain()
+        self._monitor = asyncio.create_task(self._watch(self._session))
+        self.started_at = time.time()
+        self._connected()
+        self.log.info(
+            "sshpyk: kernel %s started on %s (pid %s) in %.0f ms",
+            self.kernel_id,
+            self.alias,
+            reply.get("pid"),
+            (time.monotonic() - t0) * 1000,
+        )
+
+    def _session_failure(self, stderr: str) -> SSHPykError:
+        if session_refused(stderr):
+            return SSHConnectError(
+                f"{self.alias!r} refused another ssh session (sshd's MaxSessions "
+                "is reached on every connection sshpyk may open): raise MaxSessions there",
+                kind="sessions_exhausted",
+                detail=stderr,
+            )
+        if "ProxyCommand" in stderr or "Connection closed by UNKNOWN" in stderr:
+            return SSHConnectError(
+                f"the connection to {self.alias!r} was lost during the launch",
+                kind="unreachable",
+                detail=stderr,
+            )
+        return RemoteLaunchError(
+            f"the remote launcher on {self.alias!r} ended without an answer: "
+            f"{stderr.strip()[-500:] or 'no output'}",
+            kind="launcher_failed",
+            detail=stderr,
+        )
+
+    async def _attach(self, rec: Record) -> None:
+        """Take up a kernel a previous Jupyter server started (see ``Runtime.expect_attach``)."""
+        timeout = float(self.cfg.launch_timeout)
+        self._step("connecting")
+        await self.master.ensure(timeout=timeout)
+        self._step("re-attaching")
+        self._exited = asyncio.Event()
+        self._exit_code = None
+        self.channels.local_ports = rec.local_ports
+        if rec.local_ports:
+            # the old server's forwards may still be on a surviving master: free the ports
+            await self.channels.release(self.master, rec.local_ports, rec.remote)
+        # open the channels in any case, but never end a connection: which one the kernel's
+        # old monitor used is unknown here, and it may serve other kernels
+        self._master_identity = None
+        reply = await self._take_up(rec.remote, drop_stale=False)
+        if "attached" not in reply:
+            raise RemoteLaunchError(
+                f"kernel {rec.kernel_id} on {self.alias!r} is no longer running", kind="gone"
+            )
+        self.remote = dict(rec.remote)
+        self.started_at = rec.started_at
+        if self.mounts.items and not self.mounts.up:
+            await self.mounts.start(timeout=timeout)
+        self._connected()
+
+    # ---- the monitor stream ----------------------------------------------------------------------
+    async def _read(self, session) -> dict | None:
+        """The next message of a session; the launcher's pid is remembered on the way."""
+        while True:
+            msg = await protocol.read_message(session.stdout)
+            if msg is None or protocol.SHELL_PID not in msg:
+                return msg
+            self._launcher_pid = int(msg[protocol.SHELL_PID])
+
+    async def _watch(self, session) -> None:
+        """Follow the monitor stream until the kernel's exit is reported."""
+        try:
+            msg = await self._read(session)
+            while msg is not None and "exit" not in msg:
+                if "pong" in msg:
+                    self.watchdog.answer(msg["pong"], recovering=self._recovery is not None)
+                msg = await self._read(session)
+        except (ConnectionError, ValueError):
+            msg = None
+        if msg is not None:
+            code = int(msg["exit"])
+            self._ended(code, f"exited with {code}")
+            return
+        # The stream ended with no exit report: the link or the master went away, which is
+        # not the kernel's death.  poll() keeps saying "alive"; a fresh monitor takes over.
+        self.log.warning(
+            "sshpyk: lost the monitor stream of kernel %s on %s; reconnecting",
+            self.kernel_id,
+            self.alias,
+        )
+        if self._session is session:
+            self._session = None
+            self._recovery = asyncio.create_task(self._recover())
+
+    def _send(self, line: bytes) -> bool:
+        """Write a command down the monitor stream; False when there is none to write to."""
+        session = self._session
+        if session is None or session.stdin is None or session.stdin.is_closing():
+            return False
+        try:
+            session.stdin.write(line)
+        except (ConnectionError, RuntimeError):
+            return False
+        return True
+
+    def _ping(self, n: int) -> bool:
+        return self._recovery is None and self._send(protocol.ping_command(n))
+
+    def _connected(self) -> None:
+        self._master_identity = self.master.identity
+        self.watchdog.connected()
+        self._on_connected()
+        self.watchdog.start(self._ping, self._exited.is_set)
+
+    async def measure_rtt(self, timeout: float = 2.0) -> float | None:
+        """One round trip down the monitor stream (no ssh process): the tunnel's latency."""
+        if self.watchdog.state != S.CONNECTED:
+            return None
+        return await self.watchdog.measure(lambda n: self._send(protocol.ping_command(n)), timeout)
+
+    # ---- recovery ------------------------------------------------------------------------------
+    async def _recover(self) -> None:
+        """The monitor stream ended: reconnect and take the kernel up with a new monitor."""
+        if self.watchdog.state != S.LOST:
+            self.watchdog.move(S.RECONNECTING, "connection lost")
+        delay = 0.25
+        try:
+            while self.remote is not None and not self._exited.is_set():
+                try:
+                    await self.master.ensure(timeout=min(10.0, float(self.cfg.launch_timeout)))
+                    reply = await self._take_up(self.remote)
+                except (SSHPykError, asyncio.TimeoutError, OSError, ValueError) as e:
+                    self.watchdog.overdue()
+                    self.log.debug("sshpyk: reconnect to %s: %s", self.alias, e)
+                    await asyncio.sleep(delay)
+                    delay = min(delay * 2, 5.0)
+                    continue
+                if "attached" not in reply:
+                    # it ended while we were away: tell the restarter
+                    code = reply.get("exit")
+                    self._ended(int(code) if code is not None else -1, "exited while disconnected")
+                    return
+                self._recovery = None
+                self._connected()
+                self.log.info("sshpyk: kernel %s re-attached", self.kernel_id)
+                return
+        finally:
+            if self._recovery is asyncio.current_task():
+                self._recovery = None
+
+    async def _take_up(self, remote: dict, drop_stale: bool = True) -> dict:
+        """A new monitor for a running kernel (``remote/attach.py``), channels restored if
+        the master is a new one.  Returns its first message."""
+        # Compared by identity, not by this process's count of masters: any sshpyk process
+        # (a second server, `sshpyk ps`) may have replaced the master meanwhile.
+        stale = self.master.identity != self._master_identity
+        if stale:
+            await self.channels.restore(self.master, remote)
+        session = await self.master.open_session(self.backend.command(self.cfg.remote_python_prefix))
+        try:
+            session.stdin.write(
+                protocol.program_stdin(
+                    "attach", {"rundir": remote["rundir"], "drop_stale": stale and drop_stale}
+                )
+            )
+            await session.stdin.drain()
+            reply = await asyncio.wait_for(self._read(session), ATTACH_ANSWER)
+        except BaseException:
+            await kill_process(session)
+            raise
+        if reply is not None and reply.get("error") in ("elsewhere", "unverified"):
+            await kill_process(session)  # another host's kernel (shared $HOME): never ours
+            raise SSHPykError(reply["message"], kind=reply["error"])
+        if reply is None or ("error" in reply and reply["error"] != "gone"):
+            err = (await session.stderr.read()).decode(errors="replace") if reply is None else ""
+            await kill_process(session)
+            raise SSHPykError(f"re-attach failed: {reply or err.strip()[-300:]}", kind="attach")
+        if "attached" in reply and await self.channels.refused():
+            await kill_process(session)
+            self._master_identity = None  # the next attempt opens every channel again
+            raise SSHPykError(
+                f"a forwarded channel of kernel {self.kernel_id} is refused", kind="forward_failed"
+            )
+        if "attached" in reply:
+            self._session = session
+            self._monitor = asyncio.create_task(self._watch(session))
+        else:
+            await kill_process(session)
+        return reply
+
+    # ---- signals -------------------------------------------------------------------------------
+    async def signal(self, signum: int) -> None:
+        """To the remote kernel's process group: down the monitor, or one ssh if it is gone."""
+        if self.remote is None or self._exited.is_set():
+            return
+        if self._send(protocol.signal_command(signum)):
+            with contextlib.suppress(ConnectionError, RuntimeError):
+                await self._session.stdin.drain()
+                return
+        try:
+            await self.master.ensure(timeout=float(self.cfg.launch_timeout))
+            # not a bare kill: the host checks that the group's leader is still the kernel
+            await orphans.signal_kernel(
+                self.master, self.cfg.remote_python_prefix, self.remote, signum
+            )
+            return
+        except (SSHPykError, asyncio.TimeoutError, OSError) as e:
+            err = str(e)
+        self.log.warning(
+            "sshpyk: could not signal kernel %s on %s: %s", self.kernel_id, self.alias, err.strip()
+        )
+        if signum == signal.SIGKILL:
+            # The last resort failed: the host is gone or the kernel already is.  Report it
+            # dead so that a shutdown completes instead of waiting forever; it may well still
+            # run there, so its record is kept.
+            self._ended(-int(signal.SIGKILL), "host unreachable at shutdown", confirmed=False)
+
+    # ---- sessions and the end ----------------------------------------------------------------------
+    async def _drop_session(self, abandon: bool = False) -> None:
+        """Close the monitor session.  ``abandon``: a launch that never reached "ack"; the
+        launcher kills its kernel on EOF, and is killed itself should it not answer."""
+        await self._close(*self._detach(), abandon=abandon, launcher_pid=self._launcher_pid)
+
+    def _detach(self):
+        """Take the current session and its watcher off this kernel (synchronously, so a
+        launch that follows never sees them)."""
+        session, self._session = self._session, None
+        monitor, self._monitor = self._monitor, None
+        return session, monitor
+
+    async def _close(self, session, monitor, *, abandon=False, launcher_pid=None) -> None:
+        if monitor:
+            monitor.cancel()
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await monitor
+        if session is None:
+            return
+        if session.stdin:
+            session.stdin.close()
+        try:
+            await asyncio.wait_for(session.wait(), 1.0)
+            return
+        except asyncio.TimeoutError:
+            pass
+        if abandon and launcher_pid:
+            with contextlib.suppress(SSHPykError, asyncio.TimeoutError, OSError):
+                await self.master.run(f"kill -9 {int(launcher_pid)}", timeout=5)
+        await kill_process(session)
+
+    async def stop(self, *, restart: bool) -> None:
+        """After the kernel's end (jupyter_client's cleanup).  The old monitor session ends
+        by itself one round trip after the exit; nothing waits for that: a restart launches
+        at once, a shutdown only has to close the channels and mounts meanwhile."""
+        self.watchdog.stop()
+        if self._recovery and self._recovery is not asyncio.current_task():
+            self._recovery.cancel()
+        self._recovery = None
+        drop = asyncio.create_task(self._close(*self._detach()))
+        self._closing.add(drop)
+        drop.add_done_callback(self._closing.discard)
+        if restart:
+            return
+        try:
+            await self.channels.close(self.master)
+            self.remote = None
+        finally:
+            try:
+                await self.mounts.stop()
+                await self.backend.release(self.master)
+            finally:
+                await drop
+
+    def status(self) -> dict[str, Any]:
+        w = self.watchdog
+        return {
+            "state": w.state,
+            "step": w.step or None,
+            "since": w.since,
+            "rtt_ms": None if w.rtt is None else round(w.rtt * 1000, 1),
+            "host_alias": self.alias,
+            "remote_pid": (self.remote or {}).get("pid"),
+            "remote_hostname": (self.remote or {}).get("hostname"),
+            "mounts": self.mounts.status(),
+            **self.backend.describe(),
+        }
