@@ -9,9 +9,9 @@ again.  See the README's "How it works" for the whole picture.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import os
-import contextlib
 import signal
 import time
 from typing import Any

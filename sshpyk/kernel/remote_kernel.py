@@ -168,7 +168,9 @@ class RemoteKernel:
         )
         if started.master is not self.master:
             self.log.info(
-                "sshpyk: %s refused a session; using connection %d", self.alias, started.master.shard
+                "sshpyk: %s refused a session; using connection %d",
+                self.alias,
+                started.master.shard,
             )
             self.master = started.master
         self._session, self._launcher_pid = started.session, started.shell_pid
@@ -348,7 +350,9 @@ class RemoteKernel:
         stale = self.master.identity != self._master_identity
         if stale:
             await self.channels.restore(self.master, remote)
-        session = await self.master.open_session(self.backend.command(self.cfg.remote_python_prefix))
+        session = await self.master.open_session(
+            self.backend.command(self.cfg.remote_python_prefix)
+        )
         try:
             session.stdin.write(
                 protocol.program_stdin(
@@ -407,7 +411,7 @@ class RemoteKernel:
             # run there, so its record is kept.
             self._ended(-int(signal.SIGKILL), "host unreachable at shutdown", confirmed=False)
 
-    # ---- sessions and the end ----------------------------------------------------------------------
+    # ---- sessions and the end ----------------------------------------------------------
     async def _drop_session(self, abandon: bool = False) -> None:
         """Close the monitor session.  ``abandon``: a launch that never reached "ack"; the
         launcher kills its kernel on EOF, and is killed itself should it not answer."""

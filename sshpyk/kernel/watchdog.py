@@ -42,7 +42,9 @@ TRANSITIONS: dict[S, frozenset[S]] = {
 class Watchdog:
     """Holds the tunnel state of one kernel and pings its monitor stream."""
 
-    def __init__(self, alias: str, lost_timeout: float, log: logging.Logger | logging.LoggerAdapter):
+    def __init__(
+        self, alias: str, lost_timeout: float, log: logging.Logger | logging.LoggerAdapter
+    ):
         self.alias = alias
         self.lost_timeout = lost_timeout
         self.log = log

@@ -13,7 +13,8 @@ from sshpyk.remote.protocol import PORT_NAMES
 def test_tcp_specs_map_local_ports_to_the_kernels_loopback_ports():
     remote = {"transport": "tcp", "ports": [5001, 5002, 5003, 5004, 5005]}
     assert forward_specs([1, 2, 3, 4, 5], remote) == [
-        f"127.0.0.1:{lp}:127.0.0.1:{rp}" for lp, rp in zip([1, 2, 3, 4, 5], remote["ports"])
+        f"127.0.0.1:{lp}:127.0.0.1:{rp}"
+        for lp, rp in zip([1, 2, 3, 4, 5], remote["ports"], strict=True)
     ]
 
 
@@ -35,7 +36,7 @@ def test_ports_are_named_in_the_protocols_channel_order():
     ch = ForwardChannels("h", logging.getLogger("t"))
     assert ch.ports() == {}
     ch.local_ports = [21, 22, 23, 24, 25]
-    assert ch.ports() == dict(zip(PORT_NAMES, [21, 22, 23, 24, 25]))
+    assert ch.ports() == dict(zip(PORT_NAMES, [21, 22, 23, 24, 25], strict=True))
     assert list(ch.ports())[1] == "iopub_port"
 
 
