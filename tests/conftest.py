@@ -6,12 +6,19 @@ The test hosts are built once per session (about 1.5 s) and torn down at the end
 namespaces, subnet and state dir.
 Set ``SSHPYK_NO_SKIP=1`` (CI does) to turn any skip into a failure, so a test that could
 not run on the CI machine can never pass silently.
+
+Tiers, marked here by where a test lives (``-m unit`` and so on select them): ``tests/unit``
+(no sshd, no root, no network: seconds), ``tests/integration`` (the test hosts) and
+``tests/resilience`` (fault injection: also ``slow``).  A test that asks for the namespace
+hosts (``netns_hosts``, ``faults``) is ``netns`` too.  Nothing here is costly until a test
+asks for it: the test hosts are built by the first test that requests them.
 """
 
 from __future__ import annotations
 
 import json
 import os
+from pathlib import Path
 
 import pytest
 from jupyter_client.ioloop import AsyncIOLoopKernelManager as AsyncKernelManager
@@ -59,6 +66,33 @@ def jp_server_config(jp_server_config):
             "allow_unauthenticated_access": False,
         }
     }
+
+
+TESTS = Path(__file__).resolve().parent
+TIERS = {"unit": ("unit",), "integration": ("integration",), "resilience": ("resilience", "slow")}
+# top-level modules of a tier other than integration, until they move into its directory
+TIER_OF_MODULE = {"test_resilience.py": "resilience"}
+NETNS_FIXTURES = {"netns_hosts", "faults"}
+
+
+def tier_of(path: Path) -> str:
+    """``unit``, ``integration`` or ``resilience``: the directory under ``tests/`` a test
+    lives in, else (a top-level module) its entry in ``TIER_OF_MODULE``, else integration."""
+    try:
+        parts = path.resolve().relative_to(TESTS).parts
+    except ValueError:
+        return "integration"
+    if len(parts) > 1 and parts[0] in TIERS:
+        return parts[0]
+    return TIER_OF_MODULE.get(path.name, "integration")
+
+
+def pytest_collection_modifyitems(config, items):
+    for item in items:
+        for name in TIERS[tier_of(Path(item.fspath))]:
+            item.add_marker(name)
+        if NETNS_FIXTURES & set(getattr(item, "fixturenames", ())):
+            item.add_marker("netns")
 
 
 @pytest.hookimpl(hookwrapper=True)

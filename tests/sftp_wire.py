@@ -57,7 +57,12 @@ class Client:
         self.raw(struct.pack(">BI", P.INIT, 3))
         kind, body = self.recv()
         assert kind == P.VERSION, kind
-        self.version = struct.unpack_from(">I", body)[0]
+        r = P.Reader(body)
+        self.version = r.u32()
+        self.extensions: dict[bytes, bytes] = {}  # name -> version, as the server offers them
+        while r.pos < len(body):
+            name = r.string()
+            self.extensions[name] = r.string()
 
     def raw(self, body: bytes) -> None:
         self.proc.stdin.write(struct.pack(">I", len(body)) + body)
