@@ -8,7 +8,7 @@ import json
 import pytest
 from test_cli import add_args, env, kernel_json, sshpyk  # noqa: F401  (env: a fixture)
 
-from sshpyk import cli
+from sshpyk.cli import parser as cli
 from sshpyk.model import schema
 
 

@@ -248,7 +248,7 @@ def test_stop_closes_idle_connections(sandbox, root):
 
 
 def test_port_race_is_retried(root, monkeypatch):
-    import sshpyk.demo as demo
+    import sshpyk.demo.sandbox as demo
 
     # someone grabs the probed port before sshd binds it
     taken = socket.socket()

@@ -1,0 +1,7 @@
+"""``python -m sshpyk.cli``, as ``sshpyk``."""
+
+import sys
+
+from . import main
+
+sys.exit(main())
