@@ -4,36 +4,34 @@ All kernels are checked concurrently.  Work is shared: one ``ssh -G`` and one co
 (the host's master) per host, one remote inspection per (host, prefix), so 20 kernels on 3
 hosts take about as long as the slowest host.  Each check reports as soon as it is known
 (``on_result``), which the REST API streams to the Lab UI.
+
+Each check is one small function of what was found (``ssh_client_check`` ...
+``sshfs_check``); ``Checker`` finds it (local commands, the master, the remote inspection of
+``remote_env``) and runs the checks in order.  A failed check that later ones depend on
+(``STOPS``) skips the rest, saying why.
 """
 
 from __future__ import annotations
 
 import asyncio
-import json
 import os
 import shlex
 import shutil
 import time
 from collections.abc import Callable
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+from . import remote_env
 from .errors import SSHPykError, config_error_summary
+from .localproc import SSH_AT_ONCE, free_local_port, kill_process, run_local
 from .model import schema
-from .remote.protocol import MARK, messages, program_stdin, python_command
+from .remote.protocol import PROBE, program_stdin, python_command, read_message
 from .sshconfig import parse_ssh_g
-from .transport import (
-    SSH_AT_ONCE,
-    Master,
-    Target,
-    channel_answers,
-    free_local_port,
-    reap,
-    run_local,
-)
+from .states import CheckStatus
+from .transport import Master, Target, channel_answers
 
-OK, WARN, FAIL, SKIPPED = "ok", "warn", "fail", "skipped"
 CHECK_IDS = (
     "ssh_client",
     "ssh_config",
@@ -46,366 +44,6 @@ CHECK_IDS = (
     "port_forwarding",
     "sshfs",
 )
-
-
-# The remote end of the port forwarding check: one listener of the kernel's transport (a
-# TCP port on 127.0.0.1, or a unix socket in a private directory) that greets the first
-# connection with 0xFF, as a ZeroMQ peer does.  Sent over stdin like the other programs.
-@dataclass
-class Check:
-    id: str
-    title: str
-    status: str
-    value: str = ""
-    hint: str = ""
-    data: dict | None = None
-
-    def to_dict(self) -> dict[str, Any]:
-        return {k: v for k, v in asdict(self).items() if v not in (None, "")}
-
-
-def _is_file(path: str) -> bool:
-    return Path(path).expanduser().is_file()  # a local stat: too quick to be worth a thread
-
-
-def _is_dir(path: str) -> bool:
-    return Path(path).expanduser().is_dir()
-
-
-def target_of(model: dict) -> Target:
-    return Target(model["ssh_host_alias"], model.get("ssh") or "ssh", model.get("ssh_config"))
-
-
-class Checker:
-    """Runs checks, sharing every piece of work that several kernels need."""
-
-    def __init__(self, timeout: float = 20, deadline: float | None = None):
-        self._timeout = timeout
-        # loop time by which all work must have ended (the CLI's time per host), so work
-        # given up on is killed by its own timeout, never left running
-        self.deadline = deadline
-        self._tasks: dict[tuple, asyncio.Task] = {}
-        self._gate = asyncio.Semaphore(SSH_AT_ONCE)  # pieces of work (ssh) at once
-
-    @property
-    def timeout(self) -> float:
-        """The time of the next piece of work: ``timeout``, and never past ``deadline``."""
-        if self.deadline is None:
-            return self._timeout
-        left = self.deadline - asyncio.get_running_loop().time()
-        return max(0.1, min(self._timeout, left))
-
-    def _once(self, key: tuple, factory) -> asyncio.Task:
-        # no piece of work waits on another, so the gate can never deadlock
-        async def gated():
-            async with self._gate:
-                return await factory()
-
-        if key not in self._tasks:
-            self._tasks[key] = asyncio.ensure_future(gated())
-        return self._tasks[key]
-
-    async def ssh_version(self, ssh: str):
-        return await self._once(("ssh-V", ssh), lambda: run_local([ssh, "-V"], 5))
-
-    async def resolve(self, target: Target):
-        argv = [*target.base_argv(), "-G", "--", target.alias]
-        return await self._once(("G", target), lambda: run_local(argv, 10))
-
-    async def connect(self, target: Target) -> float:
-        async def go():
-            t0 = time.monotonic()
-            await Master.for_target(target).ensure(self.timeout)
-            return time.monotonic() - t0
-
-        return await self._once(("connect", target), go)
-
-    async def inspect(
-        self, target: Target, prefix: str, sshfs: str | None, mount_points: tuple[str, ...] = ()
-    ) -> dict:
-        async def go():
-            master = Master.for_target(target)
-            params = {"sshfs": sshfs, "mount_points": list(mount_points)}
-            rc, out, err = await master.run(
-                python_command(prefix),
-                input=program_stdin("inspect", params),
-                timeout=self.timeout,
-            )
-            found = [m for m in messages(out) if "shell_pid" not in m]
-            if not found:
-                raise SSHPykError(
-                    f"remote inspection failed: {err.strip()[-300:] or rc}", kind="inspect_failed"
-                )
-            return found[0]
-
-        return await self._once(("inspect", target, prefix, sshfs, mount_points), go)
-
-    async def forwarding(self, target: Target, prefix: str, transport: str) -> bool | None:
-        """Whether the host opens a forwarded channel of ``transport`` (tcp: a TCP port,
-        ipc: a unix socket) to a listener on it: True, False (refused), None (no verdict)."""
-
-        async def go():
-            master = Master.for_target(target)
-            params = {"transport": transport, "timeout": self.timeout}
-            proc = await master.open_session(python_command(prefix))
-            spec = None
-            try:
-                proc.stdin.write(program_stdin("forward_probe", params))
-                await proc.stdin.drain()
-                where = await asyncio.wait_for(_probe_address(proc), self.timeout)
-                remote = where if transport == "ipc" else f"127.0.0.1:{where}"
-                spec = f"127.0.0.1:{free_local_port()}:{remote}"
-                ok, err = await master.forward([spec])
-                if not ok:
-                    raise SSHPykError(f"ssh -O forward failed: {err}", kind="forward_failed")
-                return await channel_answers(int(spec.split(":")[1]), min(self.timeout, 10))
-            finally:
-                if spec:
-                    await master.cancel([spec])
-                await reap(proc, grace=0.5)
-
-        return await self._once(("forward", target, prefix, transport), go)
-
-    async def check(
-        self, model: dict, on_result: Callable[[Check], None] | None = None
-    ) -> list[Check]:
-        results: list[Check] = []
-
-        def report(c: Check) -> None:
-            results.append(c)
-            if on_result:
-                on_result(c)
-
-        def skip_rest(after: str, why: str) -> None:
-            for cid in CHECK_IDS[CHECK_IDS.index(after) + 1 :]:
-                if cid == "sshfs" and not model.get("mount_local_on_remote"):
-                    continue
-                report(Check(cid, TITLES[cid], SKIPPED, hint=why))
-
-        target = target_of(model)
-        ssh = target.ssh
-        # -- local ssh client
-        path = shutil.which(ssh)
-        rc, out, err = await self.ssh_version(ssh) if path else (127, "", "")
-        if not path or rc != 0:
-            report(
-                Check(
-                    "ssh_client",
-                    TITLES["ssh_client"],
-                    FAIL,
-                    ssh,
-                    "install the OpenSSH client (Debian: apt-get install openssh-client)",
-                )
-            )
-            skip_rest("ssh_client", "no ssh client")
-            return results
-        report(Check("ssh_client", TITLES["ssh_client"], OK, f"{path} ({(err or out).strip()})"))
-        # -- config file
-        cfg = model.get("ssh_config")
-        if cfg:
-            if _is_file(cfg):
-                report(Check("ssh_config", TITLES["ssh_config"], OK, cfg))
-            else:
-                report(
-                    Check(
-                        "ssh_config",
-                        TITLES["ssh_config"],
-                        FAIL,
-                        cfg,
-                        "the ssh config file does not exist",
-                    )
-                )
-                skip_rest("ssh_config", "no ssh config file")
-                return results
-        else:
-            report(Check("ssh_config", TITLES["ssh_config"], OK, "ssh's default (~/.ssh/config)"))
-        # -- host alias
-        rc, out, err = await self.resolve(target)
-        if rc != 0:
-            report(
-                Check(
-                    "host_alias",
-                    TITLES["host_alias"],
-                    FAIL,
-                    target.alias,
-                    config_error_summary(err, rc),  # never ssh's words: they quote the file
-                )
-            )
-            skip_rest("host_alias", "the host alias does not resolve")
-            return results
-        report(_alias_check(target.alias, out))
-        # -- connection (BatchMode, through the shared master)
-        try:
-            took = await self.connect(target)
-        except SSHPykError as e:
-            report(Check("connection", TITLES["connection"], FAIL, e.kind, str(e)))
-            skip_rest("connection", "no connection")
-            return results
-        report(Check("connection", TITLES["connection"], OK, f"{took * 1000:.0f} ms"))
-        # -- the remote environment, one inspection for every kernel that shares it
-        prefix = model["remote_python_prefix"]
-        try:
-            points = tuple(m["remote_path"] for m in model.get("mount_local_on_remote") or [])
-            info = await self.inspect(target, prefix, model.get("remote_sshfs"), points)
-        except (SSHPykError, asyncio.TimeoutError) as e:
-            report(Check("remote_system", TITLES["remote_system"], FAIL, "", str(e)))
-            skip_rest("remote_system", "remote inspection failed")
-            return results
-        if info.get("error") in ("prefix_missing", "python_missing"):
-            report(
-                Check(
-                    "remote_system",
-                    TITLES["remote_system"],
-                    SKIPPED,
-                    hint="needs the remote python",
-                )
-            )
-            what = (
-                "does not exist"
-                if info["error"] == "prefix_missing"
-                else ("has no executable bin/python")
-            )
-            report(
-                Check(
-                    "remote_python",
-                    TITLES["remote_python"],
-                    FAIL,
-                    prefix,
-                    f"{prefix} {what} on {target.alias}",
-                )
-            )
-            skip_rest("remote_python", "no remote python")
-            return results
-        report(Check("remote_system", TITLES["remote_system"], OK, info["system"]))
-        report(
-            Check(
-                "remote_python",
-                TITLES["remote_python"],
-                OK,
-                f"{prefix}/bin/python {info['python']}",
-            )
-        )
-        if not info.get("jupyter_client"):
-            report(
-                Check(
-                    "jupyter_client",
-                    TITLES["jupyter_client"],
-                    FAIL,
-                    "missing",
-                    f"pip install jupyter_client in {prefix} on {target.alias}",
-                )
-            )
-            skip_rest("jupyter_client", "jupyter_client missing")
-            return results
-        report(Check("jupyter_client", TITLES["jupyter_client"], OK, info["jupyter_client"]))
-        specs = info.get("kernelspecs") or {}
-        spec = specs.get(model["remote_kernel_name"])
-        if spec is None or "error" in spec:
-            hint = (spec or {}).get("error") or (f"available: {', '.join(sorted(specs)) or 'none'}")
-            report(
-                Check(
-                    "remote_kernel",
-                    TITLES["remote_kernel"],
-                    FAIL,
-                    model["remote_kernel_name"],
-                    hint,
-                )
-            )
-        else:
-            report(
-                Check(
-                    "remote_kernel",
-                    TITLES["remote_kernel"],
-                    OK,
-                    shlex.join(spec["argv"]),
-                    data={
-                        "interrupt_mode": spec["interrupt_mode"],
-                        "display_name": spec["display_name"],
-                        "language": spec["language"],
-                    },
-                )
-            )
-        # -- port forwarding: every channel of the kernel is a forward of the master
-        transport = model.get("transport") or schema()["properties"]["transport"]["default"]
-        report(await self._forwarding_check(target, prefix, transport))
-        # -- SSHFS pieces, only when mounts are configured
-        mounts = model.get("mount_local_on_remote") or []
-        if mounts:
-            missing = [m["local_path"] for m in mounts if not _is_dir(m["local_path"])]
-            if not info.get("sshfs"):
-                report(
-                    Check(
-                        "sshfs",
-                        TITLES["sshfs"],
-                        FAIL,
-                        "sshfs missing",
-                        f"install sshfs on {target.alias} (Debian: apt-get install sshfs)",
-                    )
-                )
-            elif missing:
-                report(
-                    Check(
-                        "sshfs",
-                        TITLES["sshfs"],
-                        FAIL,
-                        ", ".join(missing),
-                        "local directories to mount do not exist",
-                    )
-                )
-            elif bad := {
-                m["remote_path"]: problem
-                for m in mounts
-                if (problem := (info.get("mount_points") or {}).get(m["remote_path"]))
-            }:
-                report(
-                    Check(
-                        "sshfs",
-                        TITLES["sshfs"],
-                        FAIL,
-                        "; ".join(f"{path}: {why}" for path, why in bad.items()),
-                        "remote mount points must be empty directories you can write to "
-                        "(missing ones are created)",
-                    )
-                )
-            else:
-                report(Check("sshfs", TITLES["sshfs"], OK, info["sshfs"]))
-        return results
-
-    async def _forwarding_check(self, target: Target, prefix: str, transport: str) -> Check:
-        title = TITLES["port_forwarding"]
-        kind = "stream-local (unix socket)" if transport == "ipc" else "TCP"
-        try:
-            works = await self.forwarding(target, prefix, transport)
-        except (SSHPykError, asyncio.TimeoutError, OSError) as e:
-            return Check("port_forwarding", title, FAIL, transport, f"could not test it: {e}")
-        if works:
-            return Check("port_forwarding", title, OK, f"{kind} forwarding works")
-        if works is None:
-            return Check(
-                "port_forwarding", title, WARN, transport, "no answer through a forward in time"
-            )
-        option = "AllowStreamLocalForwarding" if transport == "ipc" else "AllowTcpForwarding"
-        return Check(
-            "port_forwarding",
-            title,
-            FAIL,
-            f"{kind} forwarding refused",
-            f"the sshd of {target.alias} forbids {kind} port forwarding ({option} no): "
-            "sshpyk reaches the kernel only through forwards; ask its admin to allow it",
-        )
-
-
-async def _probe_address(proc) -> str | int:
-    while True:
-        line = await proc.stdout.readline()
-        if not line:
-            err = (await proc.stderr.read()).decode(errors="replace")
-            raise SSHPykError(f"the forwarding probe ended: {err.strip()[-300:] or 'no output'}")
-        text = line.decode(errors="replace")
-        if text.startswith(MARK) and "probe" in (msg := json.loads(text[len(MARK) :])):
-            return msg["probe"]
-
-
 TITLES = {
     "ssh_client": "Local ssh client",
     "ssh_config": "SSH config file",
@@ -418,9 +56,73 @@ TITLES = {
     "port_forwarding": "Port forwarding",
     "sshfs": "SSHFS",
 }
+# checks whose failure leaves nothing to check after them, and what the rest then say
+STOPS = {
+    "ssh_client": "no ssh client",
+    "ssh_config": "no ssh config file",
+    "host_alias": "the host alias does not resolve",
+    "connection": "no connection",
+    "remote_system": "remote inspection failed",
+    "remote_python": "no remote python",
+    "jupyter_client": "jupyter_client missing",
+}
 
 
-def _alias_check(alias: str, out: str) -> Check:
+@dataclass
+class Check:
+    id: str
+    title: str
+    status: CheckStatus
+    value: str = ""
+    hint: str = ""
+    data: dict | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        return {k: v for k, v in asdict(self).items() if v not in (None, "")}
+
+
+def _check(cid: str, status: CheckStatus, value: str = "", hint: str = "", data=None) -> Check:
+    return Check(cid, TITLES[cid], status, value, hint, data)
+
+
+def _is_file(path: str) -> bool:
+    return Path(path).expanduser().is_file()  # a local stat: too quick to be worth a thread
+
+
+def _is_dir(path: str) -> bool:
+    return Path(path).expanduser().is_dir()
+
+
+def target_of(model: dict) -> Target:
+    return Target.from_config(model)
+
+
+# ---- one function per check: its verdict from what was found ------------------------------
+
+
+def ssh_client_check(ssh: str, path: str | None, version: tuple[int, str, str]) -> Check:
+    """``path``: where ``ssh`` was found (None: nowhere); ``version``: ``ssh -V``'s result."""
+    rc, out, err = version
+    if not path or rc != 0:
+        hint = "install the OpenSSH client (Debian: apt-get install openssh-client)"
+        return _check("ssh_client", CheckStatus.FAIL, ssh, hint)
+    return _check("ssh_client", CheckStatus.OK, f"{path} ({(err or out).strip()})")
+
+
+def ssh_config_check(config: str | None) -> Check:
+    if not config:
+        return _check("ssh_config", CheckStatus.OK, "ssh's default (~/.ssh/config)")
+    if _is_file(config):
+        return _check("ssh_config", CheckStatus.OK, config)
+    return _check("ssh_config", CheckStatus.FAIL, config, "the ssh config file does not exist")
+
+
+def host_alias_check(alias: str, resolved: tuple[int, str, str]) -> Check:
+    """From ``ssh -G``'s result: where the alias leads, and whether a key is there."""
+    rc, out, err = resolved
+    if rc != 0:
+        # never ssh's words: they quote the file
+        return _check("host_alias", CheckStatus.FAIL, alias, config_error_summary(err, rc))
     opts = parse_ssh_g(out)
     host = opts.get("hostname", [alias])[0]
     user = opts.get("user", ["?"])[0]
@@ -430,31 +132,319 @@ def _alias_check(alias: str, out: str) -> Check:
     value = f"{user}@{host}:{port}" + (f" via {jump}" if jump != "none" else "")
     data = {"hostname": host, "user": user, "port": port, "proxyjump": jump, "identityfiles": keys}
     if not keys:
-        return Check(
-            "host_alias",
-            TITLES["host_alias"],
-            WARN,
-            value,
-            "no IdentityFile exists; login needs a key from an ssh agent",
-            data,
-        )
+        hint = "no IdentityFile exists; login needs a key from an ssh agent"
+        return _check("host_alias", CheckStatus.WARN, value, hint, data)
     if host == alias and "." not in alias:
-        return Check(
-            "host_alias",
-            TITLES["host_alias"],
-            WARN,
-            value,
-            f"{alias!r} is not a Host of your ssh config; used as a hostname",
-            data,
+        hint = f"{alias!r} is not a Host of your ssh config; used as a hostname"
+        return _check("host_alias", CheckStatus.WARN, value, hint, data)
+    return _check("host_alias", CheckStatus.OK, value, data=data)
+
+
+def connection_check(took: float | None, error: SSHPykError | None = None) -> Check:
+    if error is not None:
+        return _check("connection", CheckStatus.FAIL, error.kind, str(error))
+    return _check("connection", CheckStatus.OK, f"{(took or 0) * 1000:.0f} ms")
+
+
+def remote_python_checks(info: dict, prefix: str, alias: str) -> list[Check]:
+    """The system and the python of the inspected environment (remote_system, remote_python)."""
+    if info.get("error") in ("prefix_missing", "python_missing"):
+        what = (
+            "does not exist"
+            if info["error"] == "prefix_missing"
+            else "has no executable bin/python"
         )
-    return Check("host_alias", TITLES["host_alias"], OK, value, data=data)
+        return [
+            _check("remote_system", CheckStatus.SKIPPED, hint="needs the remote python"),
+            _check("remote_python", CheckStatus.FAIL, prefix, f"{prefix} {what} on {alias}"),
+        ]
+    return [
+        _check("remote_system", CheckStatus.OK, info["system"]),
+        _check("remote_python", CheckStatus.OK, f"{prefix}/bin/python {info['python']}"),
+    ]
+
+
+def jupyter_client_check(info: dict, prefix: str, alias: str) -> Check:
+    if not info.get("jupyter_client"):
+        return _check(
+            "jupyter_client",
+            CheckStatus.FAIL,
+            "missing",
+            f"pip install jupyter_client in {prefix} on {alias}",
+        )
+    return _check("jupyter_client", CheckStatus.OK, info["jupyter_client"])
+
+
+def remote_kernel_check(info: dict, kernel_name: str) -> Check:
+    specs = info.get("kernelspecs") or {}
+    spec = specs.get(kernel_name)
+    if spec is None or "error" in spec:
+        hint = (spec or {}).get("error") or (f"available: {', '.join(sorted(specs)) or 'none'}")
+        return _check("remote_kernel", CheckStatus.FAIL, kernel_name, hint)
+    data = {k: spec[k] for k in ("interrupt_mode", "display_name", "language")}
+    return _check("remote_kernel", CheckStatus.OK, shlex.join(spec["argv"]), data=data)
+
+
+def port_forwarding_check(
+    transport: str, alias: str, works: bool | None, error: BaseException | None = None
+) -> Check:
+    """``works``: whether a forwarded channel of ``transport`` reached a listener on the host
+    (True), was refused (False), or gave no verdict in time (None)."""
+    kind = "stream-local (unix socket)" if transport == "ipc" else "TCP"
+    if error is not None:
+        return _check("port_forwarding", CheckStatus.FAIL, transport, f"could not test it: {error}")
+    if works:
+        return _check("port_forwarding", CheckStatus.OK, f"{kind} forwarding works")
+    if works is None:
+        return _check(
+            "port_forwarding", CheckStatus.WARN, transport, "no answer through a forward in time"
+        )
+    option = "AllowStreamLocalForwarding" if transport == "ipc" else "AllowTcpForwarding"
+    return _check(
+        "port_forwarding",
+        CheckStatus.FAIL,
+        f"{kind} forwarding refused",
+        f"the sshd of {alias} forbids {kind} port forwarding ({option} no): "
+        "sshpyk reaches the kernel only through forwards; ask its admin to allow it",
+    )
+
+
+def sshfs_check(info: dict, mounts: list[dict], alias: str) -> Check:
+    """The SSHFS pieces of a kernel with ``mounts``: remote sshfs, local directories,
+    remote mount points."""
+    missing = [m["local_path"] for m in mounts if not _is_dir(m["local_path"])]
+    if not info.get("sshfs"):
+        hint = f"install sshfs on {alias} (Debian: apt-get install sshfs)"
+        return _check("sshfs", CheckStatus.FAIL, "sshfs missing", hint)
+    if missing:
+        return _check(
+            "sshfs", CheckStatus.FAIL, ", ".join(missing), "local directories to mount do not exist"
+        )
+    problems = info.get("mount_points") or {}
+    bad = {m["remote_path"]: why for m in mounts if (why := problems.get(m["remote_path"]))}
+    if bad:
+        return _check(
+            "sshfs",
+            CheckStatus.FAIL,
+            "; ".join(f"{path}: {why}" for path, why in bad.items()),
+            "remote mount points must be empty directories you can write to "
+            "(missing ones are created)",
+        )
+    return _check("sshfs", CheckStatus.OK, info["sshfs"])
+
+
+# ---- the remote end of the port forwarding check ----------------------------------------
+
+
+async def probe_forwarding(master: Master, prefix: str, transport: str, timeout: float):
+    """Whether the host opens a forwarded channel of ``transport`` (tcp: a TCP port, ipc: a
+    unix socket) to a listener on it: True, False (refused), None (no verdict).  The listener
+    is ``remote/forward_probe.py``: it greets like a ZeroMQ peer (see ``channel_answers``)."""
+    params = {"transport": transport, "timeout": timeout}
+    proc = await master.open_session(python_command(prefix))
+    spec = None
+    try:
+        proc.stdin.write(program_stdin("forward_probe", params))
+        await proc.stdin.drain()
+        where = await asyncio.wait_for(_probe_address(proc), timeout)
+        remote = where if transport == "ipc" else f"127.0.0.1:{where}"
+        spec = f"127.0.0.1:{free_local_port()}:{remote}"
+        ok, err = await master.forward([spec])
+        if not ok:
+            raise SSHPykError(f"ssh -O forward failed: {err}", kind="forward_failed")
+        return await channel_answers(int(spec.split(":")[1]), min(timeout, 10))
+    finally:
+        if spec:
+            await master.cancel([spec])
+        await kill_process(proc, grace=0.5)
+
+
+async def _probe_address(proc) -> str | int:
+    while True:
+        msg = await read_message(proc.stdout)
+        if msg is None:
+            err = (await proc.stderr.read()).decode(errors="replace")
+            raise SSHPykError(f"the forwarding probe ended: {err.strip()[-300:] or 'no output'}")
+        if PROBE in msg:
+            return msg[PROBE]
+
+
+# ---- running the checks -----------------------------------------------------------------
+
+
+@dataclass
+class _Run:
+    """One kernel's checks as they are found."""
+
+    model: dict
+    target: Target
+    on_result: Callable[[Check], None] | None
+    results: list[Check] = field(default_factory=list)
+    info: dict = field(default_factory=dict)  # the remote inspection, once made
+
+    def report(self, check: Check) -> None:
+        self.results.append(check)
+        if self.on_result:
+            self.on_result(check)
+
+    def skip_rest(self, after: str) -> None:
+        for cid in CHECK_IDS[CHECK_IDS.index(after) + 1 :]:
+            if cid == "sshfs" and not self.model.get("mount_local_on_remote"):
+                continue
+            self.report(_check(cid, CheckStatus.SKIPPED, hint=STOPS[after]))
+
+
+class Checker:
+    """Runs checks, sharing every piece of work that several kernels need."""
+
+    def __init__(
+        self,
+        timeout: float = 20,
+        deadline: float | None = None,
+        masters: dict[str, Master] | None = None,
+    ):
+        self._timeout = timeout
+        # loop time by which all work must have ended (the CLI's time per host), so work
+        # given up on is killed by its own timeout, never left running
+        self.deadline = deadline
+        self.masters = masters  # the pool of connections (a Runtime's; None: the default)
+        self._tasks: dict[tuple, asyncio.Task] = {}
+        self._gate = asyncio.Semaphore(SSH_AT_ONCE)  # pieces of work (ssh) at once
+
+    @property
+    def timeout(self) -> float:
+        """The time of the next piece of work: ``timeout``, and never past ``deadline``."""
+        if self.deadline is None:
+            return self._timeout
+        left = self.deadline - asyncio.get_running_loop().time()
+        return max(0.1, min(self._timeout, left))
+
+    def master(self, target: Target) -> Master:
+        return Master.for_target(target, pool=self.masters)
+
+    def _shared_task(self, key: tuple, factory) -> asyncio.Task:
+        """The one task doing the work ``key`` for every kernel that needs it."""
+
+        # no piece of work waits on another, so the gate can never deadlock
+        async def gated():
+            async with self._gate:
+                return await factory()
+
+        if key not in self._tasks:
+            self._tasks[key] = asyncio.ensure_future(gated())
+        return self._tasks[key]
+
+    # ---- the shared pieces of work ------------------------------------------------------
+    async def ssh_version(self, ssh: str):
+        return await self._shared_task(("ssh-V", ssh), lambda: run_local([ssh, "-V"], 5))
+
+    async def resolve(self, target: Target):
+        argv = [*target.base_argv(), "-G", "--", target.alias]
+        return await self._shared_task(("G", target), lambda: run_local(argv, 10))
+
+    async def connect(self, target: Target) -> float:
+        """Seconds it took to have the host's master up (0-ish when it was already)."""
+
+        async def time_connect():
+            t0 = time.monotonic()
+            await self.master(target).ensure(self.timeout)
+            return time.monotonic() - t0
+
+        return await self._shared_task(("connect", target), time_connect)
+
+    async def inspect(
+        self, target: Target, prefix: str, sshfs: str | None, mount_points: tuple[str, ...] = ()
+    ) -> dict:
+        def inspect_environment():
+            return remote_env.inspect(
+                self.master(target),
+                prefix,
+                sshfs=sshfs,
+                mount_points=mount_points,
+                timeout=self.timeout,
+            )
+
+        key = ("inspect", target, prefix, sshfs, mount_points)
+        return await self._shared_task(key, inspect_environment)
+
+    async def forwarding(self, target: Target, prefix: str, transport: str) -> bool | None:
+        def probe():
+            return probe_forwarding(self.master(target), prefix, transport, self.timeout)
+
+        return await self._shared_task(("forward", target, prefix, transport), probe)
+
+    # ---- the checks, in order ---------------------------------------------------------
+    async def check(
+        self, model: dict, on_result: Callable[[Check], None] | None = None
+    ) -> list[Check]:
+        run = _Run(model, Target.from_config(model), on_result)
+        steps = (
+            self._local_checks,
+            self._connection,
+            self._remote_environment,
+            self._port_forwarding,
+            self._sshfs,
+        )
+        for step in steps:
+            async for check in step(run):
+                run.report(check)
+                if check.status == CheckStatus.FAIL and check.id in STOPS:
+                    run.skip_rest(check.id)
+                    return run.results
+        return run.results
+
+    async def _local_checks(self, run: _Run):
+        ssh = run.target.ssh
+        path = shutil.which(ssh)
+        yield ssh_client_check(ssh, path, await self.ssh_version(ssh) if path else (127, "", ""))
+        yield ssh_config_check(run.model.get("ssh_config"))
+        yield host_alias_check(run.target.alias, await self.resolve(run.target))
+
+    async def _connection(self, run: _Run):
+        try:
+            yield connection_check(await self.connect(run.target))
+        except SSHPykError as e:
+            yield connection_check(None, e)
+
+    async def _remote_environment(self, run: _Run):
+        """One inspection for every kernel that shares the environment."""
+        model, alias = run.model, run.target.alias
+        prefix = model["remote_python_prefix"]
+        points = tuple(m["remote_path"] for m in model.get("mount_local_on_remote") or [])
+        try:
+            run.info = await self.inspect(run.target, prefix, model.get("remote_sshfs"), points)
+        except (SSHPykError, asyncio.TimeoutError) as e:
+            yield _check("remote_system", CheckStatus.FAIL, "", str(e))
+            return
+        for check in remote_python_checks(run.info, prefix, alias):
+            yield check
+        yield jupyter_client_check(run.info, prefix, alias)
+        yield remote_kernel_check(run.info, model["remote_kernel_name"])
+
+    async def _port_forwarding(self, run: _Run):
+        """Every channel of the kernel is a forward of the master."""
+        transport = run.model.get("transport") or schema()["properties"]["transport"]["default"]
+        prefix = run.model["remote_python_prefix"]
+        try:
+            works = await self.forwarding(run.target, prefix, transport)
+        except (SSHPykError, asyncio.TimeoutError, OSError) as e:
+            yield port_forwarding_check(transport, run.target.alias, None, e)
+            return
+        yield port_forwarding_check(transport, run.target.alias, works)
+
+    async def _sshfs(self, run: _Run):
+        """Only when mounts are configured."""
+        mounts = run.model.get("mount_local_on_remote") or []
+        if mounts:
+            yield sshfs_check(run.info, mounts, run.target.alias)
 
 
 async def check_many(
-    models: list[dict], on_result=None, timeout: float = 20
+    models: list[dict], on_result=None, timeout: float = 20, masters: dict | None = None
 ) -> dict[str, list[Check]]:
-    """Check every kernel at once; ``on_result(kernel_name, check)`` as each one is known."""
-    checker = Checker(timeout)
+    """Check every kernel at once; ``on_result(kernel_name, check)`` as each one is known.
+    ``masters``: the pool of connections to use (a Runtime's; None: the process default)."""
+    checker = Checker(timeout, masters=masters)
 
     async def one(model):
         cb = (lambda c: on_result(model["kernel_name"], c)) if on_result else None

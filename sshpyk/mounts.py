@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import json
 import logging
 import os
 import sys
@@ -32,8 +31,11 @@ from typing import Any
 
 from . import sftp_server
 from .errors import SSHPykError
-from .remote.protocol import MARK, python_command
-from .transport import Master, reap, session_refused
+from .localproc import kill_process
+from .remote.protocol import EXPIRED, MOUNTED, REPLACED, python_command, read_message
+from .runtime import default_runtime
+from .states import MountState
+from .transport import Master, start_program
 
 log = logging.getLogger("sshpyk.mounts")
 
@@ -49,6 +51,7 @@ class MountError(SSHPykError):
 
 
 def _options(text: str | None) -> str:
+    """``sshfs_options`` as passed to the remote sshfs (those sshpyk handles itself dropped)."""
     opts = [o for o in (text or "").split(",") if o and o.split("=")[0] not in _DROPPED_OPTIONS]
     return ",".join(opts)
 
@@ -88,7 +91,7 @@ class Mount:
         self.read_only = _read_only(self.options)
         self.timeout = timeout
         self.lease_timeout = lease_timeout
-        self.state, self.since, self.error = "unmounted", time.time(), None
+        self.state, self.since, self.error = MountState.UNMOUNTED, time.time(), None
         self.mounts = 0  # successful mounts, 1 + remounts
         self._server: asyncio.subprocess.Process | None = None
         self._ssh: asyncio.subprocess.Process | None = None
@@ -96,10 +99,10 @@ class Mount:
         self._server_log: asyncio.Task | None = None
         self._starting: asyncio.Future | None = None
         self._stopping = False
-        self._said: list[str] = []
+        self._ssh_stderr: list[str] = []  # ssh's own last words (not the helper's reports)
         self.users = 0  # kernels using this mount (see Mounts)
 
-    def _set(self, state: str, error: str | None = None) -> None:
+    def _set(self, state: MountState, error: str | None = None) -> None:
         self.state, self.since, self.error = state, time.time(), error
 
     def status(self) -> dict[str, Any]:
@@ -122,7 +125,7 @@ class Mount:
     # ---- start -------------------------------------------------------------------------------
     async def ensure(self) -> None:
         """Mounted (or being mounted again) when this returns; one start for all its users."""
-        if self.state in ("mounted", "remounting"):
+        if self.state in (MountState.MOUNTED, MountState.REMOUNTING):
             return
         if self._starting is None or self._starting.done():
             self._starting = asyncio.ensure_future(self.start())
@@ -130,19 +133,19 @@ class Mount:
 
     async def start(self) -> None:
         self._stopping = False
-        self._set("mounting")
+        self._set(MountState.MOUNTING)
         try:
             await asyncio.wait_for(self._mount(), self.timeout)
         except asyncio.TimeoutError:
             await self._kill()
-            self._set("failed", "timed out")
+            self._set(MountState.FAILED, "timed out")
             raise MountError(
                 f"mounting {self.local_path} on {self.master.target.alias}:{self.remote_path} "
                 f"timed out after {self.timeout:g}s",
                 kind="mount_timeout",
             ) from None
         except MountError as e:
-            self._set("failed", str(e))
+            self._set(MountState.FAILED, str(e))
             raise
         self._watcher = asyncio.create_task(self._watch())
 
@@ -161,30 +164,43 @@ class Mount:
             sftp_server.check_supported(self.local_path)
         except OSError as e:
             raise MountError(f"cannot share {self.local_path}: {e}", kind="sftp_unsupported") from e
-        while True:
-            reply, err = await self._try_mount()
-            # the host allows no more sessions on this connection (sshd MaxSessions): the
-            # mount goes to the host's next one
-            nxt = self.master.next_shard() if reply is None and session_refused(err) else None
-            if nxt is None:
-                break
-            self.master = nxt
-            await self.master.ensure(timeout=self.timeout)
-        if reply is None or "mounted" not in reply:
-            raise self._error(reply, err)
+        try:
+            started = await start_program(
+                self.master,
+                self._command(),
+                None,
+                move=True,  # a mount holds no forwards: any connection of the host will do
+                timeout=self.timeout,
+                open_session=self._open_session,
+            )
+        except BaseException:
+            await self._kill()  # the local server of the last attempt
+            raise
+        self.master = started.master
+        reply = started.reply
+        if reply is None or MOUNTED not in reply:
+            self._ssh_stderr = started.stderr.splitlines()
+            await self._kill()
+            raise self._error(reply, started.stderr)
         self.mounts += 1
-        self._set("mounted")
+        self._set(MountState.MOUNTED)
         log.info("sshpyk: mounted %s on %s:%s", self.local_path, alias, self.remote_path)
 
-    async def _try_mount(self) -> tuple[dict | None, str]:
-        """One attempt: the first report of the remote helper (``None``: no answer, with
-        what ssh said)."""
+    def _command(self) -> str:
+        """The remote helper's command: its params go in argv (none is a secret), as its
+        stdin and stdout are the SFTP stream."""
         params = {
             "remote_path": self.remote_path,
             "sshfs": self.sshfs,
             "options": self.options,
             "lease_timeout": self.lease_timeout,
         }
+        return python_command(self.prefix, "mount", params)
+
+    async def _open_session(self, master: Master):
+        """A fresh local server, and an ssh session on ``master`` whose stdin and stdout are
+        pipes to it: one attempt of ``start_program`` (a refused one's server ends here)."""
+        await self._kill()
         s2r_r, s2r_w = _pipe()  # local server -> ssh -> remote sshfs
         r2s_r, r2s_w = _pipe()  # remote sshfs -> ssh -> local server
         try:
@@ -195,17 +211,12 @@ class Mount:
                 stderr=asyncio.subprocess.PIPE,
             )
             self._server_log = asyncio.create_task(self._log_server(self._server))
-            self._ssh = await self.master.open_session(
-                python_command(self.prefix, "mount", params), stdin=s2r_r, stdout=r2s_w
-            )
+            self._ssh = await master.open_session(self._command(), stdin=s2r_r, stdout=r2s_w)
         finally:
             for fd in (s2r_r, s2r_w, r2s_r, r2s_w):
                 os.close(fd)
-        self._said = []
-        reply = await self._message()
-        if reply is None or "mounted" not in reply:
-            await self._kill()
-        return reply, "\n".join(self._said)
+        self._ssh_stderr = []
+        return self._ssh
 
     async def _log_server(self, proc: asyncio.subprocess.Process) -> None:
         """What the local server says (why it refused or stopped serving) goes to the
@@ -217,18 +228,12 @@ class Mount:
                 log.warning("sshpyk: sftp server for %s: %s", self.local_path, text[:500])
 
     async def _message(self) -> dict | None:
+        """The helper's next report (its reports come on ssh's stderr), None at EOF."""
         assert self._ssh and self._ssh.stderr
-        while True:
-            line = await self._ssh.stderr.readline()
-            if not line:
-                return None
-            text = line.decode(errors="replace").rstrip("\n")
-            if not text.startswith(MARK):
-                self._said = [*self._said[-20:], text]  # ssh's own words, for errors
-                continue
-            msg = json.loads(text[len(MARK) :])
-            if "shell_pid" not in msg:
-                return msg
+        return await read_message(self._ssh.stderr, on_noise=self._note_stderr)
+
+    def _note_stderr(self, line: str) -> None:
+        self._ssh_stderr = [*self._ssh_stderr[-20:], line]  # ssh's own words, for errors
 
     def _error(self, reply: dict | None, stderr: str) -> MountError:
         alias = self.master.target.alias
@@ -255,24 +260,26 @@ class Mount:
         replaced = False
         with contextlib.suppress(ValueError, ConnectionError):
             while (msg := await self._message()) is not None:
+                if "shell_pid" in msg:
+                    continue
                 if "log" in msg:
                     log.debug("sshpyk: sshfs %s: %s", self.remote_path, msg["log"])
-                if "expired" in msg:
+                if EXPIRED in msg:
                     log.warning(
                         "sshpyk: %s:%s was unmounted by the remote: the local server did not "
                         "answer for %ss (lease_timeout)",
                         self.master.target.alias,
                         self.remote_path,
-                        msg["expired"],
+                        msg[EXPIRED],
                     )
-                replaced = replaced or bool(msg.get("replaced"))
+                replaced = replaced or bool(msg.get(REPLACED))
         if self._stopping:
             return
         await self._kill()
         if replaced:
             # another sshpyk (another Jupyter server) mounted the same path since: taking it
             # back would only start a tug of war
-            self._set("failed", "replaced by a newer mount of the same remote path")
+            self._set(MountState.FAILED, "replaced by a newer mount of the same remote path")
             log.warning("sshpyk: mount %s was taken over by another mount", self.remote_path)
             return
         log.warning(
@@ -280,7 +287,7 @@ class Mount:
             self.master.target.alias,
             self.remote_path,
         )
-        self._set("remounting")
+        self._set(MountState.REMOUNTING)
         for attempt in range(1_000_000):
             await asyncio.sleep(REMOUNT_BACKOFF[min(attempt, len(REMOUNT_BACKOFF) - 1)])
             if self._stopping:
@@ -290,7 +297,7 @@ class Mount:
                 await asyncio.wait_for(self._mount(), self.timeout)
             except (SSHPykError, OSError, asyncio.TimeoutError) as e:
                 await self._kill()
-                self._set("remounting", str(e))
+                self._set(MountState.REMOUNTING, str(e))
                 continue
             self._watcher = asyncio.create_task(self._watch())
             return
@@ -311,19 +318,14 @@ class Mount:
             with contextlib.suppress(asyncio.CancelledError, Exception):
                 await watcher
         await self._kill()
-        self._set("unmounted")
+        self._set(MountState.UNMOUNTED)
 
     async def _kill(self) -> None:
         server, ssh = self._server, self._ssh
         self._server = self._ssh = None
         for proc in (server, ssh):
             if proc is not None:
-                await reap(proc, grace=1.0)
-
-
-# Mounts in use in this process, by (host, remote path): kernels of the same kernelspec
-# (two notebooks) share one mount, which ends with the last of them.
-_SHARED: dict[tuple[str, str], Mount] = {}
+                await kill_process(proc, grace=1.0)
 
 
 class Mounts:
@@ -336,7 +338,12 @@ class Mounts:
         sshfs: str | None,
         specs: list[dict],
         lease_timeout: float | None = None,
+        shared: dict[tuple[str, str], Mount] | None = None,
     ):
+        # Mounts in use by this server's kernels, by (host key, remote path): kernels of the
+        # same kernelspec (two notebooks) share one mount, which ends with the last of them.
+        # The server's ``Runtime.mounts``; the process default runtime's when None.
+        self.shared = default_runtime().mounts if shared is None else shared
         self.items = [
             Mount(master, prefix, sshfs, spec, lease_timeout=lease_timeout) for spec in specs
         ]
@@ -344,9 +351,9 @@ class Mounts:
 
     def _share(self, own: Mount) -> Mount:
         key = (own.master.target.key, own.remote_path)
-        other = _SHARED.get(key)
+        other = self.shared.get(key)
         if other is None or other.users == 0:
-            _SHARED[key] = own
+            self.shared[key] = own
             return own
         if (other.local_path, other.options) != (own.local_path, own.options):
             raise MountError(
@@ -365,7 +372,7 @@ class Mounts:
             try:
                 m = self._share(own)
             except MountError as e:
-                own._set("failed", str(e))
+                own._set(MountState.FAILED, str(e))
                 failed.append((own, e))
                 items.append(own)
                 continue

@@ -13,9 +13,10 @@ from typing import Any
 from . import registry
 from .errors import SSHPykError
 from .localfiles import check_ssh_config
+from .localproc import gather_bounded
 from .model import InvalidField
 from .remote.protocol import messages, program_stdin, python_command
-from .transport import Master, Target, gather_bounded
+from .transport import Master, Target
 
 TIMEOUT = 20.0
 # a lease renewed within this many seconds means a monitor holds the kernel
@@ -23,8 +24,7 @@ ATTACHED_WITHIN = 10.0
 
 
 def target_of(rec: registry.Record) -> Target:
-    c = rec.config
-    return Target(c["ssh_host_alias"], c.get("ssh") or "ssh", c.get("ssh_config"))
+    return Target.from_config(rec.config)
 
 
 async def _remote(target: Target, prefix: str, params: dict, master: Master | None = None) -> dict:

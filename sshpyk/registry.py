@@ -22,7 +22,8 @@ from typing import Any
 from jupyter_core.paths import jupyter_runtime_dir
 
 from .errors import SSHPykError
-from .transport import pid_alive, private_dir, try_flock
+from .localfs import private_dir, try_flock
+from .localproc import pid_alive
 
 # this server process, among all that ever had its pid
 SERVER_NONCE = secrets.token_hex(8)

@@ -14,8 +14,8 @@ from pathlib import Path
 
 from .errors import config_error_summary
 from .localfiles import read_ssh_config
+from .localproc import gather_bounded, run_local
 from .model import InvalidField, check_alias
-from .transport import gather_bounded, run_local
 
 MAX_INCLUDE_DEPTH = 16
 PATTERN_CHARS = set("*?!")

@@ -11,23 +11,25 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import errno
-import fcntl
 import hashlib
 import os
-import pwd
 import re
 import shlex
-import socket
-import stat
 import sys
-import tempfile
-import time
 import weakref
+from collections import deque
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
+from .control_dir import control_dir, prune_control_dir, remove_if_gone
 from .errors import SSHConnectError, SSHPykError, classify_ssh_failure
+from .localfs import same_file, try_flock
+from .localproc import communicate, kill_process, run_local
+from .remote.protocol import SHELL_PID, read_message
+from .runtime import default_runtime
+from .sshconfig import parse_ssh_g
 
 # How long a master outlives its last session (kernel); then ssh ends it by itself.
 CONTROL_PERSIST = 60
@@ -41,243 +43,14 @@ TCP_CONNECT = Path(__file__).with_name("tcp_connect.py")
 SHARDS = 8
 # what a mux client says when the host refused a session on a full connection
 SESSION_REFUSED = "open refused"
-# A master leaves ``<control_path>.log`` and ``.lock`` behind when it ends.  Those of a master
-# gone for this long are removed whenever this user's sshpyk starts a master, so the control
-# dir does not keep one pair per (ssh, config, alias) ever used; minutes, not seconds, so the
-# log of a failed start can still be read after the error was shown.
-STALE_AFTER = 10 * 60
-_CONTROL_FILE = re.compile(r"(cm-[0-9a-f]{16}(?:-\d+)?)\.(?:log|lock)")
+# Glossary: a *master* is one ssh ControlMaster connection to a host (see ``Master``); a
+# *shard* is one of a host's masters (0 first; more only when sshd's MaxSessions fills one);
+# a *session* is one remote command multiplexed on a master (one ssh mux client locally).
 
 
 def session_refused(stderr: str) -> bool:
+    """Whether ssh's words say the host refused a session on a full connection."""
     return SESSION_REFUSED in stderr.lower() or "administratively prohibited" in stderr.lower()
-
-
-# longest control dir we accept: its sockets (cm-<16 hex>-N, plus the 17 characters ssh adds
-# while it creates one) must fit a unix socket path (104 bytes on macOS, 108 on Linux)
-MAX_CONTROL_DIR = 60
-
-
-def control_dir() -> Path:
-    """A private (0700, ours, not a symlink) directory short enough for unix socket paths.
-
-    Never a fixed name another local user could create first: ``$XDG_RUNTIME_DIR`` (per
-    user, made by the system) when usable; on macOS the per-user ``$TMPDIR``; else a
-    directory of random name made by ``mkdtemp`` and remembered in
-    ``${XDG_CACHE_HOME:-~/.cache}/sshpyk/control-dir``, so every sshpyk process of the
-    user (servers, CLI) shares its masters."""
-    runtime = os.environ.get("XDG_RUNTIME_DIR", "")
-    if runtime and len(runtime) < 40 and _owned_dir(Path(runtime)):
-        return private_dir(Path(runtime) / "sshpyk")
-    tmpdir = os.environ.get("TMPDIR", "")
-    if sys.platform == "darwin" and tmpdir and len(tmpdir) < MAX_CONTROL_DIR - 7:
-        if _owned_dir(Path(tmpdir)):
-            return private_dir(Path(tmpdir) / "sshpyk")
-    try:
-        return _remembered_dir()
-    except (OSError, SSHPykError):
-        # no writable home to remember it in: a private directory for this process alone
-        global _OWN_DIR
-        if _OWN_DIR is None or not _owned_dir(_OWN_DIR):
-            _OWN_DIR = Path(tempfile.mkdtemp(prefix=f"sshpyk-{os.getuid()}-", dir=_tmp_base()))
-        return private_dir(_OWN_DIR)
-
-
-_OWN_DIR: Path | None = None
-
-
-def _tmp_base() -> str:
-    base = os.environ.get("TMPDIR", "")
-    return base if base and len(base) < MAX_CONTROL_DIR - 20 else "/tmp"  # noqa: S108
-
-
-def _owned_dir(path: Path) -> bool:
-    try:
-        st = path.stat()
-    except OSError:
-        return False
-    return stat.S_ISDIR(st.st_mode) and st.st_uid == os.getuid()
-
-
-def _home() -> Path:
-    """The account's home from the password database: the same for every process of the
-    user, even one started with another $HOME (as test servers are)."""
-    try:
-        return Path(pwd.getpwuid(os.getuid()).pw_dir)
-    except KeyError:  # a uid without an entry (containers)
-        return Path.home()
-
-
-def _remembered_dir() -> Path:
-    cache = Path(os.environ.get("XDG_CACHE_HOME") or _home() / ".cache") / "sshpyk"
-    cache.mkdir(parents=True, exist_ok=True)
-    private_dir(cache)
-    pointer = cache / "control-dir"
-    fd = os.open(pointer.with_suffix(".lock"), os.O_WRONLY | os.O_CREAT | os.O_NOFOLLOW, 0o600)
-    try:
-        fcntl.flock(fd, fcntl.LOCK_EX)  # local file, held for microseconds
-        with contextlib.suppress(OSError, SSHPykError):
-            known = Path(pointer.read_text().strip())
-            if known.is_absolute() and len(str(known)) <= MAX_CONTROL_DIR:
-                return private_dir(known, create=False)
-        # gone (tmp cleaned at boot), or not ours any more: a new one
-        made = Path(tempfile.mkdtemp(prefix=f"sshpyk-{os.getuid()}-", dir=_tmp_base()))
-        tmp = pointer.with_suffix(f".tmp{os.getpid()}")
-        try:
-            tmp.write_text(str(made) + "\n")
-            os.replace(tmp, pointer)
-        finally:
-            with contextlib.suppress(FileNotFoundError):
-                tmp.unlink()
-        return private_dir(made)
-    finally:
-        os.close(fd)
-
-
-def prune_control_dir(older_than: float = STALE_AFTER, keep: Path | None = None) -> list[Path]:
-    """Remove the log and lock of every master in the control dir that is gone (no socket,
-    or one nobody listens on) and whose files are older than ``older_than`` seconds; never
-    those of ``keep`` (a control path).  Returns what was removed."""
-    directory = control_dir()
-    stems = set()
-    with contextlib.suppress(OSError):
-        for name in os.listdir(directory):
-            found = _CONTROL_FILE.fullmatch(name)
-            if found and (keep is None or found.group(1) != keep.name):
-                stems.add(found.group(1))
-    removed: list[Path] = []
-    for stem in sorted(stems):
-        removed += _remove_if_gone(directory / stem, older_than)
-    return removed
-
-
-def _remove_if_gone(control_path: Path, older_than: float) -> list[Path]:
-    log, lock = control_path.with_suffix(".log"), control_path.with_suffix(".lock")
-    newest = 0.0
-    for path in (log, lock):
-        with contextlib.suppress(OSError):
-            newest = max(newest, path.lstat().st_mtime)
-    if newest == 0.0 or time.time() - newest < older_than:
-        return []
-    # Under the master's start lock: no process is starting it (and writing its log) now,
-    # and one that waits for the lock sees it gone and makes a fresh one (see Master._flock).
-    try:
-        fd = try_flock(lock)
-    except OSError:
-        return []
-    if fd is None:  # being started right now
-        return []
-    try:
-        if not _same_file(fd, lock) or _master_listens(control_path):
-            return []
-        removed = []
-        # the socket too when it is a dead master's: ssh would only remove it on a restart
-        for path in (control_path, log, lock):
-            with contextlib.suppress(FileNotFoundError):
-                path.unlink()
-                removed.append(path)
-        return removed
-    except OSError:
-        return []
-    finally:
-        os.close(fd)
-
-
-def try_flock(path: Path) -> int | None:
-    """``path`` opened as a lock file (0600, never through a symlink) and flocked without
-    waiting: the fd (closing it releases the lock), or None while another process holds it."""
-    fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600)
-    try:
-        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-    except BlockingIOError:
-        os.close(fd)
-        return None
-    except BaseException:
-        os.close(fd)
-        raise
-    return fd
-
-
-def _same_file(fd: int, path: Path) -> bool:
-    """Whether ``path`` still names the file open as ``fd`` (it was not removed meanwhile)."""
-    try:
-        st, open_st = path.lstat(), os.fstat(fd)
-    except OSError:
-        return False
-    return (st.st_dev, st.st_ino) == (open_st.st_dev, open_st.st_ino)
-
-
-def _master_listens(control_path: Path) -> bool:
-    """Whether a master may be behind the socket: False only when there is no socket, or
-    the system refuses a connection to it (no process listens: the master died)."""
-    if not control_path.is_socket():
-        return control_path.exists() or control_path.is_symlink()  # not ours to judge
-    with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as probe:
-        probe.setblocking(False)  # a full backlog must not block: it means alive
-        return probe.connect_ex(str(control_path)) != errno.ECONNREFUSED
-
-
-def private_dir(path: Path, create: bool = True) -> Path:
-    """``path`` as a directory that is ours, not a symlink, and 0700 (made if missing)."""
-    if create:
-        with contextlib.suppress(FileExistsError):
-            path.mkdir(mode=0o700)
-    st = path.lstat()
-    if not stat.S_ISDIR(st.st_mode) or st.st_uid != os.getuid():
-        raise SSHPykError(f"{path} is not a directory owned by you; remove it and retry")
-    if st.st_mode & 0o077:
-        os.chmod(path, 0o700)
-    return path
-
-
-def pid_alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    # a killed child (of ours, or of a non-reaping init) lingers as a zombie: it is dead
-    try:
-        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-            if line.startswith("State:"):
-                return line.split()[1] not in ("Z", "X")
-    except OSError:
-        pass
-    return True
-
-
-# ssh processes one fan-out (hosts of a config, checks, orphan probes) runs at once: each
-# holds three pipes and, on Python 3.11, a waiter thread; unbounded, a few hundred hosts
-# exhaust a 256-fd limit (macOS's default) and starve the rest of the server
-SSH_AT_ONCE = 8
-
-
-async def gather_bounded(work, items) -> list:
-    """``[await work(item) for item in items]``, at most ``SSH_AT_ONCE`` at a time."""
-    gate = asyncio.Semaphore(SSH_AT_ONCE)
-
-    async def one(item):
-        async with gate:
-            return await work(item)
-
-    return list(await asyncio.gather(*(one(item) for item in items)))
-
-
-def free_local_port() -> int:
-    """A 127.0.0.1 port free now (for a forward; it may be taken before ssh binds it)."""
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def remote_path_expr(path: str) -> str:
-    """Shell expression for a remote path: quoted, with a leading ``~/`` meaning $HOME."""
-    if path == "~":
-        return '"$HOME"'
-    if path.startswith("~/"):
-        return '"$HOME"/' + shlex.quote(path[2:])
-    return shlex.quote(path)
 
 
 @dataclass(frozen=True)
@@ -294,63 +67,38 @@ class Target:
             argv += ["-F", self.config]
         return argv
 
+    @classmethod
+    def from_config(cls, cfg: Any) -> Target:
+        """The target of a kernel's config: an ``SSHKernelConfig``, or a dict of its fields
+        (a kernelspec's model, a registry record's ``config``).  No ``ssh`` means ssh from
+        ``$PATH``; no ``ssh_config`` means ssh's default config file."""
+
+        def field(name: str):
+            return cfg.get(name) if isinstance(cfg, dict) else getattr(cfg, name, None)
+
+        return cls(field("ssh_host_alias"), field("ssh") or "ssh", field("ssh_config") or None)
+
     @property
     def key(self) -> str:
         raw = "\0".join([self.ssh, self.config or "", self.alias]).encode()
         return hashlib.sha256(raw).hexdigest()[:16]
 
 
-async def reap(proc, grace: float = 2.0) -> None:
-    """Kill a local ssh process and wait for it, without ever hanging.
-
-    A mux client hands its stdio to the master, which keeps those pipes open while the
-    remote command runs; asyncio only reports the exit once every pipe is closed, so after
-    a grace period we close our ends ourselves.
-    """
-    with contextlib.suppress(ProcessLookupError):
-        proc.kill()
-    try:
-        await asyncio.wait_for(proc.wait(), grace)
-    except asyncio.TimeoutError:
-        proc._transport.close()  # no public API closes the pipes of a running Process
-
-
-async def run_local(argv: list[str], timeout: float) -> tuple[int, str, str]:
-    """A local command (``ssh -V``, ``ssh -G``): (rc, stdout, stderr); rc 124 on timeout."""
-    proc = await asyncio.create_subprocess_exec(
-        *argv,
-        stdin=asyncio.subprocess.DEVNULL,
-        stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.PIPE,
-    )
-    try:
-        out, err = await _communicate(proc, None, timeout)
-    except asyncio.TimeoutError:
-        return 124, "", f"timed out after {timeout:g}s"
-    return proc.returncode, out.decode(errors="replace"), err.decode(errors="replace")
-
-
-async def _communicate(proc, data: bytes | None, timeout: float) -> tuple[bytes, bytes]:
-    try:
-        return await asyncio.wait_for(proc.communicate(data), timeout)
-    except asyncio.TimeoutError:
-        await reap(proc)
-        raise
-
-
 class Master:
     """The shared connection to one host; every kernel on that host rides on it."""
 
-    _instances: dict[str, Master] = {}
-
-    def __init__(self, target: Target, shard: int = 0):
+    def __init__(self, target: Target, shard: int = 0, pool: dict[str, Master] | None = None):
         self.target = target
         self.shard = shard
+        # the masters this one belongs with (its shards are found there): a Runtime's
+        self.pool: dict[str, Master] = {} if pool is None else pool
         suffix = f"-{shard}" if shard else ""
         self.control_path = control_dir() / f"cm-{target.key}{suffix}"
         # one lock per event loop: a lock bound to a finished loop would break the next one
         self._locks: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
-        self.spawns = 0  # ssh processes started for this host, for tests and benchmarks
+        # ssh processes started for this connection: tests and benchmarks read it to prove
+        # that liveness and reuse cost no ssh process (a counter, nothing depends on it)
+        self.spawns = 0
         self.generation = 0  # +1 per connection made by this process
         # Which master process answers on the socket now: (pid, socket inode).  Any sshpyk
         # process of the user (a second server, `sshpyk ps`) may replace a dead master, and
@@ -362,17 +110,25 @@ class Master:
         self.forwarding_works: set[tuple] = set()
 
     @classmethod
-    def for_target(cls, target: Target, shard: int = 0) -> Master:
-        """The host's connection number ``shard``: more than one only when the host refuses
-        more sessions on one connection (sshd's MaxSessions, 10 by default)."""
+    def for_target(
+        cls, target: Target, shard: int = 0, pool: dict[str, Master] | None = None
+    ) -> Master:
+        """The host's connection number ``shard`` in ``pool`` (a Runtime's ``masters``; the
+        process default runtime's when None): more than one only when the host refuses more
+        sessions on one connection (sshd's MaxSessions, 10 by default)."""
+        if pool is None:
+            pool = default_runtime().masters
         key = f"{target.key}-{shard}"
-        master = cls._instances.get(key)
+        master = pool.get(key)
         if master is None:
-            master = cls._instances[key] = cls(target, shard)
+            master = pool[key] = cls(target, shard, pool)
         return master
 
     def next_shard(self) -> Master | None:
-        return Master.for_target(self.target, self.shard + 1) if self.shard + 1 < SHARDS else None
+        """The host's next connection (same pool), or None when this is the last allowed."""
+        if self.shard + 1 >= SHARDS:
+            return None
+        return Master.for_target(self.target, self.shard + 1, self.pool)
 
     # ---- argv ------------------------------------------------------------------------------
     def _mux(self) -> list[str]:
@@ -409,7 +165,7 @@ class Master:
             stderr=asyncio.subprocess.PIPE,
         )
         try:
-            _, err = await _communicate(proc, None, 5)
+            _, err = await communicate(proc, None, 5)
         except asyncio.TimeoutError:
             self.identity = None
             return False
@@ -451,7 +207,7 @@ class Master:
         while True:
             fd = try_flock(path)
             if fd is not None:
-                if _same_file(fd, path):
+                if same_file(fd, path):
                     return fd
                 os.close(fd)  # removed by prune_control_dir meanwhile: lock the one there now
                 continue
@@ -465,8 +221,6 @@ class Master:
     async def _direct_transport(self) -> list[str]:
         """For a host ssh reaches directly: ``-o`` options that make ssh use a TCP socket
         tuned by ``tcp_connect`` (quick resumption after a cut).  Nothing otherwise."""
-        from .sshconfig import parse_ssh_g
-
         rc, out, _ = await run_local([*self.target.base_argv(), "-G", "--", self.target.alias], 10)
         if rc != 0:
             return []  # ssh will say what is wrong when it connects
@@ -523,7 +277,7 @@ class Master:
         try:
             await asyncio.wait_for(proc.wait(), timeout)
         except asyncio.TimeoutError:
-            await reap(proc)
+            await kill_process(proc)
             raise SSHConnectError(
                 f"connecting to {self.target.alias!r} timed out after {timeout:g}s "
                 "(host unreachable or not answering)",
@@ -542,14 +296,14 @@ class Master:
                 stderr=asyncio.subprocess.DEVNULL,
             )
             with contextlib.suppress(asyncio.TimeoutError):
-                await _communicate(proc, None, 5)
+                await communicate(proc, None, 5)
             for _ in range(100):  # the master removes its socket as it ends
                 if not self.control_path.exists():
                     break
                 await asyncio.sleep(0.02)
         # gone: its log and lock are of no more use (kept if another process restarted it)
         with contextlib.suppress(OSError):
-            _remove_if_gone(self.control_path, older_than=0)
+            remove_if_gone(self.control_path, older_than=0)
 
     # ---- use -------------------------------------------------------------------------------
     async def open_session(
@@ -568,7 +322,7 @@ class Master:
         self, remote_command: str, *, input: bytes | None = None, timeout: float = 30
     ) -> tuple[int, str, str]:
         proc = await self.open_session(remote_command)
-        out, err = await _communicate(proc, input, timeout)
+        out, err = await communicate(proc, input, timeout)
         return proc.returncode, out.decode(errors="replace"), err.decode(errors="replace")
 
     async def _control(self, op: str, specs: list[str], timeout: float = 10) -> tuple[int, str]:
@@ -581,7 +335,7 @@ class Master:
             stdout=asyncio.subprocess.PIPE,
             stderr=asyncio.subprocess.PIPE,
         )
-        _, err = await _communicate(proc, None, timeout)
+        _, err = await communicate(proc, None, timeout)
         return proc.returncode, err.decode(errors="replace").strip()
 
     async def forward(self, specs: list[str]) -> tuple[bool, str]:
@@ -591,6 +345,108 @@ class Master:
 
     async def cancel(self, specs: list[str]) -> None:
         await self._control("cancel", specs)
+
+
+# ---- the session-shard policy ---------------------------------------------------------------
+
+
+@dataclass
+class ProgramStart:
+    """How a remote program's start went (see ``start_program``)."""
+
+    master: Master  # where the session is: the given master, or one of its next shards
+    session: Any  # the ssh mux client (asyncio Process); already ended when reply is None
+    reply: dict | None  # the program's first message other than shell_pid; None: no answer
+    stderr: str  # what ssh said (read when there was no reply; "" otherwise)
+    shell_pid: int | None  # the program's remote pid, to kill it should it hang
+
+
+async def start_program(
+    master: Master,
+    command: str,
+    stdin: bytes | None,
+    *,
+    move: bool,
+    timeout: float,
+    on_message: Callable[[dict], None] | None = None,
+    open_session: Callable[[Master], Awaitable[Any]] | None = None,
+) -> ProgramStart:
+    """Start a remote program in a session of ``master`` and read its first answer.
+
+    The ONE session-shard policy (sshd's MaxSessions, 10 by default, limits the sessions of
+    one connection): when the host refuses the session and ``move`` is true, the program is
+    started on the host's next connection (``Master.next_shard``, made with ``ensure``
+    within ``timeout``), up to ``SHARDS``.  A kernel being restarted passes ``move=False``:
+    it stays on the connection that holds its forwards.
+
+    ``stdin`` (the program and its parameters, see ``protocol.program_stdin``) is written to
+    the session.  ``open_session(master)`` replaces ``master.open_session(command)`` for a
+    session whose stdio is a data stream (a mount): its program reports on stderr (see
+    ``protocol.python_command``), and ssh's own words are the other lines there.
+    ``on_message`` sees every message as it arrives (``shell_pid`` ones included).
+
+    A session without an answer is ended here (``abandon_session``; with ``open_session``,
+    killed); so is the session of a start that fails or is cancelled.  Otherwise the caller
+    owns ``ProgramStart.session``; ``ProgramStart.master`` tells whether it moved."""
+
+    async def end(master: Master, session, shell_pid: int | None) -> None:
+        if open_session is None:
+            await abandon_session(master, session, shell_pid)
+        else:  # a data stream: its program ends with the stream, no pid to kill
+            await kill_process(session, grace=1.0)
+
+    while True:
+        if open_session is None:
+            session = await master.open_session(command)
+        else:
+            session = await open_session(master)
+        shell_pid: int | None = None
+        noise: deque[str] = deque(maxlen=21)  # ssh's last words, when it reports on stderr
+        try:
+            if stdin is not None:
+                session.stdin.write(stdin)
+                await session.stdin.drain()
+            reports = session.stdout if session.stdout is not None else session.stderr
+            while True:
+                reply = await read_message(reports, on_noise=noise.append)
+                if reply is not None and on_message is not None:
+                    on_message(reply)
+                if reply is None or SHELL_PID not in reply:
+                    break
+                shell_pid = int(reply[SHELL_PID])
+            if reply is not None:
+                return ProgramStart(master, session, reply, "", shell_pid)
+            if reports is session.stderr:
+                err = "\n".join(noise)
+            else:
+                err = (await session.stderr.read()).decode(errors="replace")
+        except BaseException:
+            await end(master, session, shell_pid)
+            raise
+        await end(master, session, shell_pid)
+        # The host allows no more sessions on this connection: the program goes to the
+        # host's next one.
+        nxt = master.next_shard() if move and session_refused(err) else None
+        if nxt is None:
+            return ProgramStart(master, session, None, err, shell_pid)
+        master = nxt
+        await master.ensure(timeout=timeout)
+
+
+async def abandon_session(master: Master, session, shell_pid: int | None = None) -> None:
+    """End a session whose program never got its "ack": closing its stdin tells a launcher
+    to kill its kernel and exit; one that does not within a second is killed by its pid."""
+    if session.stdin:
+        session.stdin.close()
+    try:
+        await asyncio.wait_for(session.wait(), 1.0)
+        return
+    except asyncio.TimeoutError:
+        pass
+    if shell_pid:
+        with contextlib.suppress(SSHPykError, asyncio.TimeoutError, OSError):
+            await master.run(f"kill -9 {int(shell_pid)}", timeout=5)
+    await kill_process(session)
 
 
 async def channel_answers(port: int, timeout: float = 5.0) -> bool | None:

@@ -305,7 +305,7 @@ def test_demo_start_launch_stop_leaves_nothing(env):
 
 
 def _demo_round_trip(env, r, root_dir, shell_env):
-    from sshpyk.transport import control_dir
+    from sshpyk.control_dir import control_dir
 
     assert "Python (SSH demo: localhost)" in r.stdout
     me = os.path.normpath(os.path.abspath(BIN / "sshpyk"))

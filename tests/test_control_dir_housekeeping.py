@@ -18,8 +18,9 @@ from pathlib import Path
 
 import pytest
 
+from sshpyk.control_dir import STALE_AFTER, control_dir, prune_control_dir
 from sshpyk.errors import SSHConnectError
-from sshpyk.transport import STALE_AFTER, Master, Target, control_dir, prune_control_dir
+from sshpyk.transport import Master, Target
 
 
 @pytest.fixture

@@ -28,8 +28,9 @@ from tornado.httpclient import HTTPClientError
 
 from harness import is_root
 from sshpyk import registry
-from sshpyk.checks import FAIL, OK, Checker
+from sshpyk.checks import Checker
 from sshpyk.errors import SSHPykError
+from sshpyk.states import CheckStatus
 
 PY = sys.executable
 ROOT = Path(__file__).resolve().parent.parent
@@ -166,10 +167,10 @@ async def test_port_forwarding_check_names_the_refusal(test_hosts):
         bad = await checker.check({**base, "ssh_host_alias": "noforward"})
         (g,) = [c for c in good if c.id == "port_forwarding"]
         (b,) = [c for c in bad if c.id == "port_forwarding"]
-        assert g.status == OK, g
-        assert b.status == FAIL and option in b.hint and "noforward" in b.hint, b
+        assert g.status == CheckStatus.OK, g
+        assert b.status == CheckStatus.FAIL and option in b.hint and "noforward" in b.hint, b
         # everything else about that host is fine: only forwarding is named
-        assert [c.id for c in bad if c.status == FAIL] == ["port_forwarding"]
+        assert [c.id for c in bad if c.status == CheckStatus.FAIL] == ["port_forwarding"]
 
 
 def test_cli_check_reports_port_forwarding(test_hosts, specs):
@@ -378,7 +379,8 @@ def test_control_dir_is_private_even_when_the_fixed_name_is_squatted(
     code = f"""
         import asyncio, os, stat
         from pathlib import Path
-        from sshpyk.transport import Master, Target, control_dir
+        from sshpyk.control_dir import control_dir
+        from sshpyk.transport import Master, Target
         assert os.stat({str(fixed)!r}).st_uid == {nobody.pw_uid}
         d = control_dir()
         st = os.lstat(d)

@@ -19,9 +19,10 @@ from sftp_wire import Client, s
 from harness.topology import run
 from sshpyk import sftp_server as P
 from sshpyk.checks import Checker
+from sshpyk.control_dir import control_dir
 from sshpyk.model import InvalidField, format_mount, parse_mount
 from sshpyk.mounts import MountError, Mounts
-from sshpyk.transport import Master, Target, control_dir
+from sshpyk.transport import Master, Target
 
 SECRET = b"local secret outside the share"
 
@@ -430,7 +431,7 @@ async def test_two_kernels_share_a_mount_until_the_last_one_ends(
 
 
 async def test_a_newer_mount_of_the_same_path_takes_over_without_a_tug_of_war(
-    netns_hosts, tree, mountpoint, monkeypatch
+    netns_hosts, tree, mountpoint
 ):
     """Two Jupyter servers mounting the same remote path: the newer one wins, the older one
     says so instead of mounting again."""
@@ -440,8 +441,8 @@ async def test_a_newer_mount_of_the_same_path_takes_over_without_a_tug_of_war(
     spec = [{"local_path": str(share), "remote_path": f"~/{mountpoint}"}]
     old = Mounts(master, th.remote_python_prefix, None, spec)
     await old.start(timeout=20)
-    monkeypatch.setattr("sshpyk.mounts._SHARED", {})  # as if in another process
-    new = Mounts(master, th.remote_python_prefix, None, spec)
+    # as if in another Jupyter server: a runtime of its own
+    new = Mounts(master, th.remote_python_prefix, None, spec, shared={})
     await new.start(timeout=20)
     try:
         assert await wait_until(lambda: _async(old.items[0].state == "failed"), 10)

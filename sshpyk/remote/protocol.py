@@ -87,7 +87,7 @@ import re
 import shlex
 from importlib.resources import files
 
-from ..transport import remote_path_expr
+from ..remote_path import remote_path_expr
 
 MARK = "SSHPYK "
 # The kernel's channels, in the order of every ports list (the remote side's copy is

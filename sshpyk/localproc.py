@@ -1,0 +1,95 @@
+"""Local processes: run a command with a timeout, kill one without hanging, tell whether a
+pid is alive, fan out a bounded number at once; and a free loopback port for a forward.
+
+Everything that waits is async with a timeout, so the Jupyter server's event loop never
+blocks on a child.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import socket
+from pathlib import Path
+
+# ssh processes one fan-out (hosts of a config, checks, orphan probes) runs at once: each
+# holds three pipes and, on Python 3.11, a waiter thread; unbounded, a few hundred hosts
+# exhaust a 256-fd limit (macOS's default) and starve the rest of the server
+SSH_AT_ONCE = 8
+
+
+async def gather_bounded(work, items) -> list:
+    """``[await work(item) for item in items]``, at most ``SSH_AT_ONCE`` at a time."""
+    gate = asyncio.Semaphore(SSH_AT_ONCE)
+
+    async def one(item):
+        async with gate:
+            return await work(item)
+
+    return list(await asyncio.gather(*(one(item) for item in items)))
+
+
+async def kill_process(proc, grace: float = 2.0) -> None:
+    """Kill a local process (an ssh client) and wait for it, without ever hanging.
+
+    A mux client hands its stdio to the master, which keeps those pipes open while the
+    remote command runs; asyncio only reports the exit once every pipe is closed, so after
+    a grace period we close our ends ourselves.
+    """
+    with contextlib.suppress(ProcessLookupError):
+        proc.kill()
+    try:
+        await asyncio.wait_for(proc.wait(), grace)
+    except asyncio.TimeoutError:
+        proc._transport.close()  # no public API closes the pipes of a running Process
+
+
+async def communicate(proc, data: bytes | None, timeout: float) -> tuple[bytes, bytes]:
+    """``proc.communicate(data)`` within ``timeout``; on timeout the process is killed and
+    ``asyncio.TimeoutError`` raised."""
+    try:
+        return await asyncio.wait_for(proc.communicate(data), timeout)
+    except asyncio.TimeoutError:
+        await kill_process(proc)
+        raise
+
+
+async def run_local(argv: list[str], timeout: float) -> tuple[int, str, str]:
+    """A local command (``ssh -V``, ``ssh -G``): (rc, stdout, stderr); rc 124 on timeout."""
+    proc = await asyncio.create_subprocess_exec(
+        *argv,
+        stdin=asyncio.subprocess.DEVNULL,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+    )
+    try:
+        out, err = await communicate(proc, None, timeout)
+    except asyncio.TimeoutError:
+        return 124, "", f"timed out after {timeout:g}s"
+    return proc.returncode, out.decode(errors="replace"), err.decode(errors="replace")
+
+
+def pid_alive(pid: int) -> bool:
+    """Whether a local process ``pid`` exists and is not a zombie (of any user)."""
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    # a killed child (of ours, or of a non-reaping init) lingers as a zombie: it is dead
+    try:
+        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+            if line.startswith("State:"):
+                return line.split()[1] not in ("Z", "X")
+    except OSError:
+        pass
+    return True
+
+
+def free_local_port() -> int:
+    """A 127.0.0.1 port free now (for a forward; it may be taken before ssh binds it)."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
