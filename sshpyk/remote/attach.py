@@ -1,44 +1,40 @@
-# Run on the remote host to take up a running kernel again (sshpyk re-attach, or a new
-# monitor after the old one's stream was lost).  Python >= 3.8, stdlib only.
-#
-# stdin: one JSON line {"rundir": ...}, then the nanny's commands ("signal N", "ping N").
-# stdout: SSHPYK {"attached": meta} or {"error": "gone", "exit": rc|null} or
-# {"error": "elsewhere"|"unverified", "message": ...}; then {"pong": N} and finally
-# {"exit": rc} when the kernel ends.  While attached, it renews the kernel's lease (see
-# launcher.py); EOF on stdin just detaches.  It takes up, signals and drops only what
-# meta.json proves to be this host's, this boot's and the recorded processes (kernels.py).
+# A later monitor for a running kernel: sshpyk re-attaching, or a new monitor after the old
+# one's stream was lost (the wire and the run dir: sshpyk/remote/protocol.py; the prelude
+# is sent ahead of this program).  While attached, it renews the kernel's lease and applies
+# the commands like the nanny (launcher.py); EOF on stdin just detaches.  It takes up,
+# signals and drops only what meta.json proves to be this host's, this boot's and the
+# recorded processes (see the prelude).
 import contextlib
 import json
 import os
 import signal
 import socket
-import sys
 import threading
 import time
 
-# sent ahead of this program in its place: the host has no sshpyk (see program_stdin)
-from ._prelude import host_identity, running, where  # sshpyk: bundled
+from ._prelude import (  # sshpyk: bundled
+    EXIT_SUFFIX,
+    LEASE,
+    META,
+    emit,
+    host_identity,
+    kill_group,
+    read_params,
+    run_root,
+    running,
+    serve_commands,
+    where,
+)
 
-MARK = "SSHPYK "
 TICK = 2.0
-_lock = threading.Lock()
-
-
-def emit(**msg):
-    with _lock:
-        try:
-            sys.stdout.write(MARK + json.dumps(msg) + "\n")
-            sys.stdout.flush()
-        except (BrokenPipeError, OSError, ValueError):
-            pass
 
 
 def exit_code(rundir):
     for _ in range(25):  # the nanny writes it right after the kernel's exit
         try:
-            with open(rundir + ".exit") as f:
+            with open(rundir + EXIT_SUFFIX) as f:
                 rc = json.load(f).get("exit")
-            os.unlink(rundir + ".exit")
+            os.unlink(rundir + EXIT_SUFFIX)
             return rc
         except (OSError, ValueError):
             time.sleep(0.1)
@@ -73,14 +69,14 @@ def drop_stale_session(meta):
 
 
 def main():
-    params = json.loads(sys.stdin.readline())
+    params = read_params()
     rundir = os.path.expanduser(params["rundir"])
-    base = os.path.realpath(os.path.expanduser("~/.sshpyk/run"))
+    base = os.path.realpath(run_root())
     if os.path.dirname(os.path.realpath(rundir)) != base:
         emit(error="bad_rundir", message=f"{rundir} is not an sshpyk run directory")
         return
     try:
-        with open(os.path.join(rundir, "meta.json")) as f:
+        with open(os.path.join(rundir, META)) as f:
             meta = json.load(f)
     except (OSError, ValueError):
         emit(error="gone", exit=exit_code(rundir))
@@ -110,7 +106,7 @@ def main():
         return
     if params.get("drop_stale"):
         drop_stale_session(meta)
-    lease = os.path.join(rundir, "lease")
+    lease = os.path.join(rundir, LEASE)
     detached = threading.Event()
 
     def keep_lease():
@@ -122,13 +118,7 @@ def main():
     threading.Thread(target=keep_lease, daemon=True).start()
 
     def commands():
-        for line in sys.stdin:
-            words = line.split()
-            if len(words) == 2 and words[0] == "signal" and words[1].isdigit() and alive():
-                with contextlib.suppress(OSError):
-                    os.killpg(pgid, int(words[1]))
-            elif len(words) == 2 and words[0] == "ping" and words[1].isdigit():
-                emit(pong=int(words[1]))
+        serve_commands(lambda n: alive() and kill_group(pgid, n))
         detached.set()
 
     threading.Thread(target=commands, daemon=True).start()

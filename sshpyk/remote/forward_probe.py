@@ -1,9 +1,9 @@
-# Runs on the remote host (sent by sshpyk.checks; sshpyk is not installed there): a listener
-# for the "port forwarding" check.  It listens on the kernel's kind of endpoint (a 127.0.0.1
-# port, or a unix socket in a private temporary dir for ipc), reports where, and greets the
-# first connection with the byte a ZeroMQ peer greets with (0xFF), so the local side can tell
-# a forwarded channel that opens from one the host's sshd refuses.
-import json
+# A listener for the "port forwarding" check (sent by sshpyk.checks; the wire:
+# sshpyk/remote/protocol.py; the prelude is sent ahead of this program).  It listens on the
+# kernel's kind of endpoint (a 127.0.0.1 port, or a unix socket in a private temporary dir
+# for ipc), reports where, and greets the first connection with the byte a ZeroMQ peer
+# greets with (0xFF), so the local side can tell a forwarded channel that opens from one
+# the host's sshd refuses.
 import os
 import select
 import shutil
@@ -11,9 +11,9 @@ import socket
 import sys
 import tempfile
 
-MARK = "SSHPYK "
+from ._prelude import emit, read_params  # sshpyk: bundled
 
-p = json.loads(sys.stdin.readline())
+p = read_params()
 d = None
 if p["transport"] == "ipc":
     d = tempfile.mkdtemp(prefix="sshpyk-probe-")
@@ -25,7 +25,7 @@ else:
     s.bind(("127.0.0.1", 0))
     addr = s.getsockname()[1]
 s.listen(1)
-print(MARK + json.dumps({"probe": addr}), flush=True)
+emit(probe=addr)
 try:
     # a connection, or the end of the session (stdin closes): whichever comes first
     if s in select.select([s, sys.stdin], [], [], p["timeout"])[0]:

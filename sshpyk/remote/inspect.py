@@ -1,52 +1,31 @@
-# Run on the remote host by sshpyk's checks and kernelspec discovery (see remote/__init__).
-# Python >= 3.8, stdlib + jupyter_client.  Prints one "SSHPYK <json>" line describing the
-# environment: system, python, jupyter_client, the kernelspecs it offers, sshfs.
-import json
+# The remote environment, for sshpyk's checks and kernelspec discovery (the wire:
+# sshpyk/remote/protocol.py; the prelude is sent ahead of this program).  Python >= 3.8,
+# stdlib + jupyter_client.  One answer: system, python, jupyter_client, the kernelspecs it
+# offers, sshfs, and whether each mount point would do.
 import os
 import platform
 import shutil
 import sys
 
-
-def mounted_sshfs():
-    points = set()
-    try:
-        with open("/proc/self/mountinfo", "rb") as f:
-            for line in f:
-                left, _, right = line.partition(b" - ")
-                if right.split()[0] == b"fuse.sshfs":
-                    points.add(
-                        os.fsdecode(left.split()[4].decode("unicode_escape").encode("latin-1"))
-                    )
-    except OSError:
-        pass
-    return points
+from ._prelude import dir_problem, emit, mountinfo, read_params  # sshpyk: bundled
 
 
 def mount_point_problem(path):
     """None when sshpyk can mount at ``path`` (as sshpyk/remote/mount.py would), else why."""
     point = os.path.realpath(os.path.expanduser(path))
-    if point in mounted_sshfs():
+    if mountinfo().get(point) == "fuse.sshfs":
         return None  # mounted by a running kernel: fine
     if not os.path.lexists(point):
         parent = point
         while not os.path.lexists(parent):
             parent = os.path.dirname(parent)
         return None if os.access(parent, os.W_OK) else f"cannot be created in {parent}"
-    if not os.path.isdir(point):
-        return "not a directory"
-    try:
-        if os.listdir(point):
-            return "not empty"
-    except OSError as e:
-        return e.strerror
-    if not os.access(point, os.W_OK):
-        return "not writable"
-    return None
+    problem = dir_problem(point)
+    return problem and problem[1]
 
 
 def main():
-    params = json.loads(sys.stdin.readline())
+    params = read_params()
     out = {
         "system": " ".join(platform.uname()[:3]),
         "hostname": platform.node(),
@@ -84,7 +63,7 @@ def main():
         out["sshfs"] = shutil.which("sshfs")
     out["fusermount"] = shutil.which("fusermount3") or shutil.which("fusermount")
     out["mount_points"] = {p: mount_point_problem(p) for p in params.get("mount_points") or []}
-    sys.stdout.write("SSHPYK " + json.dumps(out) + "\n")
+    emit(**out)
 
 
 if __name__ == "__main__":

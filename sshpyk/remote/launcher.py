@@ -1,26 +1,15 @@
-# The remote half of sshpyk: piped over ssh stdin and run by the remote environment's
-# python.  Python >= 3.8, stdlib + jupyter_client only: sshpyk is never installed remotely.
-#
-# Protocol (stdin): one JSON line of parameters (the HMAC key travels only here, never in
-# argv).  stdout: lines "SSHPYK <json>" (anything else, e.g. from shell rc files, is
-# ignored by the local side): first {"ready": ...} or {"error": ...}; then, once the local
-# side has answered "ack", this process stays as the kernel's nanny: it applies
-# "signal N" commands to the kernel's process group, answers "ping N" with {"pong": N} and
-# reports {"exit": rc} when the kernel ends.  EOF on stdin before "ack" means the launch
-# was abandoned (the kernel is killed); after "ack" it means sshpyk lost touch (link down,
-# Jupyter server gone): the kernel keeps running under a lease.  The lease is the mtime of
-# <rundir>/lease, renewed while a monitor is attached (this one, or a later attach.py);
-# once it is older than lease_timeout the kernel is ended, so nothing is orphaned forever.
+# The kernel's launcher, then its nanny (the wire and the run dir: sshpyk/remote/protocol.py;
+# remote/_prelude.py is sent ahead of this program).  Launch: find the kernelspec, make the
+# run dir, start the kernel detached, wait until it listens on every channel, answer
+# "ready".  Then be its nanny: EOF on stdin before "ack" means the launch was abandoned
+# (the kernel is killed); after it, EOF means sshpyk lost touch and the kernel lives on
+# under its lease (renewed while a monitor is attached: this one, or attach.py later), until
+# the lease is older than lease_timeout: nothing is orphaned forever.
 #
 # Two processes: the ssh session's own child only relays the session's stdio to the nanny,
 # a forked process in its own session that starts the kernel and stays its parent.  At EOF
 # the relay exits, so sshd can close the session and the local ssh client ends with it; the
 # nanny holds none of the session's pipes and keeps the kernel under its lease.
-#
-# meta.json names the host (hostname, boot id, machine id) and each process with its start
-# time: $HOME may be shared by several hosts (HPC login nodes) and pids are reused, so
-# kernels.py and attach.py act on a process only when all of these match.
-import contextlib
 import importlib.util
 import json
 import os
@@ -33,37 +22,36 @@ import tempfile
 import threading
 import time
 
-# sent ahead of this program in its place: the host has no sshpyk (see program_stdin)
-from ._prelude import host_identity, process_start  # sshpyk: bundled
+from ._prelude import (  # sshpyk: bundled
+    CHANNELS,
+    CONNECTION_FILE,
+    EXIT_SUFFIX,
+    KERNEL_LOG,
+    LEASE,
+    META,
+    emit,
+    fail,
+    host_identity,
+    kill_group,
+    lease_age,
+    let_go_of_stdio,
+    private_dir,
+    process_start,
+    read_params,
+    run_root,
+    serve_commands,
+    write_private,
+)
 
-MARK = "SSHPYK "
-_out_lock = threading.Lock()
-
-
-def emit(**msg):
-    line = MARK + json.dumps(msg) + "\n"
-    with _out_lock:
-        try:
-            sys.stdout.write(line)
-            sys.stdout.flush()
-        except (BrokenPipeError, OSError, ValueError):
-            pass  # the link is gone; the kernel must not care
-
-
-def fail(kind, message, **extra):
-    emit(error=kind, message=message, **extra)
-    sys.exit(0)
-
-
-def private_dir(path):
-    """Create (0700) or accept an existing directory that is ours and not a symlink."""
-    with contextlib.suppress(FileExistsError):
-        os.mkdir(path, 0o700)
-    st = os.lstat(path)
-    if not os.path.isdir(path) or os.path.islink(path) or st.st_uid != os.getuid():
-        fail("runtime_dir", f"{path} is not a private directory owned by {os.getuid()}")
-    os.chmod(path, 0o700)
-    return path
+PORT_ATTEMPTS = 3
+LEASE_TICK = 2.0
+PROBLEMS = {
+    "kernel_died": "the kernel exited during start-up",
+    "launch_timeout": "the kernel did not listen within the launch timeout",
+    "kernel_exec_failed": "the kernel's command could not be run",
+}
+# A unix socket's path must fit sockaddr_un.sun_path, NUL included.
+SUN_PATH = 104 if sys.platform == "darwin" or "bsd" in sys.platform else 108
 
 
 # ---- ports and sockets ---------------------------------------------------------------------
@@ -80,11 +68,12 @@ def port_free(port):
 
 
 def pick_ports(wanted):
-    """The previous ports when all are still free (forwards stay valid), else fresh ones."""
-    if wanted and len(wanted) == 5 and all(port_free(p) for p in wanted):
+    """The ``wanted`` ports when all are still free, else fresh ones.  (The ``ports``
+    launch parameter: accepted for older callers, none sends it any more.)"""
+    if wanted and len(wanted) == len(CHANNELS) and all(port_free(p) for p in wanted):
         return list(wanted)
     socks, ports = [], []
-    for _ in range(5):
+    for _ in CHANNELS:
         s = socket.socket()
         s.bind(("127.0.0.1", 0))
         socks.append(s)
@@ -111,21 +100,34 @@ def endpoint_up(transport, ip, port):
         s.close()
 
 
-def log_tail(path, n=2000):
-    try:
-        with open(path, "rb") as f:
-            f.seek(0, 2)
-            f.seek(max(0, f.tell() - n))
-            return f.read().decode("utf-8", "replace")
-    except OSError:
-        return ""
+def ipc_dir(rundir):
+    """Where the kernel's sockets go: its run dir, or, when that path is too long for a
+    socket address (a long $HOME) or has a ':' (which ends a -L spec), a fresh private
+    directory (0700, unpredictable name) in a short temporary one."""
+    longest = os.path.join(rundir, f"k-{len(CHANNELS)}")
+    if len(os.fsencode(longest)) < SUN_PATH and ":" not in rundir:
+        return rundir
+    for base in (os.environ.get("XDG_RUNTIME_DIR"), tempfile.gettempdir()):
+        if base and ":" not in base and len(os.fsencode(base)) + 20 < SUN_PATH:
+            try:
+                return tempfile.mkdtemp(prefix="sshpyk-", dir=base)
+            except OSError:
+                continue
+    shutil.rmtree(rundir, ignore_errors=True)
+    fail(
+        "ipc_path_too_long",
+        f"no directory short enough for the kernel's unix sockets ({longest!r} is too long)",
+    )
 
 
-def kill_group(pgid, sig):
-    with contextlib.suppress(OSError):
-        os.killpg(pgid, sig)
+def endpoints(transport, sockets, wanted):
+    """The kernel's ip and its channels' ports (ipc: socket suffixes), in CHANNELS order."""
+    if transport == "ipc":
+        return os.path.join(sockets, "k"), list(range(1, len(CHANNELS) + 1))
+    return "127.0.0.1", pick_ports(wanted)
 
 
+# ---- the kernelspec --------------------------------------------------------------------------
 def jupyter_data_dirs():
     """jupyter_core's data path, from the stdlib: importing jupyter_client costs ~150 ms."""
     dirs = [p for p in os.environ.get("JUPYTER_PATH", "").split(os.pathsep) if p]
@@ -164,52 +166,72 @@ def find_kernelspec(name):
     return None
 
 
-PORT_ATTEMPTS = 3
-LEASE_TICK = 2.0
+def kernelspec(name):
+    """The kernelspec ``name``, or the launch fails with what this python offers."""
+    if importlib.util.find_spec("jupyter_client") is None:
+        fail(
+            "jupyter_client_missing",
+            f"jupyter_client is not installed in {sys.prefix}",
+            python=sys.version.split()[0],
+        )
+    spec = find_kernelspec(name)
+    if spec is not None:
+        return spec
+    # the authoritative (and slower) answer, with the list of what there is
+    from jupyter_client.kernelspec import KernelSpecManager, NoSuchKernel
+
+    ksm = KernelSpecManager()
+    try:
+        found = ksm.get_kernel_spec(name)
+    except NoSuchKernel:
+        fail(
+            "kernelspec_not_found",
+            f"no kernelspec {name!r} in {sys.prefix}",
+            available=sorted(ksm.find_kernel_specs()),
+        )
+    return {"argv": found.argv, "env": found.env, "resource_dir": found.resource_dir}
 
 
-def write_private(path, data):
-    tmp = path + ".tmp"
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(fd, "w") as f:
-        json.dump(data, f)
-    os.replace(tmp, path)
+def kernel_argv(spec, cf):
+    """The kernel's command, for the connection file ``cf``, run by this python."""
+    template = spec["argv"]
+    if template and template[0] in (
+        "python",
+        "python3",
+        "python{}.{}".format(*sys.version_info[:2]),
+    ):
+        template = [sys.executable, *template[1:]]
+    return [
+        a.replace("{connection_file}", cf)
+        .replace("{resource_dir}", spec["resource_dir"])
+        .replace("{prefix}", sys.prefix)
+        for a in template
+    ]
+
+
+def kernel_env(spec, params):
+    env = dict(os.environ)
+    for k, v in (spec.get("env") or {}).items():
+        env[k] = os.path.expandvars(v)
+    env.update(params.get("env") or {})
+    env.pop("PYTHONEXECUTABLE", None)
+    return env
+
+
+# ---- starting the kernel ---------------------------------------------------------------------
+def log_tail(path, n=2000):
+    try:
+        with open(path, "rb") as f:
+            f.seek(0, 2)
+            f.seek(max(0, f.tell() - n))
+            return f.read().decode("utf-8", "replace")
+    except OSError:
+        return ""
 
 
 def touch(path):
     os.close(os.open(path, os.O_WRONLY | os.O_CREAT, 0o600))
     os.utime(path)
-
-
-# A unix socket's path must fit sockaddr_un.sun_path, NUL included.
-SUN_PATH = 104 if sys.platform == "darwin" or "bsd" in sys.platform else 108
-
-
-def ipc_dir(rundir):
-    """Where the kernel's sockets go: its run dir, or, when that path is too long for a
-    socket address (a long $HOME) or has a ':' (which ends a -L spec), a fresh private
-    directory (0700, unpredictable name) in a short temporary one."""
-    longest = os.path.join(rundir, "k-5")
-    if len(os.fsencode(longest)) < SUN_PATH and ":" not in rundir:
-        return rundir
-    for base in (os.environ.get("XDG_RUNTIME_DIR"), tempfile.gettempdir()):
-        if base and ":" not in base and len(os.fsencode(base)) + 20 < SUN_PATH:
-            try:
-                return tempfile.mkdtemp(prefix="sshpyk-", dir=base)
-            except OSError:
-                continue
-    shutil.rmtree(rundir, ignore_errors=True)
-    fail(
-        "ipc_path_too_long",
-        f"no directory short enough for the kernel's unix sockets ({longest!r} is too long)",
-    )
-
-
-def lease_age(path):
-    try:
-        return time.time() - os.stat(path).st_mtime
-    except OSError:
-        return float("inf")
 
 
 def cleanup(rundir, sockets):
@@ -218,16 +240,8 @@ def cleanup(rundir, sockets):
         shutil.rmtree(sockets, ignore_errors=True)
 
 
-PROBLEMS = {
-    "kernel_died": "the kernel exited during start-up",
-    "launch_timeout": "the kernel did not listen within the launch timeout",
-    "kernel_exec_failed": "the kernel's command could not be run",
-}
-
-
 def write_connection_file(rundir, ports, ip, transport, params, name):
-    names = ["shell_port", "iopub_port", "stdin_port", "control_port", "hb_port"]
-    info = dict(zip(names, ports))
+    info = {f"{c}_port": p for c, p in zip(CHANNELS, ports)}
     info.update(
         ip=ip,
         transport=transport,
@@ -235,7 +249,7 @@ def write_connection_file(rundir, ports, ip, transport, params, name):
         signature_scheme=params["signature_scheme"],
         kernel_name=name,
     )
-    cf = os.path.join(rundir, "connection.json")
+    cf = os.path.join(rundir, CONNECTION_FILE)
     write_private(cf, info)
     return cf
 
@@ -279,6 +293,40 @@ def start_and_wait(argv, env, cwd, logpath, transport, ip, ports, deadline, umas
         time.sleep(0.02)
 
 
+def start_kernel(params, spec, rundir, sockets, umask, deadline):
+    """The kernel, listening: (process, ip, ports), or the launch fails."""
+    transport, name = params["transport"], params["kernel_name"]
+    env = kernel_env(spec, params)
+    logpath = os.path.join(rundir, KERNEL_LOG)
+    cwd = os.path.expanduser(params.get("cwd") or "~")
+    if not os.path.isdir(cwd):
+        cwd = os.path.expanduser("~")
+    # Ports are picked free, then bound by the kernel: another process may take one in
+    # between (concurrent launches do).  The kernel then dies with EADDRINUSE: try again.
+    for attempt in range(PORT_ATTEMPTS):
+        ip, ports = endpoints(transport, sockets, params.get("ports") if attempt == 0 else None)
+        cf = write_connection_file(rundir, ports, ip, transport, params, name)
+        argv = kernel_argv(spec, cf)
+        proc, problem = start_and_wait(
+            argv, env, cwd, logpath, transport, ip, ports, deadline, umask
+        )
+        if proc is not None:
+            return proc, ip, ports
+        tail = log_tail(logpath)
+        retry = (
+            problem == "kernel_died"
+            and transport == "tcp"
+            and "Address already in use" in tail
+            and attempt + 1 < PORT_ATTEMPTS
+        )
+        if not retry:
+            cleanup(rundir, sockets)
+            fail(problem, PROBLEMS[problem], log=tail)
+        with open(logpath, "wb"):
+            pass  # the next attempt's log starts clean
+
+
+# ---- the two processes -----------------------------------------------------------------------
 def pump(src, dst):
     """Copy fd ``src`` to fd ``dst`` until EOF or an error."""
     while True:
@@ -340,35 +388,15 @@ def split_off_nanny():
     os._exit(0)
 
 
-def main():
-    params = json.loads(sys.stdin.readline())
+# ---- launch, then nanny ----------------------------------------------------------------------
+def launch(params):
+    """Start the kernel and answer "ready"; returns in the nanny, the kernel's ``Nanny``."""
     deadline = time.monotonic() + float(params["launch_timeout"])
-    if importlib.util.find_spec("jupyter_client") is None:
-        fail(
-            "jupyter_client_missing",
-            f"jupyter_client is not installed in {sys.prefix}",
-            python=sys.version.split()[0],
-        )
+    lease_timeout = float(params.get("lease_timeout") or 3600)
     name = params["kernel_name"]
-    spec = find_kernelspec(name)
-    if spec is None:
-        # the authoritative (and slower) answer, with the list of what there is
-        from jupyter_client.kernelspec import KernelSpecManager, NoSuchKernel
-
-        ksm = KernelSpecManager()
-        try:
-            found = ksm.get_kernel_spec(name)
-            spec = {"argv": found.argv, "env": found.env, "resource_dir": found.resource_dir}
-        except NoSuchKernel:
-            fail(
-                "kernelspec_not_found",
-                f"no kernelspec {name!r} in {sys.prefix}",
-                available=sorted(ksm.find_kernel_specs()),
-            )
-
-    base = private_dir(os.path.join(os.path.expanduser("~"), ".sshpyk"))
-    base = private_dir(os.path.join(base, "run"))
-    rundir = private_dir(os.path.join(base, params["kernel_id"][:12]))
+    spec = kernelspec(name)
+    private_dir(os.path.dirname(run_root()))
+    rundir = private_dir(os.path.join(private_dir(run_root()), params["kernel_id"][:12]))
     # sshpyk's own files are the user's alone; the kernel gets the login umask back
     login_umask = os.umask(0o077)
     transport = params["transport"]
@@ -376,150 +404,95 @@ def main():
     session = os.getpid()
     session_start = process_start(session)
     split_off_nanny()
-    argv_template = spec["argv"]
-    if argv_template and argv_template[0] in (
-        "python",
-        "python3",
-        "python{}.{}".format(*sys.version_info[:2]),
-    ):
-        argv_template = [sys.executable, *argv_template[1:]]
-    env = dict(os.environ)
-    for k, v in (spec.get("env") or {}).items():
-        env[k] = os.path.expandvars(v)
-    env.update(params.get("env") or {})
-    env.pop("PYTHONEXECUTABLE", None)
-    logpath = os.path.join(rundir, "kernel.log")
-    cwd = os.path.expanduser(params.get("cwd") or "~")
-    if not os.path.isdir(cwd):
-        cwd = os.path.expanduser("~")
-    wanted = params.get("ports")
-    # Ports are picked free, then bound by the kernel: another process may take one in
-    # between (concurrent launches do).  The kernel then dies with EADDRINUSE: try again.
-    for attempt in range(PORT_ATTEMPTS):
-        if transport == "ipc":
-            ip, ports = os.path.join(sockets, "k"), [1, 2, 3, 4, 5]
-        else:
-            ip, ports = "127.0.0.1", pick_ports(wanted if attempt == 0 else None)
-        cf = write_connection_file(rundir, ports, ip, transport, params, name)
-        argv = [
-            a.replace("{connection_file}", cf)
-            .replace("{resource_dir}", spec["resource_dir"])
-            .replace("{prefix}", sys.prefix)
-            for a in argv_template
-        ]
-        proc, problem = start_and_wait(
-            argv, env, cwd, logpath, transport, ip, ports, deadline, login_umask
-        )
-        if proc is not None:
-            break
-        tail = log_tail(logpath)
-        retry = (
-            problem == "kernel_died"
-            and transport == "tcp"
-            and "Address already in use" in tail
-            and attempt + 1 < PORT_ATTEMPTS
-        )
-        if retry:
-            with open(logpath, "wb"):
-                pass  # the next attempt's log starts clean
-            continue
-        cleanup(rundir, sockets)
-        fail(problem, PROBLEMS[problem], log=tail)
-    pgid = proc.pid  # start_new_session: the kernel leads its own process group
-
-    lease = os.path.join(rundir, "lease")
-    lease_timeout = float(params.get("lease_timeout") or 3600)
+    proc, ip, ports = start_kernel(params, spec, rundir, sockets, login_umask, deadline)
     host = host_identity()
+    facts = {"pid": proc.pid, "pgid": proc.pid, "ip": ip, "ports": ports, "transport": transport}
     write_private(
-        os.path.join(rundir, "meta.json"),
+        os.path.join(rundir, META),
         {
             "kernel_id": params.get("kernel_uuid"),
             "kernelspec": params.get("kernelspec"),
             "remote_kernel": name,
             "host": host,
-            "pid": proc.pid,
+            **facts,
             "pid_start": process_start(proc.pid),
-            "pgid": pgid,
             "nanny": os.getpid(),
             "nanny_start": process_start(os.getpid()),
             "session": session,
             "session_start": session_start,
-            "transport": transport,
-            "ip": ip,
-            "ports": ports,
             "ipc_dir": sockets,
             "started_at": time.time(),
             "lease_timeout": lease_timeout,
         },
     )
-    touch(lease)
-
+    touch(os.path.join(rundir, LEASE))
     emit(
         ready=True,
-        pid=proc.pid,
-        pgid=pgid,
-        ip=ip,
-        ports=ports,
-        transport=transport,
+        **facts,
         rundir=rundir,
         hostname=host["hostname"],
         host=host,
         python=sys.version.split()[0],
     )
+    return Nanny(proc, rundir, sockets, host, lease_timeout)
 
-    acked = threading.Event()
-    detached = threading.Event()
 
-    def commands():
-        for line in sys.stdin:
-            words = line.split()
-            if words == ["ack"]:
-                acked.set()
-            elif len(words) == 2 and words[0] == "signal" and words[1].isdigit():
-                # not once the kernel is reaped: its pid (the group's id) may be reused
-                if proc.returncode is None:
-                    kill_group(pgid, int(words[1]))
-            elif len(words) == 2 and words[0] == "ping" and words[1].isdigit():
-                emit(pong=int(words[1]))  # the local side times the tunnel with it
+class Nanny:
+    """The kernel's parent from "ready" on (see the top of this file)."""
+
+    def __init__(self, proc, rundir, sockets, host, lease_timeout):
+        self.proc, self.pgid = proc, proc.pid  # start_new_session: the kernel leads its group
+        self.rundir, self.sockets, self.host = rundir, sockets, host
+        self.lease = os.path.join(self.rundir, LEASE)
+        self.lease_timeout = lease_timeout
+        self.acked = threading.Event()
+        self.detached = threading.Event()
+
+    def signal(self, n):
+        # not once the kernel is reaped: its pid (the group's id) may be reused
+        if self.proc.returncode is None:
+            kill_group(self.pgid, n)
+
+    def commands(self):
+        serve_commands(self.signal, on_ack=self.acked.set)
         # EOF: abandoned before the hand-over -> kill; after it -> the link is gone and
         # the kernel lives on under its lease (reaped and cleaned up by this process).
-        detached.set()
-        if not acked.is_set():
-            kill_group(pgid, signal.SIGKILL)
+        self.detached.set()
+        if not self.acked.is_set():
+            kill_group(self.pgid, signal.SIGKILL)
             return
-        # let the session end (and the ssh client that held it exit): nobody reads us now
-        with _out_lock:
-            null = os.open(os.devnull, os.O_RDWR)
-            for fd in (0, 1, 2):
-                os.dup2(null, fd)
-            os.close(null)
+        let_go_of_stdio()  # the session (and the ssh client that held it) can end
 
-    def keep_lease():
-        while proc.poll() is None:
-            if not detached.is_set():
-                touch(lease)
-            elif lease_age(lease) > lease_timeout:
-                kill_group(pgid, signal.SIGTERM)  # abandoned: nobody renewed the lease
+    def keep_lease(self):
+        while self.proc.poll() is None:
+            if not self.detached.is_set():
+                touch(self.lease)
+            elif lease_age(self.lease) > self.lease_timeout:
+                kill_group(self.pgid, signal.SIGTERM)  # abandoned: nobody renewed the lease
                 for _ in range(50):
-                    if proc.poll() is not None:
+                    if self.proc.poll() is not None:
                         return
                     time.sleep(0.1)
-                kill_group(pgid, signal.SIGKILL)
+                kill_group(self.pgid, signal.SIGKILL)
                 return
             time.sleep(LEASE_TICK)
 
-    reader = threading.Thread(target=commands, daemon=True)
-    reader.start()
-    threading.Thread(target=keep_lease, daemon=True).start()
-    rc = proc.wait()
-    # the whole group: children the kernel left behind must not outlive it
-    kill_group(pgid, signal.SIGKILL)
-    if detached.is_set() and acked.is_set():
-        # for a monitor attached later (attach.py), which is not the kernel's parent; an
-        # abandoned launch (EOF before "ack") has nobody to tell
-        write_private(rundir + ".exit", {"exit": rc, "host": host})
-    cleanup(rundir, sockets)
-    emit(exit=rc)
+    def run(self):
+        threading.Thread(target=self.commands, daemon=True).start()
+        threading.Thread(target=self.keep_lease, daemon=True).start()
+        rc = self.proc.wait()
+        # the whole group: children the kernel left behind must not outlive it
+        kill_group(self.pgid, signal.SIGKILL)
+        if self.detached.is_set() and self.acked.is_set():
+            # for a monitor attached later (attach.py), which is not the kernel's parent; an
+            # abandoned launch (EOF before "ack") has nobody to tell
+            write_private(self.rundir + EXIT_SUFFIX, {"exit": rc, "host": self.host})
+        cleanup(self.rundir, self.sockets)
+        emit(exit=rc)
+
+
+def main():
+    launch(read_params()).run()
 
 
 if __name__ == "__main__":

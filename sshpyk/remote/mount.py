@@ -1,14 +1,15 @@
-# sshpyk-mount: run on the remote host for one SSHFS mount (see sshpyk/mounts.py).
-# Python >= 3.8, stdlib only.  Parameters come as argv[1] (JSON, no secrets): stdin and
-# stdout ARE the SFTP stream to sshpyk's confined local server, so this program never
-# touches them; it hands them to `sshfs -f -o passive` and reports on stderr:
-#   SSHPYK {"mounted": path}   the mount is up (the kernel may start)
-#   SSHPYK {"error": kind, "message": text}
-#   SSHPYK {"expired": seconds}  the local server did not answer for that long: unmounted
-# It stays until sshfs exits (the stream ended), then makes sure nothing is left mounted.
-# The mount's lease: a statvfs through the mount every LEASE_TICK is one round trip to the
-# local server; when none has come back for lease_timeout (the kernel's own lease: a link or
-# a Jupyter server gone without a word), sshfs is ended, so no mount outlives what serves it.
+# sshpyk-mount: one SSHFS mount (see sshpyk/mounts.py; the wire: sshpyk/remote/protocol.py;
+# the prelude is sent ahead of this program).  Parameters come as argv[1] (JSON, no
+# secrets): stdin and stdout ARE the SFTP stream to sshpyk's confined local server, so this
+# program never touches them; it hands them to `sshfs -f -o passive` and reports on stderr:
+# {"mounted": path} (the kernel may start), {"error": kind, "message": text}, {"log": line}
+# (sshfs's own), {"expired": seconds} (the local server did not answer for that long:
+# unmounted), and at the end {"exited": rc} (with "replaced": true when a newer helper took
+# the mount point over).  It stays until sshfs exits (the stream ended), then makes sure
+# nothing is left mounted.  The mount's lease: a statvfs through the mount every LEASE_TICK
+# is one round trip to the local server; when none has come back for lease_timeout (the
+# kernel's own lease: a link or a Jupyter server gone without a word), sshfs is ended, so no
+# mount outlives what serves it.
 import contextlib
 import errno
 import hashlib
@@ -21,31 +22,17 @@ import sys
 import threading
 import time
 
-MARK = "SSHPYK "
+from ._prelude import (  # sshpyk: bundled
+    MOUNT_STATE_DIR,
+    dir_problem,
+    emit,
+    fail,
+    mountinfo,
+    reports_on_stderr,
+    write_private,
+)
+
 LEASE_TICK = 2.0
-
-
-def report(**msg):
-    os.write(2, (MARK + json.dumps(msg) + "\n").encode())
-
-
-def fail(kind, message):
-    report(error=kind, message=message)
-    sys.exit(0)
-
-
-def mounts():
-    """{mount point: fstype} from /proc/self/mountinfo (octal escapes decoded)."""
-    out = {}
-    try:
-        with open("/proc/self/mountinfo", "rb") as f:
-            for line in f:
-                left, _, right = line.partition(b" - ")
-                point = left.split()[4].decode("unicode_escape").encode("latin-1")
-                out[os.fsdecode(point)] = right.split()[0].decode()
-    except OSError:
-        pass
-    return out
 
 
 def alive_with(pid, needle):
@@ -57,9 +44,7 @@ def alive_with(pid, needle):
 
 
 def write_state(state, sshfs_pid):
-    with open(state + ".tmp", "w") as f:
-        json.dump({"helper": os.getpid(), "sshfs": sshfs_pid}, f)
-    os.replace(state + ".tmp", state)
+    write_private(state, {"helper": os.getpid(), "sshfs": sshfs_pid})
 
 
 def owner(state):
@@ -111,7 +96,7 @@ def keep_lease(point, proc, lease):
     threading.Thread(target=probe, daemon=True).start()
     while proc.poll() is None:
         if time.monotonic() - answered[0] > lease:
-            report(expired=lease)
+            emit(expired=lease)
             proc.terminate()  # sshfs unmounts on SIGTERM, unless a request to us hangs it
             for _ in range(40):
                 if proc.poll() is not None:
@@ -123,23 +108,24 @@ def keep_lease(point, proc, lease):
 
 
 def unmount(fusermount, point):
-    if fusermount and point in mounts():
+    if fusermount and point in mountinfo():
         subprocess.run([fusermount, "-u", "-z", "--", point], stderr=subprocess.DEVNULL)
 
 
 def main():
+    reports_on_stderr()  # stdout is the SFTP stream
     p = json.loads(sys.argv[1])
     point = os.path.realpath(os.path.expanduser(p["remote_path"]))
     sshfs = os.path.expanduser(p["sshfs"]) if p.get("sshfs") else shutil.which("sshfs")
     if not sshfs or not os.access(sshfs, os.X_OK):
         fail("sshfs_missing", f"sshfs not found on this host ({p.get('sshfs') or 'PATH'})")
     fusermount = shutil.which("fusermount3") or shutil.which("fusermount")
-    state_dir = os.path.expanduser("~/.cache/sshpyk/mounts")
+    state_dir = os.path.expanduser(MOUNT_STATE_DIR)
     os.makedirs(state_dir, mode=0o700, exist_ok=True)
     state = os.path.join(state_dir, hashlib.sha256(os.fsencode(point)).hexdigest()[:16] + ".json")
     stop_previous(state, point)
 
-    fstype = mounts().get(point)
+    fstype = mountinfo().get(point)
     if fstype == "fuse.sshfs":
         unmount(fusermount, point)  # stale, from a connection that is gone
     elif fstype:
@@ -149,16 +135,17 @@ def main():
             os.makedirs(point, mode=0o755)
         except OSError as e:
             fail("mount_point_unwritable", f"cannot create {point}: {e.strerror}")
-    if not os.path.isdir(point):
-        fail("mount_point_not_dir", f"{point} is not a directory")
-    try:
-        if os.listdir(point):
-            fail("mount_point_not_empty", f"{point} is not empty")
-    except OSError as e:
-        fail("mount_point_unwritable", f"cannot read {point}: {e.strerror}")
-    if not os.access(point, os.W_OK):
+    problem = dir_problem(point)
+    if problem:
         user = os.environ.get("USER", "you")
-        fail("mount_point_unwritable", f"{point} is not writable by {user}")
+        fail(
+            *{
+                "not_dir": ("mount_point_not_dir", f"{point} is not a directory"),
+                "not_empty": ("mount_point_not_empty", f"{point} is not empty"),
+                "unreadable": ("mount_point_unwritable", f"cannot read {point}: {problem[1]}"),
+                "unwritable": ("mount_point_unwritable", f"{point} is not writable by {user}"),
+            }[problem[0]]
+        )
 
     opts = ["passive"] + [o for o in (p.get("options") or "").split(",") if o]
     if not any(o.startswith("idmap=") for o in opts):
@@ -187,7 +174,7 @@ def main():
     signal.signal(signal.SIGHUP, stop)
 
     deadline = time.monotonic() + float(p.get("timeout", 20))
-    while mounts().get(point) != "fuse.sshfs":
+    while mountinfo().get(point) != "fuse.sshfs":
         if proc.poll() is not None or time.monotonic() > deadline:
             stop(None, None)
             err = proc.stderr.read().decode(errors="replace").strip()
@@ -195,20 +182,20 @@ def main():
             unmount(fusermount, point)
             fail("sshfs_failed", f"sshfs could not mount {point}: {err or 'timed out'}")
         time.sleep(0.01)
-    report(mounted=point)
+    emit(mounted=point)
     lease = float(p.get("lease_timeout") or 0)
     if lease > 0:
         threading.Thread(target=keep_lease, args=(point, proc, lease), daemon=True).start()
     for line in proc.stderr:
-        report(log=line.decode(errors="replace").rstrip())
+        emit(log=line.decode(errors="replace").rstrip())
     rc = proc.wait()
     if owner(state) != os.getpid():
-        report(replaced=True, exited=rc)  # a newer helper took the mount point over
+        emit(replaced=True, exited=rc)  # a newer helper took the mount point over
         return
     unmount(fusermount, point)
     with contextlib.suppress(OSError):
         os.unlink(state)
-    report(exited=rc)
+    emit(exited=rc)
 
 
 if __name__ == "__main__":

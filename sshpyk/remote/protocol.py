@@ -139,10 +139,14 @@ LOADER = (
     "import sys;n=int(sys.stdin.readline());exec(compile(sys.stdin.read(n),'sshpyk-remote','exec'))"
 )
 
-# A program's line ``from ._prelude import ...  # sshpyk: bundled`` is dropped from what is
-# sent, and remote/_prelude.py goes ahead of the program: the programs share that code in
+# A program's ``from ._prelude import ...  # sshpyk: bundled`` (one line, or parenthesized
+# with the mark after the parenthesis) is dropped from what is sent, and remote/_prelude.py
+# goes ahead of the program: the programs share that code in
 # the package, and each runs alone on the host, where sshpyk is not installed.
-BUNDLED = re.compile(r"^from \.(\w+) import [\w, ]+  # sshpyk: bundled\n", re.M)
+BUNDLED = re.compile(
+    r"^from \.\w+ import (?:[\w, ]+  # sshpyk: bundled|\(  # sshpyk: bundled\n[\w,\s]*\))\n",
+    re.M,
+)
 PRELUDE = "_prelude"
 
 

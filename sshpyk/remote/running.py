@@ -1,19 +1,16 @@
-# Run on the remote host by `sshpyk ps` / `sshpyk reap` and the server's orphan handling.
-# Python >= 3.8, stdlib only.  stdin: one JSON line {"action": "list"|"reap"|"kill"|"signal",
-# "all": bool, "rundir": str (kill, signal), "signal": N (signal), "stale_after": seconds}.
-# stdout: one SSHPYK {"kernels": [...], "reaped": [...]} line (kill and signal add
-# "outcome": "done" | "gone" | "elsewhere" | "unverified").
+# The kernels sshpyk runs on this host: list, kill, signal, reap (`sshpyk ps`, `sshpyk reap`,
+# the server's orphan handling; the wire and the run dir: sshpyk/remote/protocol.py; the
+# prelude is sent ahead of this program).  Parameters: {"action": "list"|"reap"|"kill"|
+# "signal", "all": bool, "rundir": str (kill, signal), "signal": N (signal), "stale_after":
+# seconds}; one answer {"kernels": [...], "reaped": [...], "host": name} (kill and signal add
+# "outcome": "done" | "gone" | "elsewhere" | "unverified", and "hostname").
 #
 # A kernel is "attached" while its lease is being renewed (a monitor holds it), and
 # "detached" otherwise; reap ends detached kernels (all of sshpyk's with "all") and removes
 # what dead kernels left behind (run directories, exit files, ipc socket directories).
-#
-# Each run dir's meta.json names its host and processes (see launcher.py).  "where" says
-# whose it is: "here"; "elsewhere" (another host shares this $HOME: never touched, only
-# listed with its hostname); "stale" (this host, an earlier boot: nothing of it runs);
-# "unknown" (no identity: an older sshpyk wrote it; left to its own lease).  A process
-# counts as alive only when its pid runs with the recorded start time, so a reused pid
-# is never signalled.
+# Each run dir is "here", "elsewhere", "stale" or "unknown" (see the prelude): only "here"
+# is ever signalled, "elsewhere" is listed with its hostname, and a process counts as alive
+# only when its pid runs with the recorded start time, so a reused pid is never signalled.
 import contextlib
 import json
 import os
@@ -21,35 +18,39 @@ import shutil
 import signal
 import time
 
-# sent ahead of this program in its place: the host has no sshpyk (see program_stdin)
-from ._prelude import host_identity, running, where  # sshpyk: bundled
+from ._prelude import (  # sshpyk: bundled
+    EXIT_SUFFIX,
+    LEASE,
+    META,
+    emit,
+    host_identity,
+    kill_group,
+    lease_age,
+    read_params,
+    run_root,
+    running,
+    where,
+)
 
-MARK = "SSHPYK "
-BASE = os.path.expanduser("~/.sshpyk/run")
 
-
-# ---- this program ---------------------------------------------------------------------------
 def kernels(here):
     out = []
     try:
-        names = sorted(os.listdir(BASE))
+        names = sorted(os.listdir(run_root()))
     except OSError:
         return out
     for name in names:
-        rundir = os.path.join(BASE, name)
+        rundir = os.path.join(run_root(), name)
         if not os.path.isdir(rundir) or os.path.islink(rundir):
             continue
         try:
-            with open(os.path.join(rundir, "meta.json")) as f:
+            with open(os.path.join(rundir, META)) as f:
                 meta = json.load(f)
         except (OSError, ValueError):
             meta = {}
         if not isinstance(meta, dict):
             meta = {}
-        try:
-            lease_age = time.time() - os.stat(os.path.join(rundir, "lease")).st_mtime
-        except OSError:
-            lease_age = None
+        age = lease_age(os.path.join(rundir, LEASE))
         site = where(meta, here)
         mine = site == "here"
         meta.update(
@@ -59,7 +60,7 @@ def kernels(here):
             # elsewhere/unknown: not known here; reported as alive so that nobody drops it
             alive=running(meta, "pid") if mine else site != "stale",
             nanny_alive=running(meta, "nanny") if mine else site != "stale",
-            lease_age=None if lease_age is None else round(lease_age, 1),
+            lease_age=None if age == float("inf") else round(age, 1),
         )
         out.append(meta)
     return out
@@ -69,11 +70,7 @@ def signal_group(meta, sig):
     """Signal the kernel's process group while its leader is the recorded kernel."""
     if meta.get("where") != "here" or not running(meta, "pid"):
         return False
-    try:
-        os.killpg(int(meta["pgid"]), sig)
-        return True
-    except OSError:
-        return False
+    return kill_group(int(meta["pgid"]), sig)
 
 
 def wait_for(meta, keys, grace):
@@ -137,13 +134,13 @@ def act_on(k, action, params):
 def drop_exit_files(here):
     """Exit codes nobody came for (only this host's: another's may still be wanted)."""
     try:
-        names = os.listdir(BASE)
+        names = os.listdir(run_root())
     except OSError:
         return
     for name in names:
-        if not name.endswith(".exit"):
+        if not name.endswith(EXIT_SUFFIX):
             continue
-        path = os.path.join(BASE, name)
+        path = os.path.join(run_root(), name)
         try:
             with open(path) as f:
                 host = json.load(f).get("host")
@@ -156,9 +153,7 @@ def drop_exit_files(here):
 
 
 def main():
-    import sys
-
-    params = json.loads(sys.stdin.readline())
+    params = read_params()
     action = params.get("action", "list")
     here = host_identity()
     found = kernels(here)
@@ -189,7 +184,7 @@ def main():
         drop_exit_files(here)
         found = kernels(here)
     result.update(kernels=found, reaped=reaped, host=here["hostname"])
-    sys.stdout.write(MARK + json.dumps(result) + "\n")
+    emit(**result)
 
 
 if __name__ == "__main__":
