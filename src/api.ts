@@ -1,5 +1,19 @@
+/**
+ * The typed client of the sshpyk server extension's REST API
+ * (`<base_url>/sshpyk/...`, described by `GET /sshpyk/openapi.json`).
+ *
+ * Every call goes through one request function, `send`: JSON replies through
+ * `requestAPI`, the streamed (NDJSON) check through `requestLines`. A jest
+ * test (`openapi.spec.ts`) holds every route called here, and the state
+ * vocabularies of `states.ts`, against the committed OpenAPI document.
+ */
 import { URLExt } from '@jupyterlab/coreutils';
 import { ServerConnection } from '@jupyterlab/services';
+
+import { CheckStatus, MountState, TunnelState } from './states';
+
+export { CHECK_STATUSES, MOUNT_STATES, TUNNEL_STATES } from './states';
+export type { CheckStatus, MountState, TunnelState } from './states';
 
 /**
  * The REST namespace of the sshpyk server extension (`<base_url>/sshpyk/...`).
@@ -7,68 +21,38 @@ import { ServerConnection } from '@jupyterlab/services';
 export const API_NAMESPACE = 'sshpyk';
 
 /**
- * Reply of `GET <base_url>/sshpyk/version`.
+ * Every route this client calls, below `<base_url>/sshpyk/`, spelled as the
+ * OpenAPI document's `paths` spell them (`{…}` is a path parameter).
  */
-export interface IVersionInfo {
-  version: string;
-}
+export const ROUTES = {
+  kernelspecs: 'kernelspecs',
+  kernelspec: 'kernelspecs/{name}',
+  kernelspecCheck: 'kernelspecs/{name}/check',
+  hosts: 'hosts',
+  hostKernelspecs: 'hosts/{alias}/kernelspecs',
+  status: 'status',
+  orphans: 'orphans',
+  orphan: 'orphans/{kernel_id}',
+  orphanAttach: 'orphans/{kernel_id}/attach',
+  version: 'version',
+  openapi: 'openapi.json'
+} as const;
 
 /**
- * Call the sshpyk server extension and return the JSON body.
+ * A route of `ROUTES` with its path parameters filled in (URL-encoded).
  *
- * Going through `ServerConnection.makeRequest` with the application's server
- * settings (rather than `fetch` or `makeSettings()`) is what adds the base URL,
- * token and XSRF header the server expects.
- *
- * @param endPoint path below `<base_url>/sshpyk/`
- * @param serverSettings usually `app.serviceManager.serverSettings`
- * @param init request options (method, body, ...)
- * @throws {ServerConnection.NetworkError} when the server cannot be reached
- * @throws {ServerConnection.ResponseError} on a non-2xx reply, carrying the
- *   server's `message` when the body is JSON
+ * @throws {Error} when a parameter the route names is not given
  */
-export async function requestAPI<T>(
-  endPoint: string,
-  serverSettings: ServerConnection.ISettings,
-  init: RequestInit = {}
-): Promise<T> {
-  const requestUrl = URLExt.join(
-    serverSettings.baseUrl,
-    API_NAMESPACE,
-    endPoint
-  );
-
-  let response: Response;
-  try {
-    response = await ServerConnection.makeRequest(
-      requestUrl,
-      init,
-      serverSettings
-    );
-  } catch (error) {
-    throw new ServerConnection.NetworkError(error as TypeError);
-  }
-
-  const text = await response.text();
-  let data: any = text;
-  if (text.length > 0) {
-    try {
-      data = JSON.parse(text);
-    } catch {
-      // Proxies and a missing server extension answer with HTML; keep the
-      // raw text so the error below still says something.
+export function route(
+  template: (typeof ROUTES)[keyof typeof ROUTES],
+  params: Record<string, string> = {}
+): string {
+  return template.replace(/\{([^}]+)\}/g, (_, key: string) => {
+    if (!(key in params)) {
+      throw new Error(`sshpyk: route ${template} needs ${key}`);
     }
-  }
-
-  if (!response.ok) {
-    const message =
-      typeof data === 'object' && data !== null && data.message
-        ? String(data.message)
-        : `${response.status} ${response.statusText}`.trim();
-    throw new SshpykResponseError(response, message, fieldOf(data));
-  }
-
-  return data as T;
+    return encodeURIComponent(params[key]);
+  });
 }
 
 /**
@@ -85,19 +69,161 @@ export class SshpykResponseError extends ServerConnection.ResponseError {
   }
 }
 
-function fieldOf(data: any): string | null {
-  return typeof data === 'object' && data !== null && data.field
-    ? String(data.field)
-    : null;
+/**
+ * The body as JSON when it is JSON, else the raw text: proxies and a missing
+ * server extension answer with HTML, and the text still says something.
+ */
+function parseBody(text: string): any {
+  if (text.length === 0) {
+    return text;
+  }
+  try {
+    return JSON.parse(text);
+  } catch {
+    return text;
+  }
+}
+
+/**
+ * The one request function: every call of this client goes through it.
+ *
+ * Going through `ServerConnection.makeRequest` with the application's server
+ * settings (rather than `fetch` or `makeSettings()`) is what adds the base URL,
+ * token and XSRF header the server expects. The body of a successful reply is
+ * left unread, for the caller to read whole or line by line.
+ *
+ * @throws {ServerConnection.NetworkError} when the server cannot be reached
+ * @throws {SshpykResponseError} on a non-2xx reply, carrying the server's
+ *   `message` (and `field`) when the body is JSON, else the HTTP status
+ */
+async function send(
+  endPoint: string,
+  serverSettings: ServerConnection.ISettings,
+  init: RequestInit
+): Promise<Response> {
+  const requestUrl = URLExt.join(
+    serverSettings.baseUrl,
+    API_NAMESPACE,
+    endPoint
+  );
+  let response: Response;
+  try {
+    response = await ServerConnection.makeRequest(
+      requestUrl,
+      init,
+      serverSettings
+    );
+  } catch (error) {
+    throw new ServerConnection.NetworkError(error as TypeError);
+  }
+  if (!response.ok) {
+    const data = parseBody(await response.text());
+    const isObject = typeof data === 'object' && data !== null;
+    const message =
+      isObject && data.message
+        ? String(data.message)
+        : `${response.status} ${response.statusText}`.trim();
+    const field = isObject && data.field ? String(data.field) : null;
+    throw new SshpykResponseError(response, message, field);
+  }
+  return response;
+}
+
+/**
+ * Call the sshpyk server extension and return the JSON body (the raw text
+ * when the body is not JSON).
+ *
+ * @param endPoint path below `<base_url>/sshpyk/` (see `route`)
+ * @param serverSettings usually `app.serviceManager.serverSettings`
+ * @param init request options (method, body, ...)
+ * @throws {ServerConnection.NetworkError} when the server cannot be reached
+ * @throws {SshpykResponseError} (a `ServerConnection.ResponseError`) on a
+ *   non-2xx reply, carrying the server's `message` when the body is JSON
+ */
+export async function requestAPI<T>(
+  endPoint: string,
+  serverSettings: ServerConnection.ISettings,
+  init: RequestInit = {}
+): Promise<T> {
+  const response = await send(endPoint, serverSettings, init);
+  return parseBody(await response.text()) as T;
+}
+
+/**
+ * Call an end point that streams NDJSON, handing each message to `onMessage`
+ * as soon as its line is complete (lines split across chunks included).
+ *
+ * @throws as `requestAPI` does, and a `SyntaxError` on a line that is not JSON
+ */
+export async function requestLines(
+  endPoint: string,
+  serverSettings: ServerConnection.ISettings,
+  init: RequestInit,
+  onMessage: (message: any) => void
+): Promise<void> {
+  const response = await send(endPoint, serverSettings, init);
+  const onLine = (line: string) => {
+    if (line.trim()) {
+      onMessage(JSON.parse(line));
+    }
+  };
+  const reader = response.body?.getReader();
+  if (!reader) {
+    (await response.text()).split('\n').forEach(onLine);
+    return;
+  }
+  const decoder = new TextDecoder();
+  let buffer = '';
+  for (;;) {
+    const { done, value } = await reader.read();
+    if (done) {
+      break;
+    }
+    buffer += decoder.decode(value, { stream: true });
+    const lines = buffer.split('\n');
+    buffer = lines.pop() ?? '';
+    lines.forEach(onLine);
+  }
+  onLine(buffer + decoder.decode());
+}
+
+function json(method: string, body?: unknown): RequestInit {
+  return body === undefined
+    ? { method }
+    : { method, body: JSON.stringify(body) };
+}
+
+/**
+ * The items of a `GET` that answers `{kernels: [...]}`.
+ */
+async function getKernelsList<T>(
+  endPoint: string,
+  serverSettings: ServerConnection.ISettings
+): Promise<T[]> {
+  const data = await requestAPI<{ kernels?: T[] }>(
+    endPoint,
+    serverSettings,
+    json('GET')
+  );
+  return data.kernels ?? [];
+}
+
+/**
+ * Reply of `GET <base_url>/sshpyk/version`.
+ */
+export interface IVersionInfo {
+  version: string;
 }
 
 /**
  * Ask the server extension for its version.
+ *
+ * @throws as `requestAPI` does, and an `Error` when the reply has no version
  */
 export async function getVersion(
   serverSettings: ServerConnection.ISettings
 ): Promise<IVersionInfo> {
-  const data = await requestAPI<IVersionInfo>('version', serverSettings, {
+  const data = await requestAPI<IVersionInfo>(ROUTES.version, serverSettings, {
     method: 'GET'
   });
   if (typeof data?.version !== 'string') {
@@ -125,9 +251,10 @@ export interface ISSHKernelConfig {
 }
 
 /**
- * One kernelspec as `GET /sshpyk/kernels` lists it (local ones included).
+ * One kernelspec as `GET /sshpyk/kernelspecs` lists it (local ones
+ * included; `config` only for SSH ones).
  */
-export interface IKernelEntry {
+export interface IKernelspecEntry {
   name: string;
   ssh: boolean;
   resource_dir?: string;
@@ -136,8 +263,6 @@ export interface IKernelEntry {
   language?: string | null;
   error?: { message: string; field?: string | null };
 }
-
-export type CheckStatus = 'ok' | 'warn' | 'fail' | 'skipped';
 
 /**
  * One health check result.
@@ -162,6 +287,9 @@ export interface IHost {
   error?: string;
 }
 
+/**
+ * The hosts of one ssh config (`ssh_config` is the file read).
+ */
 export interface IHostList {
   ssh_config: string;
   hosts: IHost[];
@@ -178,15 +306,15 @@ export interface IRemoteKernelspec {
   [key: string]: unknown;
 }
 
+/**
+ * The kernelspecs of one remote environment.
+ */
 export interface IRemoteKernelspecs {
   alias: string;
   remote_python_prefix: string;
   python?: string;
   kernelspecs: IRemoteKernelspec[];
 }
-
-export type TunnelState =
-  'launching' | 'connected' | 'reconnecting' | 'lost' | 'dead';
 
 /**
  * One running SSH kernel and its tunnel.
@@ -209,114 +337,10 @@ export interface ITunnelStatus {
 export interface IMountStatus {
   local_path: string;
   remote_path: string;
-  state: 'unmounted' | 'mounting' | 'mounted' | 'remounting' | 'failed';
+  state: MountState;
   since: number;
   error: string | null;
   mounts: number;
-}
-
-function json(method: string, body?: unknown): RequestInit {
-  return body === undefined
-    ? { method }
-    : { method, body: JSON.stringify(body) };
-}
-
-/**
- * The kernel model's JSON schema, as the server validates with it.
- */
-export async function getKernelSchema(
-  serverSettings: ServerConnection.ISettings
-): Promise<Record<string, any>> {
-  const doc = await requestAPI<any>('openapi.json', serverSettings, {
-    method: 'GET'
-  });
-  const schema = doc?.components?.schemas?.SSHKernel;
-  if (typeof schema !== 'object' || schema === null) {
-    throw new Error('sshpyk: the OpenAPI document has no SSHKernel schema');
-  }
-  return schema;
-}
-
-export async function listKernels(
-  serverSettings: ServerConnection.ISettings
-): Promise<IKernelEntry[]> {
-  const data = await requestAPI<{ kernels: IKernelEntry[] }>(
-    'kernels',
-    serverSettings,
-    json('GET')
-  );
-  return data.kernels ?? [];
-}
-
-export function addKernel(
-  serverSettings: ServerConnection.ISettings,
-  config: Record<string, unknown>
-): Promise<IKernelEntry> {
-  return requestAPI('kernels', serverSettings, json('POST', config));
-}
-
-/**
- * A partial edit; `null` puts an optional field back to its default.
- */
-export function editKernel(
-  serverSettings: ServerConnection.ISettings,
-  name: string,
-  patch: Record<string, unknown>
-): Promise<IKernelEntry> {
-  return requestAPI(
-    `kernels/${encodeURIComponent(name)}`,
-    serverSettings,
-    json('PATCH', patch)
-  );
-}
-
-export async function deleteKernel(
-  serverSettings: ServerConnection.ISettings,
-  name: string
-): Promise<void> {
-  await requestAPI(
-    `kernels/${encodeURIComponent(name)}`,
-    serverSettings,
-    json('DELETE')
-  );
-}
-
-/**
- * The host aliases of an ssh config: the server user's default one by GET, a
- * named one by POST (a config can run programs, so naming one is never a GET).
- */
-export async function listHosts(
-  serverSettings: ServerConnection.ISettings,
-  sshConfig?: string | null
-): Promise<IHostList> {
-  return requestAPI(
-    'hosts',
-    serverSettings,
-    sshConfig ? json('POST', { ssh_config: sshConfig }) : json('GET')
-  );
-}
-
-/**
- * The kernelspecs of a remote environment: connects to the host and runs the
- * prefix's python there, hence a POST.
- */
-export async function discoverKernelspecs(
-  serverSettings: ServerConnection.ISettings,
-  alias: string,
-  remotePythonPrefix: string,
-  sshConfig?: string | null
-): Promise<IRemoteKernelspecs> {
-  const body: Record<string, string> = {
-    remote_python_prefix: remotePythonPrefix
-  };
-  if (sshConfig) {
-    body.ssh_config = sshConfig;
-  }
-  return requestAPI(
-    `hosts/${encodeURIComponent(alias)}/kernelspecs`,
-    serverSettings,
-    json('POST', body)
-  );
 }
 
 /**
@@ -344,131 +368,218 @@ export interface IOrphan {
   config: { lease_timeout?: number } & Record<string, unknown>;
 }
 
-export async function listOrphans(
+/**
+ * The SSH kernel model's JSON schema, as the server validates with it (read
+ * from the OpenAPI document).
+ *
+ * @throws as `requestAPI` does, and an `Error` when the document has no
+ *   `SSHKernel` schema
+ */
+export async function getKernelSchema(
   serverSettings: ServerConnection.ISettings
-): Promise<IOrphan[]> {
-  const data = await requestAPI<{ kernels: IOrphan[] }>(
-    'orphans',
-    serverSettings,
-    json('GET')
-  );
-  return data.kernels ?? [];
+): Promise<Record<string, any>> {
+  const doc = await requestAPI<any>(ROUTES.openapi, serverSettings, {
+    method: 'GET'
+  });
+  const schema = doc?.components?.schemas?.SSHKernel;
+  if (typeof schema !== 'object' || schema === null) {
+    throw new Error('sshpyk: the OpenAPI document has no SSHKernel schema');
+  }
+  return schema;
 }
 
 /**
- * Make an orphan one of this server's kernels again; resolves with its
- * `/api/kernels` model.
+ * Every kernelspec Jupyter knows, local ones included (`ssh` tells them
+ * apart); an SSH one whose file is broken carries `error`.
+ *
+ * @throws as `requestAPI` does
  */
-export function attachOrphan(
+export function listKernelspecs(
+  serverSettings: ServerConnection.ISettings
+): Promise<IKernelspecEntry[]> {
+  return getKernelsList(ROUTES.kernelspecs, serverSettings);
+}
+
+/**
+ * Add an SSH kernelspec; resolves with its entry.
+ *
+ * @param config the SSH kernel model (empty optional fields left out)
+ * @throws {SshpykResponseError} 400 with the `field` of an invalid value, 409
+ *   when the name is taken
+ */
+export function addKernelspec(
   serverSettings: ServerConnection.ISettings,
-  kernelId: string
-): Promise<{ id: string; name: string }> {
+  config: Record<string, unknown>
+): Promise<IKernelspecEntry> {
+  return requestAPI(ROUTES.kernelspecs, serverSettings, json('POST', config));
+}
+
+/**
+ * Edit an SSH kernelspec: a partial edit, where `null` puts an optional field
+ * back to its default. Resolves with the new entry.
+ *
+ * @throws {SshpykResponseError} 400 with the `field` of an invalid value, 404
+ *   when there is no such kernelspec, 422 when it is not an SSH one
+ */
+export function editKernelspec(
+  serverSettings: ServerConnection.ISettings,
+  name: string,
+  patch: Record<string, unknown>
+): Promise<IKernelspecEntry> {
   return requestAPI(
-    `orphans/${encodeURIComponent(kernelId)}/attach`,
+    route(ROUTES.kernelspec, { name }),
     serverSettings,
-    json('POST', {})
+    json('PATCH', patch)
   );
 }
 
-export async function shutDownOrphan(
+/**
+ * Delete an SSH kernelspec (running kernels keep running).
+ *
+ * @throws {SshpykResponseError} 404 when there is no such kernelspec, 422
+ *   when it is not an SSH one
+ */
+export async function deleteKernelspec(
   serverSettings: ServerConnection.ISettings,
-  kernelId: string
+  name: string
 ): Promise<void> {
   await requestAPI(
-    `orphans/${encodeURIComponent(kernelId)}`,
+    route(ROUTES.kernelspec, { name }),
     serverSettings,
     json('DELETE')
   );
 }
 
-export async function getTunnelStatus(
-  serverSettings: ServerConnection.ISettings
-): Promise<ITunnelStatus[]> {
-  const data = await requestAPI<{ kernels: ITunnelStatus[] }>(
-    'status',
-    serverSettings,
-    json('GET')
-  );
-  return data.kernels ?? [];
-}
-
 /**
- * Run every health check of an SSH kernel, calling `onCheck` as each one
+ * Run every health check of an SSH kernelspec, calling `onCheck` as each one
  * finishes (the server streams NDJSON), and resolve with the overall verdict.
+ *
+ * @throws {SshpykResponseError} when the run cannot start (404, 422 for a
+ *   local kernel), and an `Error` when the stream ends before its summary
  */
-export async function checkKernel(
+export async function checkKernelspec(
   serverSettings: ServerConnection.ISettings,
   name: string,
   onCheck: (check: ICheck) => void
 ): Promise<boolean> {
-  const url = URLExt.join(
-    serverSettings.baseUrl,
-    API_NAMESPACE,
-    `kernels/${encodeURIComponent(name)}/check?stream=1`
-  );
-  let response: Response;
-  try {
-    response = await ServerConnection.makeRequest(
-      url,
-      { method: 'POST' },
-      serverSettings
-    );
-  } catch (error) {
-    throw new ServerConnection.NetworkError(error as TypeError);
-  }
-  if (!response.ok) {
-    const text = await response.text();
-    let data: any = null;
-    try {
-      data = JSON.parse(text);
-    } catch {
-      // not JSON: the status line below says enough
-    }
-    throw new SshpykResponseError(
-      response,
-      data?.message ?? `${response.status} ${response.statusText}`.trim(),
-      fieldOf(data)
-    );
-  }
   let ok: boolean | null = null;
-  const onLine = (line: string) => {
-    if (!line.trim()) {
-      return;
+  await requestLines(
+    `${route(ROUTES.kernelspecCheck, { name })}?stream=1`,
+    serverSettings,
+    { method: 'POST' },
+    message => {
+      if (message.check) {
+        onCheck(message.check as ICheck);
+      } else if (message.done) {
+        ok = Boolean(message.ok);
+      }
     }
-    const msg = JSON.parse(line);
-    if (msg.check) {
-      onCheck(msg.check as ICheck);
-    } else if (msg.done) {
-      ok = Boolean(msg.ok);
-    }
-  };
-  await readLines(response, onLine);
+  );
   if (ok === null) {
     throw new Error(`The check of ${name} ended before its summary line.`);
   }
   return ok;
 }
 
-async function readLines(
-  response: Response,
-  onLine: (line: string) => void
+/**
+ * The host aliases of an ssh config: the server user's default one by GET, a
+ * named one by POST (a config can run programs, so naming one is never a GET).
+ *
+ * @throws {SshpykResponseError} 400 for an ssh config that cannot be used
+ */
+export async function listHosts(
+  serverSettings: ServerConnection.ISettings,
+  sshConfig?: string | null
+): Promise<IHostList> {
+  return requestAPI(
+    ROUTES.hosts,
+    serverSettings,
+    sshConfig ? json('POST', { ssh_config: sshConfig }) : json('GET')
+  );
+}
+
+/**
+ * The kernelspecs of a remote environment: connects to the host and runs the
+ * prefix's python there, hence a POST.
+ *
+ * @throws {SshpykResponseError} 400 for a bad prefix or ssh config, 502 when
+ *   the host or its Python cannot be reached
+ */
+export async function discoverKernelspecs(
+  serverSettings: ServerConnection.ISettings,
+  alias: string,
+  remotePythonPrefix: string,
+  sshConfig?: string | null
+): Promise<IRemoteKernelspecs> {
+  const body: Record<string, string> = {
+    remote_python_prefix: remotePythonPrefix
+  };
+  if (sshConfig) {
+    body.ssh_config = sshConfig;
+  }
+  return requestAPI(
+    route(ROUTES.hostKernelspecs, { alias }),
+    serverSettings,
+    json('POST', body)
+  );
+}
+
+/**
+ * The SSH kernels left running by a Jupyter server that is gone, each with
+ * what its host says about it now (the server asks every host: this can take
+ * a few seconds).
+ *
+ * @throws as `requestAPI` does
+ */
+export function listOrphans(
+  serverSettings: ServerConnection.ISettings
+): Promise<IOrphan[]> {
+  return getKernelsList(ROUTES.orphans, serverSettings);
+}
+
+/**
+ * Make an orphan one of this server's kernels again; resolves with its
+ * `/api/kernels` model.
+ *
+ * @throws {SshpykResponseError} 404 when it is gone, 409 when another server
+ *   holds it, 502 when its host cannot be reached
+ */
+export function attachOrphan(
+  serverSettings: ServerConnection.ISettings,
+  kernelId: string
+): Promise<{ id: string; name: string }> {
+  return requestAPI(
+    route(ROUTES.orphanAttach, { kernel_id: kernelId }),
+    serverSettings,
+    json('POST', {})
+  );
+}
+
+/**
+ * Shut an orphan down on its host (what it holds in memory is lost).
+ *
+ * @throws {SshpykResponseError} 404 when it is gone, 409 when another server
+ *   holds it, 502 when its host cannot be reached
+ */
+export async function shutDownOrphan(
+  serverSettings: ServerConnection.ISettings,
+  kernelId: string
 ): Promise<void> {
-  const reader = response.body?.getReader();
-  if (!reader) {
-    (await response.text()).split('\n').forEach(onLine);
-    return;
-  }
-  const decoder = new TextDecoder();
-  let buffer = '';
-  for (;;) {
-    const { done, value } = await reader.read();
-    if (done) {
-      break;
-    }
-    buffer += decoder.decode(value, { stream: true });
-    const lines = buffer.split('\n');
-    buffer = lines.pop() ?? '';
-    lines.forEach(onLine);
-  }
-  onLine(buffer + decoder.decode());
+  await requestAPI(
+    route(ROUTES.orphan, { kernel_id: kernelId }),
+    serverSettings,
+    json('DELETE')
+  );
+}
+
+/**
+ * The running SSH kernels of this server and the state of their tunnels (the
+ * server pings each: poll it, don't hammer it).
+ *
+ * @throws as `requestAPI` does
+ */
+export function getTunnelStatus(
+  serverSettings: ServerConnection.ISettings
+): Promise<ITunnelStatus[]> {
+  return getKernelsList(ROUTES.status, serverSettings);
 }

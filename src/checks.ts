@@ -1,7 +1,7 @@
 import { ServerConnection } from '@jupyterlab/services';
 import { ISignal, Signal } from '@lumino/signaling';
 
-import { checkKernel, ICheck } from './api';
+import { checkKernelspec, ICheck } from './api';
 import { describeError } from './errors';
 
 export type CheckRunState = 'running' | 'ok' | 'warning' | 'failed' | 'error';
@@ -41,7 +41,7 @@ export class CheckRun {
     this._error = null;
     this._changed.emit();
     try {
-      await checkKernel(serverSettings, this.kernelName, check => {
+      await checkKernelspec(serverSettings, this.kernelName, check => {
         this._checks = [...this._checks, check];
         this._changed.emit();
       });

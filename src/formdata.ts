@@ -20,7 +20,10 @@ export const FIELD_ORDER = [
 
 export type FormMode = 'add' | 'edit';
 
-export type FormData = Record<string, unknown>;
+/**
+ * The values of the SSH kernel form (not the DOM's `FormData`).
+ */
+export type KernelFormData = Record<string, unknown>;
 
 /**
  * How the form renders the schema: only presentation, never a field of its
@@ -108,11 +111,11 @@ function isEmpty(value: unknown): boolean {
 }
 
 /**
- * The body of `POST /sshpyk/kernels`: empty optional fields are left out so
+ * The body of `POST /sshpyk/kernelspecs`: empty optional fields are left out so
  * the server applies its defaults.
  */
-export function newKernelBody(data: FormData): FormData {
-  const body: FormData = {};
+export function newKernelBody(data: KernelFormData): KernelFormData {
+  const body: KernelFormData = {};
   for (const [key, value] of Object.entries(data)) {
     if (!isEmpty(value)) {
       body[key] = value;
@@ -122,15 +125,15 @@ export function newKernelBody(data: FormData): FormData {
 }
 
 /**
- * The body of `PATCH /sshpyk/kernels/{name}`: only what changed, with `null`
+ * The body of `PATCH /sshpyk/kernelspecs/{name}`: only what changed, with `null`
  * for a field the user emptied (the server then restores its default).
  */
 export function patchBody(
   schema: Record<string, any>,
-  original: FormData,
-  edited: FormData
-): FormData {
-  const patch: FormData = {};
+  original: KernelFormData,
+  edited: KernelFormData
+): KernelFormData {
+  const patch: KernelFormData = {};
   for (const key of Object.keys(schema.properties ?? {})) {
     if (key === 'kernel_name') {
       continue;

@@ -8,19 +8,46 @@ import { ISettingRegistry } from '@jupyterlab/settingregistry';
 import { IStatusBar } from '@jupyterlab/statusbar';
 import { ITranslator, nullTranslator } from '@jupyterlab/translation';
 
-// eslint-disable-next-line jupyter/prefer-lazy-imports -- the sidebar lists the kernels as soon as it is shown
-import { KernelsModel } from './model';
+import { SshpykModel } from './model';
 // eslint-disable-next-line jupyter/prefer-lazy-imports -- the panel must be in the shell before the layout is restored
 import { SIDEBAR_ID, SshpykSidebar } from './sidebar/panel';
 // eslint-disable-next-line jupyter/prefer-lazy-imports -- the status item must be registered during activation
-import { TunnelStatusModel } from './status';
-// eslint-disable-next-line jupyter/prefer-lazy-imports -- the status item must be registered during activation
 import { CurrentTunnel, TunnelStatusItem } from './statusbar';
+import { ISshpykModel } from './tokens';
+
+export { ISshpykModel } from './tokens';
+export type { IOrphanOutcome } from './tokens';
+export { SshpykModel } from './model';
+export { CheckRun } from './checks';
+export type { CheckRunState } from './checks';
+export type { ServerStatus } from './version';
+export * from './api';
 
 namespace CommandIDs {
   export const showKernel = 'sshpyk:show-kernel';
   export const addKernel = 'sshpyk:add-kernel';
 }
+
+/**
+ * The sshpyk model, for this package's views and any other extension.
+ */
+const modelPlugin: JupyterFrontEndPlugin<ISshpykModel> = {
+  id: 'sshpyk:model',
+  description:
+    'The sshpyk model: SSH kernelspecs, checks, tunnel status, kernels left running, server version.',
+  autoStart: true,
+  provides: ISshpykModel,
+  activate: (app: JupyterFrontEnd): ISshpykModel => {
+    const { serverSettings, kernelspecs } = app.serviceManager;
+    const model = new SshpykModel({
+      serverSettings,
+      refreshSpecs: () => kernelspecs.refreshSpecs()
+    });
+    // another tab or the CLI may change kernelspecs too
+    kernelspecs.specsChanged.connect(() => void model.refreshKernelspecs());
+    return model;
+  }
+};
 
 /**
  * The sshpyk frontend: the SSH Kernels sidebar and the tunnel status item.
@@ -29,6 +56,7 @@ const plugin: JupyterFrontEndPlugin<void> = {
   id: 'sshpyk:plugin',
   description: 'Remote Jupyter kernels over SSH: sidebar and status bar item.',
   autoStart: true,
+  requires: [ISshpykModel],
   optional: [
     ILabShell,
     ILayoutRestorer,
@@ -38,24 +66,16 @@ const plugin: JupyterFrontEndPlugin<void> = {
   ],
   activate: (
     app: JupyterFrontEnd,
+    model: ISshpykModel,
     labShell: ILabShell | null,
     restorer: ILayoutRestorer | null,
     settingRegistry: ISettingRegistry | null,
     statusBar: IStatusBar | null,
     translator: ITranslator | null
   ) => {
-    console.log('JupyterLab extension sshpyk is activated!');
     const trans = (translator ?? nullTranslator).load('sshpyk');
-    const { serverSettings, kernelspecs } = app.serviceManager;
 
-    const kernels = new KernelsModel(serverSettings, () =>
-      kernelspecs.refreshSpecs()
-    );
-    // another tab or the CLI may change kernelspecs too
-    kernelspecs.specsChanged.connect(() => void kernels.refresh());
-    const status = new TunnelStatusModel(serverSettings);
-
-    const sidebar = new SshpykSidebar(kernels, status, trans, kernelId => {
+    const sidebar = new SshpykSidebar(model, trans, kernelId => {
       void app.commands.execute('console:create', {
         kernelPreference: { id: kernelId }
       });
@@ -98,7 +118,7 @@ const plugin: JupyterFrontEndPlugin<void> = {
     });
 
     if (statusBar) {
-      const current = new CurrentTunnel(kernels, status, trans);
+      const current = new CurrentTunnel(model, trans);
       if (labShell) {
         labShell.currentChanged.connect((_, change) =>
           current.follow(change.newValue)
@@ -136,4 +156,8 @@ const plugin: JupyterFrontEndPlugin<void> = {
   }
 };
 
-export default plugin;
+/**
+ * The plugins of this package (the template's default export); the model's
+ * token and types are named exports.
+ */
+export default [modelPlugin, plugin];

@@ -5,10 +5,10 @@ import { ISignal, Signal } from '@lumino/signaling';
 import { Widget } from '@lumino/widgets';
 import * as React from 'react';
 
-import { TunnelState } from './api';
 import { sshpykIcon } from './icons';
-import { KernelsModel } from './model';
-import { TunnelStatusModel, tunnelLabel } from './status';
+import { TunnelState } from './states';
+import { tunnelLabel } from './status';
+import { ISshpykModel } from './tokens';
 
 /**
  * What the status item says about the current kernel.
@@ -35,12 +35,11 @@ function sessionContextOf(widget: Widget | null): ISessionContext | null {
  */
 export class CurrentTunnel {
   constructor(
-    private readonly _kernels: KernelsModel,
-    private readonly _status: TunnelStatusModel,
+    private readonly _model: ISshpykModel,
     private readonly _trans: TranslationBundle
   ) {
-    _kernels.changed.connect(this.refresh, this);
-    _status.changed.connect(this.refresh, this);
+    _model.kernelspecsChanged.connect(this.refresh, this);
+    _model.tunnelsChanged.connect(this.refresh, this);
   }
 
   get changed(): ISignal<this, void> {
@@ -101,8 +100,8 @@ export class CurrentTunnel {
     if (!kernel || !this._enabled) {
       return null;
     }
-    const tunnel = this._status.byKernelId(kernel.id);
-    const entry = this._kernels.kernels?.find(
+    const tunnel = this._model.tunnelByKernelId(kernel.id);
+    const entry = this._model.kernelspecs?.find(
       k => k.name === kernel.name && k.config
     );
     const hostAlias = tunnel?.host_alias ?? entry?.config?.ssh_host_alias;

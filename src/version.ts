@@ -1,6 +1,7 @@
 import { ServerConnection } from '@jupyterlab/services';
 
 import { getVersion } from './api';
+import { describeError, isExtensionMissing } from './errors';
 
 /**
  * The version of this frontend package.
@@ -62,7 +63,7 @@ export async function fetchServerStatus(
   try {
     server = (await getVersion(serverSettings)).version;
   } catch (error) {
-    return { kind: 'error', message: describeError(error) };
+    return { kind: 'error', message: serverStatusError(error) };
   }
   if (!isCompatible(frontendVersion, server)) {
     return {
@@ -76,20 +77,19 @@ export async function fetchServerStatus(
   return { kind: 'ok', version: server };
 }
 
-function describeError(error: unknown): string {
-  if (error instanceof ServerConnection.ResponseError) {
-    if (error.response.status === 404) {
-      return (
-        'The sshpyk server extension is not installed or not enabled. ' +
-        'Run `jupyter server extension enable sshpyk` and restart JupyterLab.'
-      );
-    }
-    return `The sshpyk server extension failed: ${error.message}`;
+/**
+ * `describeError`'s words, saying which call failed when that is not already
+ * plain (a missing extension, an unreachable server).
+ */
+function serverStatusError(error: unknown): string {
+  const words = describeError(error);
+  if (
+    isExtensionMissing(error) ||
+    error instanceof ServerConnection.NetworkError
+  ) {
+    return words;
   }
-  if (error instanceof ServerConnection.NetworkError) {
-    return `Cannot reach the Jupyter server: ${error.message}`;
-  }
-  return `Cannot read the sshpyk server version: ${
-    error instanceof Error ? error.message : String(error)
-  }`;
+  return error instanceof ServerConnection.ResponseError
+    ? `The sshpyk server extension failed: ${words}`
+    : `Cannot read the sshpyk server version: ${words}`;
 }

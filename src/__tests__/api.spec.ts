@@ -1,11 +1,13 @@
 import { ServerConnection } from '@jupyterlab/services';
 
 import {
-  checkKernel,
+  checkKernelspec,
   discoverKernelspecs,
-  editKernel,
+  editKernelspec,
+  getVersion,
   ICheck,
   listHosts,
+  requestAPI,
   SshpykResponseError
 } from '../api';
 import { CheckRun, summarize } from '../checks';
@@ -32,13 +34,13 @@ describe('the REST wrappers', () => {
         { status: 400 }
       )
     );
-    const error = await editKernel(settings, 'k', {
+    const error = await editKernelspec(settings, 'k', {
       ssh_host_alias: '-x'
     }).catch(e => e);
     expect(error).toBeInstanceOf(SshpykResponseError);
     expect(error.field).toBe('ssh_host_alias');
     expect(makeRequest).toHaveBeenCalledWith(
-      'http://localhost:8888/sshpyk/kernels/k',
+      'http://localhost:8888/sshpyk/kernelspecs/k',
       { method: 'PATCH', body: '{"ssh_host_alias":"-x"}' },
       settings
     );
@@ -98,9 +100,9 @@ describe('the REST wrappers', () => {
       }
     });
     const seen: ICheck[] = [];
-    await expect(checkKernel(settings, 'k', c => seen.push(c))).resolves.toBe(
-      true
-    );
+    await expect(
+      checkKernelspec(settings, 'k', c => seen.push(c))
+    ).resolves.toBe(true);
     expect(seen.map(c => c.id)).toEqual(['a', 'b']);
   });
 
@@ -124,4 +126,83 @@ it('summarizes a run: failures win over warnings', () => {
   expect(summarize([c('ok'), c('skipped')])).toBe('ok');
   expect(summarize([c('ok'), c('warn')])).toBe('warning');
   expect(summarize([c('warn'), c('fail')])).toBe('failed');
+});
+
+// Resolves to the rejection so its fields can be checked one by one.
+async function rejectionOf(
+  promise: Promise<unknown>
+): Promise<ServerConnection.ResponseError> {
+  try {
+    await promise;
+  } catch (error) {
+    return error as ServerConnection.ResponseError;
+  }
+  throw new Error('expected a rejection');
+}
+
+function reply(status: number, body: string): Response {
+  return new Response(body, {
+    status,
+    statusText: status === 200 ? 'OK' : 'Error'
+  });
+}
+
+describe('requestAPI', () => {
+  const settings = ServerConnection.makeSettings({
+    baseUrl: 'http://localhost:8888/lab-base/'
+  });
+
+  let makeRequest: jest.SpyInstance;
+
+  beforeEach(() => {
+    makeRequest = jest.spyOn(ServerConnection, 'makeRequest');
+  });
+
+  afterEach(() => {
+    makeRequest.mockRestore();
+  });
+
+  it('joins the base URL, the namespace and the end point', async () => {
+    makeRequest.mockResolvedValue(reply(200, '{"version": "0.1.0"}'));
+
+    await expect(getVersion(settings)).resolves.toEqual({ version: '0.1.0' });
+    expect(makeRequest).toHaveBeenCalledWith(
+      'http://localhost:8888/lab-base/sshpyk/version',
+      { method: 'GET' },
+      settings
+    );
+  });
+
+  it("throws a ResponseError carrying the server's message", async () => {
+    makeRequest.mockResolvedValue(
+      reply(403, '{"message": "Forbidden: no token", "reason": null}')
+    );
+
+    const error = await rejectionOf(requestAPI('version', settings));
+    expect(error).toBeInstanceOf(ServerConnection.ResponseError);
+    expect(error.message).toBe('Forbidden: no token');
+    expect(error.response.status).toBe(403);
+  });
+
+  it('falls back to the HTTP status when the body is not JSON', async () => {
+    makeRequest.mockResolvedValue(reply(502, '<html>Bad gateway</html>'));
+
+    const error = await rejectionOf(requestAPI('version', settings));
+    expect(error).toBeInstanceOf(ServerConnection.ResponseError);
+    expect(error.message).toBe('502 Error');
+  });
+
+  it('wraps a failed fetch in a NetworkError', async () => {
+    makeRequest.mockRejectedValue(new TypeError('Failed to fetch'));
+
+    await expect(requestAPI('version', settings)).rejects.toBeInstanceOf(
+      ServerConnection.NetworkError
+    );
+  });
+
+  it('rejects a reply without a version', async () => {
+    makeRequest.mockResolvedValue(reply(200, '{"name": "sshpyk"}'));
+
+    await expect(getVersion(settings)).rejects.toThrow('unexpected reply');
+  });
 });

@@ -7,11 +7,10 @@ import { act } from 'react';
 import { createRoot } from 'react-dom/client';
 
 import { CheckRun } from '../checks';
-import { KernelsModel } from '../model';
+import { SshpykModel } from '../model';
 import { IOrphan } from '../api';
 import { CheckResults } from '../sidebar/checks';
 import { leaseWords, Orphans } from '../sidebar/orphans';
-import { TunnelStatusModel } from '../status';
 import { CurrentTunnel } from '../statusbar';
 
 (globalThis as any).IS_REACT_ACT_ENVIRONMENT = true;
@@ -71,7 +70,7 @@ describe('CurrentTunnel', () => {
 
   it('names the host and state of an SSH kernel, nothing for a local one', async () => {
     makeRequest.mockImplementation(async (url: string) =>
-      url.endsWith('/sshpyk/kernels')
+      url.endsWith('/sshpyk/kernelspecs')
         ? reply({
             kernels: [
               { name: 'python3', ssh: false },
@@ -96,18 +95,16 @@ describe('CurrentTunnel', () => {
             ]
           })
     );
-    const kernels = new KernelsModel(settings);
-    const status = new TunnelStatusModel(settings, 60000);
-    await kernels.refresh();
+    const model = new SshpykModel({
+      serverSettings: settings,
+      pollInterval: 60000
+    });
+    await model.refreshKernelspecs();
     // the poll's first tick is asynchronous
-    for (let i = 0; i < 50 && status.kernels.length === 0; i++) {
+    for (let i = 0; i < 50 && model.tunnels.length === 0; i++) {
       await new Promise(resolve => setTimeout(resolve, 10));
     }
-    const current = new CurrentTunnel(
-      kernels,
-      status,
-      nullTranslator.load('sshpyk')
-    );
+    const current = new CurrentTunnel(model, nullTranslator.load('sshpyk'));
 
     current.follow(widgetWithKernel('remote-py', 'k1'));
     expect(current.info).toEqual({
@@ -129,7 +126,7 @@ describe('CurrentTunnel', () => {
     expect(current.info?.state).toBe('launching');
     expect(current.info?.label).toBe('launching');
 
-    status.dispose();
+    model.dispose();
     current.dispose();
   });
 
@@ -140,11 +137,16 @@ describe('CurrentTunnel', () => {
         : reply({ kernels: [{ name: 'n', ssh: true }] })
     );
     const refreshSpecs = jest.fn(async () => {});
-    const kernels = new KernelsModel(settings, refreshSpecs);
-    await kernels.add({ kernel_name: 'n' });
+    const model = new SshpykModel({
+      serverSettings: settings,
+      refreshSpecs,
+      poll: false
+    });
+    await model.add({ kernel_name: 'n' });
     expect(refreshSpecs).toHaveBeenCalledTimes(1);
-    expect(kernels.selected).toBe('n');
-    expect(kernels.kernels?.map(k => k.name)).toEqual(['n']);
+    expect(model.selected).toBe('n');
+    expect(model.kernelspecs?.map(k => k.name)).toEqual(['n']);
+    model.dispose();
   });
 });
 
@@ -203,10 +205,13 @@ describe('Orphans', () => {
       baseUrl: 'http://localhost:8888/',
       fetch: fetchMock as any
     });
+    const model = new SshpykModel({ serverSettings: local, poll: false });
     const host = document.createElement('div');
     const root = createRoot(host);
     await act(async () => {
-      root.render(<Orphans serverSettings={local} trans={trans} />);
+      root.render(<Orphans model={model} trans={trans} />);
+      // what the sidebar does when it is made
+      await model.refreshOrphans();
     });
     expect(host.textContent).toContain('Python on gpu');
     const attach = [...host.querySelectorAll('button')].find(
@@ -220,5 +225,6 @@ describe('Orphans', () => {
     );
     expect(host.textContent).toContain('runs in this server again');
     root.unmount();
+    model.dispose();
   });
 });

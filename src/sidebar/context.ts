@@ -1,7 +1,7 @@
 import { ServerConnection } from '@jupyterlab/services';
 import { TranslationBundle } from '@jupyterlab/translation';
 
-import { FormData } from '../formdata';
+import { KernelFormData } from '../formdata';
 
 /**
  * What the custom form widgets need beyond their own value: the other fields
@@ -10,8 +10,8 @@ import { FormData } from '../formdata';
  */
 export interface IFormContext {
   serverSettings: ServerConnection.ISettings;
-  formData: FormData;
-  fillEmpty: (values: FormData) => void;
-  defaultFormData: FormData;
+  formData: KernelFormData;
+  fillEmpty: (values: KernelFormData) => void;
+  defaultFormData: KernelFormData;
   trans: TranslationBundle;
 }

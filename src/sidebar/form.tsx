@@ -14,14 +14,14 @@ import { SshpykResponseError } from '../api';
 import { describeError } from '../errors';
 import {
   errorSchemaFor,
-  FormData,
+  KernelFormData,
   FormMode,
   newKernelBody,
   onlyRequiredErrors,
   patchBody,
   uiSchemaFor
 } from '../formdata';
-import { KernelsModel } from '../model';
+import { ISshpykModel } from '../tokens';
 import { IFormContext } from './context';
 import { FORM_WIDGETS } from './widgets';
 
@@ -109,7 +109,10 @@ function arrayButtons(trans: TranslationBundle) {
   };
 }
 
-function withFills(data: FormData, fills: FormData): FormData {
+function withFills(
+  data: KernelFormData,
+  fills: KernelFormData
+): KernelFormData {
   const next = { ...data };
   for (const [key, value] of Object.entries(fills)) {
     if ((next[key] === undefined || next[key] === '') && value) {
@@ -120,12 +123,12 @@ function withFills(data: FormData, fills: FormData): FormData {
 }
 
 export interface IKernelFormProps {
-  model: KernelsModel;
+  model: ISshpykModel;
   mode: FormMode;
   /**
    * The kernel's current settings when editing.
    */
-  initial?: FormData;
+  initial?: KernelFormData;
   onDone: (name: string) => void;
   onCancel: () => void;
   trans: TranslationBundle;
@@ -138,7 +141,7 @@ type Validator = (typeof import('@rjsf/validator-ajv8'))['default'];
  * validator (ajv) is only worth its weight once a user opens the form.
  */
 async function loadForm(
-  model: KernelsModel
+  model: ISshpykModel
 ): Promise<{ schema: Record<string, any>; validator: Validator }> {
   const [schema, { default: validator }] = await Promise.all([
     model.schema(),
@@ -158,7 +161,7 @@ export function KernelForm(props: IKernelFormProps): JSX.Element {
   } | null>(null);
   const schema = loaded?.schema ?? null;
   const [loadError, setLoadError] = React.useState<string | null>(null);
-  const [formData, setFormData] = React.useState<FormData>(initial ?? {});
+  const [formData, setFormData] = React.useState<KernelFormData>(initial ?? {});
   const [extraErrors, setExtraErrors] = React.useState<ErrorSchema | undefined>(
     undefined
   );
@@ -208,8 +211,8 @@ export function KernelForm(props: IKernelFormProps): JSX.Element {
 
   // rjsf reports a widget's own change after the widget returns, with form
   // data that lacks the fills: keep them until that report merges them in.
-  const pendingFill = React.useRef<FormData>({});
-  const fillEmpty = React.useCallback((values: FormData) => {
+  const pendingFill = React.useRef<KernelFormData>({});
+  const fillEmpty = React.useCallback((values: KernelFormData) => {
     pendingFill.current = { ...pendingFill.current, ...values };
     setFormData(previous => withFills(previous, pendingFill.current));
   }, []);
@@ -247,7 +250,7 @@ export function KernelForm(props: IKernelFormProps): JSX.Element {
     return <p className="jp-sshpyk-Muted">{trans.__('Loading the form…')}</p>;
   }
 
-  const submit = async (data: FormData) => {
+  const submit = async (data: KernelFormData) => {
     setBusy(true);
     setFormError(null);
     setExtraErrors(undefined);
@@ -315,7 +318,7 @@ export function KernelForm(props: IKernelFormProps): JSX.Element {
         idPrefix="root"
         onChange={e => {
           const data = withFills(
-            (e.formData ?? {}) as FormData,
+            (e.formData ?? {}) as KernelFormData,
             pendingFill.current
           );
           pendingFill.current = {};
@@ -326,7 +329,7 @@ export function KernelForm(props: IKernelFormProps): JSX.Element {
             setErroredData(null);
           }
         }}
-        onSubmit={e => void submit((e.formData ?? {}) as FormData)}
+        onSubmit={e => void submit((e.formData ?? {}) as KernelFormData)}
       >
         <div className="jp-sshpyk-Form-buttons">
           <button

@@ -1,26 +1,25 @@
 import { TranslationBundle } from '@jupyterlab/translation';
 import * as React from 'react';
 
-import { IKernelEntry } from '../api';
-import { KernelsModel } from '../model';
-import { TunnelStatusModel, tunnelLabel } from '../status';
+import { IKernelspecEntry } from '../api';
+import { tunnelLabel } from '../status';
+import { ISshpykModel } from '../tokens';
 import { CheckResults, runWords } from './checks';
 
-export interface IKernelListProps {
-  model: KernelsModel;
-  status: TunnelStatusModel;
-  onEdit: (entry: IKernelEntry) => void;
-  onDelete: (entry: IKernelEntry) => void;
+export interface IKernelspecListProps {
+  model: ISshpykModel;
+  onEdit: (entry: IKernelspecEntry) => void;
+  onDelete: (entry: IKernelspecEntry) => void;
   trans: TranslationBundle;
 }
 
 function Running(props: {
-  status: TunnelStatusModel;
+  model: ISshpykModel;
   name: string;
   trans: TranslationBundle;
 }): JSX.Element {
   const { trans } = props;
-  const running = props.status.byKernelspec(props.name);
+  const running = props.model.tunnelsOfKernelspec(props.name);
   if (running.length === 0) {
     return <span className="jp-sshpyk-Muted">{trans.__('not running')}</span>;
   }
@@ -56,10 +55,10 @@ function Running(props: {
   );
 }
 
-function KernelItem(
-  props: IKernelListProps & { entry: IKernelEntry }
+function KernelspecItem(
+  props: IKernelspecListProps & { entry: IKernelspecEntry }
 ): JSX.Element {
-  const { entry, model, status, trans } = props;
+  const { entry, model, trans } = props;
   const config = entry.config;
   const run = model.checkRun(entry.name);
   const selected = model.selected === entry.name;
@@ -120,7 +119,7 @@ function KernelItem(
         <dd data-testid="sshpyk-kernel-last-check">{lastCheck}</dd>
         <dt>{trans.__('Kernel')}</dt>
         <dd>
-          <Running status={status} name={entry.name} trans={trans} />
+          <Running model={model} name={entry.name} trans={trans} />
         </dd>
       </dl>
       <div className="jp-sshpyk-Kernel-actions">
@@ -154,17 +153,17 @@ function KernelItem(
 }
 
 /**
- * The SSH kernels, one card each.
+ * The SSH kernelspecs, one card each.
  */
-export function KernelList(props: IKernelListProps): JSX.Element {
-  const kernels = props.model.kernels ?? [];
+export function KernelspecList(props: IKernelspecListProps): JSX.Element {
+  const kernelspecs = props.model.kernelspecs ?? [];
   return (
     <ul
       className="jp-sshpyk-KernelList"
       aria-label={props.trans.__('SSH kernels')}
     >
-      {kernels.map(entry => (
-        <KernelItem key={entry.name} {...props} entry={entry} />
+      {kernelspecs.map(entry => (
+        <KernelspecItem key={entry.name} {...props} entry={entry} />
       ))}
     </ul>
   );

@@ -1,13 +1,13 @@
 import { Dialog, showDialog } from '@jupyterlab/apputils';
-import { ServerConnection } from '@jupyterlab/services';
 import { TranslationBundle } from '@jupyterlab/translation';
+import { UseSignal } from '@jupyterlab/ui-components';
 import * as React from 'react';
 
-import { attachOrphan, IOrphan, listOrphans, shutDownOrphan } from '../api';
-import { describeError } from '../errors';
+import { IOrphan } from '../api';
+import { IOrphanOutcome, ISshpykModel } from '../tokens';
 
 export interface IOrphansProps {
-  serverSettings: ServerConnection.ISettings;
+  model: ISshpykModel;
   trans: TranslationBundle;
   /**
    * Open a console on a kernel this server just took up again.
@@ -40,57 +40,54 @@ export function leaseWords(orphan: IOrphan, trans: TranslationBundle): string {
 }
 
 /**
+ * What the last action on an orphan came to, in words.
+ */
+export function outcomeWords(
+  outcome: IOrphanOutcome,
+  trans: TranslationBundle
+): string {
+  const name = outcome.orphan.display_name;
+  if (outcome.error === null) {
+    return outcome.action === 'attach'
+      ? trans.__(
+          '%1 runs in this server again; pick it under Kernel › Change Kernel.',
+          name
+        )
+      : '';
+  }
+  return outcome.action === 'attach'
+    ? trans.__('Could not re-attach %1: %2', name, outcome.error)
+    : trans.__('Could not shut down %1: %2', name, outcome.error);
+}
+
+/**
  * SSH kernels left running by a Jupyter server that is gone: re-attach them
  * (their state is intact) or shut them down. Hidden when there are none.
+ * The model lists them (`refreshOrphans`) and acts on them; this only asks
+ * before shutting one down.
  */
 export function Orphans(props: IOrphansProps): JSX.Element | null {
-  const { serverSettings, trans } = props;
-  const [orphans, setOrphans] = React.useState<IOrphan[]>([]);
-  const [busy, setBusy] = React.useState<string | null>(null);
-  const [message, setMessage] = React.useState<string | null>(null);
-  const [attached, setAttached] = React.useState<string | null>(null);
+  return (
+    <UseSignal signal={props.model.orphansChanged}>
+      {() => <OrphansView {...props} />}
+    </UseSignal>
+  );
+}
 
-  const refresh = React.useCallback(async () => {
-    try {
-      setOrphans(await listOrphans(serverSettings));
-    } catch (error) {
-      setMessage(
-        trans.__(
-          'Could not list kernels left running: %1',
-          describeError(error)
-        )
-      );
-    }
-  }, [serverSettings, trans]);
-
-  React.useEffect(() => {
-    void refresh();
-  }, [refresh]);
-
-  const attach = async (orphan: IOrphan) => {
-    setBusy(orphan.kernel_id);
-    setMessage(null);
-    try {
-      await attachOrphan(serverSettings, orphan.kernel_id);
-      setAttached(orphan.kernel_id);
-      setMessage(
-        trans.__(
-          '%1 runs in this server again; pick it under Kernel › Change Kernel.',
-          orphan.display_name
-        )
-      );
-    } catch (error) {
-      setMessage(
-        trans.__(
-          'Could not re-attach %1: %2',
-          orphan.display_name,
-          describeError(error)
-        )
-      );
-    }
-    setBusy(null);
-    await refresh();
-  };
+function OrphansView(props: IOrphansProps): JSX.Element | null {
+  const { model, trans } = props;
+  const orphans = model.orphans;
+  const busy = model.orphanBusy;
+  const outcome = model.orphanOutcome;
+  const outcomeText = outcome ? outcomeWords(outcome, trans) : '';
+  const attached =
+    outcome?.action === 'attach' && outcome.error === null
+      ? outcome.orphan.kernel_id
+      : null;
+  const listError = model.orphansError
+    ? trans.__('Could not list kernels left running: %1', model.orphansError)
+    : '';
+  const message = [outcomeText, listError].filter(Boolean).join(' ') || null;
 
   const shutDown = async (orphan: IOrphan) => {
     const answer = await showDialog({
@@ -105,24 +102,9 @@ export function Orphans(props: IOrphansProps): JSX.Element | null {
         Dialog.warnButton({ label: trans.__('Shut Down') })
       ]
     });
-    if (!answer.button.accept) {
-      return;
+    if (answer.button.accept) {
+      await model.shutDownOrphan(orphan);
     }
-    setBusy(orphan.kernel_id);
-    setMessage(null);
-    try {
-      await shutDownOrphan(serverSettings, orphan.kernel_id);
-    } catch (error) {
-      setMessage(
-        trans.__(
-          'Could not shut down %1: %2',
-          orphan.display_name,
-          describeError(error)
-        )
-      );
-    }
-    setBusy(null);
-    await refresh();
   };
 
   if (orphans.length === 0 && message === null) {
@@ -136,7 +118,7 @@ export function Orphans(props: IOrphansProps): JSX.Element | null {
         </h3>
         <button
           className="jp-mod-styled"
-          onClick={() => void refresh()}
+          onClick={() => void model.refreshOrphans()}
           title={trans.__('Ask the hosts again')}
         >
           {trans.__('Refresh')}
@@ -177,7 +159,7 @@ export function Orphans(props: IOrphansProps): JSX.Element | null {
                 disabled={
                   busy !== null || o.attached || o.elsewhere || !o.reachable
                 }
-                onClick={() => void attach(o)}
+                onClick={() => void model.attachOrphan(o)}
               >
                 {busy === o.kernel_id
                   ? trans.__('Working…')

@@ -1,18 +1,15 @@
 import { Dialog, ReactWidget, showDialog } from '@jupyterlab/apputils';
-import { ServerConnection } from '@jupyterlab/services';
 import { TranslationBundle } from '@jupyterlab/translation';
 import { UseSignal } from '@jupyterlab/ui-components';
 import * as React from 'react';
 
-import { IKernelEntry } from '../api';
+import { IKernelspecEntry } from '../api';
 import { describeError } from '../errors';
-import { FormData } from '../formdata';
+import { KernelFormData } from '../formdata';
 import { sshpykIcon } from '../icons';
-import { KernelsModel } from '../model';
-import { TunnelStatusModel } from '../status';
-import { fetchServerStatus, ServerStatus } from '../version';
+import { ISshpykModel } from '../tokens';
 import { KernelForm } from './form';
-import { KernelList } from './list';
+import { KernelspecList } from './list';
 import { Orphans } from './orphans';
 
 /**
@@ -22,48 +19,46 @@ export const SIDEBAR_ID = 'sshpyk-sidebar';
 
 export const DEMO_URL = 'https://github.com/sshpyk/sshpyk#the-demo-sandbox';
 
+/**
+ * The server extension's version, or what is wrong with it.
+ */
 function ServerVersion(props: {
-  serverSettings: ServerConnection.ISettings;
+  model: ISshpykModel;
   trans: TranslationBundle;
 }): JSX.Element {
-  const { serverSettings, trans } = props;
-  const [status, setStatus] = React.useState<ServerStatus | null>(null);
-
-  React.useEffect(() => {
-    // The panel can be disposed before the request settles.
-    let active = true;
-    void fetchServerStatus(serverSettings).then(result => {
-      if (active) {
-        setStatus(result);
-      }
-    });
-    return () => {
-      active = false;
-    };
-  }, [serverSettings]);
-
-  if (status === null) {
-    return (
-      <p className="jp-sshpyk-Sidebar-status">
-        {trans.__('Checking the server…')}
-      </p>
-    );
-  }
-  if (status.kind === 'error') {
-    return (
-      <p
-        className="jp-sshpyk-Sidebar-status jp-sshpyk-Error"
-        data-testid="sshpyk-server-error"
-        role="alert"
-      >
-        {status.message}
-      </p>
-    );
-  }
+  const { model, trans } = props;
   return (
-    <p className="jp-sshpyk-Sidebar-status" data-testid="sshpyk-server-version">
-      {trans.__('sshpyk server %1', status.version)}
-    </p>
+    <UseSignal signal={model.serverStatusChanged}>
+      {() => {
+        const status = model.serverStatus;
+        if (status === null) {
+          return (
+            <p className="jp-sshpyk-Sidebar-status">
+              {trans.__('Checking the server…')}
+            </p>
+          );
+        }
+        if (status.kind === 'error') {
+          return (
+            <p
+              className="jp-sshpyk-Sidebar-status jp-sshpyk-Error"
+              data-testid="sshpyk-server-error"
+              role="alert"
+            >
+              {status.message}
+            </p>
+          );
+        }
+        return (
+          <p
+            className="jp-sshpyk-Sidebar-status"
+            data-testid="sshpyk-server-version"
+          >
+            {trans.__('sshpyk server %1', status.version)}
+          </p>
+        );
+      }}
+    </UseSignal>
   );
 }
 
@@ -103,15 +98,16 @@ export function EmptyState(props: {
 type View =
   | { kind: 'list' }
   | { kind: 'form'; mode: 'add' }
-  | { kind: 'form'; mode: 'edit'; initial: FormData };
+  | { kind: 'form'; mode: 'edit'; initial: KernelFormData };
 
 /**
- * The sshpyk panel in the left sidebar: the SSH kernels and their forms.
+ * The sshpyk panel in the left sidebar: the SSH kernels and their forms, the
+ * kernels left running, the server version. It renders the model and asks it
+ * to load what it shows.
  */
 export class SshpykSidebar extends ReactWidget {
   constructor(
-    private readonly _model: KernelsModel,
-    private readonly _status: TunnelStatusModel,
+    private readonly _model: ISshpykModel,
     private readonly _trans: TranslationBundle,
     private readonly _openConsole?: (kernelId: string) => void
   ) {
@@ -122,7 +118,9 @@ export class SshpykSidebar extends ReactWidget {
     this.title.caption = _trans.__('SSH Kernels');
     // Focusable itself, so activating the panel moves the keyboard focus in.
     this.node.tabIndex = -1;
-    void _model.refresh();
+    void _model.refreshKernelspecs();
+    void _model.refreshOrphans();
+    void _model.refreshServerStatus();
   }
 
   protected onActivateRequest(): void {
@@ -135,6 +133,10 @@ export class SshpykSidebar extends ReactWidget {
    * Show the list with one kernel selected (the status bar's click).
    */
   showKernel(name: string): void {
+    if (this._view.kind === 'form') {
+      // the list view asks the hosts again whenever it comes back
+      void this._model.refreshOrphans();
+    }
     this._view = { kind: 'list' };
     this._actionError = null;
     this._model.selected = name;
@@ -146,7 +148,7 @@ export class SshpykSidebar extends ReactWidget {
     this.update();
   }
 
-  private _edit = (entry: IKernelEntry) => {
+  private _edit = (entry: IKernelspecEntry) => {
     if (entry.config) {
       this._model.selected = entry.name;
       this._view = { kind: 'form', mode: 'edit', initial: entry.config };
@@ -154,7 +156,7 @@ export class SshpykSidebar extends ReactWidget {
     }
   };
 
-  private _delete = async (entry: IKernelEntry) => {
+  private _delete = async (entry: IKernelspecEntry) => {
     const name = entry.config?.display_name ?? entry.name;
     const answer = await showDialog({
       title: this._trans.__('Delete the SSH kernel?'),
@@ -188,6 +190,8 @@ export class SshpykSidebar extends ReactWidget {
     this._view = { kind: 'list' };
     // The form's buttons are gone: give the focus back to the Add button.
     this._focusAdd = true;
+    // the list view asks the hosts again whenever it comes back
+    void this._model.refreshOrphans();
     if (name) {
       this._model.selected = name;
     }
@@ -227,9 +231,9 @@ export class SshpykSidebar extends ReactWidget {
             trans={trans}
           />
         ) : (
-          <UseSignal signal={this._model.changed}>
+          <UseSignal signal={this._model.kernelspecsChanged}>
             {() => (
-              <UseSignal signal={this._status.changed}>
+              <UseSignal signal={this._model.tunnelsChanged}>
                 {() => this._renderList()}
               </UseSignal>
             )}
@@ -237,22 +241,19 @@ export class SshpykSidebar extends ReactWidget {
         )}
         {view.kind === 'list' && (
           <Orphans
-            serverSettings={this._model.serverSettings}
+            model={this._model}
             trans={trans}
             onOpenConsole={this._openConsole}
           />
         )}
-        <ServerVersion
-          serverSettings={this._model.serverSettings}
-          trans={trans}
-        />
+        <ServerVersion model={this._model} trans={trans} />
       </div>
     );
   }
 
   private _renderList(): JSX.Element {
     const model = this._model;
-    const errors = [model.error, this._actionError].filter(Boolean);
+    const errors = [model.kernelspecsError, this._actionError].filter(Boolean);
     return (
       <>
         {errors.map(message => (
@@ -265,14 +266,13 @@ export class SshpykSidebar extends ReactWidget {
             {message}
           </p>
         ))}
-        {model.kernels === null && !model.error ? (
+        {model.kernelspecs === null && !model.kernelspecsError ? (
           <p className="jp-sshpyk-Muted">{this._trans.__('Loading…')}</p>
-        ) : model.kernels !== null && model.kernels.length === 0 ? (
+        ) : model.kernelspecs !== null && model.kernelspecs.length === 0 ? (
           <EmptyState trans={this._trans} onAdd={() => this.showAddForm()} />
         ) : (
-          <KernelList
+          <KernelspecList
             model={model}
-            status={this._status}
             onEdit={this._edit}
             onDelete={entry => void this._delete(entry)}
             trans={this._trans}

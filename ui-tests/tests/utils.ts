@@ -50,7 +50,7 @@ export async function fillTarget(
 }
 
 /**
- * `GET /sshpyk/kernels/<name>` from the page, as the frontend calls it.
+ * `GET /sshpyk/kernelspecs/<name>` from the page, as the frontend calls it.
  */
 export async function getKernel(
   page: IJupyterLabPageFixture,
@@ -59,7 +59,7 @@ export async function getKernel(
   return page.evaluate(async name => {
     const { serverSettings } = (window as any).jupyterapp.serviceManager;
     const response = await fetch(
-      `${serverSettings.baseUrl}sshpyk/kernels/${encodeURIComponent(name)}`,
+      `${serverSettings.baseUrl}sshpyk/kernelspecs/${encodeURIComponent(name)}`,
       { credentials: 'same-origin' }
     );
     return { status: response.status, body: await response.json() };
@@ -78,7 +78,7 @@ export async function deleteKernelQuietly(
       const { serverSettings } = (window as any).jupyterapp.serviceManager;
       const xsrf = /(?:^|;\s*)_xsrf=([^;]*)/.exec(document.cookie)?.[1];
       await fetch(
-        `${serverSettings.baseUrl}sshpyk/kernels/${encodeURIComponent(name)}`,
+        `${serverSettings.baseUrl}sshpyk/kernelspecs/${encodeURIComponent(name)}`,
         {
           method: 'DELETE',
           credentials: 'same-origin',

@@ -1,6 +1,5 @@
 import { ServerConnection } from '@jupyterlab/services';
 
-import { getVersion, requestAPI } from '../api';
 import {
   FRONTEND_VERSION,
   fetchServerStatus,
@@ -11,18 +10,6 @@ import {
 const settings = ServerConnection.makeSettings({
   baseUrl: 'http://localhost:8888/lab-base/'
 });
-
-// Resolves to the rejection so its fields can be checked one by one.
-async function rejectionOf(
-  promise: Promise<unknown>
-): Promise<ServerConnection.ResponseError> {
-  try {
-    await promise;
-  } catch (error) {
-    return error as ServerConnection.ResponseError;
-  }
-  throw new Error('expected a rejection');
-}
 
 function reply(status: number, body: string): Response {
   return new Response(body, {
@@ -54,62 +41,6 @@ describe('version compatibility', () => {
   it('rejects another release', () => {
     expect(isCompatible('0.1.0', '0.1.1')).toBe(false);
     expect(isCompatible('0.1.0', 'dev')).toBe(false);
-  });
-});
-
-describe('requestAPI', () => {
-  let makeRequest: jest.SpyInstance;
-
-  beforeEach(() => {
-    makeRequest = jest.spyOn(ServerConnection, 'makeRequest');
-  });
-
-  afterEach(() => {
-    makeRequest.mockRestore();
-  });
-
-  it('joins the base URL, the namespace and the end point', async () => {
-    makeRequest.mockResolvedValue(reply(200, '{"version": "0.1.0"}'));
-
-    await expect(getVersion(settings)).resolves.toEqual({ version: '0.1.0' });
-    expect(makeRequest).toHaveBeenCalledWith(
-      'http://localhost:8888/lab-base/sshpyk/version',
-      { method: 'GET' },
-      settings
-    );
-  });
-
-  it("throws a ResponseError carrying the server's message", async () => {
-    makeRequest.mockResolvedValue(
-      reply(403, '{"message": "Forbidden: no token", "reason": null}')
-    );
-
-    const error = await rejectionOf(requestAPI('version', settings));
-    expect(error).toBeInstanceOf(ServerConnection.ResponseError);
-    expect(error.message).toBe('Forbidden: no token');
-    expect(error.response.status).toBe(403);
-  });
-
-  it('falls back to the HTTP status when the body is not JSON', async () => {
-    makeRequest.mockResolvedValue(reply(502, '<html>Bad gateway</html>'));
-
-    const error = await rejectionOf(requestAPI('version', settings));
-    expect(error).toBeInstanceOf(ServerConnection.ResponseError);
-    expect(error.message).toBe('502 Error');
-  });
-
-  it('wraps a failed fetch in a NetworkError', async () => {
-    makeRequest.mockRejectedValue(new TypeError('Failed to fetch'));
-
-    await expect(requestAPI('version', settings)).rejects.toBeInstanceOf(
-      ServerConnection.NetworkError
-    );
-  });
-
-  it('rejects a reply without a version', async () => {
-    makeRequest.mockResolvedValue(reply(200, '{"name": "sshpyk"}'));
-
-    await expect(getVersion(settings)).rejects.toThrow('unexpected reply');
   });
 });
 

@@ -10,15 +10,13 @@ const { version } = JSON.parse(
 
 /**
  * Don't load JupyterLab before the test starts, so that every console
- * message of the page load is captured.
+ * message and page error of the page load is captured.
  */
 test.use({ autoGoto: false });
 
 test('the sidebar shows the sshpyk server version', async ({ page }) => {
-  const logs: string[] = [];
   const errors: string[] = [];
   page.on('console', message => {
-    logs.push(message.text());
     if (message.type() === 'error') {
       errors.push(message.text());
     }
@@ -29,9 +27,15 @@ test('the sidebar shows the sshpyk server version', async ({ page }) => {
 
   await page.goto();
 
+  // both plugins are active: the model (provided to other extensions behind
+  // its token) and the views
   expect(
-    logs.filter(s => s === 'JupyterLab extension sshpyk is activated!')
-  ).toHaveLength(1);
+    await page.evaluate(() =>
+      ['sshpyk:model', 'sshpyk:plugin'].map(id =>
+        (window as any).jupyterapp.isPluginActivated(id)
+      )
+    )
+  ).toEqual([true, true]);
 
   await page.sidebar.openTab('sshpyk-sidebar');
   const panel = page.locator('#sshpyk-sidebar');

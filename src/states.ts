@@ -1,0 +1,41 @@
+/**
+ * The states the server reports, as `sshpyk/states.py` defines them.
+ *
+ * Each vocabulary is a `const` array so a jest test can compare it with the
+ * enums of the REST API's OpenAPI document (`sshpyk/resources/openapi.json`,
+ * built from the Python enums), and the types follow from the arrays.
+ */
+
+/**
+ * A running SSH kernel's link: `launching` (starting or re-attaching; the
+ * status's `step` says where), `connected` (the host answers pings),
+ * `reconnecting` (no answer for a few seconds), `lost` (no answer for longer
+ * than the kernel's `lost_timeout`; still trying), `dead` (exited, or never
+ * started).
+ */
+export const TUNNEL_STATES = [
+  'launching',
+  'connected',
+  'reconnecting',
+  'lost',
+  'dead'
+] as const;
+export type TunnelState = (typeof TUNNEL_STATES)[number];
+
+/**
+ * One SSHFS mount of a local directory on the remote host.
+ */
+export const MOUNT_STATES = [
+  'unmounted',
+  'mounting',
+  'mounted',
+  'remounting',
+  'failed'
+] as const;
+export type MountState = (typeof MOUNT_STATES)[number];
+
+/**
+ * The verdict of one health check.
+ */
+export const CHECK_STATUSES = ['ok', 'warn', 'fail', 'skipped'] as const;
+export type CheckStatus = (typeof CHECK_STATUSES)[number];
