@@ -18,21 +18,6 @@ def _jupyter_server_extension_points():
 
 
 def _load_jupyter_server_extension(server_app):
-    from .server.routes import setup_route_handlers
-    from .server.settings import SSHPykSettings
+    from .app import load
 
-    server_app.web_app.settings["sshpyk_settings"] = SSHPykSettings(parent=server_app)
-    setup_route_handlers(server_app.web_app)
-    server_app.log.info("sshpyk %s server extension loaded", __version__)
-    try:
-        from . import registry
-
-        left = [r for r in registry.all_records()[0] if r.orphan]
-    except Exception:  # a broken registry must not keep the server from starting
-        left = []
-    if left:
-        server_app.log.warning(
-            "sshpyk: %d SSH kernel(s) may still run from an earlier server: re-attach or shut "
-            "them down from the SSH Kernels sidebar, or see `sshpyk ps`",
-            len(left),
-        )
+    load(server_app)

@@ -3,6 +3,11 @@
 Writes are atomic: a complete kernelspec directory is built beside the target and renamed
 into place, so a crash never leaves half a kernel.json.  One broken kernelspec never stops
 the others from being listed: its entry carries the error instead of a model.
+
+A refused operation raises one of the refusals of ``sshpyk.errors`` (``KernelSpecNotFound``,
+``NotAnSSHKernel``, ``KernelSpecConflict``, ``KernelSpecError``; ``model.InvalidField`` for a
+bad value): the REST API and the CLI each turn them into a status or an exit code, in one
+place of their own.
 """
 
 from __future__ import annotations
@@ -20,6 +25,7 @@ from typing import Any
 from jupyter_client.kernelspec import KernelSpecManager
 from jupyter_core.paths import jupyter_data_dir
 
+from .errors import KernelSpecConflict, KernelSpecError, KernelSpecNotFound, NotAnSSHKernel
 from .model import (
     CONFIG_FIELDS,
     PROVISIONER_NAME,
@@ -40,18 +46,6 @@ LEGACY_ARGV = [
     "provisioner support (jupyter_client >= 7)')",
     "{connection_file}",
 ]
-
-
-class KernelSpecError(Exception):
-    """A kernelspec operation was refused; ``status`` is the HTTP status that fits."""
-
-    status = 400
-
-    def __init__(self, message: str, *, status: int | None = None, field: str | None = None):
-        super().__init__(message)
-        if status:
-            self.status = status
-        self.field = field
 
 
 @dataclass
@@ -147,18 +141,17 @@ def list_entries() -> list[KernelEntry]:
 def get_entry(name: str) -> KernelEntry:
     specs = KernelSpecManager().find_kernel_specs()
     if name not in specs:
-        raise KernelSpecError(f"no kernelspec named {name!r}", status=404, field="kernel_name")
+        raise KernelSpecNotFound(f"no kernelspec named {name!r}", field="kernel_name")
     return _read_entry(name, specs[name])
 
 
 def get_ssh_entry(name: str, *, valid: bool = False) -> KernelEntry:
-    """The entry of an SSH kernel; a local one is refused (422), an invalid one too if
-    ``valid`` (400, naming the bad field)."""
+    """The entry of an SSH kernel; a local one is refused (``NotAnSSHKernel``), an invalid
+    one too if ``valid`` (``KernelSpecError`` naming the bad field)."""
     entry = get_entry(name)
     if not entry.is_ssh:
-        raise KernelSpecError(
+        raise NotAnSSHKernel(
             f"{name!r} is a local kernel, not an SSH kernel; sshpyk only manages SSH kernels",
-            status=422,
             field="kernel_name",
         )
     if valid and entry.model is None:
@@ -170,9 +163,8 @@ def _writable_target(name: str) -> Path:
     target = kernels_dir() / name
     specs = KernelSpecManager().find_kernel_specs()
     if name in specs and Path(specs[name]).resolve() != target.resolve():
-        raise KernelSpecError(
+        raise KernelSpecConflict(
             f"a kernelspec {name!r} already exists in {specs[name]}, outside your data dir",
-            status=409,
             field="kernel_name",
         )
     return target
@@ -186,14 +178,13 @@ def write(model: dict[str, Any], *, replace: bool = False) -> KernelEntry:
     if target.exists():
         existing = _read_entry(name, str(target))
         if not existing.is_ssh and existing.raw is not None:
-            raise KernelSpecError(
+            raise KernelSpecConflict(
                 f"{name!r} is a local kernel, not an SSH kernel; refusing to overwrite it",
-                status=409,
                 field="kernel_name",
             )
         if not replace:
-            raise KernelSpecError(
-                f"an SSH kernel named {name!r} already exists", status=409, field="kernel_name"
+            raise KernelSpecConflict(
+                f"an SSH kernel named {name!r} already exists", field="kernel_name"
             )
     target.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{name}.", dir=target.parent))
@@ -252,9 +243,8 @@ def delete(name: str) -> None:
     entry = get_ssh_entry(name)
     target = kernels_dir() / name
     if Path(entry.resource_dir).resolve() != target.resolve():
-        raise KernelSpecError(
+        raise KernelSpecConflict(
             f"{name!r} lives in {entry.resource_dir}, outside your data dir; remove it there",
-            status=409,
             field="kernel_name",
         )
     trash = target.with_name(f".{name}.deleted")

@@ -47,7 +47,7 @@ async def call(jp_fetch, *path, method="GET", body=None, params=None, expect=200
 
 async def test_crud_check_discover_launch_status(jp_fetch, test_hosts, jp_data_dir):
     created = await call(
-        jp_fetch, "sshpyk", "kernels", method="POST", body=body_of(test_hosts), expect=201
+        jp_fetch, "sshpyk", "kernelspecs", method="POST", body=body_of(test_hosts), expect=201
     )
     assert created["ssh"] and created["config"]["ssh_host_alias"] == "remote"
     # the server's own kernelspec API sees it at once (the launcher uses that)
@@ -56,13 +56,13 @@ async def test_crud_check_discover_launch_status(jp_fetch, test_hosts, jp_data_d
     res = specs["kernelspecs"]["rest-remote"]["resources"]
     assert "logo-svg" in res and "logo-64x64" in res
 
-    listed = await call(jp_fetch, "sshpyk", "kernels")
+    listed = await call(jp_fetch, "sshpyk", "kernelspecs")
     assert any(k["name"] == "rest-remote" and k["ssh"] for k in listed["kernels"])
-    one = await call(jp_fetch, "sshpyk", "kernels", "rest-remote")
+    one = await call(jp_fetch, "sshpyk", "kernelspecs", "rest-remote")
     assert one["config"]["launch_timeout"] == 30
 
     checked = await call(
-        jp_fetch, "sshpyk", "kernels", "rest-remote", "check", method="POST", body=b""
+        jp_fetch, "sshpyk", "kernelspecs", "rest-remote", "check", method="POST", body=b""
     )
     assert checked["ok"], checked
     assert {c["status"] for c in checked["checks"]} <= {"ok", "warn"}
@@ -70,7 +70,7 @@ async def test_crud_check_discover_launch_status(jp_fetch, test_hosts, jp_data_d
     streamed = await call(
         jp_fetch,
         "sshpyk",
-        "kernels",
+        "kernelspecs",
         "rest-remote",
         "check",
         method="POST",
@@ -131,16 +131,18 @@ async def test_crud_check_discover_launch_status(jp_fetch, test_hosts, jp_data_d
     patched = await call(
         jp_fetch,
         "sshpyk",
-        "kernels",
+        "kernelspecs",
         "rest-remote",
         method="PATCH",
         body={"display_name": "Edited", "launch_timeout": None},
     )
     assert patched["config"]["display_name"] == "Edited"
     assert patched["config"]["launch_timeout"] == 60  # null: back to the default
-    await call(jp_fetch, "sshpyk", "kernels", method="POST", body=body_of(test_hosts), expect=409)
-    await call(jp_fetch, "sshpyk", "kernels", "rest-remote", method="DELETE", expect=204)
-    await call(jp_fetch, "sshpyk", "kernels", "rest-remote", expect=404)
+    await call(
+        jp_fetch, "sshpyk", "kernelspecs", method="POST", body=body_of(test_hosts), expect=409
+    )
+    await call(jp_fetch, "sshpyk", "kernelspecs", "rest-remote", method="DELETE", expect=204)
+    await call(jp_fetch, "sshpyk", "kernelspecs", "rest-remote", expect=404)
     specs = await call(jp_fetch, "api", "kernelspecs")
     assert "rest-remote" not in specs["kernelspecs"]
 
@@ -163,12 +165,12 @@ async def test_local_kernels_are_not_ours_to_change(jp_fetch, jp_data_dir):
         ("POST", ("check",), b""),
     ]:
         err = await call(
-            jp_fetch, "sshpyk", "kernels", "mine", *tail, method=method, body=body, expect=422
+            jp_fetch, "sshpyk", "kernelspecs", "mine", *tail, method=method, body=body, expect=422
         )
         assert "local kernel" in err["message"] and err["field"] == "kernel_name"
     assert (local / "kernel.json").exists()
-    await call(jp_fetch, "sshpyk", "kernels", "nope", expect=404)
-    await call(jp_fetch, "sshpyk", "kernels", "nope", method="PATCH", body={}, expect=404)
+    await call(jp_fetch, "sshpyk", "kernelspecs", "nope", expect=404)
+    await call(jp_fetch, "sshpyk", "kernelspecs", "nope", method="PATCH", body={}, expect=404)
 
 
 BAD = [
@@ -234,7 +236,12 @@ async def test_bad_input_is_400_and_changes_nothing(
     jp_fetch, test_hosts, jp_data_dir, case, over, field
 ):
     err = await call(
-        jp_fetch, "sshpyk", "kernels", method="POST", body=body_of(test_hosts, **over), expect=400
+        jp_fetch,
+        "sshpyk",
+        "kernelspecs",
+        method="POST",
+        body=body_of(test_hosts, **over),
+        expect=400,
     )
     assert err["field"] == field, err
     assert err["message"]
@@ -243,18 +250,25 @@ async def test_bad_input_is_400_and_changes_nothing(
     assert not Path("/tmp/sshpyk-rest-pwned").exists()
     # the same through PATCH on an existing kernel leaves its file as it was
     await call(
-        jp_fetch, "sshpyk", "kernels", method="POST", body=body_of(test_hosts, "keep"), expect=201
+        jp_fetch,
+        "sshpyk",
+        "kernelspecs",
+        method="POST",
+        body=body_of(test_hosts, "keep"),
+        expect=201,
     )
     before = (Path(jp_data_dir) / "kernels" / "keep" / "kernel.json").read_text()
     patch = {k: v for k, v in over.items() if k != "kernel_name" and v is not ...}
     if patch:
-        await call(jp_fetch, "sshpyk", "kernels", "keep", method="PATCH", body=patch, expect=400)
+        await call(
+            jp_fetch, "sshpyk", "kernelspecs", "keep", method="PATCH", body=patch, expect=400
+        )
     assert (Path(jp_data_dir) / "kernels" / "keep" / "kernel.json").read_text() == before
 
 
 @pytest.mark.parametrize("raw", [b"{not json", b"[]", b'"x"', b"null", b"x" * 70000])
 async def test_malformed_bodies(jp_fetch, raw):
-    err = await call(jp_fetch, "sshpyk", "kernels", method="POST", body=raw, expect=400)
+    err = await call(jp_fetch, "sshpyk", "kernelspecs", method="POST", body=raw, expect=400)
     assert err["message"]
 
 
@@ -289,7 +303,7 @@ async def test_checks_run_in_parallel_and_never_block_the_server(jp_fetch, test_
         await call(
             jp_fetch,
             "sshpyk",
-            "kernels",
+            "kernelspecs",
             method="POST",
             body=body_of(test_hosts, name, ssh_host_alias=alias),
             expect=201,
@@ -299,7 +313,7 @@ async def test_checks_run_in_parallel_and_never_block_the_server(jp_fetch, test_
     done: dict[str, float] = {}
 
     async def check(name):
-        r = await call(jp_fetch, "sshpyk", "kernels", name, "check", method="POST", body=b"")
+        r = await call(jp_fetch, "sshpyk", "kernelspecs", name, "check", method="POST", body=b"")
         done[name] = loop.time()
         return r
 
@@ -329,15 +343,15 @@ async def test_xsrf_is_enforced_for_cookie_sessions(
     assert cookies, "no login cookie"
     xsrf = [c for c in cookies if c.startswith("_xsrf=")]
     headers = {"Cookie": "; ".join(cookies)}
-    ok = await client.fetch(f"{base}sshpyk/kernels", headers=headers, raise_error=False)
+    ok = await client.fetch(f"{base}sshpyk/kernelspecs", headers=headers, raise_error=False)
     assert ok.code == 200  # the cookie alone authenticates a GET
     r = await client.fetch(
-        f"{base}sshpyk/kernels", method="POST", body="{}", headers=headers, raise_error=False
+        f"{base}sshpyk/kernelspecs", method="POST", body="{}", headers=headers, raise_error=False
     )
     assert r.code == 403  # but a POST without the XSRF token is refused
     if xsrf:
         r = await client.fetch(
-            f"{base}sshpyk/kernels",
+            f"{base}sshpyk/kernelspecs",
             method="POST",
             body="{}",
             headers={**headers, "X-XSRFToken": xsrf[0].split("=", 1)[1]},
@@ -347,22 +361,41 @@ async def test_xsrf_is_enforced_for_cookie_sessions(
 
 
 def test_openapi_document_matches_the_route_table():
+    import re
+
     from sshpyk.server.routes import ROUTES
 
     doc = document()
-    paths = {
-        p.replace("{name}", "([^/]+)")
-        .replace("{alias}", "([^/]+)")
-        .replace("{kernel_id}", "([^/]+)")
-        for p in doc["paths"]
-    }
-    assert paths == {f"/sshpyk/{p}" for p, _ in ROUTES}
+    # the route table's named groups are the document's path parameters
+    routes = {re.sub(r"\(\?P<(\w+)>[^)]*\)", r"{\1}", f"/sshpyk/{p}") for p, _ in ROUTES}
+    assert set(doc["paths"]) == routes
     assert doc["components"]["schemas"]["SSHKernel"]["required"]
+
+
+async def test_the_old_kernels_routes_still_answer(jp_fetch, test_hosts, jp_data_dir):
+    """/sshpyk/kernels… is /sshpyk/kernelspecs… under its old name, for one release."""
+    created = await call(
+        jp_fetch, "sshpyk", "kernels", method="POST", body=body_of(test_hosts, "old"), expect=201
+    )
+    assert created["name"] == "old" and created["ssh"]
+    listed = await call(jp_fetch, "sshpyk", "kernels")
+    assert listed == await call(jp_fetch, "sshpyk", "kernelspecs")
+    assert await call(jp_fetch, "sshpyk", "kernels", "old") == created
+    patched = await call(
+        jp_fetch, "sshpyk", "kernels", "old", method="PATCH", body={"display_name": "Older"}
+    )
+    assert patched["config"]["display_name"] == "Older"
+    err = await call(
+        jp_fetch, "sshpyk", "kernels", "nope", "check", method="POST", body=b"", expect=404
+    )
+    assert err == {"message": "no kernelspec named 'nope'", "field": "kernel_name"}
+    await call(jp_fetch, "sshpyk", "kernels", "old", method="DELETE", expect=204)
+    await call(jp_fetch, "sshpyk", "kernelspecs", "old", expect=404)
 
 
 async def test_openapi_is_served(jp_fetch):
     doc = await call(jp_fetch, "sshpyk", "openapi.json")
-    assert doc["openapi"].startswith("3.") and "/sshpyk/kernels" in doc["paths"]
+    assert doc["openapi"].startswith("3.") and "/sshpyk/kernelspecs" in doc["paths"]
 
 
 async def test_status_shows_a_launching_kernel_and_its_step(jp_fetch, test_hosts):
@@ -377,7 +410,7 @@ async def test_status_shows_a_launching_kernel_and_its_step(jp_fetch, test_hosts
     await call(
         jp_fetch,
         "sshpyk",
-        "kernels",
+        "kernelspecs",
         method="POST",
         body=body_of(test_hosts, "slow", remote_python_prefix="~/slowpy"),
         expect=201,

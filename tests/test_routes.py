@@ -5,6 +5,7 @@ from __future__ import annotations
 import ast
 import inspect
 import json
+import re
 import textwrap
 
 import pytest
@@ -32,7 +33,8 @@ def _own_verbs(handler) -> dict:
 
 
 def _example(path: str) -> str:
-    return path.replace("([^/]+)", "python3")
+    """The route with each named group (``(?P<name>[^/]+)``) filled in."""
+    return re.sub(r"\(\?P<\w+>[^)]*\)", "python3", path)
 
 
 def _verb_cases():

@@ -164,7 +164,7 @@ async def test_unsafe_config_files_are_refused_at_once(
     err = await call(
         jp_fetch,
         "sshpyk",
-        "kernels",
+        "kernelspecs",
         method="POST",
         body=body_of(test_hosts, "unsafe", ssh_config=path),
         expect=400,
@@ -187,7 +187,7 @@ async def test_fifos_never_pin_the_servers_threads(jp_fetch, test_hosts, tmp_pat
     )
     t0 = time.monotonic()
     await call(jp_fetch, "api", "kernelspecs")
-    await call(jp_fetch, "sshpyk", "kernels")
+    await call(jp_fetch, "sshpyk", "kernelspecs")
     assert time.monotonic() - t0 < 5
 
 
@@ -281,7 +281,7 @@ async def test_a_kernelspec_on_disk_with_an_unsafe_config_neither_launches_nor_c
     await call(
         jp_fetch,
         "sshpyk",
-        "kernels",
+        "kernelspecs",
         method="POST",
         body=body_of(test_hosts, "later-unsafe", ssh_config=str(cfg)),
         expect=201,
@@ -296,7 +296,14 @@ async def test_a_kernelspec_on_disk_with_an_unsafe_config_neither_launches_nor_c
         r = e.response
     assert r.code >= 400, "a kernel started with an unsafe ssh config"
     err = await call(
-        jp_fetch, "sshpyk", "kernels", "later-unsafe", "check", method="POST", body=b"", expect=400
+        jp_fetch,
+        "sshpyk",
+        "kernelspecs",
+        "later-unsafe",
+        "check",
+        method="POST",
+        body=b"",
+        expect=400,
     )
     assert "ssh_config" in err["message"] and "writable by group or others" in err["message"]
     # nothing was lost: the kernelspec stays, to be repaired with an edit

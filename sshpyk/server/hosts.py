@@ -15,12 +15,12 @@ from typing import Any
 import tornado
 from jupyter_server.auth.decorator import authorized
 
-from ..checks import Checker, target_of
-from ..errors import SSHPykError
+from .. import remote_env
+from ..errors import Refused
 from ..model import InvalidField, validate
 from ..sshconfig import config_hosts, default_config, resolve_many
+from ..transport import Master, Target
 from .base import SSHPykHandler
-from .settings import settings_of
 
 # what a request that names a config or a program is told
 _NOT_IN_QUERY = "is not taken from a query string: POST it in the body"
@@ -50,32 +50,23 @@ class HostsHandler(SSHPykHandler):
     auth_resource = "kernelspecs"
 
     async def _answer(self, config: str | None) -> None:
-        try:
-            aliases = await asyncio.get_running_loop().run_in_executor(None, config_hosts, config)
-        except InvalidField as e:  # the default config, when it is not a safe file
-            return self.fail(e)
-        hosts = await resolve_many(aliases, settings_of(self.settings).ssh, config)
+        # InvalidField (400) for the default config too, when it is not a safe file
+        aliases = await asyncio.get_running_loop().run_in_executor(None, config_hosts, config)
+        hosts = await resolve_many(aliases, self.sshpyk_settings.ssh, config)
         self.finish({"ssh_config": config or str(default_config()), "hosts": hosts})
 
     @tornado.web.authenticated
     @authorized
     async def get(self):
         """The hosts of the default ssh config (``~/.ssh/config``)."""
-        try:
-            _refuse_query(self, "ssh_config", "ssh")
-        except InvalidField as e:
-            return self.fail(e)
+        _refuse_query(self, "ssh_config", "ssh")
         await self._answer(None)
 
     @tornado.web.authenticated
     @authorized
     async def post(self):
         """The hosts of ``{"ssh_config": FILE}`` (or of the default config)."""
-        try:
-            args = _body(self, ("ssh_config",))
-        except InvalidField as e:
-            return self.fail(e)
-        await self._answer(args.get("ssh_config"))
+        await self._answer(_body(self, ("ssh_config",)).get("ssh_config"))
 
 
 class HostKernelspecsHandler(SSHPykHandler):
@@ -86,35 +77,26 @@ class HostKernelspecsHandler(SSHPykHandler):
     async def post(self, alias: str):
         """The kernelspecs of ``{"remote_python_prefix": P, "ssh_config"?: FILE}`` on
         ``alias``: connects (a master that persists a minute) and runs P's python there."""
-        try:
-            args = _body(self, ("ssh_config", "remote_python_prefix"))
-            validate({"ssh_host_alias": alias}, only=("ssh_host_alias",))
-        except InvalidField as e:
-            return self.fail(e)
+        args = _body(self, ("ssh_config", "remote_python_prefix"))
+        validate({"ssh_host_alias": alias}, only=("ssh_host_alias",))
         prefix = args["remote_python_prefix"]
-        model = {
+        config = {
             "ssh_host_alias": alias,
-            "ssh": settings_of(self.settings).ssh,
+            "ssh": self.sshpyk_settings.ssh,
             "ssh_config": args.get("ssh_config"),
         }
-        checker = Checker()
-        target = target_of(model)
-        try:
-            await checker.connect(target)
-            info = await checker.inspect(target, prefix, None)
-        except SSHPykError as e:
-            return self.fail(e)
+        master = Master.for_target(Target.from_config(config), pool=self.runtime.masters)
+        await master.ensure(remote_env.TIMEOUT)  # SSHPykError (502): the host cannot be reached
+        info = await remote_env.inspect(master, prefix)
         if "error" in info:
-            return self.error(
-                400,
+            raise Refused(
                 f"{prefix} on {alias}: {info['error'].replace('_', ' ')}",
-                "remote_python_prefix",
+                field="remote_python_prefix",
             )
         if not info.get("jupyter_client"):
-            return self.error(
-                400,
+            raise Refused(
                 f"jupyter_client is not installed in {prefix} on {alias}",
-                "remote_python_prefix",
+                field="remote_python_prefix",
             )
         specs = [{"name": n, **s} for n, s in sorted((info.get("kernelspecs") or {}).items())]
         self.finish(

@@ -1,9 +1,13 @@
 """The OpenAPI 3 document of the REST API, built from the same kernel schema the API
-validates with, so the two can never disagree.  Served at ``/sshpyk/openapi.json``."""
+validates with and from the state enums of ``sshpyk.states``, so neither can disagree with
+it.  Served at ``/sshpyk/openapi.json``; ``python -m sshpyk.server.openapi`` prints it, and
+its copy in ``sshpyk/resources/openapi.json`` (a unit test keeps the two equal) is what the
+frontend's TypeScript types are checked against."""
 
 from __future__ import annotations
 
 import copy
+import json
 from typing import Any
 
 import tornado
@@ -11,52 +15,55 @@ from jupyter_server.auth.decorator import authorized
 
 from .. import __version__
 from ..model import schema
+from ..states import CheckStatus, MountState, TunnelState, values
 from .base import SSHPykHandler
 
-CHECK_STATUS = ["ok", "warn", "fail", "skipped"]
-TUNNEL_STATES = ["launching", "connected", "reconnecting", "lost", "dead"]
-KERNEL_ID = {
-    "name": "kernel_id",
-    "in": "path",
-    "required": True,
-    "schema": {"type": "string", "pattern": "^[0-9a-f-]{1,64}$"},
-}
-ORPHAN = {
-    "type": "object",
-    "properties": {
-        "kernel_id": {"type": "string"},
-        "kernelspec": {"type": "string"},
-        "display_name": {"type": "string"},
-        "host_alias": {"type": "string"},
-        "started_at": {"type": "number"},
-        "server_pid": {"type": "integer"},
-        "alive": {"type": "boolean"},
-        "attached": {"type": "boolean"},
-        "reachable": {"type": "boolean"},
-        "lease_age": {"type": ["number", "null"]},
-        "error": {"type": ["string", "null"]},
-        "on_host": {"type": ["string", "null"], "description": "the hostname its run dir names"},
-        "elsewhere": {
-            "type": "boolean",
-            "description": "it runs on another host that shares the home directory: never "
-            "signalled or removed from here",
-        },
-    },
-}
-MOUNT_STATUS = {
-    "type": "object",
-    "properties": {
-        "local_path": {"type": "string"},
-        "remote_path": {"type": "string"},
-        "state": {
-            "type": "string",
-            "enum": ["unmounted", "mounting", "mounted", "remounting", "failed"],
-        },
-        "since": {"type": "number"},
-        "error": {"type": ["string", "null"]},
-        "mounts": {"type": "integer"},
-    },
-}
+# ---- small builders for the shapes the document repeats ---------------------------------
+
+STR, NUM, INT, BOOL = ({"type": t} for t in ("string", "number", "integer", "boolean"))
+OPT_STR, OPT_NUM = {"type": ["string", "null"]}, {"type": ["number", "null"]}
+ANY_OBJECT = {"type": "object"}
+
+
+def _ref(name: str) -> dict[str, str]:
+    return {"$ref": f"#/components/schemas/{name}"}
+
+
+def _obj(required: list[str] | None = None, **props: Any) -> dict[str, Any]:
+    return {"type": "object", **({"required": required} if required else {}), "properties": props}
+
+
+def _array(items: dict[str, Any]) -> dict[str, Any]:
+    return {"type": "array", "items": items}
+
+
+def _json(body: dict[str, Any]) -> dict[str, Any]:
+    return {"content": {"application/json": {"schema": body}}}
+
+
+def _ok(description: str, body: dict[str, Any] | None = None) -> dict[str, Any]:
+    return {"description": description, **(_json(body) if body is not None else {})}
+
+
+def _err(desc: str) -> dict:
+    return _ok(desc, _ref("Error"))
+
+
+def _op(op_id: str, responses: dict[str, Any], summary: str = "", **more: Any) -> dict:
+    head = {"operationId": op_id, **({"summary": summary} if summary else {})}
+    return {**head, **more, "responses": responses}
+
+
+def _request(body: dict[str, Any], required: bool = True) -> dict[str, Any]:
+    return {"requestBody": {"required": required, **_json(body)}}
+
+
+def _in_path(name: str, **schema_: Any) -> dict[str, Any]:
+    return {"name": name, "in": "path", "required": True, "schema": {"type": "string", **schema_}}
+
+
+def _enum(enum) -> dict[str, Any]:
+    return {"type": "string", "enum": values(enum)}
 
 
 def _kernel_schema(partial: bool = False) -> dict[str, Any]:
@@ -82,62 +89,279 @@ def _kernel_schema(partial: bool = False) -> dict[str, Any]:
     return s
 
 
-def _json(ref: str) -> dict:
-    return {"content": {"application/json": {"schema": {"$ref": f"#/components/schemas/{ref}"}}}}
-
-
-def _err(desc: str) -> dict:
-    return {"description": desc, **_json("Error")}
-
-
 def _field(name: str) -> dict:
     """One field of the kernel schema, as the public document shows it."""
     return _kernel_schema()["properties"][name]
 
 
-NAME = {"name": "name", "in": "path", "required": True, "schema": {"type": "string"}}
+# ---- the shapes ----------------------------------------------------------------------------
 
 
-def document() -> dict[str, Any]:
-    doc = _paths()
-    # every route demands a user with the right permission (and, on mutating verbs with a
-    # cookie, the XSRF token): jupyter_server answers 403 otherwise
-    for item in doc["paths"].values():
-        for verb, op in item.items():
-            if verb != "parameters":
-                op["responses"].setdefault(
-                    "403", _err("not authenticated, not authorized, or no XSRF token")
-                )
-    return doc
+def _schemas() -> dict[str, Any]:
+    return {
+        "SSHKernel": _kernel_schema(),
+        "SSHKernelPatch": _kernel_schema(partial=True),
+        # a kernelspec as the store lists it (local ones included)
+        "Kernel": _obj(
+            ["name", "ssh"],
+            name=STR,
+            ssh=BOOL,
+            resource_dir=STR,
+            config=_ref("SSHKernel"),
+            display_name=OPT_STR,
+            language=OPT_STR,
+            error=ANY_OBJECT,
+        ),
+        "CheckStatus": _enum(CheckStatus),
+        "TunnelState": _enum(TunnelState),
+        "MountState": _enum(MountState),
+        "Check": _obj(
+            ["id", "title", "status"],
+            id=STR,
+            title=STR,
+            status=_ref("CheckStatus"),
+            value=STR,
+            hint=STR,
+            data=ANY_OBJECT,
+        ),
+        "MountStatus": _obj(
+            local_path=STR,
+            remote_path=STR,
+            state=_ref("MountState"),
+            since=NUM,
+            error=OPT_STR,
+            mounts=INT,
+        ),
+        "KernelStatus": _obj(
+            kernel_id=STR,
+            kernelspec=STR,
+            host_alias=STR,
+            state=_ref("TunnelState"),
+            step=OPT_STR,
+            since=NUM,
+            rtt_ms=OPT_NUM,
+            mounts=_array(_ref("MountStatus")),
+        ),
+        "Orphan": _obj(
+            kernel_id=STR,
+            kernelspec=STR,
+            display_name=STR,
+            host_alias=STR,
+            started_at=NUM,
+            server_pid=INT,
+            alive=BOOL,
+            attached=BOOL,
+            reachable=BOOL,
+            lease_age=OPT_NUM,
+            error=OPT_STR,
+            on_host={**OPT_STR, "description": "the hostname its run dir names"},
+            elsewhere={
+                **BOOL,
+                "description": "it runs on another host that shares the home directory: never "
+                "signalled or removed from here",
+            },
+        ),
+        "Error": _obj(["message"], message=STR, field=STR),
+    }
+
+
+# ---- the paths -----------------------------------------------------------------------------
+
+NAME = _in_path("name")
+KERNEL_ID = _in_path("kernel_id", pattern="^[0-9a-f-]{1,64}$")
+STREAM = {
+    "name": "stream",
+    "in": "query",
+    "required": False,
+    "schema": {"type": "string", "enum": ["0", "1"]},
+    "description": "1: NDJSON, a line per check as it finishes, then {done, ok}",
+}
+HOSTS = _ok("hosts", ANY_OBJECT)
+UNKNOWN, NOT_SSH = _err("unknown kernel"), _err("not an SSH kernel")
+NO_ORPHAN = _err("no such orphaned kernel")
+
+
+def _kernelspec_paths() -> dict[str, Any]:
+    return {
+        "": {
+            "get": _op(
+                "listKernels",
+                {"200": _ok("kernels", _obj(kernels=_array(_ref("Kernel"))))},
+                "every kernelspec",
+            ),
+            "post": _op(
+                "addKernel",
+                {
+                    "201": _ok("added", _ref("Kernel")),
+                    "400": _err("invalid input"),
+                    "409": _err("the name exists"),
+                },
+                "add an SSH kernel",
+                **_request(_ref("SSHKernel")),
+            ),
+        },
+        "/{name}": {
+            "parameters": [NAME],
+            "get": _op("getKernel", {"200": _ok("the kernel", _ref("Kernel")), "404": UNKNOWN}),
+            "patch": _op(
+                "editKernel",
+                {
+                    "200": _ok("edited", _ref("Kernel")),
+                    "400": _err("invalid input"),
+                    "404": UNKNOWN,
+                    "422": NOT_SSH,
+                },
+                "partial edit; null puts an optional field to its default",
+                **_request(_ref("SSHKernelPatch")),
+            ),
+            "delete": _op(
+                "deleteKernel",
+                {
+                    "204": _ok("deleted"),
+                    "404": UNKNOWN,
+                    "409": _err("outside the user's data dir"),
+                    "422": NOT_SSH,
+                },
+            ),
+        },
+        "/{name}/check": {
+            "parameters": [NAME, STREAM],
+            "post": _op(
+                "checkKernel",
+                {
+                    "200": {
+                        "description": "every check",
+                        "content": {
+                            **_json(_obj(name=STR, ok=BOOL, checks=_array(_ref("Check"))))[
+                                "content"
+                            ],
+                            "application/x-ndjson": {"schema": STR},
+                        },
+                    },
+                    "404": UNKNOWN,
+                    "422": NOT_SSH,
+                },
+            ),
+        },
+    }
 
 
 def _paths() -> dict[str, Any]:
-    kernel_out = {
-        "type": "object",
-        "required": ["name", "ssh"],
-        "properties": {
-            "name": {"type": "string"},
-            "ssh": {"type": "boolean"},
-            "resource_dir": {"type": "string"},
-            "config": {"$ref": "#/components/schemas/SSHKernel"},
-            "display_name": {"type": ["string", "null"]},
-            "language": {"type": ["string", "null"]},
-            "error": {"type": "object"},
-        },
-    }
-    check = {
-        "type": "object",
-        "required": ["id", "title", "status"],
-        "properties": {
-            "id": {"type": "string"},
-            "title": {"type": "string"},
-            "status": {"type": "string", "enum": CHECK_STATUS},
-            "value": {"type": "string"},
-            "hint": {"type": "string"},
-            "data": {"type": "object"},
-        },
-    }
+    specs = _kernelspec_paths()
+    paths = {f"/sshpyk/kernelspecs{tail}": item for tail, item in specs.items()}
+    # the old names of the same routes, answered for one release
+    for tail, item in copy.deepcopy(specs).items():
+        for verb, op in item.items():
+            if verb != "parameters":
+                op.update(operationId=op["operationId"] + "Deprecated", deprecated=True)
+                op["summary"] = f"deprecated alias of {verb.upper()} /sshpyk/kernelspecs{tail}"
+        paths[f"/sshpyk/kernels{tail}"] = item
     return {
+        **paths,
+        "/sshpyk/orphans": {
+            "get": _op(
+                "orphans",
+                {
+                    "200": _ok(
+                        "each with what its host says now", _obj(kernels=_array(_ref("Orphan")))
+                    )
+                },
+                "SSH kernels still running whose Jupyter server is gone",
+            )
+        },
+        "/sshpyk/orphans/{kernel_id}": {
+            "parameters": [KERNEL_ID],
+            "delete": _op(
+                "shutDownOrphan",
+                {
+                    "204": _ok("ended on its host and forgotten"),
+                    "404": NO_ORPHAN,
+                    "409": _err(
+                        "another request is re-attaching or shutting it down, or it runs "
+                        "on another host that shares the home directory"
+                    ),
+                    "502": _err("the host could not be reached"),
+                },
+            ),
+        },
+        "/sshpyk/orphans/{kernel_id}/attach": {
+            "parameters": [KERNEL_ID],
+            "post": _op(
+                "attachOrphan",
+                {
+                    "201": _ok("the kernel, as /api/kernels lists it", ANY_OBJECT),
+                    "404": NO_ORPHAN,
+                    "409": _err(
+                        "its kernelspec no longer exists, another request holds the "
+                        "kernel, or it runs on another host that shares the home directory"
+                    ),
+                    "502": _err("the host could not be reached, or the kernel ended"),
+                },
+                "make it one of this server's kernels, state intact",
+            ),
+        },
+        "/sshpyk/hosts": {
+            "get": _op(
+                "listHosts",
+                {"200": HOSTS, "400": _err("a query named ssh_config or ssh")},
+                "Host aliases of the server user's default ssh config (and its Includes), "
+                "resolved with ssh -G; wildcard patterns left out. Takes no ssh_config and no "
+                "ssh: a config is a program in disguise, so naming one is a POST",
+            ),
+            "post": _op(
+                "listHostsOfConfig",
+                {"200": HOSTS, "400": _err("invalid input, or an unsafe ssh config file")},
+                "Host aliases of the given ssh config (a regular file of yours or root's, not "
+                "writable by others, at most 1 MiB)",
+                **_request(
+                    {**_obj(ssh_config=_field("ssh_config")), "additionalProperties": False},
+                    required=False,
+                ),
+            ),
+        },
+        "/sshpyk/hosts/{alias}/kernelspecs": {
+            "parameters": [_in_path("alias")],
+            "post": _op(
+                "discoverKernelspecs",
+                {
+                    "200": _ok("kernelspecs", ANY_OBJECT),
+                    "400": _err("invalid input or unusable environment"),
+                    "502": _err("the host could not be reached"),
+                },
+                "the kernelspecs of a remote environment (connects to the host and runs the "
+                "prefix's python there)",
+                **_request(
+                    {
+                        **_obj(
+                            ["remote_python_prefix"],
+                            remote_python_prefix=_field("remote_python_prefix"),
+                            ssh_config=_field("ssh_config"),
+                        ),
+                        "additionalProperties": False,
+                    }
+                ),
+            ),
+        },
+        "/sshpyk/status": {
+            "get": _op(
+                "status",
+                {"200": _ok("status", _obj(kernels=_array(_ref("KernelStatus"))))},
+                "running SSH kernels and their tunnels",
+            ),
+        },
+        "/sshpyk/version": {
+            "get": _op(
+                "version", {"200": _ok("the server extension's version", _obj(version=STR))}
+            ),
+        },
+        "/sshpyk/openapi.json": {
+            "get": _op("openapi", {"200": _ok("this document")}),
+        },
+    }
+
+
+def document() -> dict[str, Any]:
+    doc = {
         "openapi": "3.0.3",
         "info": {
             "title": "sshpyk",
@@ -149,320 +373,25 @@ def _paths() -> dict[str, Any]:
             "securitySchemes": {
                 "token": {"type": "apiKey", "in": "header", "name": "Authorization"}
             },
-            "schemas": {
-                "SSHKernel": _kernel_schema(),
-                "SSHKernelPatch": _kernel_schema(partial=True),
-                "Kernel": kernel_out,
-                "Check": check,
-                "Error": {
-                    "type": "object",
-                    "required": ["message"],
-                    "properties": {"message": {"type": "string"}, "field": {"type": "string"}},
-                },
-            },
+            "schemas": _schemas(),
         },
         "security": [{"token": []}],
-        "paths": {
-            "/sshpyk/kernels": {
-                "get": {
-                    "operationId": "listKernels",
-                    "summary": "every kernelspec",
-                    "responses": {
-                        "200": {
-                            "description": "kernels",
-                            "content": {
-                                "application/json": {
-                                    "schema": {
-                                        "type": "object",
-                                        "properties": {
-                                            "kernels": {
-                                                "type": "array",
-                                                "items": {"$ref": "#/components/schemas/Kernel"},
-                                            }
-                                        },
-                                    }
-                                }
-                            },
-                        }
-                    },
-                },
-                "post": {
-                    "operationId": "addKernel",
-                    "summary": "add an SSH kernel",
-                    "requestBody": {"required": True, **_json("SSHKernel")},
-                    "responses": {
-                        "201": {"description": "added", **_json("Kernel")},
-                        "400": _err("invalid input"),
-                        "409": _err("the name exists"),
-                    },
-                },
-            },
-            "/sshpyk/kernels/{name}": {
-                "parameters": [NAME],
-                "get": {
-                    "operationId": "getKernel",
-                    "responses": {
-                        "200": {"description": "the kernel", **_json("Kernel")},
-                        "404": _err("unknown kernel"),
-                    },
-                },
-                "patch": {
-                    "operationId": "editKernel",
-                    "summary": "partial edit; null puts an optional field to its default",
-                    "requestBody": {"required": True, **_json("SSHKernelPatch")},
-                    "responses": {
-                        "200": {"description": "edited", **_json("Kernel")},
-                        "400": _err("invalid input"),
-                        "404": _err("unknown kernel"),
-                        "422": _err("not an SSH kernel"),
-                    },
-                },
-                "delete": {
-                    "operationId": "deleteKernel",
-                    "responses": {
-                        "204": {"description": "deleted"},
-                        "404": _err("unknown kernel"),
-                        "409": _err("outside the user's data dir"),
-                        "422": _err("not an SSH kernel"),
-                    },
-                },
-            },
-            "/sshpyk/kernels/{name}/check": {
-                "parameters": [
-                    NAME,
-                    {
-                        "name": "stream",
-                        "in": "query",
-                        "required": False,
-                        "schema": {"type": "string", "enum": ["0", "1"]},
-                        "description": "1: NDJSON, a line per check as it "
-                        "finishes, then {done, ok}",
-                    },
-                ],
-                "post": {
-                    "operationId": "checkKernel",
-                    "responses": {
-                        "200": {
-                            "description": "every check",
-                            "content": {
-                                "application/json": {
-                                    "schema": {
-                                        "type": "object",
-                                        "properties": {
-                                            "name": {"type": "string"},
-                                            "ok": {"type": "boolean"},
-                                            "checks": {
-                                                "type": "array",
-                                                "items": {"$ref": "#/components/schemas/Check"},
-                                            },
-                                        },
-                                    }
-                                },
-                                "application/x-ndjson": {"schema": {"type": "string"}},
-                            },
-                        },
-                        "404": _err("unknown kernel"),
-                        "422": _err("not an SSH kernel"),
-                    },
-                },
-            },
-            "/sshpyk/orphans": {
-                "get": {
-                    "operationId": "orphans",
-                    "summary": "SSH kernels still running whose Jupyter server is gone",
-                    "responses": {
-                        "200": {
-                            "description": "each with what its host says now",
-                            "content": {
-                                "application/json": {
-                                    "schema": {
-                                        "type": "object",
-                                        "properties": {
-                                            "kernels": {"type": "array", "items": ORPHAN}
-                                        },
-                                    }
-                                }
-                            },
-                        }
-                    },
-                }
-            },
-            "/sshpyk/orphans/{kernel_id}": {
-                "parameters": [KERNEL_ID],
-                "delete": {
-                    "operationId": "shutDownOrphan",
-                    "responses": {
-                        "204": {"description": "ended on its host and forgotten"},
-                        "404": _err("no such orphaned kernel"),
-                        "409": _err(
-                            "another request is re-attaching or shutting it down, or it runs "
-                            "on another host that shares the home directory"
-                        ),
-                        "502": _err("the host could not be reached"),
-                    },
-                },
-            },
-            "/sshpyk/orphans/{kernel_id}/attach": {
-                "parameters": [KERNEL_ID],
-                "post": {
-                    "operationId": "attachOrphan",
-                    "summary": "make it one of this server's kernels, state intact",
-                    "responses": {
-                        "201": {
-                            "description": "the kernel, as /api/kernels lists it",
-                            "content": {"application/json": {"schema": {"type": "object"}}},
-                        },
-                        "404": _err("no such orphaned kernel"),
-                        "409": _err(
-                            "its kernelspec no longer exists, another request holds the "
-                            "kernel, or it runs on another host that shares the home directory"
-                        ),
-                        "502": _err("the host could not be reached, or the kernel ended"),
-                    },
-                },
-            },
-            "/sshpyk/hosts": {
-                "get": {
-                    "operationId": "listHosts",
-                    "summary": "Host aliases of the server user's default ssh config (and its "
-                    "Includes), resolved with ssh -G; wildcard patterns left out. Takes no "
-                    "ssh_config and no ssh: a config is a program in disguise, so naming one "
-                    "is a POST",
-                    "responses": {
-                        "200": {
-                            "description": "hosts",
-                            "content": {"application/json": {"schema": {"type": "object"}}},
-                        },
-                        "400": _err("a query named ssh_config or ssh"),
-                    },
-                },
-                "post": {
-                    "operationId": "listHostsOfConfig",
-                    "summary": "Host aliases of the given ssh config (a regular file of yours "
-                    "or root's, not writable by others, at most 1 MiB)",
-                    "requestBody": {
-                        "required": False,
-                        "content": {
-                            "application/json": {
-                                "schema": {
-                                    "type": "object",
-                                    "properties": {"ssh_config": _field("ssh_config")},
-                                    "additionalProperties": False,
-                                }
-                            }
-                        },
-                    },
-                    "responses": {
-                        "200": {
-                            "description": "hosts",
-                            "content": {"application/json": {"schema": {"type": "object"}}},
-                        },
-                        "400": _err("invalid input, or an unsafe ssh config file"),
-                    },
-                },
-            },
-            "/sshpyk/hosts/{alias}/kernelspecs": {
-                "parameters": [
-                    {"name": "alias", "in": "path", "required": True, "schema": {"type": "string"}},
-                ],
-                "post": {
-                    "operationId": "discoverKernelspecs",
-                    "summary": "the kernelspecs of a remote environment (connects to the host "
-                    "and runs the prefix's python there)",
-                    "requestBody": {
-                        "required": True,
-                        "content": {
-                            "application/json": {
-                                "schema": {
-                                    "type": "object",
-                                    "properties": {
-                                        "remote_python_prefix": _field("remote_python_prefix"),
-                                        "ssh_config": _field("ssh_config"),
-                                    },
-                                    "required": ["remote_python_prefix"],
-                                    "additionalProperties": False,
-                                }
-                            }
-                        },
-                    },
-                    "responses": {
-                        "200": {
-                            "description": "kernelspecs",
-                            "content": {"application/json": {"schema": {"type": "object"}}},
-                        },
-                        "400": _err("invalid input or unusable environment"),
-                        "502": _err("the host could not be reached"),
-                    },
-                },
-            },
-            "/sshpyk/status": {
-                "get": {
-                    "operationId": "status",
-                    "summary": "running SSH kernels and their tunnels",
-                    "responses": {
-                        "200": {
-                            "description": "status",
-                            "content": {
-                                "application/json": {
-                                    "schema": {
-                                        "type": "object",
-                                        "properties": {
-                                            "kernels": {
-                                                "type": "array",
-                                                "items": {
-                                                    "type": "object",
-                                                    "properties": {
-                                                        "kernel_id": {"type": "string"},
-                                                        "kernelspec": {"type": "string"},
-                                                        "host_alias": {"type": "string"},
-                                                        "state": {
-                                                            "type": "string",
-                                                            "enum": TUNNEL_STATES,
-                                                        },
-                                                        "step": {"type": ["string", "null"]},
-                                                        "since": {"type": "number"},
-                                                        "rtt_ms": {"type": ["number", "null"]},
-                                                        "mounts": {
-                                                            "type": "array",
-                                                            "items": MOUNT_STATUS,
-                                                        },
-                                                    },
-                                                },
-                                            }
-                                        },
-                                    }
-                                }
-                            },
-                        }
-                    },
-                },
-            },
-            "/sshpyk/version": {
-                "get": {
-                    "operationId": "version",
-                    "responses": {
-                        "200": {
-                            "description": "the server extension's version",
-                            "content": {
-                                "application/json": {
-                                    "schema": {
-                                        "type": "object",
-                                        "properties": {"version": {"type": "string"}},
-                                    }
-                                }
-                            },
-                        }
-                    },
-                },
-            },
-            "/sshpyk/openapi.json": {
-                "get": {
-                    "operationId": "openapi",
-                    "responses": {"200": {"description": "this document"}},
-                },
-            },
-        },
+        "paths": _paths(),
     }
+    # every route demands a user with the right permission (and, on mutating verbs with a
+    # cookie, the XSRF token): jupyter_server answers 403 otherwise
+    for item in doc["paths"].values():
+        for verb, op in item.items():
+            if verb != "parameters":
+                op["responses"].setdefault(
+                    "403", _err("not authenticated, not authorized, or no XSRF token")
+                )
+    return doc
+
+
+def dumps(doc: dict[str, Any]) -> str:
+    """The document as ``sshpyk/resources/openapi.json`` holds it."""
+    return json.dumps(doc, indent=2) + "\n"
 
 
 class OpenAPIHandler(SSHPykHandler):
@@ -472,3 +401,7 @@ class OpenAPIHandler(SSHPykHandler):
     @authorized
     def get(self):
         self.finish(document())
+
+
+if __name__ == "__main__":  # python -m sshpyk.server.openapi > sshpyk/resources/openapi.json
+    print(dumps(document()), end="")

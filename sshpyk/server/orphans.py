@@ -17,9 +17,9 @@ import tornado
 from jupyter_server.auth.decorator import authorized
 
 from .. import orphans, registry
-from ..errors import SSHPykError
-from ..provisioner import ATTACH
-from .base import SSHPykHandler
+from ..errors import Conflict, SSHPykError
+from ..states import TunnelState
+from .base import NotFound, SSHPykHandler
 
 # kernel ids a request of this server is re-attaching or shutting down right now
 IN_FLIGHT: set[str] = set()
@@ -30,13 +30,24 @@ def _orphan_records(running: set[str]) -> list[registry.Record]:
     return [r for r in records if r.kernel_id not in running and r.orphan]
 
 
+def running_here(handler: SSHPykHandler) -> set[str]:
+    """The kernels of this server: started ones (the kernel manager's list) and those being
+    launched or re-attached now (the runtime knows them before the kernel manager does)."""
+    launching = {
+        kid
+        for kid, prov in list(handler.runtime.kernels.items())
+        if prov.status()["state"] == TunnelState.LAUNCHING
+    }
+    return set(handler.kernel_manager.list_kernel_ids()) | launching
+
+
 class OrphansHandler(SSHPykHandler):
     auth_resource = "kernels"
 
     @tornado.web.authenticated
     @authorized
     async def get(self):
-        running = set(self.kernel_manager.list_kernel_ids())
+        running = running_here(self)
         records = await asyncio.get_running_loop().run_in_executor(None, _orphan_records, running)
         found = await orphans.probe(records)
         # a kernel that ended meanwhile is only a stale record: not listed, but kept (a GET
@@ -44,40 +55,34 @@ class OrphansHandler(SSHPykHandler):
         self.finish({"kernels": [e for e in found if e["alive"] or not e["reachable"]]})
 
 
-# what the host answers for a run dir that is not provably this kernel's: another host's
-# (a shared $HOME), or one whose processes cannot be verified
-NOT_OURS = ("elsewhere", "unverified")
-
-
 class OrphanHandler(SSHPykHandler):
+    """A host that will not act on the kernel (its run dir is another host's, or cannot be
+    verified) raises ``SSHPykError`` of kind ``elsewhere``/``unverified``: 409, see
+    ``base.CONFLICT_KINDS``."""
+
     auth_resource = "kernels"
 
     async def _claimed(self, kernel_id: str, work) -> None:
         """Run ``work(record)`` holding the kernel against every other request (409)."""
         if kernel_id in IN_FLIGHT:
-            return self.error(409, f"kernel {kernel_id} is busy with another request")
+            raise Conflict(f"kernel {kernel_id} is busy with another request")
+        self._record(kernel_id)  # 404 before anything is claimed (and for what is not an id)
         IN_FLIGHT.add(kernel_id)
         try:
-            with registry.claim(kernel_id):
-                # read only now: a request that held the claim before may have taken it
-                rec = self._record(kernel_id)
-                if rec is not None:
-                    await work(rec)
-        except registry.Busy as e:
-            self.error(409, str(e))
-        except SSHPykError as e:  # not a kernel id
-            self.error(404, f"no orphaned SSH kernel {kernel_id!r}: {e}")
+            with registry.claim(kernel_id):  # registry.Busy (409) if another process holds it
+                # read again: a request that held the claim before may have taken it
+                await work(self._record(kernel_id))
         finally:
             IN_FLIGHT.discard(kernel_id)
 
-    def _record(self, kernel_id: str) -> registry.Record | None:
+    def _record(self, kernel_id: str) -> registry.Record:
+        """The kernel's record, if it is an orphan now; ``NotFound`` otherwise."""
         try:
             rec = registry.load(kernel_id)
         except (SSHPykError, ValueError, TypeError):  # not a kernel id, or a broken record
             rec = None
-        if rec is None or kernel_id in self.kernel_manager.list_kernel_ids() or not rec.orphan:
-            self.error(404, f"no orphaned SSH kernel {kernel_id!r}")
-            return None
+        if rec is None or kernel_id in running_here(self) or not rec.orphan:
+            raise NotFound(f"no orphaned SSH kernel {kernel_id!r}")
         return rec
 
     @tornado.web.authenticated
@@ -88,12 +93,8 @@ class OrphanHandler(SSHPykHandler):
     async def _shut_down(self, rec: registry.Record) -> None:
         try:
             await orphans.shut_down(rec)
-        except SSHPykError as e:
-            if e.kind in NOT_OURS:
-                return self.error(409, str(e))
-            return self.fail(e)
-        except (asyncio.TimeoutError, OSError) as e:
-            return self.fail(SSHPykError(str(e)))
+        except (asyncio.TimeoutError, OSError) as e:  # the link or the host failed: 502
+            raise SSHPykError(str(e)) from e
         self.set_status(204)
         self.finish()
 
@@ -108,22 +109,20 @@ class AttachHandler(OrphanHandler):
         kernel_id = rec.kernel_id
         mkm = self.kernel_manager
         if rec.kernelspec not in self.kernel_spec_manager.find_kernel_specs():
-            return self.error(
-                409,
+            raise Conflict(
                 f"its kernelspec {rec.kernelspec!r} no longer exists: "
-                "add it again to re-attach, or shut the kernel down",
+                "add it again to re-attach, or shut the kernel down"
             )
-        ATTACH[kernel_id] = rec
+        # the provisioner takes the record up instead of launching (see Runtime.expect_attach)
+        self.runtime.expect_attach(kernel_id, rec)
         try:
             await mkm.start_kernel(kernel_name=rec.kernelspec, kernel_id=kernel_id)
         except SSHPykError as e:
             if e.kind == "gone":  # it ended meanwhile: only a stale record is left
                 registry.remove(kernel_id)
-            if e.kind in NOT_OURS:
-                return self.error(409, str(e))
-            return self.fail(e)
+            raise
         finally:
-            ATTACH.pop(kernel_id, None)
+            self.runtime.cancel_attach(kernel_id)
         model = mkm.kernel_model(kernel_id)
         if asyncio.iscoroutine(model):
             model = await model

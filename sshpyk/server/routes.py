@@ -3,6 +3,7 @@
 Every handler subclasses ``APIHandler`` (JSON errors, XSRF on mutating verbs) and
 every verb is ``@tornado.web.authenticated`` + ``@authorized``;
 ``tests/test_routes.py`` walks this table and fails on any verb that is not.
+Path arguments are named groups: tornado passes them to the verbs by name.
 """
 
 from __future__ import annotations
@@ -14,9 +15,9 @@ from jupyter_server.utils import url_path_join
 
 from .. import __version__
 from .hosts import HostKernelspecsHandler, HostsHandler
-from .kernels import CheckHandler, KernelHandler, KernelsHandler
 from .openapi import OpenAPIHandler
 from .orphans import AttachHandler, OrphanHandler, OrphansHandler
+from .specs import CheckHandler, SpecHandler, SpecsHandler
 from .status import StatusHandler
 
 NAMESPACE = "sshpyk"
@@ -33,20 +34,34 @@ class VersionHandler(APIHandler):
         self.finish({"version": __version__})
 
 
+def _arg(name: str) -> str:
+    """One path segment, passed to the handler's verb as the keyword ``name``."""
+    return f"(?P<{name}>[^/]+)"
+
+
 # (path below <base_url>/sshpyk/, handler class)
-ROUTES: list[tuple[str, type[APIHandler]]] = [
-    ("kernels", KernelsHandler),
-    ("kernels/([^/]+)", KernelHandler),
-    ("kernels/([^/]+)/check", CheckHandler),
+CURRENT: list[tuple[str, type[APIHandler]]] = [
+    ("kernelspecs", SpecsHandler),
+    (f"kernelspecs/{_arg('name')}", SpecHandler),
+    (f"kernelspecs/{_arg('name')}/check", CheckHandler),
     ("hosts", HostsHandler),
-    ("hosts/([^/]+)/kernelspecs", HostKernelspecsHandler),
+    (f"hosts/{_arg('alias')}/kernelspecs", HostKernelspecsHandler),
     ("status", StatusHandler),
     ("orphans", OrphansHandler),
-    ("orphans/([^/]+)", OrphanHandler),
-    ("orphans/([^/]+)/attach", AttachHandler),
+    (f"orphans/{_arg('kernel_id')}", OrphanHandler),
+    (f"orphans/{_arg('kernel_id')}/attach", AttachHandler),
     ("version", VersionHandler),
     ("openapi.json", OpenAPIHandler),
 ]
+# The kernelspec routes' old name ("kernels" meant kernelspecs), answered by the same handlers
+# for one release (deprecated in the OpenAPI document); drop after the next release.
+OLD, NEW = "kernels", "kernelspecs"
+ALIASES: list[tuple[str, type[APIHandler]]] = [
+    (OLD + path[len(NEW) :], handler)
+    for path, handler in CURRENT
+    if path == NEW or path.startswith(NEW + "/")
+]
+ROUTES = CURRENT + ALIASES
 
 
 def setup_route_handlers(web_app) -> None:

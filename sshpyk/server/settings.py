@@ -5,6 +5,9 @@ from __future__ import annotations
 from traitlets import Unicode
 from traitlets.config import Configurable
 
+# where the server extension (``sshpyk/app.py``) keeps the instance in the web app's settings
+SETTINGS_KEY = "sshpyk_settings"
+
 
 class SSHPykSettings(Configurable):
     """``c.SSHPykSettings.ssh = "/usr/local/bin/ssh"`` and so on."""
@@ -19,4 +22,4 @@ class SSHPykSettings(Configurable):
 
 def settings_of(web_app_settings: dict) -> SSHPykSettings:
     """The instance the extension put in the web app's settings (defaults if none)."""
-    return web_app_settings.get("sshpyk_settings") or SSHPykSettings()
+    return web_app_settings.get(SETTINGS_KEY) or SSHPykSettings()

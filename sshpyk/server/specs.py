@@ -1,4 +1,9 @@
-"""/sshpyk/kernels: SSH kernel CRUD and health checks."""
+"""/sshpyk/kernelspecs: SSH kernelspec CRUD and health checks.
+
+(``/sshpyk/kernels`` answers too, for one release: the name it had when "kernels" meant
+kernelspecs.)  Every refusal is raised by the store or the model and answered by
+``base.reply_to``.
+"""
 
 from __future__ import annotations
 
@@ -9,9 +14,9 @@ import tornado
 from jupyter_server.auth.decorator import authorized
 
 from .. import kernelspecs
-from ..checks import FAIL, check_many
-from ..kernelspecs import KernelSpecError
-from ..model import InvalidField, validate
+from ..checks import check_many
+from ..model import validate
+from ..states import CheckStatus
 from .base import SSHPykHandler
 
 
@@ -32,7 +37,7 @@ class _SpecsHandler(SSHPykHandler):
                 cache.clear()
 
 
-class KernelsHandler(_SpecsHandler):
+class SpecsHandler(_SpecsHandler):
     @tornado.web.authenticated
     @authorized
     async def get(self):
@@ -42,45 +47,33 @@ class KernelsHandler(_SpecsHandler):
     @tornado.web.authenticated
     @authorized
     async def post(self):
-        try:
-            body = self.json_body()
-            validate(body)  # the model's message, before anything touches the disk
-            entry = await _store(kernelspecs.write, body)
-        except (InvalidField, KernelSpecError) as e:
-            return self.fail(e)
+        body = self.json_body()
+        validate(body)  # the model's message, before anything touches the disk
+        entry = await _store(kernelspecs.write, body)
         self._refresh_specs()
         self.set_status(201)
         self.set_header("Location", self.request.path.rstrip("/") + "/" + entry.name)
         self.finish(entry.to_dict())
 
 
-class KernelHandler(_SpecsHandler):
+class SpecHandler(_SpecsHandler):
     @tornado.web.authenticated
     @authorized
     async def get(self, name: str):
-        try:
-            entry = await _store(kernelspecs.get_entry, name)
-        except KernelSpecError as e:
-            return self.fail(e)
+        entry = await _store(kernelspecs.get_entry, name)
         self.finish(entry.to_dict())
 
     @tornado.web.authenticated
     @authorized
     async def patch(self, name: str):
-        try:
-            entry = await _store(kernelspecs.update, name, self.json_body())
-        except (InvalidField, KernelSpecError) as e:
-            return self.fail(e)
+        entry = await _store(kernelspecs.update, name, self.json_body())
         self._refresh_specs()
         self.finish(entry.to_dict())
 
     @tornado.web.authenticated
     @authorized
     async def delete(self, name: str):
-        try:
-            await _store(kernelspecs.delete, name)
-        except KernelSpecError as e:
-            return self.fail(e)
+        await _store(kernelspecs.delete, name)
         self._refresh_specs()
         self.set_status(204)
         self.finish()
@@ -95,17 +88,13 @@ class CheckHandler(SSHPykHandler):
     @tornado.web.authenticated
     @authorized
     async def post(self, name: str):
-        try:
-            entry = await _store(kernelspecs.get_ssh_entry, name, valid=True)
-        except KernelSpecError as e:
-            return self.fail(e)
+        entry = await _store(kernelspecs.get_ssh_entry, name, valid=True)
         stream = self.get_query_argument("stream", "0") in ("1", "true")
         if not stream:
             results = await check_many([entry.model])
             checks = [c.to_dict() for c in results[name]]
-            return self.finish(
-                {"name": name, "ok": all(c["status"] != FAIL for c in checks), "checks": checks}
-            )
+            ok = all(c["status"] != CheckStatus.FAIL for c in checks)
+            return self.finish({"name": name, "ok": ok, "checks": checks})
         self.set_header("Content-Type", "application/x-ndjson")
         queue: asyncio.Queue = asyncio.Queue()
         task = asyncio.ensure_future(
@@ -114,7 +103,7 @@ class CheckHandler(SSHPykHandler):
         task.add_done_callback(lambda _t: queue.put_nowait(None))
         failed = False
         while (check := await queue.get()) is not None:
-            failed |= check.status == FAIL
+            failed |= check.status == CheckStatus.FAIL
             self.write(json.dumps({"check": check.to_dict()}) + "\n")
             await self.flush()
         task.result()

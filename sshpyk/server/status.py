@@ -7,7 +7,7 @@ import asyncio
 import tornado
 from jupyter_server.auth.decorator import authorized
 
-from ..provisioner import LIVE
+from ..states import TunnelState
 from .base import SSHPykHandler
 
 
@@ -17,17 +17,17 @@ class StatusHandler(SSHPykHandler):
     @tornado.web.authenticated
     @authorized
     async def get(self):
-        mkm = self.kernel_manager
-        running = set(mkm.list_kernel_ids())
-        # started kernels, plus those still launching (not in the kernel manager's list yet)
+        running = set(self.kernel_manager.list_kernel_ids())
+        # started kernels, plus those still launching (not in the kernel manager's list yet);
+        # the handler knows a kernel only by its ``status()``, ``measure_rtt()`` and ``parent``
         found = [
-            (kid, prov)
-            for kid, prov in list(LIVE.items())
-            if kid in running or prov.state == "launching"
+            (kid, prov, prov.status())
+            for kid, prov in list(self.runtime.kernels.items())
+            if kid in running or prov.status()["state"] == TunnelState.LAUNCHING
         ]
         # the watchdog times the tunnel every second; only a kernel it has not timed yet
         # gets a ping of its own (down its monitor stream: no ssh process spawned)
-        await asyncio.gather(*(prov.measure_rtt() for _, prov in found if prov.rtt is None))
+        await asyncio.gather(*(p.measure_rtt() for _, p, st in found if st["rtt_ms"] is None))
         self.finish(
             {
                 "kernels": [
@@ -36,7 +36,7 @@ class StatusHandler(SSHPykHandler):
                         "kernelspec": getattr(prov.parent, "kernel_name", None),
                         **prov.status(),
                     }
-                    for kid, prov in found
+                    for kid, prov, _ in found
                 ]
             }
         )
