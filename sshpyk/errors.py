@@ -160,3 +160,41 @@ def classify_ssh_failure(stderr: str, alias: str) -> SSHConnectError:
     return SSHConnectError(
         f"ssh to {alias!r} failed: {last}", kind="ssh_failed", detail=stderr.strip()
     )
+
+
+# ---- what a remote program's error means (sshpyk/remote/protocol.py) ------------------------
+def remote_failure(
+    reply: dict,
+    *,
+    alias: str,
+    prefix: str,
+    kernel_name: str | None = None,
+    otherwise: str | None = None,
+) -> str:
+    """The sentence for a remote program's ``{"error": kind, ...}`` answer: the one table
+    from a remote error kind to words the user can act on.  ``otherwise``: the sentence for
+    a kind not in the table (default: the program's own message, and a launch's kernel log)."""
+    kind = reply.get("error")
+    if kind == "prefix_missing":
+        return f"remote python prefix {prefix!r} does not exist on {alias!r}"
+    if kind == "python_missing":
+        return f"{prefix}/bin/python on {alias!r} is missing or not executable"
+    if kind == "kernelspec_not_found":
+        avail = ", ".join(reply.get("available") or []) or "none"
+        return (
+            f"remote kernelspec {kernel_name!r} not found in {prefix!r} on {alias!r}; "
+            f"available: {avail}"
+        )
+    if kind == "jupyter_client_missing":
+        return (
+            f"jupyter_client is not installed in {prefix!r} on {alias!r} "
+            f"(python {reply.get('python', '?')}): pip install jupyter_client there"
+        )
+    if kind == "sshfs_missing":
+        return f"{reply['message']}: install sshfs on {alias} (Debian: apt-get install sshfs)"
+    if otherwise is not None:
+        return otherwise
+    msg = f"{reply.get('message', kind)} (on {alias!r})"
+    if reply.get("log"):
+        msg += f"; kernel log:\n{reply['log'][-1500:]}"
+    return msg

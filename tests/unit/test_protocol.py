@@ -245,3 +245,32 @@ def test_read_message_waits_for_a_whole_line():
         return await asyncio.wait_for(pending, 5)
 
     assert asyncio.run(go()) == {"pong": 3}
+
+
+# ---- the words for a remote error kind (sshpyk.errors.remote_failure) ------------------------
+def test_remote_failure_words_each_kind():
+    from sshpyk.errors import remote_failure
+
+    def say(reply, **kw):
+        return remote_failure(reply, alias="gpu", prefix="/opt/env", kernel_name="python3", **kw)
+
+    assert say({"error": "prefix_missing"}) == (
+        "remote python prefix '/opt/env' does not exist on 'gpu'"
+    )
+    assert say({"error": "python_missing"}) == (
+        "/opt/env/bin/python on 'gpu' is missing or not executable"
+    )
+    assert say({"error": "kernelspec_not_found", "available": ["ir", "julia"]}) == (
+        "remote kernelspec 'python3' not found in '/opt/env' on 'gpu'; available: ir, julia"
+    )
+    assert "pip install jupyter_client" in say({"error": "jupyter_client_missing"})
+    assert say({"error": "sshfs_missing", "message": "sshfs not found on this host (PATH)"}) == (
+        "sshfs not found on this host (PATH): install sshfs on gpu (Debian: apt-get install sshfs)"
+    )
+    died = {"error": "kernel_died", "message": "the kernel exited", "log": "x" * 2000 + "boom"}
+    said = say(died)
+    assert said.startswith("the kernel exited (on 'gpu'); kernel log:\n") and said.endswith("boom")
+    assert len(said) < 1600  # the log's tail only
+    assert say({"error": "mount_point_busy", "message": "m"}, otherwise="cannot mount") == (
+        "cannot mount"
+    )
