@@ -2,23 +2,25 @@
  * The typed client of the sshpyk server extension's REST API
  * (`<base_url>/sshpyk/...`, described by `GET /sshpyk/openapi.json`).
  *
- * Every call goes through one request function, `send`: JSON replies through
- * `requestAPI`, the streamed (NDJSON) check through `requestLines`. A jest
- * test (`openapi.spec.ts`) holds every route called here, and the state
- * vocabularies of `states.ts`, against the committed OpenAPI document.
+ * Every call goes through the one request function of `request.ts`: JSON
+ * replies through `requestAPI`, the streamed (NDJSON) check through
+ * `requestLines`. A jest test (`openapi.spec.ts`) holds every route called
+ * here, and the state vocabularies of `states.ts`, against the committed
+ * OpenAPI document.
  */
-import { URLExt } from '@jupyterlab/coreutils';
 import { ServerConnection } from '@jupyterlab/services';
 
+import { requestAPI, requestLines } from './request';
 import { CheckStatus, MountState, TunnelState } from './states';
 
+export {
+  API_NAMESPACE,
+  requestAPI,
+  requestLines,
+  SshpykResponseError
+} from './request';
 export { CHECK_STATUSES, MOUNT_STATES, TUNNEL_STATES } from './states';
 export type { CheckStatus, MountState, TunnelState } from './states';
-
-/**
- * The REST namespace of the sshpyk server extension (`<base_url>/sshpyk/...`).
- */
-export const API_NAMESPACE = 'sshpyk';
 
 /**
  * Every route this client calls, below `<base_url>/sshpyk/`, spelled as the
@@ -54,139 +56,6 @@ export function route(
     return encodeURIComponent(params[key]);
   });
 }
-
-/**
- * A refused request, naming the model field it concerns when the server did
- * (`{message, field}`), so the form can put the message next to that field.
- */
-export class SshpykResponseError extends ServerConnection.ResponseError {
-  constructor(
-    response: Response,
-    message: string,
-    readonly field: string | null = null
-  ) {
-    super(response, message);
-  }
-}
-
-/**
- * The body as JSON when it is JSON, else the raw text: proxies and a missing
- * server extension answer with HTML, and the text still says something.
- */
-function parseBody(text: string): any {
-  if (text.length === 0) {
-    return text;
-  }
-  try {
-    return JSON.parse(text);
-  } catch {
-    return text;
-  }
-}
-
-/**
- * The one request function: every call of this client goes through it.
- *
- * Going through `ServerConnection.makeRequest` with the application's server
- * settings (rather than `fetch` or `makeSettings()`) is what adds the base URL,
- * token and XSRF header the server expects. The body of a successful reply is
- * left unread, for the caller to read whole or line by line.
- *
- * @throws {ServerConnection.NetworkError} when the server cannot be reached
- * @throws {SshpykResponseError} on a non-2xx reply, carrying the server's
- *   `message` (and `field`) when the body is JSON, else the HTTP status
- */
-async function send(
-  endPoint: string,
-  serverSettings: ServerConnection.ISettings,
-  init: RequestInit
-): Promise<Response> {
-  const requestUrl = URLExt.join(
-    serverSettings.baseUrl,
-    API_NAMESPACE,
-    endPoint
-  );
-  let response: Response;
-  try {
-    response = await ServerConnection.makeRequest(
-      requestUrl,
-      init,
-      serverSettings
-    );
-  } catch (error) {
-    throw new ServerConnection.NetworkError(error as TypeError);
-  }
-  if (!response.ok) {
-    const data = parseBody(await response.text());
-    const isObject = typeof data === 'object' && data !== null;
-    const message =
-      isObject && data.message
-        ? String(data.message)
-        : `${response.status} ${response.statusText}`.trim();
-    const field = isObject && data.field ? String(data.field) : null;
-    throw new SshpykResponseError(response, message, field);
-  }
-  return response;
-}
-
-/**
- * Call the sshpyk server extension and return the JSON body (the raw text
- * when the body is not JSON).
- *
- * @param endPoint path below `<base_url>/sshpyk/` (see `route`)
- * @param serverSettings usually `app.serviceManager.serverSettings`
- * @param init request options (method, body, ...)
- * @throws {ServerConnection.NetworkError} when the server cannot be reached
- * @throws {SshpykResponseError} (a `ServerConnection.ResponseError`) on a
- *   non-2xx reply, carrying the server's `message` when the body is JSON
- */
-export async function requestAPI<T>(
-  endPoint: string,
-  serverSettings: ServerConnection.ISettings,
-  init: RequestInit = {}
-): Promise<T> {
-  const response = await send(endPoint, serverSettings, init);
-  return parseBody(await response.text()) as T;
-}
-
-/**
- * Call an end point that streams NDJSON, handing each message to `onMessage`
- * as soon as its line is complete (lines split across chunks included).
- *
- * @throws as `requestAPI` does, and a `SyntaxError` on a line that is not JSON
- */
-export async function requestLines(
-  endPoint: string,
-  serverSettings: ServerConnection.ISettings,
-  init: RequestInit,
-  onMessage: (message: any) => void
-): Promise<void> {
-  const response = await send(endPoint, serverSettings, init);
-  const onLine = (line: string) => {
-    if (line.trim()) {
-      onMessage(JSON.parse(line));
-    }
-  };
-  const reader = response.body?.getReader();
-  if (!reader) {
-    (await response.text()).split('\n').forEach(onLine);
-    return;
-  }
-  const decoder = new TextDecoder();
-  let buffer = '';
-  for (;;) {
-    const { done, value } = await reader.read();
-    if (done) {
-      break;
-    }
-    buffer += decoder.decode(value, { stream: true });
-    const lines = buffer.split('\n');
-    buffer = lines.pop() ?? '';
-    lines.forEach(onLine);
-  }
-  onLine(buffer + decoder.decode());
-}
-
 function json(method: string, body?: unknown): RequestInit {
   return body === undefined
     ? { method }
