@@ -15,6 +15,7 @@ from pathlib import Path
 
 import pytest
 
+from harness.topology import pid_alive
 from sshpyk.demo import (
     DemoError,
     DemoSandbox,
@@ -30,18 +31,6 @@ pytestmark = pytest.mark.skipif(
 )
 
 
-def alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    try:
-        status = Path(f"/proc/{pid}/status").read_text()
-    except OSError:
-        return True
-    return "\nState:\tZ" not in status and "\nState:\tX" not in status
-
-
 def marked(root: Path) -> list[int]:
     mark = f"SSHPYK_DEMO={root}".encode()
     found = []
@@ -52,7 +41,7 @@ def marked(root: Path) -> list[int]:
             env = (d / "environ").read_bytes().split(b"\0")
         except OSError:
             continue
-        if mark in env and alive(int(d.name)):
+        if mark in env and pid_alive(int(d.name)):
             found.append(int(d.name))
     return found
 
@@ -68,7 +57,7 @@ def holding_log(root: Path) -> list[int]:
             links = [os.readlink(f) for f in (d / "fd").iterdir()]
         except OSError:
             continue
-        if any(x in (log, log + " (deleted)") for x in links) and alive(int(d.name)):
+        if any(x in (log, log + " (deleted)") for x in links) and pid_alive(int(d.name)):
             found.append(int(d.name))
     return found
 
@@ -135,7 +124,7 @@ def test_start_and_login(sandbox, root):
     assert sandbox.alias == "sshpyk-demo"
     assert sandbox.ssh_config == root / "ssh_config"
     assert sandbox.remote_python_prefix == sys.prefix
-    assert alive(sandbox.sshd_pid)
+    assert pid_alive(sandbox.sshd_pid)
     r = ssh(sandbox, "echo $SSHPYK_DEMO")
     assert r.returncode == 0, r.stderr
     assert r.stdout.strip() == str(root)
@@ -193,7 +182,7 @@ def test_idempotent_start_and_load_from_another_process(sandbox, root):
 def test_restart_after_sshd_died(sandbox, root):
     os.kill(sandbox.sshd_pid, signal.SIGKILL)
     deadline = time.monotonic() + 5
-    while alive(sandbox.sshd_pid) and time.monotonic() < deadline:
+    while pid_alive(sandbox.sshd_pid) and time.monotonic() < deadline:
         load_sandbox(root)  # reaps our child, as any later call would
         time.sleep(0.01)
     assert load_sandbox(root) is None
@@ -206,7 +195,7 @@ def test_stop_ends_background_processes_and_leaves_nothing(sandbox, root):
     r = ssh(sandbox, "nohup sleep 300 >/dev/null 2>&1 & echo $!")
     assert r.returncode == 0, r.stderr
     sleeper = int(r.stdout.strip())
-    assert alive(sleeper)
+    assert pid_alive(sleeper)
     # mid-execve (nohup -> sleep) its environment reads empty for a moment
     deadline = time.monotonic() + 5
     while sleeper not in marked(root) and time.monotonic() < deadline:
@@ -216,8 +205,8 @@ def test_stop_ends_background_processes_and_leaves_nothing(sandbox, root):
     left = stop_sandbox(root)
     print(f"stop_sandbox took {time.monotonic() - t0:.3f}s")
     assert left == []
-    assert not alive(sleeper)
-    assert not alive(sandbox.sshd_pid)
+    assert not pid_alive(sleeper)
+    assert not pid_alive(sandbox.sshd_pid)
     assert not root.exists()
     assert marked(root) == []
     assert load_sandbox(root) is None
@@ -239,7 +228,7 @@ def test_stop_closes_idle_connections(sandbox, root):
         per_connection = set(holding_log(root)) - {sandbox.sshd_pid}
         assert per_connection, "the per-connection sshd never appeared"
         assert stop_sandbox(root) == []
-        assert not any(alive(p) for p in per_connection)
+        assert not any(pid_alive(p) for p in per_connection)
         assert client.wait(timeout=10) != 0  # the server went away under it
     finally:
         if client.poll() is None:
