@@ -90,15 +90,16 @@ class CheckHandler(SSHPykHandler):
     async def post(self, name: str):
         entry = await _store(kernelspecs.get_ssh_entry, name, valid=True)
         stream = self.get_query_argument("stream", "0") in ("1", "true")
+        masters = self.runtime.masters  # the connections this server's kernels ride on
         if not stream:
-            results = await check_many([entry.model])
+            results = await check_many([entry.model], masters=masters)
             checks = [c.to_dict() for c in results[name]]
             ok = all(c["status"] != CheckStatus.FAIL for c in checks)
             return self.finish({"name": name, "ok": ok, "checks": checks})
         self.set_header("Content-Type", "application/x-ndjson")
         queue: asyncio.Queue = asyncio.Queue()
         task = asyncio.ensure_future(
-            check_many([entry.model], on_result=lambda _n, c: queue.put_nowait(c))
+            check_many([entry.model], on_result=lambda _n, c: queue.put_nowait(c), masters=masters)
         )
         task.add_done_callback(lambda _t: queue.put_nowait(None))
         failed = False
