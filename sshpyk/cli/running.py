@@ -68,7 +68,9 @@ def cmd_reap(args) -> int:
     config, ssh, prefix = _reap_prefix(args)
     if config:  # one a record or kernelspec names may have changed since it was written
         validate({"ssh_config": config}, only=("ssh_config",))
-    target = Target(args.host_alias, ssh or "ssh", config)
+    target = Target.from_config(
+        {"ssh_host_alias": args.host_alias, "ssh": ssh, "ssh_config": config}
+    )
     result = asyncio.run(
         with_progress(
             orphans.reap(target, prefix, everything=args.all), f"reaping on {args.host_alias}…"
