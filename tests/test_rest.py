@@ -295,7 +295,8 @@ async def test_discovery_refuses_bad_values_before_any_ssh(jp_fetch, test_hosts)
         "remote",
         {"remote_python_prefix": "/nonexistent", "ssh_config": str(test_hosts.ssh_config)},
     )
-    assert "prefix missing" in err["message"]
+    # the words of errors.remote_failure, as a launch says them
+    assert "'/nonexistent' does not exist on 'remote'" in err["message"], err
 
 
 async def test_checks_run_in_parallel_and_never_block_the_server(jp_fetch, test_hosts, faults):

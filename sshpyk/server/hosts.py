@@ -16,7 +16,7 @@ import tornado
 from jupyter_server.auth.decorator import authorized
 
 from .. import remote_env
-from ..errors import Refused
+from ..errors import Refused, remote_failure
 from ..model import InvalidField, validate
 from ..sshconfig import config_hosts, default_config, resolve_many
 from ..transport import Master, Target
@@ -88,10 +88,9 @@ class HostKernelspecsHandler(SSHPykHandler):
         master = Master.for_target(Target.from_config(config), pool=self.runtime.masters)
         await master.ensure(remote_env.TIMEOUT)  # SSHPykError (502): the host cannot be reached
         info = await remote_env.inspect(master, prefix)
-        if "error" in info:
+        if "error" in info:  # no such prefix, or no python in it
             raise Refused(
-                f"{prefix} on {alias}: {info['error'].replace('_', ' ')}",
-                field="remote_python_prefix",
+                remote_failure(info, alias=alias, prefix=prefix), field="remote_python_prefix"
             )
         if not info.get("jupyter_client"):
             raise Refused(
