@@ -21,9 +21,11 @@ import os
 from pathlib import Path
 
 import pytest
+from helpers import Server
 from jupyter_client.ioloop import AsyncIOLoopKernelManager as AsyncKernelManager
 
 from harness import Faults, HarnessError, TestHosts, down, up
+from sshpyk import registry
 
 pytest_plugins = ("pytest_jupyter.jupyter_server",)
 
@@ -159,3 +161,33 @@ def managers(jp_asyncio_loop):
     for km in made:
         if km.has_kernel:
             jp_asyncio_loop.run_until_complete(km.shutdown_kernel(now=True))
+
+
+@pytest.fixture
+def server_env(tmp_path, specs, netns_hosts):
+    """``server_env()`` starts a real Jupyter server with sshpyk in its own process (kill -9
+    works on it) sharing the test's kernelspecs and runtime dir; all are stopped after."""
+    specs("ssh-persist", lease_timeout=600)
+    specs("ssh-short-lease", lease_timeout=10)
+    env = {
+        **os.environ,
+        "JUPYTER_PATH": os.environ["JUPYTER_PATH"],
+        "JUPYTER_RUNTIME_DIR": os.environ["JUPYTER_RUNTIME_DIR"],
+        "JUPYTER_CONFIG_DIR": str(tmp_path / "config"),
+        "JUPYTER_DATA_DIR": str(tmp_path / "data"),
+    }
+    servers: list[Server] = []
+
+    def make() -> Server:
+        s = Server(tmp_path, env)
+        servers.append(s)
+        return s
+
+    yield make
+    for s in servers:
+        s.stop()
+    # whatever a failed test left on the host
+    records, _ = registry.all_records()
+    for rec in records:
+        netns_hosts.ssh("remote", f"kill -9 -- -{int(rec.remote['pgid'])} 2>/dev/null; true")
+        registry.remove(rec.kernel_id)

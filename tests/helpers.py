@@ -8,9 +8,15 @@ They need the real test hosts (``tests/harness``), never a fake: the unit tier
 from __future__ import annotations
 
 import asyncio
+import json
+import signal
+import socket
+import subprocess
+import sys
 import time
 from pathlib import Path
 
+from jupyter_client import AsyncKernelClient
 from jupyter_client.ioloop import AsyncIOLoopKernelManager as AsyncKernelManager
 
 
@@ -84,3 +90,109 @@ async def wait_until(pred, timeout: float, step: float = 0.05):
             return True
         await asyncio.sleep(step)
     return False
+
+
+async def _state_is(prov, *states) -> bool:
+    return prov.state in states
+
+
+async def wait_state(prov, timeout, *states) -> float:
+    """Seconds until the provisioner is in one of ``states``; fails after ``timeout``."""
+    t0 = time.monotonic()
+    assert await wait_until(lambda: _state_is(prov, *states), timeout, 0.05), (
+        f"state {prov.state!r} ({prov.step}), wanted {states}"
+    )
+    return time.monotonic() - t0
+
+
+# ---- a Jupyter server in its own process, and the sshpyk command -------------------------
+
+
+class Server:
+    """A real ``jupyter server`` with sshpyk, in its own process (so it can be kill -9'd)."""
+
+    def __init__(self, tmp: Path, env: dict):
+        self.env = env
+        self.port = free_port()
+        self.token = "t0k3n"
+        self.log = open(tmp / f"server-{self.port}.log", "wb")  # noqa: SIM115
+        self.proc = subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "jupyter_server",
+                "--no-browser",
+                "--allow-root",
+                f"--port={self.port}",
+                "--ServerApp.ip=127.0.0.1",
+                f"--IdentityProvider.token={self.token}",
+                f"--ServerApp.root_dir={tmp}",
+            ],
+            env=env,
+            stdout=self.log,
+            stderr=subprocess.STDOUT,
+        )
+
+    def url(self, path: str) -> str:
+        return f"http://127.0.0.1:{self.port}/{path}"
+
+    async def call(self, method: str, path: str, body=None, timeout=60) -> tuple[int, object]:
+        from tornado.httpclient import AsyncHTTPClient, HTTPClientError
+
+        client = AsyncHTTPClient()
+        try:
+            r = await client.fetch(
+                self.url(path),
+                method=method,
+                headers={"Authorization": f"token {self.token}"},
+                body=None if body is None else json.dumps(body),
+                allow_nonstandard_methods=True,
+                request_timeout=timeout,
+            )
+        except HTTPClientError as e:
+            r = e.response
+            if r is None:
+                raise
+        return r.code, (json.loads(r.body) if r.body else None)
+
+    async def ready(self) -> None:
+        async def up():
+            try:
+                return (await self.call("GET", "api/status", timeout=2))[0] == 200
+            except OSError:
+                return False
+
+        assert await wait_until(up, 30, 0.2), "jupyter server did not come up"
+
+    def kill9(self) -> None:
+        self.proc.send_signal(signal.SIGKILL)
+        self.proc.wait(10)
+
+    def stop(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(20)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+        self.log.close()
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def kernel_client(runtime: Path, kernel_id: str) -> AsyncKernelClient:
+    """A client of a kernel some server started, from its connection file in ``runtime``."""
+    kc = AsyncKernelClient()
+    kc.load_connection_file(str(runtime / f"kernel-{kernel_id}.json"))
+    kc.start_channels()
+    return kc
+
+
+def sshpyk_cli(*args: str) -> subprocess.CompletedProcess:
+    """The installed ``sshpyk`` command, as a user runs it."""
+    exe = str(Path(sys.executable).parent / "sshpyk")
+    return subprocess.run([exe, *args], capture_output=True, text=True, timeout=60)

@@ -21,8 +21,7 @@ import time
 from pathlib import Path
 
 import pytest
-from helpers import kernel_procs, local_ssh_procs, run_code, start, wait_until
-from test_resilience import wait_state
+from helpers import kernel_procs, local_ssh_procs, run_code, start, wait_state, wait_until
 from test_sshfs import local_servers
 from tornado.httpclient import HTTPClientError
 

@@ -23,8 +23,7 @@ import uuid
 from pathlib import Path
 
 import pytest
-from helpers import kernel_procs, remote_procs, run_code, start
-from test_resilience import _sshpyk
+from helpers import kernel_procs, remote_procs, run_code, sshpyk_cli, start
 
 from sshpyk import orphans, registry
 from sshpyk.errors import SSHPykError
@@ -193,7 +192,7 @@ async def test_a_reused_pid_is_never_signalled(netns_hosts, strangers):
 
     # sshpyk reap, and reap --all
     reused = _fake_rundir(th, "id-reused-2", _meta(victim, here, str(int(start) + 1)))
-    r = _sshpyk(
+    r = sshpyk_cli(
         "reap", "remote", "--ssh-config", str(th.ssh_config),
         "--remote-python-prefix", th.remote_python_prefix, "--all",
     )  # fmt: skip
@@ -231,9 +230,9 @@ async def test_another_hosts_run_dirs_are_left_alone(netns_hosts, strangers):
     rec = _record(th, theirs, victim)
     (entry,) = [e for e in await orphans.probe([rec]) if e["kernel_id"] == rec.kernel_id]
     assert entry["alive"] and entry["elsewhere"] and entry["on_host"] == "login2", entry
-    ps = _sshpyk("ps")
+    ps = sshpyk_cli("ps")
     assert ps.returncode == 0 and "on another host (login2)" in ps.stdout, ps.stdout
-    r = _sshpyk(
+    r = sshpyk_cli(
         "reap", "remote", "--ssh-config", str(th.ssh_config),
         "--remote-python-prefix", th.remote_python_prefix, "--all",
     )  # fmt: skip

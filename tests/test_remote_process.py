@@ -8,8 +8,7 @@ import os
 from pathlib import Path
 
 import pytest
-from helpers import kernel_procs, local_ssh_procs, run_code, start, wait_until
-from test_resilience import _client, server_env  # noqa: F401  (a fixture)
+from helpers import kernel_client, kernel_procs, local_ssh_procs, run_code, start, wait_until
 
 from sshpyk import registry
 
@@ -76,7 +75,7 @@ def _running(pid: int) -> bool:
 
 async def test_server_kill9_ends_the_monitor_sessions_and_the_kernel_lives(
     netns_hosts,
-    server_env,  # noqa: F811
+    server_env,
 ):
     th = netns_hosts
     runtime = Path(os.environ["JUPYTER_RUNTIME_DIR"])
@@ -85,7 +84,7 @@ async def test_server_kill9_ends_the_monitor_sessions_and_the_kernel_lives(
     code, k = await s1.call("POST", "api/kernels", {"name": "ssh-persist"})
     assert code == 201, k
     kid = k["id"]
-    kc = _client(runtime, kid)
+    kc = kernel_client(runtime, kid)
     await kc.wait_for_ready(timeout=30)
     await run_code(kc, "z = 'kept'")
     kc.stop_channels()
@@ -112,7 +111,7 @@ async def test_server_kill9_ends_the_monitor_sessions_and_the_kernel_lives(
     await s2.ready()
     code, model = await s2.call("POST", f"sshpyk/orphans/{kid}/attach", {})
     assert code == 201, model
-    kc = _client(runtime, kid)
+    kc = kernel_client(runtime, kid)
     await kc.wait_for_ready(timeout=30)
     out, reply = await run_code(kc, "print(z)")
     assert reply["status"] == "ok" and out.strip() == "kept"

@@ -6,32 +6,15 @@ from __future__ import annotations
 import asyncio
 import json
 import os
-import signal
-import subprocess
-import sys
 import time
 from pathlib import Path
 
 import pytest
-from helpers import kernel_procs, run_code, start, wait_until
-from jupyter_client import AsyncKernelClient
+from helpers import kernel_client, kernel_procs, run_code, sshpyk_cli, start, wait_state, wait_until
 
 from sshpyk import registry
 
 CUT = 30.0
-
-
-async def _state_is(prov, *states) -> bool:
-    return prov.state in states
-
-
-async def wait_state(prov, timeout, *states) -> float:
-    """Seconds until the provisioner is in one of ``states``; fails after ``timeout``."""
-    t0 = time.monotonic()
-    assert await wait_until(lambda: _state_is(prov, *states), timeout, 0.05), (
-        f"state {prov.state!r} ({prov.step}), wanted {states}"
-    )
-    return time.monotonic() - t0
 
 
 async def test_idle_kernel_survives_a_30s_cut(netns_hosts, specs, managers, faults):
@@ -173,124 +156,6 @@ def _diagnose(th, prov) -> None:
 # ---- the Jupyter server is killed ---------------------------------------------------------
 
 
-class Server:
-    """A real ``jupyter server`` with sshpyk, in its own process (so it can be kill -9'd)."""
-
-    def __init__(self, tmp: Path, env: dict):
-        self.env = env
-        self.port = _free_port()
-        self.token = "t0k3n"
-        self.log = open(tmp / f"server-{self.port}.log", "wb")  # noqa: SIM115
-        self.proc = subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "jupyter_server",
-                "--no-browser",
-                "--allow-root",
-                f"--port={self.port}",
-                "--ServerApp.ip=127.0.0.1",
-                f"--IdentityProvider.token={self.token}",
-                f"--ServerApp.root_dir={tmp}",
-            ],
-            env=env,
-            stdout=self.log,
-            stderr=subprocess.STDOUT,
-        )
-
-    def url(self, path: str) -> str:
-        return f"http://127.0.0.1:{self.port}/{path}"
-
-    async def call(self, method: str, path: str, body=None, timeout=60) -> tuple[int, object]:
-        from tornado.httpclient import AsyncHTTPClient, HTTPClientError
-
-        client = AsyncHTTPClient()
-        try:
-            r = await client.fetch(
-                self.url(path),
-                method=method,
-                headers={"Authorization": f"token {self.token}"},
-                body=None if body is None else json.dumps(body),
-                allow_nonstandard_methods=True,
-                request_timeout=timeout,
-            )
-        except HTTPClientError as e:
-            r = e.response
-            if r is None:
-                raise
-        return r.code, (json.loads(r.body) if r.body else None)
-
-    async def ready(self) -> None:
-        async def up():
-            try:
-                return (await self.call("GET", "api/status", timeout=2))[0] == 200
-            except OSError:
-                return False
-
-        assert await wait_until(up, 30, 0.2), "jupyter server did not come up"
-
-    def kill9(self) -> None:
-        self.proc.send_signal(signal.SIGKILL)
-        self.proc.wait(10)
-
-    def stop(self) -> None:
-        if self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(20)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-        self.log.close()
-
-
-def _free_port() -> int:
-    import socket
-
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def _client(runtime: Path, kernel_id: str) -> AsyncKernelClient:
-    kc = AsyncKernelClient()
-    kc.load_connection_file(str(runtime / f"kernel-{kernel_id}.json"))
-    kc.start_channels()
-    return kc
-
-
-@pytest.fixture
-def server_env(tmp_path, specs, netns_hosts):
-    specs("ssh-persist", lease_timeout=600)
-    specs("ssh-short-lease", lease_timeout=10)
-    env = {
-        **os.environ,
-        "JUPYTER_PATH": os.environ["JUPYTER_PATH"],
-        "JUPYTER_RUNTIME_DIR": os.environ["JUPYTER_RUNTIME_DIR"],
-        "JUPYTER_CONFIG_DIR": str(tmp_path / "config"),
-        "JUPYTER_DATA_DIR": str(tmp_path / "data"),
-    }
-    servers: list[Server] = []
-
-    def make() -> Server:
-        s = Server(tmp_path, env)
-        servers.append(s)
-        return s
-
-    yield make
-    for s in servers:
-        s.stop()
-    # whatever a failed test left on the host
-    records, _ = registry.all_records()
-    for rec in records:
-        netns_hosts.ssh("remote", f"kill -9 -- -{int(rec.remote['pgid'])} 2>/dev/null; true")
-        registry.remove(rec.kernel_id)
-
-
-def _sshpyk(*args: str) -> subprocess.CompletedProcess:
-    exe = str(Path(sys.executable).parent / "sshpyk")
-    return subprocess.run([exe, *args], capture_output=True, text=True, timeout=60)
-
-
 async def test_server_kill9_then_reattach_with_state_intact(netns_hosts, server_env):
     runtime = Path(os.environ["JUPYTER_RUNTIME_DIR"])
     s1 = server_env()
@@ -298,7 +163,7 @@ async def test_server_kill9_then_reattach_with_state_intact(netns_hosts, server_
     code, k = await s1.call("POST", "api/kernels", {"name": "ssh-persist"})
     assert code == 201, k
     kid = k["id"]
-    kc = _client(runtime, kid)
+    kc = kernel_client(runtime, kid)
     await kc.wait_for_ready(timeout=30)
     await run_code(kc, "z = 'survived'")
     kc.stop_channels()
@@ -310,13 +175,13 @@ async def test_server_kill9_then_reattach_with_state_intact(netns_hosts, server_
     s1.kill9()
     # the remote kernel keeps running; `sshpyk ps` lists it as an orphan
     assert kernel_procs(netns_hosts)
-    ps = _sshpyk("ps", "--json")
+    ps = sshpyk_cli("ps", "--json")
     assert ps.returncode == 0, ps.stderr
     listed = {e["kernel_id"]: e for e in json.loads(ps.stdout)["kernels"]}
     assert listed[kid]["orphan"] and listed[kid]["alive"]
     assert listed[kid]["host_alias"] == "remote" and listed[kid]["kernelspec"] == "ssh-persist"
     assert "key" not in listed[kid]
-    table = _sshpyk("ps")
+    table = sshpyk_cli("ps")
     assert kid in table.stdout and "gone" in table.stdout
 
     s2 = server_env()
@@ -331,7 +196,7 @@ async def test_server_kill9_then_reattach_with_state_intact(netns_hosts, server_
     assert kid in [k["id"] for k in kernels]
     code, body = await s2.call("GET", "sshpyk/orphans")
     assert kid not in [e["kernel_id"] for e in body["kernels"]]
-    kc = _client(runtime, kid)
+    kc = kernel_client(runtime, kid)
     await kc.wait_for_ready(timeout=30)
     out, reply = await run_code(kc, "print(z)")
     assert reply["status"] == "ok" and out.strip() == "survived"
@@ -375,7 +240,7 @@ async def test_orphans_can_be_shut_down_reaped_or_expire(netns_hosts, server_env
     print(f"lease: abandoned kernel ended {time.monotonic() - t_killed:.1f} s after kill -9")
     # reap clears the host: the remaining orphan is ended, records of both are dropped
     assert kernel_procs(netns_hosts)
-    r = _sshpyk("reap", "remote", "--ssh-config", str(netns_hosts.ssh_config))
+    r = sshpyk_cli("reap", "remote", "--ssh-config", str(netns_hosts.ssh_config))
     assert r.returncode == 0, r.stderr
     assert "reaped" in r.stdout
     assert kernel_procs(netns_hosts) == []

@@ -17,7 +17,6 @@ import textwrap
 import time
 
 import pytest
-import test_resilience
 import test_sshfs
 from helpers import kernel_procs, run_code, start, wait_until
 from test_sshfs import local_servers, remote_mounts, sshfs_procs
@@ -27,8 +26,7 @@ from sshpyk.mounts import MountError, Mounts
 from sshpyk.remote.protocol import messages, python_command
 from sshpyk.transport import Master, Target
 
-# fixtures of the other SSH test modules
-server_env = test_resilience.server_env
+# fixtures of the other SSH test modules (server_env is in conftest.py)
 mountpoint = test_sshfs.mountpoint
 
 
