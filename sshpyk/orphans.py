@@ -47,7 +47,7 @@ async def _remote(target: Target, prefix: str, params: dict, master: Master | No
 
 
 def _refused(alias: str, result: dict) -> SSHPykError | None:
-    """The error for a kernel the host would not act on (see remote/kernels.py)."""
+    """The error for a kernel the host would not act on (see remote/running.py)."""
     outcome = result.get("outcome")
     if outcome == "elsewhere":
         return SSHPykError(
@@ -125,7 +125,7 @@ async def probe(records: list[registry.Record]) -> list[dict[str, Any]]:
 
 async def shut_down(rec: registry.Record) -> None:
     """End the kernel on its host (TERM, then KILL) and forget it.  Refused (the record
-    stays) when the kernel's run dir is another host's (see remote/kernels.py)."""
+    stays) when the kernel's run dir is another host's (see remote/running.py)."""
     target = target_of(rec)
     result = await _remote(
         target,

@@ -150,8 +150,8 @@ def strangers(netns_hosts, tmp_path, monkeypatch):
 
 
 def test_every_remote_program_carries_the_identity_it_imports():
-    """launcher.py, kernels.py and attach.py share remote/identity.py in the package; each
-    runs alone on the host (no sshpyk there), so what is sent inlines it in place of the
+    """launcher.py, running.py and attach.py share remote/_prelude.py in the package; each
+    runs alone on the host (no sshpyk there), so what is sent starts with it, and drops the
     import: one source, no relative import left, and it compiles."""
     for name in ("launcher", "running", "attach"):
         sent = source(name)
@@ -174,7 +174,7 @@ async def test_a_reused_pid_is_never_signalled(netns_hosts, strangers):
     reused = _fake_rundir(th, "id-reused-1", _meta(victim, here, str(int(start) + 1)))
     rebooted = _fake_rundir(th, "id-reboot-1", _meta(victim, {**here, "boot_id": "0" * 32}, start))
 
-    # the monitor's "signal N" (attach.py) and the provisioner's fallback (kernels.py signal)
+    # the monitor's "signal N" (attach.py) and the provisioner's fallback (running.py signal)
     for rundir in (reused, rebooted):
         (reply,) = _remote_python(
             th, "attach", {"rundir": rundir, "drop_stale": True}, b"signal 9\n"
