@@ -43,19 +43,26 @@ times the link with it).  Unknown lines are ignored.
 
 The programs
 ------------
-``launcher``: finds the kernelspec, writes the connection file, starts the kernel and
-answers ``{"ready": true, pid, pgid, ip, ports, transport, rundir, hostname, host,
-python}`` or ``{"error": kind, "message": ...}``.  Until ``ack``, EOF on stdin means the
-launch was abandoned (the kernel is killed); after ``ack`` the launcher stays as the
-kernel's nanny: it applies ``signal N``, answers ``ping N`` and reports ``{"exit": rc}``
-when the kernel ends.  EOF then means sshpyk lost touch: the kernel keeps running under its
-lease.  ``attach``: a later monitor for a running kernel (``{"rundir": ...,
-"drop_stale": bool}``): ``{"attached": meta}`` or ``{"error": "gone", "exit": rc}`` /
-``"elsewhere"`` / ``"unverified"`` / ``"bad_rundir"``, then like the nanny (``signal``,
-``ping``, ``exit``); EOF only detaches.  ``running``: lists, kills, signals and reaps the
-kernels of a host (``{"action": "list"|"reap"|"kill"|"signal", ...}``), one answer.
-``inspect``: the environment (python, jupyter_client, kernelspecs, sshfs, mount points).
-``forward_probe``: a listener for the port-forwarding check.  ``mount``: one SSHFS mount.
+``launcher``: parameters ``kernel_name``, ``kernel_id`` (the run dir's name), ``key``,
+``signature_scheme``, ``transport`` (tcp or ipc), ``launch_timeout``, ``lease_timeout``,
+``kernel_uuid``, ``kernelspec``, ``env``, ``cwd`` (and ``ports``, used when all are still
+free: no caller sends it any more).  It finds the kernelspec, writes the connection file,
+starts the kernel and answers ``{"ready": true, pid, pgid, ip, ports, transport, rundir,
+hostname, host, python}`` or ``{"error": kind, "message": ...}``.  Until ``ack``, EOF on
+stdin means the launch was abandoned (the kernel is killed); after ``ack`` the launcher
+stays as the kernel's nanny: it applies ``signal N``, answers ``ping N`` and reports
+``{"exit": rc}`` when the kernel ends.  EOF then means sshpyk lost touch: the kernel keeps
+running under its lease.
+
+``attach``: a later monitor for a running kernel (``{"rundir": ..., "drop_stale": bool}``):
+``{"attached": meta}``, or ``{"error": "gone", "exit": rc}`` / ``"elsewhere"`` /
+``"unverified"`` / ``"bad_rundir"``; then like the nanny (``signal``, ``ping``, ``exit``),
+but EOF only detaches.
+
+``running``: lists, kills, signals and reaps the kernels of a host (``{"action":
+"list"|"reap"|"kill"|"signal", ...}``), one answer.  ``inspect``: the environment (python,
+jupyter_client, kernelspecs, sshfs, mount points), one answer.  ``forward_probe``: a
+listener for the port-forwarding check.  ``mount``: one SSHFS mount (argv, stderr).
 
 Channels
 --------
