@@ -3,6 +3,7 @@ input refused with exit 2 and a message naming the problem, and the one exit-cod
 
 from __future__ import annotations
 
+import logging
 import subprocess
 import sys
 
@@ -39,6 +40,16 @@ REQUIRED = {
     "--remote-python-prefix": "/opt/env",
     "--remote-kernel-name": "python3",
 }
+
+
+@pytest.fixture(autouse=True)
+def root_logger():
+    """``main`` sets up the root logger as the program's: put it back for the next tests."""
+    root = logging.getLogger()
+    handlers, level = root.handlers[:], root.level
+    yield
+    root.handlers[:] = handlers
+    root.setLevel(level)
 
 
 def parse(*argv: str):
