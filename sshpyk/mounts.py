@@ -30,7 +30,7 @@ import time
 from typing import Any
 
 from . import sftp_server
-from .errors import SSHPykError
+from .errors import SSHPykError, remote_failure
 from .localproc import kill_process
 from .remote.protocol import EXPIRED, MOUNTED, REPLACED, python_command, read_message
 from .runtime import default_runtime
@@ -244,14 +244,8 @@ class Mount:
                 kind="mount_failed",
             )
         kind = reply["error"]
-        if kind == "prefix_missing":
-            msg = f"remote python prefix {self.prefix!r} does not exist on {alias!r}"
-        elif kind == "python_missing":
-            msg = f"{self.prefix}/bin/python on {alias!r} is missing or not executable"
-        elif kind == "sshfs_missing":
-            msg = f"{reply['message']}: install sshfs on {alias} (Debian: apt-get install sshfs)"
-        else:
-            msg = f"cannot mount {self.local_path} on {where}: {reply.get('message', kind)}"
+        otherwise = f"cannot mount {self.local_path} on {where}: {reply.get('message', kind)}"
+        msg = remote_failure(reply, alias=alias, prefix=self.prefix, otherwise=otherwise)
         return MountError(msg, kind=kind)
 
     # ---- running -----------------------------------------------------------------------------
