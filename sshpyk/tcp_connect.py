@@ -4,9 +4,9 @@ tune the TCP socket, hand it to ssh and exit.  ssh then owns a socket we configu
 Why: after a link cut, TCP retransmits with exponential back-off (0.2 s, 0.4 s, ... up to
 2 minutes between tries), so a connection that survived a 30 s cut may stay silent for
 another 20-30 s after the link is back.  ``TCP_RTO_MAX_MS`` (Linux >= 6.15) caps that
-interval, so the connection resumes within about a second (measured: 0.05-0.9 s after a
-30 s cut, both directions: the remote resends its backlog as soon as one of our
-retransmissions reaches it); ``TCP_NODELAY`` because every
+interval, so the connection resumes within about a second in both directions (the remote
+resends its backlog as soon as one of our retransmissions reaches it; the measured times are
+``benchmarks/resilience.py``'s, quoted in the README); ``TCP_NODELAY`` because every
 message on this connection (ZeroMQ frames, pings) is latency-bound.  On older kernels the
 option is skipped and ssh behaves exactly as without us.
 
