@@ -5,6 +5,12 @@ never blocks on the network.  The master is ours alone: ControlMaster/ControlPat
 ControlPersist are given with ``-o``, which beats whatever the user's config says, so the
 user's own masters are never touched.  Mux clients get ``ProxyCommand=false``: should the
 master be gone, ssh would otherwise silently open a second, unshared connection.
+
+A server's masters live in its ``Runtime.masters`` (``Master.for_target``); a host that
+limits the sessions of one connection (sshd's MaxSessions) gets more of them, and
+``start_program`` is the one place that decides when a program moves to the next.  Local
+helpers live elsewhere: ``control_dir`` (where the sockets are, and their housekeeping),
+``localfs`` (private dirs, lock files) and ``localproc`` (local processes).
 """
 
 from __future__ import annotations
@@ -106,7 +112,7 @@ class Master:
         # whether a kernel's forwards are still there.
         self.identity: tuple[int, int] | None = None
         # (identity, transport) of masters that have opened a forwarded channel: the sshd
-        # allows that kind of forwarding on that connection (see the provisioner's _forward)
+        # allows that kind of forwarding on that connection (see kernel/channels.py)
         self.forwarding_works: set[tuple] = set()
 
     @classmethod
