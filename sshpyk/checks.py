@@ -93,10 +93,6 @@ def _is_dir(path: str) -> bool:
     return Path(path).expanduser().is_dir()
 
 
-def target_of(model: dict) -> Target:
-    return Target.from_config(model)
-
-
 # ---- one function per check: its verdict from what was found ------------------------------
 
 

@@ -5,6 +5,16 @@ from __future__ import annotations
 import re
 
 
+class InvalidField(ValueError):
+    """A field has a bad value; ``field`` names it (dotted for nested ones).  Raised by the
+    model's validation and by ``localfiles`` (400 / exit 2); ``model.InvalidField`` is it."""
+
+    def __init__(self, field: str, message: str):
+        super().__init__(f"{field}: {message}")
+        self.field = field
+        self.message = message
+
+
 class SSHPykError(RuntimeError):
     """Base of every error sshpyk raises on purpose; ``kind`` is machine-readable."""
 

@@ -13,7 +13,7 @@ from __future__ import annotations
 import os
 import stat
 
-from .model import InvalidField
+from .errors import InvalidField
 
 MAX_CONFIG_BYTES = 1024 * 1024  # real ssh configs are a few KiB; Include trees stay far below
 

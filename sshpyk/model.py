@@ -16,6 +16,9 @@ from functools import cache
 from importlib.resources import files
 from typing import Any
 
+from .errors import InvalidField
+from .localfiles import check_ssh_config
+
 PROVISIONER_NAME = "sshpyk-provisioner"
 SPEC_FIELDS = ("kernel_name", "display_name", "language", "interrupt_mode")
 
@@ -37,15 +40,6 @@ _JSON_TYPES = {
     "object": dict,
     "null": type(None),
 }
-
-
-class InvalidField(ValueError):
-    """A field has a bad value; ``field`` names it (dotted for nested ones)."""
-
-    def __init__(self, field: str, message: str):
-        super().__init__(f"{field}: {message}")
-        self.field = field
-        self.message = message
 
 
 @cache
@@ -127,8 +121,6 @@ def check_sshfs_options(name: str, value: str) -> None:
 
 def check_ssh_config_path(name: str, value: str) -> None:
     """A path, then the file itself: ssh runs what a config says (see ``localfiles``)."""
-    from .localfiles import check_ssh_config  # it needs InvalidField from here
-
     check_local_path(name, value)
     check_ssh_config(name, value)
 
