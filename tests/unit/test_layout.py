@@ -293,3 +293,34 @@ def test_states_are_written_once_in_states_py():
         for line, word, how in hand_written_states(path.read_text())
     ]
     assert not found, "use sshpyk.states: " + "; ".join(found)
+
+
+# ---- the test tiers themselves ---------------------------------------------------------------
+
+TESTS = PKG.parent / "tests"
+
+
+def test_the_tier_markers_are_declared_and_strict():
+    import tomllib
+
+    conf = tomllib.loads((PKG.parent / "pyproject.toml").read_text())
+    ini = conf["tool"]["pytest"]["ini_options"]
+    declared = {m.split(":")[0] for m in ini["markers"]}
+    assert {"unit", "integration", "resilience", "netns", "slow"} <= declared
+    assert "--strict-markers" in ini["addopts"]
+
+
+def test_tests_are_marked_by_the_directory_they_live_in():
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("tests_root_conftest", TESTS / "conftest.py")
+    conftest = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(conftest)
+    tier_of = conftest.tier_of
+    assert tier_of(TESTS / "unit" / "test_model.py") == "unit"
+    assert tier_of(TESTS / "integration" / "test_rest.py") == "integration"
+    assert tier_of(TESTS / "resilience" / "test_resilience.py") == "resilience"
+    # top-level modules, before and after the move into the tier directories
+    assert tier_of(TESTS / "test_rest.py") == "integration"
+    assert tier_of(TESTS / "test_resilience.py") == "resilience"
+    assert conftest.TIERS["resilience"] == ("resilience", "slow")
