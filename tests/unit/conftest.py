@@ -1,13 +1,16 @@
 """The unit tier: pure logic, with fakes where the code would reach out.
 
 No test here may use the test hosts: asking for one of their fixtures is a collection
-error, so a slow or root-only test cannot slip into this tier.  Every test gets private
-Jupyter dirs (the registry writes into the runtime dir), so nothing here touches the
-user's own ones.
+error, so a slow or root-only test cannot slip into this tier.  A connection from the test
+process to anything but loopback fails the test (this tier has no network).  Every test
+gets private Jupyter dirs (the registry writes into the runtime dir), so nothing here
+touches the user's own ones.
 """
 
 from __future__ import annotations
 
+import ipaddress
+import socket
 from pathlib import Path
 
 import pytest
@@ -43,3 +46,31 @@ def jupyter_dirs(tmp_path, monkeypatch):
     ]:
         monkeypatch.setenv(var, str(sub))
     return runtime
+
+
+def _loopback_only(connect, attempts: list):
+    def guarded(sock, address, *args):
+        if sock.family in (socket.AF_INET, socket.AF_INET6):
+            host = address[0]
+            try:
+                loopback = host == "localhost" or ipaddress.ip_address(host).is_loopback
+            except ValueError:
+                loopback = False
+            if not loopback:
+                attempts.append(address)
+                raise AssertionError(f"the unit tier has no network: connect to {address!r}")
+        return connect(sock, address, *args)
+
+    return guarded
+
+
+@pytest.fixture(autouse=True)
+def no_network(monkeypatch):
+    """Connections from this process to anything but loopback fail the test, also when the
+    code under test swallows the error."""
+    attempts: list = []
+    for name in ("connect", "connect_ex"):
+        real = getattr(socket.socket, name)
+        monkeypatch.setattr(socket.socket, name, _loopback_only(real, attempts))
+    yield
+    assert not attempts, f"the unit tier has no network: connected to {attempts}"
