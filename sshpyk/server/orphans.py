@@ -18,7 +18,6 @@ from jupyter_server.auth.decorator import authorized
 
 from .. import orphans, registry
 from ..errors import Conflict, SSHPykError
-from ..states import TunnelState
 from .base import NotFound, SSHPykHandler
 
 # kernel ids a request of this server is re-attaching or shutting down right now
@@ -31,14 +30,9 @@ def _orphan_records(running: set[str]) -> list[registry.Record]:
 
 
 def running_here(handler: SSHPykHandler) -> set[str]:
-    """The kernels of this server: started ones (the kernel manager's list) and those being
-    launched or re-attached now (the runtime knows them before the kernel manager does)."""
-    launching = {
-        kid
-        for kid, prov in list(handler.runtime.kernels.items())
-        if prov.status()["state"] == TunnelState.LAUNCHING
-    }
-    return set(handler.kernel_manager.list_kernel_ids()) | launching
+    """The kernels this server has started (a re-attach in flight is refused by IN_FLIGHT
+    and the registry's claim, and stays listed until it has taken the kernel up)."""
+    return set(handler.kernel_manager.list_kernel_ids())
 
 
 class OrphansHandler(SSHPykHandler):
