@@ -263,7 +263,8 @@ async def test_unconfirmed_shutdown_stops_mounts_when_the_record_cannot_be_kept(
         path.mkdir()  # abandon() cannot load nor rewrite it
         faults.cut("remote")
         await asyncio.wait_for(km.shutdown_kernel(now=True), 60)
-        assert prov.kernel._exit_unconfirmed or not prov.kernel._exited.is_set()  # it took the abandon path
+        # it took the abandon path
+        assert prov.kernel._exit_unconfirmed or not prov.kernel._exited.is_set()
         assert not prov.mounts.up
         assert await wait_until(lambda: _async(not local_servers(share)), 10)
         assert not monitor_sessions(netns_hosts.ssh_config, "remote")
