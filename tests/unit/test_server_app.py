@@ -1,6 +1,6 @@
 """``sshpyk/app.py``, the server extension's setup, against a stand-in for the server app: what
 it puts in the web app's settings, which routes it adds, and the warning about kernels an
-earlier server left running.  (The real server loading it: tests/test_routes.py.)"""
+earlier server left running.  (The real server loading it: tests/integration/test_routes.py.)"""
 
 from __future__ import annotations
 

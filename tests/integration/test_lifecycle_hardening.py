@@ -32,7 +32,7 @@ from sshpyk.errors import SSHPykError
 from sshpyk.states import CheckStatus
 
 PY = sys.executable
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def _env(**over) -> dict:

@@ -286,7 +286,7 @@ def test_help_everywhere_and_verbose_logs_prefixed(env):
 def test_demo_start_launch_stop_leaves_nothing(env):
     # as after `./dev demo`: the user's shell has no venv on PATH, so the hints must name
     # the CLI by a path that shell finds (.venv/bin/sshpyk from the repository root)
-    root_dir = Path(__file__).resolve().parent.parent
+    root_dir = Path(__file__).resolve().parents[2]
     shell_env = {k: v for k, v in env.items() if k != "VIRTUAL_ENV"}
     shell_env["PATH"] = "/usr/bin:/bin"
     r = subprocess.run(

@@ -368,7 +368,7 @@ def shown_command(name: str, path: str, cwd: Path, venv: str | None = None) -> s
     """What shell_command says in a process started with this PATH (and $VIRTUAL_ENV)."""
     env = {k: v for k, v in os.environ.items() if k not in ("VIRTUAL_ENV", "PYTHONPATH")}
     env["PATH"] = path
-    env["PYTHONPATH"] = str(Path(__file__).resolve().parents[1])  # the sshpyk under test
+    env["PYTHONPATH"] = str(Path(__file__).resolve().parents[2])  # the sshpyk under test
     if venv:
         env["VIRTUAL_ENV"] = venv
     r = subprocess.run(

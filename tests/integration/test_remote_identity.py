@@ -30,7 +30,7 @@ from sshpyk.errors import SSHPykError
 from sshpyk.remote.protocol import messages, program_stdin, python_command, source
 from sshpyk.transport import Target
 
-REMOTE = Path(__file__).parent.parent / "sshpyk" / "remote"
+REMOTE = Path(__file__).resolve().parents[2] / "sshpyk" / "remote"
 
 
 def _remote_python(th, program: str, params: dict, extra: bytes = b"", timeout=30) -> list[dict]:
