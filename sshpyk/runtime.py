@@ -29,6 +29,9 @@ class Runtime:
         # The ssh ControlMasters of this server by target key and shard (see
         # ``transport.Master``): every kernel, mount and check on a host rides on them.
         self.masters: dict[str, Any] = {}
+        # Kernel ids a request of this server is re-attaching or shutting down right now
+        # (``server/orphans.py``: one such request per kernel at a time).
+        self.orphan_requests: set[str] = set()
         self._attach: dict[str, Record] = {}
 
     # ---- re-attach mailbox ---------------------------------------------------------------

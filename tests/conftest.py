@@ -72,21 +72,19 @@ def jp_server_config(jp_server_config):
 
 TESTS = Path(__file__).resolve().parent
 TIERS = {"unit": ("unit",), "integration": ("integration",), "resilience": ("resilience", "slow")}
-# top-level modules of a tier other than integration, until they move into its directory
-TIER_OF_MODULE = {"test_resilience.py": "resilience"}
 NETNS_FIXTURES = {"netns_hosts", "faults"}
 
 
 def tier_of(path: Path) -> str:
     """``unit``, ``integration`` or ``resilience``: the directory under ``tests/`` a test
-    lives in, else (a top-level module) its entry in ``TIER_OF_MODULE``, else integration."""
+    lives in (``tests/unit/test_layout.py`` sees that every test module lives in one)."""
     try:
         parts = path.resolve().relative_to(TESTS).parts
     except ValueError:
         return "integration"
     if len(parts) > 1 and parts[0] in TIERS:
         return parts[0]
-    return TIER_OF_MODULE.get(path.name, "integration")
+    return "integration"
 
 
 def pytest_collection_modifyitems(config, items):

@@ -14,7 +14,7 @@ from .exitcodes import UsageError
 
 # Every field of the kernelspec schema is an option named after it (lease_timeout ->
 # --lease-timeout), for add and edit: a field added to the schema is an option at once and
-# can never be forgotten here (tests/test_cli_options.py walks the schema to make sure).
+# can never be forgotten here (tests/integration/test_cli_options.py walks the schema to make sure).
 def option_name(field: str) -> str:
     return "--" + field.replace("_", "-")
 

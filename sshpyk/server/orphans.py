@@ -4,10 +4,10 @@ intact), or shut it down.
 
 One request at a time per kernel: a second re-attach of the same kernel while the first runs
 would give it two kernel managers, and the one MultiKernelManager forgets would restart the
-kernel behind the user's back.  So a request claims the kernel first, in this process (a
-set) and across processes sharing the registry (``registry.claim``), and answers 409 if it
-cannot.  GET changes nothing: stale records are forgotten by DELETE, by a re-attach that
-finds the kernel gone, and by ``sshpyk reap``."""
+kernel behind the user's back.  So a request claims the kernel first, in this server (its
+runtime's ``orphan_requests``) and across processes sharing the registry
+(``registry.claim``), and answers 409 if it cannot.  GET changes nothing: stale records are
+forgotten by DELETE, by a re-attach that finds the kernel gone, and by ``sshpyk reap``."""
 
 from __future__ import annotations
 
@@ -20,9 +20,6 @@ from .. import orphans, registry
 from ..errors import Conflict, SSHPykError
 from .base import NotFound, SSHPykHandler
 
-# kernel ids a request of this server is re-attaching or shutting down right now
-IN_FLIGHT: set[str] = set()
-
 
 def _orphan_records(running: set[str]) -> list[registry.Record]:
     records, _ = registry.all_records()
@@ -30,7 +27,7 @@ def _orphan_records(running: set[str]) -> list[registry.Record]:
 
 
 def running_here(handler: SSHPykHandler) -> set[str]:
-    """The kernels this server has started (a re-attach in flight is refused by IN_FLIGHT
+    """The kernels this server has started (a re-attach in flight is refused by the runtime
     and the registry's claim, and stays listed until it has taken the kernel up)."""
     return set(handler.kernel_manager.list_kernel_ids())
 
@@ -58,16 +55,16 @@ class OrphanHandler(SSHPykHandler):
 
     async def _claimed(self, kernel_id: str, work) -> None:
         """Run ``work(record)`` holding the kernel against every other request (409)."""
-        if kernel_id in IN_FLIGHT:
+        if kernel_id in self.runtime.orphan_requests:
             raise Conflict(f"kernel {kernel_id} is busy with another request")
         self._record(kernel_id)  # 404 before anything is claimed (and for what is not an id)
-        IN_FLIGHT.add(kernel_id)
+        self.runtime.orphan_requests.add(kernel_id)
         try:
             with registry.claim(kernel_id):  # registry.Busy (409) if another process holds it
                 # read again: a request that held the claim before may have taken it
                 await work(self._record(kernel_id))
         finally:
-            IN_FLIGHT.discard(kernel_id)
+            self.runtime.orphan_requests.discard(kernel_id)
 
     def _record(self, kernel_id: str) -> registry.Record:
         """The kernel's record, if it is an orphan now; ``NotFound`` otherwise."""

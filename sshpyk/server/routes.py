@@ -2,7 +2,7 @@
 
 Every handler subclasses ``APIHandler`` (JSON errors, XSRF on mutating verbs) and
 every verb is ``@tornado.web.authenticated`` + ``@authorized``;
-``tests/test_routes.py`` walks this table and fails on any verb that is not.
+``tests/integration/test_routes.py`` walks this table and fails on any verb that is not.
 Path arguments are named groups: tornado passes them to the verbs by name.
 """
 

@@ -320,7 +320,11 @@ def test_tests_are_marked_by_the_directory_they_live_in():
     assert tier_of(TESTS / "unit" / "test_model.py") == "unit"
     assert tier_of(TESTS / "integration" / "test_rest.py") == "integration"
     assert tier_of(TESTS / "resilience" / "test_resilience.py") == "resilience"
-    # top-level modules, before and after the move into the tier directories
-    assert tier_of(TESTS / "test_rest.py") == "integration"
-    assert tier_of(TESTS / "test_resilience.py") == "resilience"
     assert conftest.TIERS["resilience"] == ("resilience", "slow")
+
+
+def test_every_test_module_lives_in_a_tier_directory():
+    loose = sorted(p.name for p in TESTS.glob("test_*.py"))
+    assert loose == [], f"test modules outside tests/unit|integration|resilience: {loose}"
+    tiers = {p.parent.name for p in TESTS.glob("*/test_*.py")} - {"harness"}
+    assert tiers == {"unit", "integration", "resilience"}

@@ -77,3 +77,9 @@ def test_live_kernels_are_held_weakly():
     assert rt.kernels["k"] is p
     del p
     assert "k" not in rt.kernels  # a provisioner jupyter_client dropped is not listed
+
+
+def test_orphan_requests_belong_to_one_server():
+    one, two = Runtime(), Runtime()
+    one.orphan_requests.add("k")
+    assert "k" not in two.orphan_requests
