@@ -37,8 +37,8 @@ from pathlib import Path
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parent / "tests"))
 
-from kernel_lifecycle import prepare, provisioned, write_spec  # noqa: E402
 from helpers import remote_procs  # noqa: E402
+from kernel_lifecycle import prepare, provisioned, write_spec  # noqa: E402
 
 from harness import Faults, down, up  # noqa: E402
 from harness.topology import kill_pids, pid_alive  # noqa: E402
