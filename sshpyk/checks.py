@@ -24,7 +24,7 @@ from pathlib import Path
 from typing import Any
 
 from . import remote_env
-from .errors import SSHPykError, config_error_summary
+from .errors import SSHPykError, config_error_summary, remote_failure
 from .localproc import SSH_AT_ONCE, free_local_port, kill_process, run_local
 from .model import schema
 from .remote.protocol import PROBE, program_stdin, python_command, read_message
@@ -145,14 +145,10 @@ def connection_check(took: float | None, error: SSHPykError | None = None) -> Ch
 def remote_python_checks(info: dict, prefix: str, alias: str) -> list[Check]:
     """The system and the python of the inspected environment (remote_system, remote_python)."""
     if info.get("error") in ("prefix_missing", "python_missing"):
-        what = (
-            "does not exist"
-            if info["error"] == "prefix_missing"
-            else "has no executable bin/python"
-        )
+        hint = remote_failure(info, alias=alias, prefix=prefix)
         return [
             _check("remote_system", CheckStatus.SKIPPED, hint="needs the remote python"),
-            _check("remote_python", CheckStatus.FAIL, prefix, f"{prefix} {what} on {alias}"),
+            _check("remote_python", CheckStatus.FAIL, prefix, hint),
         ]
     return [
         _check("remote_system", CheckStatus.OK, info["system"]),
