@@ -55,23 +55,8 @@ SUN_PATH = 104 if sys.platform == "darwin" or "bsd" in sys.platform else 108
 
 
 # ---- ports and sockets ---------------------------------------------------------------------
-def port_free(port):
-    s = socket.socket()
-    s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    try:
-        s.bind(("127.0.0.1", port))
-        return True
-    except OSError:
-        return False
-    finally:
-        s.close()
-
-
-def pick_ports(wanted):
-    """The ``wanted`` ports when all are still free, else fresh ones.  (The ``ports``
-    launch parameter: accepted for older callers, none sends it any more.)"""
-    if wanted and len(wanted) == len(CHANNELS) and all(port_free(p) for p in wanted):
-        return list(wanted)
+def pick_ports():
+    """Free ports on 127.0.0.1, one per channel (the kernel binds them; see start_kernel)."""
     socks, ports = [], []
     for _ in CHANNELS:
         s = socket.socket()
@@ -120,11 +105,11 @@ def ipc_dir(rundir):
     )
 
 
-def endpoints(transport, sockets, wanted):
+def endpoints(transport, sockets):
     """The kernel's ip and its channels' ports (ipc: socket suffixes), in CHANNELS order."""
     if transport == "ipc":
         return os.path.join(sockets, "k"), list(range(1, len(CHANNELS) + 1))
-    return "127.0.0.1", pick_ports(wanted)
+    return "127.0.0.1", pick_ports()
 
 
 # ---- the kernelspec --------------------------------------------------------------------------
@@ -304,7 +289,7 @@ def start_kernel(params, spec, rundir, sockets, umask, deadline):
     # Ports are picked free, then bound by the kernel: another process may take one in
     # between (concurrent launches do).  The kernel then dies with EADDRINUSE: try again.
     for attempt in range(PORT_ATTEMPTS):
-        ip, ports = endpoints(transport, sockets, params.get("ports") if attempt == 0 else None)
+        ip, ports = endpoints(transport, sockets)
         cf = write_connection_file(rundir, ports, ip, transport, params, name)
         argv = kernel_argv(spec, cf)
         proc, problem = start_and_wait(

@@ -45,9 +45,9 @@ The programs
 ------------
 ``launcher``: parameters ``kernel_name``, ``kernel_id`` (the run dir's name), ``key``,
 ``signature_scheme``, ``transport`` (tcp or ipc), ``launch_timeout``, ``lease_timeout``,
-``kernel_uuid``, ``kernelspec``, ``env``, ``cwd`` (and ``ports``, used when all are still
-free: no caller sends it any more).  It finds the kernelspec, writes the connection file,
-starts the kernel and answers ``{"ready": true, pid, pgid, ip, ports, transport, rundir,
+``kernel_uuid``, ``kernelspec``, ``env``, ``cwd``; it picks the kernel's ports (or sockets)
+anew at every launch, restarts included.  It finds the kernelspec, writes the connection
+file, starts the kernel and answers ``{"ready": true, pid, pgid, ip, ports, transport, rundir,
 hostname, host, python}`` or ``{"error": kind, "message": ...}``.  Until ``ack``, EOF on
 stdin means the launch was abandoned (the kernel is killed); after ``ack`` the launcher
 stays as the kernel's nanny: it applies ``signal N``, answers ``ping N`` and reports
