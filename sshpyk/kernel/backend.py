@@ -13,6 +13,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any, Protocol
 
+from ..model import SSHKernelConfig
 from ..remote.protocol import python_command
 from ..transport import Master
 
@@ -46,3 +47,8 @@ class Direct:
 
     def describe(self) -> dict[str, Any]:
         return {}
+
+
+def backend_for(cfg: SSHKernelConfig) -> LaunchBackend:
+    """The launch backend a kernelspec asks for: the one place a second backend plugs in."""
+    return Direct()

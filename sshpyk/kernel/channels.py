@@ -17,9 +17,11 @@ from typing import Any, Protocol
 
 from ..errors import RemoteLaunchError, SSHPykError
 from ..localproc import free_local_port
+from ..model import SSHKernelConfig
 from ..remote.protocol import PORT_NAMES
 from ..transport import Master, channel_answers
 
+Log = logging.Logger | logging.LoggerAdapter
 FORWARD_ATTEMPTS = 5
 # after a new master: how long iopub's subscribers get to reconnect before the other channels
 IOPUB_HEAD_START = 0.5
@@ -50,17 +52,31 @@ class ChannelPath(Protocol):
     async def refused(self) -> bool:
         """Whether the host now refuses the channels (so "connected" would be a lie)."""
 
-    async def close(self, master: Master) -> None:
+    async def release(self, master: Master, local_ports: list[int], remote: dict) -> None:
+        """Free what a previous server's path may still hold for the kernel (re-attach)."""
+
+    async def close(self, master: Master, *, quiet: bool = False) -> None:
         """Nothing reachable any more; local ports forgotten."""
 
     def ports(self) -> dict[str, int]:
         """Channel port names → local ports, for the kernel's connection info."""
 
+    def info(self) -> dict[str, Any]:
+        """What jupyter_client persists of the path (``get_provisioner_info``)."""
+
+    def load(self, info: dict[str, Any]) -> None:
+        """The inverse of ``info`` (``load_provisioner_info``)."""
+
+
+def channel_path_for(cfg: SSHKernelConfig, log: Log) -> ChannelPath:
+    """The channel path a kernelspec asks for: the one place a second path plugs in."""
+    return ForwardChannels(cfg.ssh_host_alias, log)
+
 
 class ForwardChannels:
     """Five ssh port forwards on the host's master."""
 
-    def __init__(self, alias: str, log: logging.Logger | logging.LoggerAdapter):
+    def __init__(self, alias: str, log: Log):
         self.alias = alias
         self.log = log
         self.local_ports: list[int] | None = None
@@ -166,3 +182,7 @@ class ForwardChannels:
 
     def info(self) -> dict[str, Any]:
         return {"local_ports": self.local_ports, "forwards": self.forwards}
+
+    def load(self, info: dict[str, Any]) -> None:
+        self.local_ports = info.get("local_ports")
+        self.forwards = list(info.get("forwards") or [])

@@ -25,7 +25,8 @@ from ..model import InvalidField, SSHKernelConfig
 from ..mounts import Mounts
 from ..runtime import runtime_of
 from ..transport import Master, Target
-from .channels import ForwardChannels
+from .backend import backend_for
+from .channels import channel_path_for
 from .remote_kernel import RemoteKernel
 
 # Variables of the Jupyter server worth passing to the remote kernel; the rest of the local
@@ -53,7 +54,7 @@ class SSHKernelProvisioner(KernelProvisionerBase):
             self.cfg,
             str(self.kernel_id),
             master,
-            ForwardChannels(self.cfg.ssh_host_alias, self.log),
+            channel_path_for(self.cfg, self.log),
             Mounts(
                 master,
                 self.cfg.remote_python_prefix,
@@ -64,6 +65,7 @@ class SSHKernelProvisioner(KernelProvisionerBase):
             ),
             self.log,
             on_connected=self._connected,
+            backend=backend_for(self.cfg),
         )
         # Set by cleanup(restart=True), which jupyter_client calls right before it launches
         # the same kernel again: the next launch is a restart (said, not guessed).
@@ -89,7 +91,7 @@ class SSHKernelProvisioner(KernelProvisionerBase):
 
     @property
     def forwards(self) -> list[str]:
-        return self.kernel.channels.forwards
+        return self.kernel.channels.info().get("forwards") or []
 
     @property
     def local_ports(self) -> list[int] | None:
@@ -242,6 +244,5 @@ class SSHKernelProvisioner(KernelProvisionerBase):
     async def load_provisioner_info(self, provisioner_info: dict) -> None:
         await super().load_provisioner_info(provisioner_info)
         self.kernel.remote = provisioner_info.get("remote")
-        self.kernel.channels.local_ports = provisioner_info.get("local_ports")
-        self.kernel.channels.forwards = list(provisioner_info.get("forwards") or [])
+        self.kernel.channels.load(provisioner_info)
         self.kernel.launches = int(provisioner_info.get("launches") or 0)
