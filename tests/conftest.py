@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import json
 import os
+import time
 from pathlib import Path
 
 import pytest
@@ -189,3 +190,32 @@ def server_env(tmp_path, specs, netns_hosts):
     for rec in records:
         netns_hosts.ssh("remote", f"kill -9 -- -{int(rec.remote['pgid'])} 2>/dev/null; true")
         registry.remove(rec.kernel_id)
+
+
+# ---- fixtures several test modules use (test modules never import each other) ---------------
+
+
+@pytest.fixture
+def env(tmp_path, monkeypatch):
+    """A private Jupyter data dir and path: the user's kernels are never touched."""
+    data = tmp_path / "data"
+    e = {
+        **os.environ,
+        "JUPYTER_DATA_DIR": str(data),
+        "JUPYTER_PATH": str(data),
+        "JUPYTER_RUNTIME_DIR": str(tmp_path / "rt"),
+        "HOME_MARKER": str(tmp_path),
+    }
+    e.pop("JUPYTER_CONFIG_DIR", None)
+    for k, v in e.items():
+        if k.startswith("JUPYTER_"):
+            monkeypatch.setenv(k, v)
+    return e
+
+
+@pytest.fixture
+def mountpoint(netns_hosts):
+    """A fresh remote mount point name, removed afterwards."""
+    name = f"mnt-{os.getpid()}-{time.monotonic_ns() % 10**6}"
+    yield name
+    netns_hosts.ssh("remote", f"fusermount3 -u -z ~/{name} 2>/dev/null; rm -rf ~/{name}")

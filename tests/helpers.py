@@ -1,5 +1,8 @@
 """Helpers shared by the integration and resilience tests: which processes a test host runs
-for this instance, how a test starts a kernel and runs code in it, how it waits.
+for this instance, how a test starts a kernel and runs code in it, how it waits, how it runs
+the ``sshpyk`` command and calls the REST API, what an SSHFS mount leaves behind.  Test
+modules never import each other: what two of them share lives here (fixtures in
+``conftest.py``).
 
 They need the real test hosts (``tests/harness``), never a fake: the unit tier
 (``tests/unit``) has no use for them.
@@ -9,8 +12,10 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
 import signal
 import socket
+import stat
 import subprocess
 import sys
 import time
@@ -18,6 +23,7 @@ from pathlib import Path
 
 from jupyter_client import AsyncKernelClient
 from jupyter_client.ioloop import AsyncIOLoopKernelManager as AsyncKernelManager
+from tornado.httpclient import HTTPClientError
 
 
 def remote_procs(th, host="remote") -> list[str]:
@@ -196,3 +202,113 @@ def sshpyk_cli(*args: str) -> subprocess.CompletedProcess:
     """The installed ``sshpyk`` command, as a user runs it."""
     exe = str(Path(sys.executable).parent / "sshpyk")
     return subprocess.run([exe, *args], capture_output=True, text=True, timeout=60)
+
+
+# ---- the CLI as users run it (a subprocess) -----------------------------------------------
+
+BIN = Path(sys.executable).parent
+
+
+def sshpyk(env, *args, via_jupyter=False, timeout=120):
+    argv = [str(BIN / "jupyter"), "sshpyk", *args] if via_jupyter else [str(BIN / "sshpyk"), *args]
+    return subprocess.run(argv, capture_output=True, text=True, env=env, timeout=timeout)
+
+
+def add_args(test_hosts, name="ssh-r", alias="remote", **over):
+    opts = {
+        "--kernel-name": name,
+        "--display-name": f"Remote {name}",
+        "--language": "python",
+        "--ssh-host-alias": alias,
+        "--ssh-config": str(test_hosts.ssh_config),
+        "--remote-python-prefix": test_hosts.remote_python_prefix,
+        "--remote-kernel-name": "python3",
+        **over,
+    }
+    out = []
+    for k, v in opts.items():
+        if v is not None:
+            out += [k, str(v)]
+    return out
+
+
+def kernel_json(env, name) -> dict:
+    return json.loads(
+        (Path(env["JUPYTER_DATA_DIR"]) / "kernels" / name / "kernel.json").read_text()
+    )
+
+
+# ---- the REST API through jp_fetch ------------------------------------------------------------
+
+
+def body_of(test_hosts, name="rest-remote", **over):
+    data = {
+        "kernel_name": name,
+        "display_name": f"REST {name}",
+        "language": "python",
+        "ssh_host_alias": "remote",
+        "ssh_config": str(test_hosts.ssh_config),
+        "remote_python_prefix": test_hosts.remote_python_prefix,
+        "remote_kernel_name": "python3",
+        "launch_timeout": 30,
+        **over,
+    }
+    return {k: v for k, v in data.items() if v is not ...}
+
+
+async def call(jp_fetch, *path, method="GET", body=None, params=None, expect=200):
+    kw = {"method": method, "allow_nonstandard_methods": True}
+    if body is not None:
+        kw["body"] = body if isinstance(body, (bytes, str)) else json.dumps(body)
+    if params:
+        kw["params"] = params
+    try:
+        r = await jp_fetch(*path, **kw)
+    except HTTPClientError as e:
+        r = e.response
+    assert r.code == expect, (r.code, r.body[:500])
+    return (
+        json.loads(r.body)
+        if r.body and r.headers.get("Content-Type", "").startswith("application/json")
+        else r.body
+    )
+
+
+# ---- SSHFS mounts: what a mount leaves on the hosts, what a write could change -------------
+
+SETID = stat.S_ISUID | stat.S_ISGID | stat.S_ISVTX
+
+
+def remote_mounts(th, host="remote") -> list[str]:
+    out = th.ssh(host, "cat /proc/self/mountinfo").stdout
+    return [ln.split(" - ")[0].split()[4] for ln in out.splitlines() if " fuse.sshfs " in ln]
+
+
+def sshfs_procs(th) -> list[str]:
+    return [p for p in remote_procs(th) if "sshfs" in p.split(" ", 2)[1] or "sshpyk-mount" in p]
+
+
+def local_servers(share: Path) -> list[int]:
+    found = []
+    for d in Path("/proc").iterdir():
+        if d.name.isdigit():
+            try:
+                cmd = (d / "cmdline").read_bytes()
+            except OSError:
+                continue
+            if b"sshpyk.sftp_server" in cmd and str(share).encode() in cmd:
+                found.append(int(d.name))
+    return found
+
+
+def snapshot(root):
+    """Everything a write could change: names, types, modes, owners, sizes, times, data."""
+    out = {}
+    for dirpath, dirnames, filenames in os.walk(root):
+        for name in dirnames + filenames:
+            p = os.path.join(dirpath, name)
+            st = os.lstat(p)
+            data = open(p, "rb").read() if stat.S_ISREG(st.st_mode) else None  # noqa: SIM115
+            key = os.path.relpath(p, root)
+            out[key] = (st.st_mode, st.st_uid, st.st_gid, st.st_size, st.st_mtime_ns, data)
+    return out

@@ -9,57 +9,9 @@ import sys
 from pathlib import Path
 
 import pytest
+from helpers import BIN, add_args, kernel_json, sshpyk
 
 from sshpyk.checks import CHECK_IDS
-
-BIN = Path(sys.executable).parent
-
-
-@pytest.fixture
-def env(tmp_path, monkeypatch):
-    """A private Jupyter data dir and path: the user's kernels are never touched."""
-    data = tmp_path / "data"
-    e = {
-        **os.environ,
-        "JUPYTER_DATA_DIR": str(data),
-        "JUPYTER_PATH": str(data),
-        "JUPYTER_RUNTIME_DIR": str(tmp_path / "rt"),
-        "HOME_MARKER": str(tmp_path),
-    }
-    e.pop("JUPYTER_CONFIG_DIR", None)
-    for k, v in e.items():
-        if k.startswith("JUPYTER_"):
-            monkeypatch.setenv(k, v)
-    return e
-
-
-def sshpyk(env, *args, via_jupyter=False, timeout=120):
-    argv = [str(BIN / "jupyter"), "sshpyk", *args] if via_jupyter else [str(BIN / "sshpyk"), *args]
-    return subprocess.run(argv, capture_output=True, text=True, env=env, timeout=timeout)
-
-
-def add_args(test_hosts, name="ssh-r", alias="remote", **over):
-    opts = {
-        "--kernel-name": name,
-        "--display-name": f"Remote {name}",
-        "--language": "python",
-        "--ssh-host-alias": alias,
-        "--ssh-config": str(test_hosts.ssh_config),
-        "--remote-python-prefix": test_hosts.remote_python_prefix,
-        "--remote-kernel-name": "python3",
-        **over,
-    }
-    out = []
-    for k, v in opts.items():
-        if v is not None:
-            out += [k, str(v)]
-    return out
-
-
-def kernel_json(env, name) -> dict:
-    return json.loads(
-        (Path(env["JUPYTER_DATA_DIR"]) / "kernels" / name / "kernel.json").read_text()
-    )
 
 
 def test_add_list_check_edit_delete_round_trip(test_hosts, env):

@@ -14,14 +14,13 @@ import time
 from pathlib import Path
 
 import pytest
-from helpers import local_ssh_procs
-from test_cli import BIN, add_args, env, sshpyk  # noqa: F401  (env: a fixture)
+from helpers import BIN, add_args, local_ssh_procs, sshpyk
 
 pytestmark = pytest.mark.netns
 TIMEOUT = 12  # seconds each host gets (sshpyk list --timeout)
 
 
-def _kernels(test_hosts, env):  # noqa: F811
+def _kernels(test_hosts, env):
     local = Path(env["JUPYTER_DATA_DIR"]) / "kernels" / "mylocal"
     local.mkdir(parents=True)
     (local / "kernel.json").write_text(
@@ -59,7 +58,7 @@ def _blocks(lines: list[tuple[float, str]]) -> list[tuple[float, str, str]]:
     return [(t, name, "\n".join(text)) for t, name, text in out]
 
 
-def test_a_silent_host_delays_only_its_own_kernels(test_hosts, env, faults):  # noqa: F811
+def test_a_silent_host_delays_only_its_own_kernels(test_hosts, env, faults):
     _kernels(test_hosts, env)
     faults.cut("remote")
     t0 = time.monotonic()
@@ -102,7 +101,7 @@ def test_a_silent_host_delays_only_its_own_kernels(test_hosts, env, faults):  # 
     assert left == []
 
 
-def test_json_waits_for_one_document_with_the_timeout_per_host(test_hosts, env, faults):  # noqa: F811
+def test_json_waits_for_one_document_with_the_timeout_per_host(test_hosts, env, faults):
     _kernels(test_hosts, env)
     faults.cut("remote")
     r = sshpyk(env, "list", "--remote", "--json", "--timeout", "6", timeout=60)
@@ -115,7 +114,7 @@ def test_json_waits_for_one_document_with_the_timeout_per_host(test_hosts, env, 
     assert by["ssh-remote"]["remote_kernel"]["status"] == "skipped"
 
 
-def _on_a_terminal(env, *args) -> tuple[int, str, str]:  # noqa: F811
+def _on_a_terminal(env, *args) -> tuple[int, str, str]:
     """Run the CLI with stderr on a terminal and stdout on a pipe: (rc, stdout, terminal)."""
     master, slave = pty.openpty()
     proc = subprocess.Popen(
@@ -137,7 +136,7 @@ def _on_a_terminal(env, *args) -> tuple[int, str, str]:  # noqa: F811
     return rc, out, seen.decode(errors="replace")
 
 
-def test_progress_on_a_terminal_only(test_hosts, env, faults):  # noqa: F811
+def test_progress_on_a_terminal_only(test_hosts, env, faults):
     _kernels(test_hosts, env)
     faults.cut("remote")
     rc, out, shown = _on_a_terminal(env, "list", "--remote", "--timeout", "5")

@@ -6,7 +6,7 @@ from __future__ import annotations
 import json
 
 import pytest
-from test_cli import add_args, env, kernel_json, sshpyk  # noqa: F401  (env: a fixture)
+from helpers import add_args, kernel_json, sshpyk
 
 from sshpyk.cli import parser as cli
 from sshpyk.model import schema
@@ -38,7 +38,7 @@ def test_a_schema_field_of_an_unknown_kind_breaks_the_parser_not_silently(monkey
         cli.build_parser()
 
 
-def test_lease_and_lost_timeouts_from_the_cli(test_hosts, env):  # noqa: F811
+def test_lease_and_lost_timeouts_from_the_cli(test_hosts, env):
     r = sshpyk(env, "add", *add_args(test_hosts), "--lease-timeout", "7200", "--lost-timeout", "30")
     assert r.returncode == 0, r.stderr
     cfg = kernel_json(env, "ssh-r")["metadata"]["kernel_provisioner"]["config"]
@@ -62,7 +62,7 @@ def test_lease_and_lost_timeouts_from_the_cli(test_hosts, env):  # noqa: F811
     assert cfg["lost_timeout"] == 90 and "lease_timeout" not in cfg  # back to the default
 
 
-def test_check_edit_delete_take_the_name_alike(test_hosts, env):  # noqa: F811
+def test_check_edit_delete_take_the_name_alike(test_hosts, env):
     assert sshpyk(env, "add", *add_args(test_hosts)).returncode == 0
     chk = sshpyk(env, "check", "ssh-r")  # as 'delete NAME' always worked
     assert chk.returncode == 0, chk.stdout + chk.stderr

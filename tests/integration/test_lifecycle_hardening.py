@@ -21,8 +21,15 @@ import time
 from pathlib import Path
 
 import pytest
-from helpers import kernel_procs, local_ssh_procs, run_code, start, wait_state, wait_until
-from test_sshfs import local_servers
+from helpers import (
+    kernel_procs,
+    local_servers,
+    local_ssh_procs,
+    run_code,
+    start,
+    wait_state,
+    wait_until,
+)
 from tornado.httpclient import HTTPClientError
 
 from harness import is_root

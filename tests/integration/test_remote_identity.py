@@ -23,7 +23,7 @@ import uuid
 from pathlib import Path
 
 import pytest
-from helpers import kernel_procs, remote_procs, run_code, sshpyk_cli, start
+from helpers import call, kernel_procs, remote_procs, run_code, sshpyk_cli, start
 
 from sshpyk import orphans, registry
 from sshpyk.errors import SSHPykError
@@ -312,8 +312,6 @@ async def test_run_dirs_without_identity_are_left_to_their_lease(netns_hosts, st
 async def test_rest_refuses_another_hosts_kernel_with_409(netns_hosts, strangers, jp_fetch):
     """Through the REST API the sidebar uses: another node's kernel is listed as such, and
     shutting it down or re-attaching it is a 409 that signals nothing and keeps the record."""
-    from test_rest import call
-
     th = netns_hosts
     victim = strangers(373)
     other = {"hostname": "login3", "boot_id": str(uuid.uuid4()), "machine_id": uuid.uuid4().hex}

@@ -7,42 +7,10 @@ import json
 from pathlib import Path
 
 import pytest
-from tornado.httpclient import AsyncHTTPClient, HTTPClientError
+from helpers import body_of, call
+from tornado.httpclient import AsyncHTTPClient
 
 from sshpyk.server.openapi import document
-
-
-def body_of(test_hosts, name="rest-remote", **over):
-    data = {
-        "kernel_name": name,
-        "display_name": f"REST {name}",
-        "language": "python",
-        "ssh_host_alias": "remote",
-        "ssh_config": str(test_hosts.ssh_config),
-        "remote_python_prefix": test_hosts.remote_python_prefix,
-        "remote_kernel_name": "python3",
-        "launch_timeout": 30,
-        **over,
-    }
-    return {k: v for k, v in data.items() if v is not ...}
-
-
-async def call(jp_fetch, *path, method="GET", body=None, params=None, expect=200):
-    kw = {"method": method, "allow_nonstandard_methods": True}
-    if body is not None:
-        kw["body"] = body if isinstance(body, (bytes, str)) else json.dumps(body)
-    if params:
-        kw["params"] = params
-    try:
-        r = await jp_fetch(*path, **kw)
-    except HTTPClientError as e:
-        r = e.response
-    assert r.code == expect, (r.code, r.body[:500])
-    return (
-        json.loads(r.body)
-        if r.body and r.headers.get("Content-Type", "").startswith("application/json")
-        else r.body
-    )
 
 
 async def test_crud_check_discover_launch_status(jp_fetch, test_hosts, jp_data_dir):

@@ -17,8 +17,7 @@ import time
 from pathlib import Path
 
 import pytest
-from test_cli import BIN
-from test_rest import body_of, call
+from helpers import BIN, body_of, call
 from tornado.httpclient import AsyncHTTPClient, HTTPClientError
 
 NOBODY = 65534

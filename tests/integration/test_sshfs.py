@@ -13,7 +13,15 @@ import time
 from pathlib import Path
 
 import pytest
-from helpers import remote_procs, run_code, start, wait_until
+from helpers import (
+    local_servers,
+    remote_mounts,
+    remote_procs,
+    run_code,
+    sshfs_procs,
+    start,
+    wait_until,
+)
 from sftp_wire import Client, s
 
 from harness.topology import run
@@ -173,28 +181,6 @@ def test_anything_but_sftp_ends_the_server(tree):
 # ---- mounts on the test hosts ---------------------------------------------------------------
 
 
-def remote_mounts(th, host="remote") -> list[str]:
-    out = th.ssh(host, "cat /proc/self/mountinfo").stdout
-    return [ln.split(" - ")[0].split()[4] for ln in out.splitlines() if " fuse.sshfs " in ln]
-
-
-def sshfs_procs(th) -> list[str]:
-    return [p for p in remote_procs(th) if "sshfs" in p.split(" ", 2)[1] or "sshpyk-mount" in p]
-
-
-def local_servers(share: Path) -> list[int]:
-    found = []
-    for d in Path("/proc").iterdir():
-        if d.name.isdigit():
-            try:
-                cmd = (d / "cmdline").read_bytes()
-            except OSError:
-                continue
-            if b"sshpyk.sftp_server" in cmd and str(share).encode() in cmd:
-                found.append(int(d.name))
-    return found
-
-
 def listening_beyond_loopback() -> set[str]:
     addrs = set()
     for ln in run(["ss", "-Hltnu"]).stdout.splitlines():
@@ -206,14 +192,6 @@ def listening_beyond_loopback() -> set[str]:
 
 def digest(path: Path) -> str | None:
     return hashlib.sha256(path.read_bytes()).hexdigest() if path.exists() else None
-
-
-@pytest.fixture
-def mountpoint(netns_hosts):
-    """A fresh remote mount point name, removed afterwards."""
-    name = f"mnt-{os.getpid()}-{time.monotonic_ns() % 10**6}"
-    yield name
-    netns_hosts.ssh("remote", f"fusermount3 -u -z ~/{name} 2>/dev/null; rm -rf ~/{name}")
 
 
 async def test_kernel_sees_the_share_both_ways_across_restart_and_shutdown(

@@ -6,17 +6,15 @@ from __future__ import annotations
 import ctypes
 import errno
 import os
-import stat
 import struct
 import subprocess
 import time
 
 import pytest
+from helpers import SETID, snapshot
 from sftp_wire import Client, attrs, s
 
 from sshpyk import sftp_server as P
-
-SETID = stat.S_ISUID | stat.S_ISGID | stat.S_ISVTX
 
 
 @pytest.fixture
@@ -27,19 +25,6 @@ def share(tmp_path):
     os.chmod(root / "inner.txt", 0o644)
     os.mkfifo(root / "fifo")
     return root
-
-
-def snapshot(root):
-    """Everything a write could change: names, types, modes, owners, sizes, times, data."""
-    out = {}
-    for dirpath, dirnames, filenames in os.walk(root):
-        for name in dirnames + filenames:
-            p = os.path.join(dirpath, name)
-            st = os.lstat(p)
-            data = open(p, "rb").read() if stat.S_ISREG(st.st_mode) else None  # noqa: SIM115
-            key = os.path.relpath(p, root)
-            out[key] = (st.st_mode, st.st_uid, st.st_gid, st.st_size, st.st_mtime_ns, data)
-    return out
 
 
 def handle(c: Client, path, pflags=P.PF_READ, attr=None) -> bytes:

@@ -17,17 +17,21 @@ import textwrap
 import time
 
 import pytest
-import test_sshfs
-from helpers import kernel_procs, run_code, start, wait_until
-from test_sshfs import local_servers, remote_mounts, sshfs_procs
-from test_sshfs_hardening import SETID, snapshot
+from helpers import (
+    SETID,
+    kernel_procs,
+    local_servers,
+    remote_mounts,
+    run_code,
+    snapshot,
+    sshfs_procs,
+    start,
+    wait_until,
+)
 
 from sshpyk.mounts import MountError, Mounts
 from sshpyk.remote.protocol import messages, python_command
 from sshpyk.transport import Master, Target
-
-# fixtures of the other SSH test modules (server_env is in conftest.py)
-mountpoint = test_sshfs.mountpoint
 
 
 @pytest.fixture

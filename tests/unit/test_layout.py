@@ -328,3 +328,64 @@ def test_every_test_module_lives_in_a_tier_directory():
     assert loose == [], f"test modules outside tests/unit|integration|resilience: {loose}"
     tiers = {p.parent.name for p in TESTS.glob("*/test_*.py")} - {"harness"}
     assert tiers == {"unit", "integration", "resilience"}
+
+
+# ---- test modules never import each other ------------------------------------------------------
+
+TIER_DIRS = ("unit", "integration", "resilience")
+
+
+def imported_test_modules(source: str) -> Iterator[tuple[int, str]]:
+    """(line, name) for every import of a ``test_*`` module in the source, at module level or
+    inside a function: ``import test_x``, ``from test_x import y``, ``from . import test_x``,
+    ``from tests.integration.test_x import y`` and the like."""
+    for node in ast.walk(ast.parse(source)):
+        if isinstance(node, ast.Import):
+            mods = [alias.name for alias in node.names]
+        elif isinstance(node, ast.ImportFrom):
+            base = node.module or ""
+            mods = [base]
+            # ``from . import test_x`` / ``from tests.unit import test_x`` name a module
+            if not base or base.rpartition(".")[2] in ("tests", *TIER_DIRS):
+                mods += [f"{base}.{alias.name}" for alias in node.names]
+        else:
+            continue
+        for mod in mods:
+            if any(part.startswith("test_") for part in mod.split(".")):
+                yield node.lineno, mod.lstrip(".")
+
+
+def test_the_test_import_scanner_sees_every_form():
+    flagged = [
+        "import test_cli",
+        "from test_rest import call",
+        "def f():\n    from test_sshfs import local_servers",
+        "from . import test_sshfs",
+        "from .test_cli import BIN",
+        "from tests.integration.test_cli import env",
+        "import integration.test_rest as r",
+    ]
+    for src in flagged:
+        assert list(imported_test_modules(src)), src
+    clean = [
+        "from helpers import BIN, call",
+        "from helpers import test_hosts_ready",  # a name, not a module
+        "import tests.helpers",
+        "from harness import TestHosts",
+        "import pytest_jupyter",
+    ]
+    for src in clean:
+        assert not list(imported_test_modules(src)), src
+
+
+def test_no_test_module_imports_another():
+    """What test modules share lives in ``tests/helpers.py`` (functions, constants) or
+    ``tests/conftest.py`` (fixtures), never in another test module."""
+    files = sorted(p for tier in TIER_DIRS for p in (TESTS / tier).rglob("*.py"))
+    assert len(files) > 20, files
+    found = [
+        f"{path.relative_to(TESTS)}:{line} imports {mod}"
+        for path in files
+        for line, mod in imported_test_modules(path.read_text())
+    ]
+    assert not found, "move what is shared to helpers.py or conftest.py: " + "; ".join(found)
