@@ -12,12 +12,16 @@ import {
   addKernelspec,
   attachOrphan,
   deleteKernelspec,
+  discoverKernelspecs,
   editKernelspec,
   getKernelSchema,
   getTunnelStatus,
+  IHostList,
   IKernelspecEntry,
   IOrphan,
+  IRemoteKernelspecs,
   ITunnelStatus,
+  listHosts,
   listKernelspecs,
   listOrphans,
   shutDownOrphan
@@ -93,6 +97,23 @@ export class SshpykModel implements ISshpykModel {
       this._schema.catch(() => (this._schema = null));
     }
     return this._schema;
+  }
+
+  listHosts(sshConfig?: string | null): Promise<IHostList> {
+    return listHosts(this.serverSettings, sshConfig);
+  }
+
+  discoverKernelspecs(
+    alias: string,
+    remotePythonPrefix: string,
+    sshConfig?: string | null
+  ): Promise<IRemoteKernelspecs> {
+    return discoverKernelspecs(
+      this.serverSettings,
+      alias,
+      remotePythonPrefix,
+      sshConfig
+    );
   }
 
   async refreshKernelspecs(): Promise<void> {

@@ -16,7 +16,13 @@ import { ServerConnection } from '@jupyterlab/services';
 import { Token } from '@lumino/coreutils';
 import { ISignal } from '@lumino/signaling';
 
-import type { IKernelspecEntry, IOrphan, ITunnelStatus } from './api';
+import type {
+  IHostList,
+  IKernelspecEntry,
+  IOrphan,
+  IRemoteKernelspecs,
+  ITunnelStatus
+} from './api';
 import type { CheckRun } from './checks';
 import type { KernelFormData } from './formdata';
 import type { ServerStatus } from './version';
@@ -72,6 +78,24 @@ export interface ISshpykModel {
    * the next call).
    */
   schema(): Promise<Record<string, any>>;
+  /**
+   * The Host aliases of an ssh config (without `sshConfig`: the default
+   * `~/.ssh/config`), for the form's host picker.
+   *
+   * @throws {SshpykResponseError} when the config is refused.
+   */
+  listHosts(sshConfig?: string | null): Promise<IHostList>;
+  /**
+   * The kernelspecs of a remote environment: connects to the host (for the
+   * form's remote kernel picker).
+   *
+   * @throws {SshpykResponseError} when the host or the prefix fails.
+   */
+  discoverKernelspecs(
+    alias: string,
+    remotePythonPrefix: string,
+    sshConfig?: string | null
+  ): Promise<IRemoteKernelspecs>;
   /**
    * Load the SSH kernelspecs again; never throws (sets `kernelspecsError`).
    */

@@ -370,4 +370,36 @@ describe('SshpykModel', () => {
       });
     });
   });
+
+  describe('the form queries', () => {
+    it('lists hosts of the default config with a GET and of a named one with a POST', async () => {
+      const bodies: unknown[] = [];
+      server
+        .on('GET', '/sshpyk/hosts', { body: { hosts: [{ alias: 'gpu' }] } })
+        .on('POST', '/sshpyk/hosts', body => {
+          bodies.push(body);
+          return { body: { hosts: [] } };
+        });
+      makeModel();
+      expect((await model.listHosts()).hosts).toEqual([{ alias: 'gpu' }]);
+      await model.listHosts('/home/u/.ssh/other');
+      expect(bodies).toEqual([{ ssh_config: '/home/u/.ssh/other' }]);
+      expect(server.calls).toEqual(['GET /sshpyk/hosts', 'POST /sshpyk/hosts']);
+    });
+
+    it('discovers the kernelspecs of a remote environment', async () => {
+      let sent: unknown = null;
+      server.on('POST', '/sshpyk/hosts/gpu/kernelspecs', body => {
+        sent = body;
+        return { body: { kernelspecs: [{ name: 'python3' }] } };
+      });
+      makeModel();
+      const found = await model.discoverKernelspecs('gpu', '/opt/env');
+      expect(found).toEqual({ kernelspecs: [{ name: 'python3' }] });
+      expect(sent).toEqual({ remote_python_prefix: '/opt/env' });
+      await expect(
+        model.discoverKernelspecs('nope', '/opt/env')
+      ).rejects.toThrow();
+    });
+  });
 });

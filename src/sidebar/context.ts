@@ -1,7 +1,7 @@
-import { ServerConnection } from '@jupyterlab/services';
 import { TranslationBundle } from '@jupyterlab/translation';
 
 import { KernelFormData } from '../formdata';
+import { ISshpykModel } from '../tokens';
 
 /**
  * What the custom form widgets need beyond their own value: the other fields
@@ -9,7 +9,10 @@ import { KernelFormData } from '../formdata';
  * way to fill in fields the user left empty.
  */
 export interface IFormContext {
-  serverSettings: ServerConnection.ISettings;
+  /**
+   * Where the pickers ask the server (hosts, discovery): the widgets only render.
+   */
+  model: Pick<ISshpykModel, 'listHosts' | 'discoverKernelspecs'>;
   formData: KernelFormData;
   fillEmpty: (values: KernelFormData) => void;
   defaultFormData: KernelFormData;

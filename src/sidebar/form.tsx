@@ -218,7 +218,7 @@ export function KernelForm(props: IKernelFormProps): JSX.Element {
   }, []);
 
   const formContext: IFormContext = {
-    serverSettings: model.serverSettings,
+    model,
     formData,
     fillEmpty,
     defaultFormData: {},

@@ -1,12 +1,7 @@
 import type { WidgetProps } from '@rjsf/utils';
 import * as React from 'react';
 
-import {
-  discoverKernelspecs,
-  IHost,
-  IRemoteKernelspec,
-  listHosts
-} from '../api';
+import { IHost, IRemoteKernelspec } from '../api';
 import { describeError } from '../errors';
 import { suggestKernelName } from '../formdata';
 import { IFormContext } from './context';
@@ -72,7 +67,7 @@ export function HostAliasWidget(props: WidgetProps): JSX.Element {
   const value = text(props.value);
   const [typing, setTyping] = React.useState(false);
   const { data, error, loading } = useDebounced(
-    () => listHosts(ctx.serverSettings, sshConfig),
+    () => ctx.model.listHosts(sshConfig),
     [sshConfig],
     300
   );
@@ -160,7 +155,7 @@ export function RemoteKernelWidget(props: WidgetProps): JSX.Element {
   const ready = alias !== '' && /^(~|\/)/.test(prefix);
   const { data, error, loading } = useDebounced(
     ready
-      ? () => discoverKernelspecs(ctx.serverSettings, alias, prefix, sshConfig)
+      ? () => ctx.model.discoverKernelspecs(alias, prefix, sshConfig)
       : null,
     [alias, prefix, sshConfig],
     700
