@@ -16,7 +16,8 @@ Parameters travel on stdin, never in argv (argv is visible to every user of the 
 the launcher's parameters hold the kernel's HMAC key).  What is sent is ``source(name)``:
 ``remote/_prelude.py`` (``MARK``, ``emit``, ``fail``, the run-dir layout, the host and
 process identity, ...), then the program, whose ``from ._prelude import ...  # sshpyk:
-bundled`` line (``BUNDLED``, there for linters and tests) is dropped.
+bundled`` line (``BUNDLED``, there for linters and tests) is dropped; a module it imports
+the same way (``relay_wire``, which the local side imports too) goes between the two.
 
 ``python_command(prefix, program, params)`` is the other way, for a program whose stdin and
 stdout are a data stream (``mount``: the SFTP stream): the program travels base64-encoded
@@ -149,9 +150,11 @@ LOADER = (
 # A program's ``from ._prelude import ...  # sshpyk: bundled`` (one line, or parenthesized
 # with the mark after the parenthesis) is dropped from what is sent, and remote/_prelude.py
 # goes ahead of the program: the programs share that code in
-# the package, and each runs alone on the host, where sshpyk is not installed.
+# the package, and each runs alone on the host, where sshpyk is not installed.  Another
+# module imported so (relay_wire) goes between the prelude and the program; its group
+# names it.  A bundled module bundles nothing but the prelude.
 BUNDLED = re.compile(
-    r"^from \.\w+ import (?:[\w, ]+  # sshpyk: bundled|\(  # sshpyk: bundled\n[\w,\s]*\))\n",
+    r"^from \.(\w+) import (?:[\w, ]+  # sshpyk: bundled|\(  # sshpyk: bundled\n[\w,\s]*\))\n",
     re.M,
 )
 PRELUDE = "_prelude"
@@ -162,8 +165,12 @@ def _text(name: str) -> str:
 
 
 def source(name: str) -> str:
-    """The text of ``remote/<name>.py`` as it runs on the host: the prelude, then it."""
-    return BUNDLED.sub("", _text(PRELUDE)) + "\n\n" + BUNDLED.sub("", _text(name))
+    """The text of ``remote/<name>.py`` as it runs on the host: the prelude, the other
+    modules it bundles (in the order it imports them), then it."""
+    program = _text(name)
+    bundled = dict.fromkeys(m for m in BUNDLED.findall(program) if m != PRELUDE)
+    texts = [_text(PRELUDE), *map(_text, bundled), program]
+    return "\n\n".join(BUNDLED.sub("", text) for text in texts)
 
 
 def program_stdin(name: str, params: dict) -> bytes:

@@ -32,9 +32,9 @@ from sshpyk.remote.protocol import (
 )
 
 REMOTE = Path(sshpyk.remote.__file__).parent
-PROGRAMS = sorted(
-    p.stem for p in REMOTE.glob("*.py") if p.stem not in ("__init__", "protocol", "_prelude")
-)
+# relay_wire is no program: a module bundled into one (tests/unit/test_relay_wire.py)
+NOT_PROGRAMS = ("__init__", "protocol", "_prelude", "relay_wire")
+PROGRAMS = sorted(p.stem for p in REMOTE.glob("*.py") if p.stem not in NOT_PROGRAMS)
 
 
 def top_level_names(tree: ast.Module) -> set[str]:
