@@ -1,10 +1,10 @@
 """Kernel lifecycle, side by side in one run: a plain local ipykernel, sshpyk (ours, with its
 default ipc transport and with tcp), and the reference sshpyk 1.25 from PyPI (in its own
-venv), on the plain test link and with +50 ms RTT.
+venv), on the plain test link and with added round-trip times (+50 and +150 ms by default).
 
 Run as root (it builds the namespace test hosts and adds latency with NFQUEUE):
 
-    .venv/bin/python benchmarks/kernel_lifecycle.py [--runs 5] [--idle-seconds 30]
+    .venv/bin/python benchmarks/kernel_lifecycle.py [--runs 5] [--idle-seconds 30] [--rtt 50,150]
 
 The reference is installed once into ``.venv-ref`` (``pip install sshpyk==1.25``).  Each
 implementation runs in a worker process under its own Python (``lifecycle_worker.py``).
@@ -152,6 +152,8 @@ ROWS = [
     ("shutdown", "shutdown", 1000, "ms"),
     ("interrupt", "interrupt → reply", 1000, "ms"),
     ("execute", "execute('1+1') round trip", 1000, "ms"),
+    ("burst_mb_s", "burst: 1000 x 100 KB display_data", 1, "MB/s"),
+    ("burst_received", "burst: outputs received (of 1000)", 1, ""),
     ("idle_spawns_per_min", "idle ssh spawns / min", 1, ""),
     ("stall", "worst loop stall, 3 s-slow remote python", 1000, "ms"),
 ]
@@ -171,7 +173,7 @@ def table(results: dict[str, dict[str, dict]], runs: int) -> str:
         cells = []
         for c in conds:
             for i in impls:
-                v = results[c][i].get(key)
+                v = results[c].get(i, {}).get(key)
                 suffix = f" {unit}" if unit else ""
                 cells.append("n/a" if v is None else f"{v * scale:.1f}{suffix}")
         lines.append(f"| {label} | " + " | ".join(cells) + " |")
@@ -182,19 +184,28 @@ def main() -> int:
     ap = argparse.ArgumentParser()
     ap.add_argument("--runs", type=int, default=5)
     ap.add_argument("--idle-seconds", type=float, default=30)
+    ap.add_argument("--rtt", default="50,150", help="added round-trip times in ms, comma-separated")
     args = ap.parse_args()
+    rtts = [int(x) for x in args.rtt.split(",") if x.strip()]
     th = up("netns")
     results: dict[str, dict] = {}
     try:
         with tempfile.TemporaryDirectory(prefix="sshpyk-bench-") as tmp:
             impls = prepare(th, Path(tmp))
             results["plain link"] = measure(impls, args.runs, args.idle_seconds)
+            # each condition as it is done: a long run interrupted still says something
+            print(json.dumps({"plain link": results["plain link"]}), file=sys.stderr, flush=True)
             faults = Faults(th)
-            faults.latency("remote", 50)
-            try:
-                results["+50 ms RTT"] = measure(impls, args.runs, args.idle_seconds)
-            finally:
-                faults.clear()
+            for rtt in rtts:
+                faults.latency("remote", rtt)
+                try:
+                    # the local kernel has no link: measured once, on the plain one
+                    remote = {k: v for k, v in impls.items() if k != "local ipykernel"}
+                    cond = f"+{rtt} ms RTT"
+                    results[cond] = measure(remote, args.runs, args.idle_seconds)
+                    print(json.dumps({cond: results[cond]}), file=sys.stderr, flush=True)
+                finally:
+                    faults.clear()
     finally:
         left = down(th.state)
     print(table(results, args.runs))

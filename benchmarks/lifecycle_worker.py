@@ -11,8 +11,10 @@ import asyncio
 import json
 import os
 import statistics
+import sys
 import time
 from pathlib import Path
+from queue import Empty
 
 from jupyter_client.ioloop import AsyncIOLoopKernelManager
 
@@ -70,8 +72,55 @@ async def execute(kc, code, timeout=30):
     return await kc.execute_interactive(code, timeout=timeout, output_hook=lambda m: None)
 
 
+BURST, BURST_SIZE = 1000, 100_000  # display_data messages of 100 KB: 100 MB of output
+
+
+async def burst(kc) -> tuple[float, int]:
+    """A cell that displays BURST outputs of BURST_SIZE bytes: MB/s received, from execute
+    to the last output, and how many arrived.  Not "until idle": a kernel's PUB drops what a
+    slow path cannot take (its high-water mark), the idle status included, so the end is
+    the execute_reply (a ROUTER's) and then 3 s without any more output."""
+    code = (
+        "from IPython.display import display\n"
+        f"for _ in range({BURST}): display({{'text/plain': 'x' * {BURST_SIZE}}}, raw=True)"
+    )
+    t = time.perf_counter()
+    msg_id = kc.execute(code)
+    seen, last, replied = 0, t, False
+    deadline = t + 300
+    while time.perf_counter() < deadline:
+        try:
+            m = await kc.get_iopub_msg(timeout=3)
+        except Empty:
+            replied = replied or await _replied(kc, msg_id)
+            if replied:
+                break
+            continue
+        if m["parent_header"].get("msg_id") != msg_id:
+            continue
+        if m["msg_type"] == "display_data":
+            seen, last = seen + 1, time.perf_counter()
+        elif m["msg_type"] == "status" and m["content"]["execution_state"] == "idle":
+            break
+    return seen * BURST_SIZE / max(last - t, 1e-6) / 1e6, seen
+
+
+async def _replied(kc, msg_id: str) -> bool:
+    try:
+        reply = await kc.get_shell_msg(timeout=0.001)
+    except Empty:
+        return False
+    return reply["parent_header"].get("msg_id") == msg_id
+
+
+def phase(name: str) -> None:
+    """Where the run is, on stderr (shown when a worker fails or hangs)."""
+    print(f"{time.strftime('%H:%M:%S')} {name}", file=sys.stderr, flush=True)
+
+
 async def one_run(kernel: str, idle_seconds: float) -> dict:
     res: dict = {}
+    phase("start")
     km = AsyncIOLoopKernelManager(kernel_name=kernel)
     t0 = time.perf_counter()
     await km.start_kernel()
@@ -87,6 +136,9 @@ async def one_run(kernel: str, idle_seconds: float) -> dict:
         await execute(kc, "1+1")
         samples.append(time.perf_counter() - t)
     res["execute"] = statistics.median(samples)
+    phase("burst")
+    res["burst_mb_s"], res["burst_received"] = await burst(kc)
+    phase("interrupt")
 
     msg_id = kc.execute("import time; time.sleep(100)")
     while True:
@@ -106,6 +158,7 @@ async def one_run(kernel: str, idle_seconds: float) -> dict:
     if idle_seconds:
         res["idle_spawns_per_min"] = await count_ssh_spawns(idle_seconds) * 60 / idle_seconds
 
+    phase("restart")
     t = time.perf_counter()
     await km.restart_kernel()
     await ready(kc)
@@ -147,8 +200,9 @@ async def main() -> None:
     ]
     out = {
         k: statistics.median([r[k] for r in runs if k in r])
-        for k in ("start", "execute", "interrupt", "restart", "shutdown")
+        for k in ("start", "execute", "interrupt", "restart", "shutdown", "burst_mb_s")
     }
+    out["burst_received"] = min(r["burst_received"] for r in runs)
     out["interrupt_ok"] = all(r["interrupt_ok"] for r in runs)
     if args.idle_seconds:
         out["idle_spawns_per_min"] = runs[0]["idle_spawns_per_min"]

@@ -44,8 +44,8 @@ REMOTE_ENV = Path("/opt/sshpyk-remote-env")
 REMOTE_PACKAGES = ("ipykernel", "jupyter_client")
 HOST_NAMES = ("remote", "bastion", "internal")
 # The remote's sshd also listens on this port (loopback mode: the instance's port + 1000),
-# where it forbids TCP and stream-local forwarding, as hardened login nodes do; the client
-# config reaches it as the alias "noforward".
+# where it forbids all forwarding (DisableForwarding yes), as hardened login nodes do; the
+# client config reaches it as the alias "noforward".
 NOFORWARD_PORT = 2222
 
 
@@ -303,6 +303,8 @@ def _sshd_config(
     listen_lines = "\n".join(f"ListenAddress {a}" for a in listen)
     noforward = (
         f"Match LocalPort {noforward_port}\n"
+        # DisableForwarding: every kind (TCP, stream-local, X11, agent), whatever else says
+        "  DisableForwarding yes\n"
         "  AllowTcpForwarding no\n"
         "  AllowStreamLocalForwarding no\n"
         if noforward_port
