@@ -124,7 +124,7 @@ def prepare(th, tmp: Path) -> dict[str, tuple[Path, Path]]:
     }
 
 
-def measure(impls, runs: int, idle: float) -> dict[str, dict]:
+def measure(impls, runs: int, idle: float, timeout: float = 1800) -> dict[str, dict]:
     out = {}
     for label, (py, jpath) in impls.items():
         (jpath / "runtime").mkdir(mode=0o700, exist_ok=True)
@@ -137,7 +137,16 @@ def measure(impls, runs: int, idle: float) -> dict[str, dict]:
             "JUPYTER_RUNTIME_DIR": str(jpath / "runtime"),
             "PYTHONWARNINGS": "ignore",
         }
-        proc = subprocess.run(args, capture_output=True, text=True, env=env, timeout=1800)
+        try:
+            proc = subprocess.run(args, capture_output=True, text=True, env=env, timeout=timeout)
+        except subprocess.TimeoutExpired as e:
+            err = e.stderr.decode() if isinstance(e.stderr, bytes) else e.stderr or ""
+            print(
+                f"{label}: worker timed out after {timeout}s; its last phases:\n{err[-3000:]}",
+                file=sys.stderr,
+            )
+            out[label] = {}
+            continue
         if proc.returncode != 0:
             print(f"{label}: worker failed:\n{proc.stderr[-3000:]}", file=sys.stderr)
             out[label] = {}
@@ -185,6 +194,7 @@ def main() -> int:
     ap.add_argument("--runs", type=int, default=5)
     ap.add_argument("--idle-seconds", type=float, default=30)
     ap.add_argument("--rtt", default="50,150", help="added round-trip times in ms, comma-separated")
+    ap.add_argument("--worker-timeout", type=float, default=1800, help="seconds per implementation")
     args = ap.parse_args()
     rtts = [int(x) for x in args.rtt.split(",") if x.strip()]
     th = up("netns")
@@ -192,7 +202,9 @@ def main() -> int:
     try:
         with tempfile.TemporaryDirectory(prefix="sshpyk-bench-") as tmp:
             impls = prepare(th, Path(tmp))
-            results["plain link"] = measure(impls, args.runs, args.idle_seconds)
+            results["plain link"] = measure(
+                impls, args.runs, args.idle_seconds, args.worker_timeout
+            )
             # each condition as it is done: a long run interrupted still says something
             print(json.dumps({"plain link": results["plain link"]}), file=sys.stderr, flush=True)
             faults = Faults(th)
@@ -202,7 +214,9 @@ def main() -> int:
                     # the local kernel has no link: measured once, on the plain one
                     remote = {k: v for k, v in impls.items() if k != "local ipykernel"}
                     cond = f"+{rtt} ms RTT"
-                    results[cond] = measure(remote, args.runs, args.idle_seconds)
+                    results[cond] = measure(
+                        remote, args.runs, args.idle_seconds, args.worker_timeout
+                    )
                     print(json.dumps({cond: results[cond]}), file=sys.stderr, flush=True)
                 finally:
                     faults.clear()
