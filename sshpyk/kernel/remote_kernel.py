@@ -32,7 +32,7 @@ from ..mounts import Mounts
 from ..registry import Record
 from ..remote import protocol
 from ..states import TunnelState as S
-from ..transport import Master, kill_process, session_refused, start_program
+from ..transport import Master, abandon_session, kill_process, session_refused, start_program
 from .backend import Direct, LaunchBackend
 from .channels import ChannelPath
 from .watchdog import Watchdog
@@ -173,11 +173,10 @@ class RemoteKernel:
                 started.master.shard,
             )
             self.master = started.master
-        self._session, self._launcher_pid = started.session, started.shell_pid
         reply = started.reply
-        if reply is None:
-            await self._drop_session(abandon=True)
+        if reply is None:  # start_program has ended that session already
             raise self._session_failure(started.stderr)
+        self._session, self._launcher_pid = started.session, started.shell_pid
         if "error" in reply:
             await self._drop_session(abandon=True)
             raise RemoteLaunchError(
@@ -429,19 +428,9 @@ class RemoteKernel:
             monitor.cancel()
             with contextlib.suppress(asyncio.CancelledError, Exception):
                 await monitor
-        if session is None:
-            return
-        if session.stdin:
-            session.stdin.close()
-        try:
-            await asyncio.wait_for(session.wait(), 1.0)
-            return
-        except asyncio.TimeoutError:
-            pass
-        if abandon and launcher_pid:
-            with contextlib.suppress(SSHPykError, asyncio.TimeoutError, OSError):
-                await self.master.run(f"kill -9 {int(launcher_pid)}", timeout=5)
-        await kill_process(session)
+        if session is not None:
+            # EOF, then a second to end; an abandoned launcher is then killed by its pid
+            await abandon_session(self.master, session, launcher_pid if abandon else None)
 
     async def stop(self, *, restart: bool) -> None:
         """After the kernel's end (jupyter_client's cleanup).  The old monitor session ends

@@ -20,11 +20,12 @@ import sys
 import threading
 import time
 
+# The local side imports these from here (sshpyk.remote.protocol): written once.
 MARK = "SSHPYK "
-# the kernel's channels, in the order of every ports list (= protocol.CHANNELS)
+# the kernel's channels, in the order of every ports list
 CHANNELS = ("shell", "iopub", "stdin", "control", "hb")
 
-# on the remote disk (= protocol.RUN_ROOT ...: see there)
+# on the remote disk (described in protocol.py)
 RUN_ROOT = "~/.sshpyk/run"
 META = "meta.json"
 LEASE = "lease"

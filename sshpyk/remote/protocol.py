@@ -97,10 +97,21 @@ from importlib.resources import files
 
 from ..remote_path import remote_path_expr
 
-MARK = "SSHPYK "
-# The kernel's channels, in the order of every ports list (the remote side's copy is
-# remote/_prelude.py's CHANNELS: a unit test holds them equal).
-CHANNELS = ("shell", "iopub", "stdin", "control", "hb")
+# The mark, the kernel's channels (in the order of every ports list) and the remote disk's
+# layout are written once, in the prelude the remote programs carry (stdlib only, so this
+# side imports it as it is).
+from ._prelude import (  # noqa: F401 (re-exported: the wire's names)
+    CHANNELS,
+    CONNECTION_FILE,
+    EXIT_SUFFIX,
+    KERNEL_LOG,
+    LEASE,
+    MARK,
+    META,
+    MOUNT_STATE_DIR,
+    RUN_ROOT,
+)
+
 PORT_NAMES = tuple(f"{c}_port" for c in CHANNELS)
 
 # ---- commands (local -> remote, on the session's stdin) ---------------------------------------
@@ -131,15 +142,6 @@ EXPIRED = "expired"
 REPLACED = "replaced"
 EXITED = "exited"
 PROBE = "probe"
-
-# ---- the remote disk ---------------------------------------------------------------------------
-RUN_ROOT = "~/.sshpyk/run"
-META = "meta.json"
-LEASE = "lease"
-CONNECTION_FILE = "connection.json"
-KERNEL_LOG = "kernel.log"
-EXIT_SUFFIX = ".exit"
-MOUNT_STATE_DIR = "~/.cache/sshpyk/mounts"
 
 # ---- how programs travel -----------------------------------------------------------------------
 # Runs the program sent on stdin: its length, a newline, the program.
