@@ -410,8 +410,11 @@ async def start_program(
         noise: deque[str] = deque(maxlen=21)  # ssh's last words, when it reports on stderr
         try:
             if stdin is not None:
-                session.stdin.write(stdin)
-                await session.stdin.drain()
+                try:
+                    session.stdin.write(stdin)
+                    await session.stdin.drain()
+                except (ConnectionError, BrokenPipeError):
+                    pass  # the session ended at once (refused: MaxSessions); stderr says why
             reports = session.stdout if session.stdout is not None else session.stderr
             while True:
                 reply = await read_message(reports, on_noise=noise.append)
