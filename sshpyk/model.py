@@ -261,6 +261,8 @@ class SSHKernelConfig:
     lease_timeout: int = 3600
     lost_timeout: int = 60
     transport: str = "ipc"
+    channels: str = "forward"
+    journal_limit_mb: int = 256
     remote_sshfs: str | None = None
     ssh_host_alias_local_on_remote: str | None = None
     mount_local_on_remote: list = field(default_factory=list)

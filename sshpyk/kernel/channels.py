@@ -5,19 +5,22 @@
 ports stay the same across restarts and master replacements, so connected clients keep
 their connection info.
 
-``ChannelPath`` is the seam for a second path (a message relay over the kernel's own SSH
-session): the remote kernel object talks to a channel path only through these methods.
+``ChannelPath`` is what the remote kernel object knows of a path; the second one,
+``RelayChannels`` (``relay.py``), carries the channels as messages over the kernel's own SSH
+session.  The kernelspec's ``channels`` chooses (``channel_path_for``).
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Callable
 from typing import Any, Protocol
 
 from ..errors import RemoteLaunchError, SSHPykError
 from ..localproc import free_local_port
 from ..model import SSHKernelConfig
+from ..remote import protocol
 from ..remote.protocol import PORT_NAMES
 from ..transport import Master, channel_answers
 
@@ -67,9 +70,23 @@ class ChannelPath(Protocol):
     def load(self, info: dict[str, Any]) -> None:
         """The inverse of ``info`` (``load_provisioner_info``)."""
 
+    async def follow(self, session, on_pong: Callable[[int], None]) -> dict | None:
+        """Read the monitor ``session`` (after its first answer) until it ends: the kernel's
+        ``{"exit": code}``, or None when the stream ended without one (the link)."""
+
+    def ping_command(self, n: int) -> bytes:
+        """``ping n`` as the monitor stream takes it (answered by ``on_pong(n)``)."""
+
+    def signal_command(self, n: int) -> bytes:
+        """``signal n`` (to the kernel's process group) as the monitor stream takes it."""
+
 
 def channel_path_for(cfg: SSHKernelConfig, log: Log) -> ChannelPath:
-    """The channel path a kernelspec asks for: the one place a second path plugs in."""
+    """The channel path a kernelspec asks for."""
+    if cfg.channels == "relay":
+        from .relay import RelayChannels  # pyzmq's asyncio layer only where it is used
+
+        return RelayChannels(cfg.ssh_host_alias, log, cfg.journal_limit_mb << 20)
     return ForwardChannels(cfg.ssh_host_alias, log)
 
 
@@ -182,6 +199,21 @@ class ForwardChannels:
 
     def info(self) -> dict[str, Any]:
         return {"local_ports": self.local_ports, "forwards": self.forwards}
+
+    async def follow(self, session, on_pong: Callable[[int], None]) -> dict | None:
+        """The launcher's (or attach's) lines: pongs until the exit report or EOF."""
+        while True:
+            msg = await protocol.read_message(session.stdout)
+            if msg is None or protocol.EXIT in msg:
+                return msg
+            if protocol.PONG in msg:
+                on_pong(msg[protocol.PONG])
+
+    def ping_command(self, n: int) -> bytes:
+        return protocol.ping_command(n)
+
+    def signal_command(self, n: int) -> bytes:
+        return protocol.signal_command(n)
 
     def load(self, info: dict[str, Any]) -> None:
         self.local_ports = info.get("local_ports")

@@ -170,6 +170,8 @@ class SSHKernelProvisioner(KernelProvisionerBase):
             "key": km.session.key.decode(),
             "signature_scheme": km.session.signature_scheme,
             "transport": self.cfg.transport,
+            "channels": self.cfg.channels,
+            "journal_limit": self.cfg.journal_limit_mb << 20,
             "launch_timeout": self.cfg.launch_timeout,
             "lease_timeout": self.cfg.lease_timeout,
             "kernel_uuid": str(self.kernel_id),

@@ -261,13 +261,9 @@ class RemoteKernel:
             self._launcher_pid = int(msg[protocol.SHELL_PID])
 
     async def _watch(self, session) -> None:
-        """Follow the monitor stream until the kernel's exit is reported."""
+        """Follow the monitor stream (the channel path reads it) until the kernel's exit."""
         try:
-            msg = await self._read(session)
-            while msg is not None and "exit" not in msg:
-                if "pong" in msg:
-                    self.watchdog.answer(msg["pong"], recovering=self._recovery is not None)
-                msg = await self._read(session)
+            msg = await self.channels.follow(session, self._pong)
         except (ConnectionError, ValueError):
             msg = None
         if msg is not None:
@@ -285,6 +281,9 @@ class RemoteKernel:
             self._session = None
             self._recovery = asyncio.create_task(self._recover())
 
+    def _pong(self, n: int) -> None:
+        self.watchdog.answer(n, recovering=self._recovery is not None)
+
     def _send(self, line: bytes) -> bool:
         """Write a command down the monitor stream; False when there is none to write to."""
         session = self._session
@@ -297,7 +296,7 @@ class RemoteKernel:
         return True
 
     def _ping(self, n: int) -> bool:
-        return self._recovery is None and self._send(protocol.ping_command(n))
+        return self._recovery is None and self._send(self.channels.ping_command(n))
 
     def _connected(self) -> None:
         self._master_identity = self.master.identity
@@ -309,7 +308,9 @@ class RemoteKernel:
         """One round trip down the monitor stream (no ssh process): the tunnel's latency."""
         if self.watchdog.state != S.CONNECTED:
             return None
-        return await self.watchdog.measure(lambda n: self._send(protocol.ping_command(n)), timeout)
+        return await self.watchdog.measure(
+            lambda n: self._send(self.channels.ping_command(n)), timeout
+        )
 
     # ---- recovery ------------------------------------------------------------------------------
     async def _recover(self) -> None:
@@ -388,7 +389,7 @@ class RemoteKernel:
         """To the remote kernel's process group: down the monitor, or one ssh if it is gone."""
         if self.remote is None or self._exited.is_set():
             return
-        if self._send(protocol.signal_command(signum)):
+        if self._send(self.channels.signal_command(signum)):
             with contextlib.suppress(ConnectionError, RuntimeError):
                 await self._session.stdin.drain()
                 return

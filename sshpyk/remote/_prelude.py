@@ -32,6 +32,8 @@ LEASE = "lease"
 CONNECTION_FILE = "connection.json"
 KERNEL_LOG = "kernel.log"
 EXIT_SUFFIX = ".exit"
+# the relay hub's unix socket, in the kernel's socket directory next to its k-1 .. k-5
+RELAY_SOCKET = "k-r"
 MOUNT_STATE_DIR = "~/.cache/sshpyk/mounts"
 
 

@@ -9,6 +9,7 @@ import json
 import os
 import signal
 import socket
+import sys
 import threading
 import time
 
@@ -68,6 +69,45 @@ def drop_stale_session(meta):
         pass
 
 
+def relay(meta):
+    """A relay kernel (relay_hub): its nanny holds the journal, renews the lease and applies
+    signals; this session only carries the frames between the local side and the hub."""
+    hub = socket.socket(socket.AF_UNIX)
+    try:
+        hub.connect(meta["relay"])
+    except OSError as e:
+        emit(error="gone", exit=None, message=f"the kernel's relay does not answer: {e}")
+        return
+    emit(attached=meta)
+    sys.stdout.flush()
+    stdin = sys.stdin.buffer  # what the loader's reads left buffered comes first
+
+    def up():
+        while True:
+            data = stdin.read1(65536)
+            if not data:
+                break
+            try:
+                hub.sendall(data)
+            except OSError:
+                break
+        with contextlib.suppress(OSError):
+            hub.shutdown(socket.SHUT_WR)  # the hub sees the link end
+
+    threading.Thread(target=up, daemon=True).start()
+    while True:
+        try:
+            data = hub.recv(65536)
+        except OSError:
+            data = b""
+        if not data:  # the hub ended this link (a newer one, or the kernel's exit told)
+            return
+        try:
+            os.write(1, data)
+        except OSError:
+            return
+
+
 def main():
     params = read_params()
     rundir = os.path.expanduser(params["rundir"])
@@ -103,6 +143,9 @@ def main():
 
     if not alive():
         emit(error="gone", exit=exit_code(rundir))
+        return
+    if meta.get("relay"):
+        relay(meta)
         return
     if params.get("drop_stale"):
         drop_stale_session(meta)

@@ -5,11 +5,8 @@
 # (the kernel is killed); after it, EOF means sshpyk lost touch and the kernel lives on
 # under its lease (renewed while a monitor is attached: this one, or attach.py later), until
 # the lease is older than lease_timeout: nothing is orphaned forever.
-#
-# Two processes: the ssh session's own child only relays the session's stdio to the nanny,
-# a forked process in its own session that starts the kernel and stays its parent.  At EOF
-# the relay exits, so sshd can close the session and the local ssh client ends with it; the
-# nanny holds none of the session's pipes and keeps the kernel under its lease.
+# The nanny, and the two processes a launch becomes, are in nanny.py (bundled with this
+# program, as relay_hub.py and relay_wire.py are for channels: relay).
 import importlib.util
 import json
 import os
@@ -25,26 +22,25 @@ import time
 from ._prelude import (  # sshpyk: bundled
     CHANNELS,
     CONNECTION_FILE,
-    EXIT_SUFFIX,
     KERNEL_LOG,
     LEASE,
     META,
+    RELAY_SOCKET,
     emit,
     fail,
     host_identity,
     kill_group,
-    lease_age,
-    let_go_of_stdio,
     private_dir,
     process_start,
     read_params,
     run_root,
-    serve_commands,
     write_private,
 )
+from .nanny import Nanny, cleanup, split_off_nanny, touch  # sshpyk: bundled
+from .relay_hub import Hub  # sshpyk: bundled
+from .relay_wire import JOURNAL_LIMIT  # sshpyk: bundled
 
 PORT_ATTEMPTS = 3
-LEASE_TICK = 2.0
 PROBLEMS = {
     "kernel_died": "the kernel exited during start-up",
     "launch_timeout": "the kernel did not listen within the launch timeout",
@@ -214,17 +210,6 @@ def log_tail(path, n=2000):
         return ""
 
 
-def touch(path):
-    os.close(os.open(path, os.O_WRONLY | os.O_CREAT, 0o600))
-    os.utime(path)
-
-
-def cleanup(rundir, sockets):
-    shutil.rmtree(rundir, ignore_errors=True)
-    if sockets and sockets != rundir:
-        shutil.rmtree(sockets, ignore_errors=True)
-
-
 def write_connection_file(rundir, ports, ip, transport, params, name):
     info = {f"{c}_port": p for c, p in zip(CHANNELS, ports)}
     info.update(
@@ -311,68 +296,6 @@ def start_kernel(params, spec, rundir, sockets, umask, deadline):
             pass  # the next attempt's log starts clean
 
 
-# ---- the two processes -----------------------------------------------------------------------
-def pump(src, dst):
-    """Copy fd ``src`` to fd ``dst`` until EOF or an error."""
-    while True:
-        try:
-            data = os.read(src, 65536)
-            if not data:
-                return
-            while data:
-                data = data[os.write(dst, data) :]
-        except OSError:
-            return
-
-
-def split_off_nanny():
-    """Fork the nanny (see the top of this file).  Returns in the nanny, with sys.stdin and
-    sys.stdout connected to this process, the relay, which never returns."""
-    cmd_r, cmd_w = os.pipe()
-    out_r, out_w = os.pipe()
-    err_r, err_w = os.pipe()
-    sys.stdout.flush()
-    sys.stderr.flush()
-    if os.fork() == 0:
-        os.setsid()
-        for fd in (cmd_w, out_r, err_r):
-            os.close(fd)
-        # hold none of the session's pipes: while any process does, the session stays open
-        null = os.open(os.devnull, os.O_RDWR)
-        os.dup2(null, 0)
-        os.dup2(out_w, 1)
-        os.dup2(err_w, 2)
-        for fd in (null, out_w, err_w):
-            os.close(fd)
-        sys.stdin = os.fdopen(cmd_r, "r")
-        sys.stdout = os.fdopen(1, "w")
-        sys.stderr = os.fdopen(2, "w")
-        return
-    for fd in (cmd_r, out_w, err_w):
-        os.close(fd)
-
-    def down():
-        for line in sys.stdin:  # the loader's buffered stdin: it may hold more than it read
-            try:
-                os.write(cmd_w, line.encode())
-            except OSError:
-                break
-        # EOF: the local side is gone or done.  The nanny sees EOF too: before "ack" it
-        # kills the kernel and ends, after it it lets go of its stdout; either way the pump
-        # below sees EOF and this process ends, so the session (and the ssh client holding
-        # it) can end, once nothing of the launch is left to report.
-        os.close(cmd_w)
-        time.sleep(5.0)
-        os._exit(0)
-
-    threading.Thread(target=down, daemon=True).start()
-    err = threading.Thread(target=pump, args=(err_r, 2), daemon=True)
-    err.start()
-    pump(out_r, 1)
-    err.join(1.0)
-    os._exit(0)
-
-
 # ---- launch, then nanny ----------------------------------------------------------------------
 def launch(params):
     """Start the kernel and answer "ready"; returns in the nanny, the kernel's ``Nanny``."""
@@ -384,14 +307,23 @@ def launch(params):
     rundir = private_dir(os.path.join(private_dir(run_root()), params["kernel_id"][:12]))
     # sshpyk's own files are the user's alone; the kernel gets the login umask back
     login_umask = os.umask(0o077)
-    transport = params["transport"]
+    relay = params.get("channels") == "relay"
+    transport = "ipc" if relay else params["transport"]  # the relay's kernel: ipc only
+    params["transport"] = transport
     sockets = ipc_dir(rundir) if transport == "ipc" else None
     session = os.getpid()
     session_start = process_start(session)
-    split_off_nanny()
+    split_off_nanny(relay)
+    if relay:  # imported while the kernel starts (~50 ms of a launch otherwise)
+        threading.Thread(target=__import__, args=("zmq",), daemon=True).start()
     proc, ip, ports = start_kernel(params, spec, rundir, sockets, login_umask, deadline)
     host = host_identity()
     facts = {"pid": proc.pid, "pgid": proc.pid, "ip": ip, "ports": ports, "transport": transport}
+    hub = None
+    if relay:
+        limit = int(params.get("journal_limit") or JOURNAL_LIMIT)
+        hub = Hub(ip, ports, params["key"], params["signature_scheme"], limit, sockets)
+        facts["relay"] = os.path.join(sockets, RELAY_SOCKET)
     write_private(
         os.path.join(rundir, META),
         {
@@ -419,61 +351,7 @@ def launch(params):
         host=host,
         python=sys.version.split()[0],
     )
-    return Nanny(proc, rundir, sockets, host, lease_timeout)
-
-
-class Nanny:
-    """The kernel's parent from "ready" on (see the top of this file)."""
-
-    def __init__(self, proc, rundir, sockets, host, lease_timeout):
-        self.proc, self.pgid = proc, proc.pid  # start_new_session: the kernel leads its group
-        self.rundir, self.sockets, self.host = rundir, sockets, host
-        self.lease = os.path.join(self.rundir, LEASE)
-        self.lease_timeout = lease_timeout
-        self.acked = threading.Event()
-        self.detached = threading.Event()
-
-    def signal(self, n):
-        # not once the kernel is reaped: its pid (the group's id) may be reused
-        if self.proc.returncode is None:
-            kill_group(self.pgid, n)
-
-    def commands(self):
-        serve_commands(self.signal, on_ack=self.acked.set)
-        # EOF: abandoned before the hand-over -> kill; after it -> the link is gone and
-        # the kernel lives on under its lease (reaped and cleaned up by this process).
-        self.detached.set()
-        if not self.acked.is_set():
-            kill_group(self.pgid, signal.SIGKILL)
-            return
-        let_go_of_stdio()  # the session (and the ssh client that held it) can end
-
-    def keep_lease(self):
-        while self.proc.poll() is None:
-            if not self.detached.is_set():
-                touch(self.lease)
-            elif lease_age(self.lease) > self.lease_timeout:
-                kill_group(self.pgid, signal.SIGTERM)  # abandoned: nobody renewed the lease
-                for _ in range(50):
-                    if self.proc.poll() is not None:
-                        return
-                    time.sleep(0.1)
-                kill_group(self.pgid, signal.SIGKILL)
-                return
-            time.sleep(LEASE_TICK)
-
-    def run(self):
-        threading.Thread(target=self.commands, daemon=True).start()
-        threading.Thread(target=self.keep_lease, daemon=True).start()
-        rc = self.proc.wait()
-        # the whole group: children the kernel left behind must not outlive it
-        kill_group(self.pgid, signal.SIGKILL)
-        if self.detached.is_set() and self.acked.is_set():
-            # for a monitor attached later (attach.py), which is not the kernel's parent; an
-            # abandoned launch (EOF before "ack") has nobody to tell
-            write_private(self.rundir + EXIT_SUFFIX, {"exit": rc, "host": self.host})
-        cleanup(self.rundir, self.sockets)
-        emit(exit=rc)
+    return Nanny(proc, rundir, sockets, host, lease_timeout, hub)
 
 
 def main():

@@ -16,8 +16,9 @@ Parameters travel on stdin, never in argv (argv is visible to every user of the 
 the launcher's parameters hold the kernel's HMAC key).  What is sent is ``source(name)``:
 ``remote/_prelude.py`` (``MARK``, ``emit``, ``fail``, the run-dir layout, the host and
 process identity, ...), then the program, whose ``from ._prelude import ...  # sshpyk:
-bundled`` line (``BUNDLED``, there for linters and tests) is dropped; a module it imports
-the same way (``relay_wire``, which the local side imports too) goes between the two.
+bundled`` line (``BUNDLED``, there for linters and tests) is dropped; the modules it imports
+the same way (``nanny``, ``relay_hub``, ``relay_wire``) go between the two, in the order it
+imports them (a bundled module imports only modules its program imports too).
 
 ``python_command(prefix, program, params)`` is the other way, for a program whose stdin and
 stdout are a data stream (``mount``: the SFTP stream): the program travels base64-encoded
@@ -53,12 +54,16 @@ hostname, host, python}`` or ``{"error": kind, "message": ...}``.  Until ``ack``
 stdin means the launch was abandoned (the kernel is killed); after ``ack`` the launcher
 stays as the kernel's nanny: it applies ``signal N``, answers ``ping N`` and reports
 ``{"exit": rc}`` when the kernel ends.  EOF then means sshpyk lost touch: the kernel keeps
-running under its lease.
+running under its lease.  With ``channels: relay`` (parameters ``channels``,
+``journal_limit``) the kernel listens on ipc only, ``ready`` names the hub's socket
+(``relay``), and after ``ack`` the session carries the relay's frames both ways
+(``relay_wire``: pings, signals and the exit report are frames too).
 
 ``attach``: a later monitor for a running kernel (``{"rundir": ..., "drop_stale": bool}``):
 ``{"attached": meta}``, or ``{"error": "gone", "exit": rc}`` / ``"elsewhere"`` /
 ``"unverified"`` / ``"bad_rundir"``; then like the nanny (``signal``, ``ping``, ``exit``),
-but EOF only detaches.
+but EOF only detaches.  For a relay kernel it connects the session to the nanny's hub
+(the frames again, resumed where the last link stopped).
 
 ``running``: lists, kills, signals and reaps the kernels of a host (``{"action":
 "list"|"reap"|"kill"|"signal", ...}``), one answer.  ``inspect``: the environment (python,
@@ -152,9 +157,9 @@ LOADER = (
 # A program's ``from ._prelude import ...  # sshpyk: bundled`` (one line, or parenthesized
 # with the mark after the parenthesis) is dropped from what is sent, and remote/_prelude.py
 # goes ahead of the program: the programs share that code in
-# the package, and each runs alone on the host, where sshpyk is not installed.  Another
-# module imported so (relay_wire) goes between the prelude and the program; its group
-# names it.  A bundled module bundles nothing but the prelude.
+# the package, and each runs alone on the host, where sshpyk is not installed.  The other
+# modules imported so go between the prelude and the program; its group names each.  A
+# bundled module's own such imports are dropped: the program must import those too.
 BUNDLED = re.compile(
     r"^from \.(\w+) import (?:[\w, ]+  # sshpyk: bundled|\(  # sshpyk: bundled\n[\w,\s]*\))\n",
     re.M,

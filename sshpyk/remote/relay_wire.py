@@ -21,6 +21,9 @@ else.  A frame is a 5-byte head, then ``size`` bytes of body.  Integers are big-
     PING   4 n:u64             answered by PONG n (liveness and round-trip time of the link)
     PONG   5 n:u64
     SKIP   6 first:u64 last:u64  seqs first..last were dropped by the sender's bound
+    HELLO  7 epoch:u64 base:u64  first frame of each side on a connection (see below)
+    SIGNAL 8 n:u64             local -> remote: signal the kernel's process group
+    EXIT   9 code:i64          remote -> local: the kernel ended with ``code`` (last frame)
 
 ``channel`` indexes ``CHANNELS`` (shell, iopub, stdin, control, hb); ``peer`` is the local
 client's routing identity (empty on iopub); the parts are the ZeroMQ message's frames as
@@ -31,6 +34,13 @@ the connection is dropped and resumed.
 
 Sequence numbers, acknowledgements, resume
 ------------------------------------------
+A connection starts with HELLO then RESUME from each side; the local side speaks first and
+the remote side answers once it has read the local HELLO.  ``epoch`` names the sender's
+journal (random, one per local relay and per kernel launch), ``base`` is its ``acked``:
+every seq <= base was delivered to somebody.  A side whose peer's epoch changed (the
+Jupyter server restarted) starts a new inbox at ``base``; the remote side answers only
+after the local HELLO, so the RESUME it sends always counts the current local journal.
+
 Each direction numbers its MSG frames 1, 2, 3, ... when the message is taken from ZeroMQ
 (``Journal.add``) and keeps each in its journal until the other side acknowledges it.  The
 receiver (``Inbox``) acknowledges every ``ack_every`` messages or ``ack_bytes`` bytes
@@ -114,17 +124,36 @@ class Skip(NamedTuple):
     last: int
 
 
-Frame = Union[Msg, Ack, Resume, Ping, Pong, Skip]
-KINDS = {Msg: 1, Ack: 2, Resume: 3, Ping: 4, Pong: 5, Skip: 6}
+class Hello(NamedTuple):
+    epoch: int
+    base: int
+
+
+class Signal(NamedTuple):
+    n: int
+
+
+class Exit(NamedTuple):
+    code: int  # negative: killed by that signal (as Popen.returncode says it)
+
+
+Frame = Union[Msg, Ack, Resume, Ping, Pong, Skip, Hello, Signal, Exit]
+KINDS = {Msg: 1, Ack: 2, Resume: 3, Ping: 4, Pong: 5, Skip: 6, Hello: 7, Signal: 8, Exit: 9}
 _CLASSES = {kind: cls for cls, kind in KINDS.items()}
+# the fixed-size frames: their fields, u64 each (EXIT's code is signed)
+_FIXED = {
+    cls: struct.Struct(">" + ("q" if cls is Exit else "Q") * len(cls._fields))
+    for cls in KINDS
+    if cls is not Msg
+}
 
 
 # ---- frames ------------------------------------------------------------------------------
 def encode(frame: Frame) -> bytes:
     """The bytes of one frame (see the top of this module)."""
     kind = KINDS[type(frame)]
-    if kind != KINDS[Msg]:  # the others are u64 fields only
-        body = struct.pack(">" + "Q" * len(frame), *frame)
+    if kind != KINDS[Msg]:
+        body = _FIXED[type(frame)].pack(*frame)
         return _HEAD.pack(kind, len(body)) + body
     channel = CHANNELS.index(frame.channel)
     pieces = [b"", _MSG.pack(channel, frame.seq, len(frame.peer), len(frame.parts)), frame.peer]
@@ -167,9 +196,10 @@ class Decoder:
 
 def _decode_body(cls, view: memoryview, pos: int, end: int) -> Frame:
     if cls is not Msg:
-        if end - pos != 8 * len(cls._fields):
+        fixed = _FIXED[cls]
+        if end - pos != fixed.size:
             raise WireError(f"a {cls.__name__} frame of {end - pos} bytes")
-        return cls(*struct.unpack_from(">" + "Q" * len(cls._fields), view, pos))
+        return cls(*fixed.unpack_from(view, pos))
     if end - pos < _MSG.size:
         raise WireError("a MSG frame shorter than its fixed fields")
     channel, seq, peer_len, nparts = _MSG.unpack_from(view, pos)
@@ -281,15 +311,26 @@ class Journal:
             else:
                 self._skips[0][0] = upto + 1
 
-    def replay(self, after: int) -> List[Frame]:
+    def replay(self, after: int, max_bytes: Optional[int] = None) -> List[Frame]:
         """What to send after seq ``after`` (a RESUME's ``last``, or what was written on
         this connection): every kept message with seq > after and a SKIP for each run
-        dropped, in seq order."""
+        dropped, in seq order; with ``max_bytes``, the first of them, at least one, up to
+        about that many bytes (a sender refills as the link takes them: what it has written
+        but not yet seen acknowledged is all it walks past)."""
         if after > self.last_seq:
             # the other side heard of messages this journal never had: another relay's
             raise WireError(f"resume after seq {after}, but only {self.last_seq} were sent")
-        frames = [Skip(max(a, after + 1), b) for a, b in self._skips if b > after]
-        frames += [msg for seq, (msg, _) in self._live.items() if seq > after]
+        msgs, total, upto = [], 0, self.last_seq
+        for seq, (msg, nbytes) in self._live.items():
+            if seq <= after:
+                continue
+            if max_bytes is not None and msgs and total + nbytes > max_bytes:
+                upto = seq - 1  # the skips before the first message left for later
+                break
+            msgs.append(msg)
+            total += nbytes
+        frames = [Skip(max(a, after + 1), min(b, upto)) for a, b in self._skips if b > after]
+        frames = [f for f in frames if f.first <= f.last] + msgs
         frames.sort(key=lambda f: f.first if type(f) is Skip else f.seq)  # two sorted runs
         return frames
 

@@ -32,8 +32,10 @@ from sshpyk.remote.protocol import (
 )
 
 REMOTE = Path(sshpyk.remote.__file__).parent
-# relay_wire is no program: a module bundled into one (tests/unit/test_relay_wire.py)
-NOT_PROGRAMS = ("__init__", "protocol", "_prelude", "relay_wire")
+# relay_wire and relay_hub are no programs: modules bundled into the launcher
+# (tests/unit/test_relay_wire.py)
+NOT_PROGRAMS = ("__init__", "protocol", "_prelude", "relay_wire", "relay_hub", "nanny")
+BUNDLED_MODULES = ("_prelude", "relay_wire", "relay_hub", "nanny")
 PROGRAMS = sorted(p.stem for p in REMOTE.glob("*.py") if p.stem not in NOT_PROGRAMS)
 
 
@@ -51,7 +53,8 @@ def bundled_names(name: str) -> list[str]:
     """What ``remote/<name>.py`` imports from the prelude (in the package)."""
     tree = ast.parse((REMOTE / f"{name}.py").read_text())
     found = [n for n in tree.body if isinstance(n, ast.ImportFrom) and n.level == 1]
-    assert [n.module for n in found] == ["_prelude"], name
+    assert found[0].module == "_prelude", name
+    assert {n.module for n in found} <= set(BUNDLED_MODULES), name
     return [a.name for a in found[0].names]
 
 

@@ -357,9 +357,14 @@ def test_the_module_is_ascii_and_compiles_for_python_3_8():
 
 def test_the_existing_programs_travel_as_before():
     prelude = protocol.BUNDLED.sub("", (REMOTE / "_prelude.py").read_text())
-    for name in ("launcher", "attach", "running", "mount"):
+    for name in ("attach", "running", "mount"):
         program = protocol.BUNDLED.sub("", (REMOTE / f"{name}.py").read_text())
         assert protocol.source(name) == prelude + "\n\n" + program
+    # the launcher carries the nanny and, for channels: relay, the relay's remote half
+    texts = [(REMOTE / f"{m}.py").read_text() for m in ("nanny", "relay_hub", "relay_wire")]
+    program = (REMOTE / "launcher.py").read_text()
+    expected = "\n\n".join(protocol.BUNDLED.sub("", x) for x in [prelude, *texts, program])
+    assert protocol.source("launcher") == expected
 
 
 def test_source_bundles_relay_wire_between_the_prelude_and_the_program(monkeypatch):

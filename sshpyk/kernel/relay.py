@@ -1,0 +1,300 @@
+"""The relay channel path (``channels: relay``): the kernel's five channels carried as framed
+messages over the kernel's own SSH session, with a journal each way (issue #15).
+
+Local half (this module): sshpyk binds the kernel's five ZeroMQ endpoints on 127.0.0.1 for
+Jupyter clients, once per kernel (restarts and reconnects keep them: clients stay
+connected), so a client's handshakes never cross the link.  ROUTERs for shell, control,
+stdin and hb keep each client's routing identity, which the remote half (``remote/
+relay_hub.py``) gives to that client's own DEALERs: the kernel sees every client as its own
+peer, and shell and stdin of one client share one identity, so ``input()`` reaches the
+client that ran the cell.  iopub is an XPUB whose subscriptions are passed on (the kernel
+greets each subscriber); what the kernel publishes before anybody subscribed is held until
+somebody does (after a Jupyter server restart, the output made meanwhile is replayed then).
+
+The link: after the launcher's "ack" (or ``attach.py``'s "attached"), the monitor session
+carries ``relay_wire`` frames both ways; pings, signals and the kernel's exit travel as
+frames too.  Client -> kernel messages stay in this journal until the hub acknowledges
+them; kernel -> client ones in the hub's.  A new session resumes both from the last
+acknowledged seq: nothing lost, nothing twice, in order.  Heartbeats are never journaled,
+so only the kernel itself answers a client's heartbeat, and a dead link never looks alive.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import collections
+import contextlib
+import logging
+import secrets
+from collections.abc import Callable
+from typing import Any
+
+import zmq
+import zmq.asyncio
+
+from ..remote.protocol import CHANNELS, PORT_NAMES
+from ..remote.relay_wire import (
+    JOURNAL_LIMIT,
+    Ack,
+    Decoder,
+    Exit,
+    Hello,
+    Inbox,
+    Journal,
+    Msg,
+    Ping,
+    Pong,
+    Resume,
+    Signal,
+    Skip,
+    WireError,
+    encode,
+)
+from ..transport import Master
+
+Log = logging.Logger | logging.LoggerAdapter
+READ_SIZE = 256 << 10
+BATCH = 256 << 10  # journal bytes written per turn: acks and pings are not kept waiting
+# iopub messages kept while no client subscribes (after that, clients are there)
+HELD_LIMIT = 64 << 20
+# a client that stops reading iopub: how many messages wait for it before it loses some
+IOPUB_HWM = 100_000
+SOCKET_TYPES = {
+    "shell": zmq.ROUTER,
+    "iopub": zmq.XPUB,
+    "stdin": zmq.ROUTER,
+    "control": zmq.ROUTER,
+    "hb": zmq.ROUTER,
+}
+
+
+class RelayChannels:
+    """The relay's local half; the ``ChannelPath`` a ``RemoteKernel`` uses."""
+
+    def __init__(self, alias: str, log: Log, journal_limit: int = JOURNAL_LIMIT):
+        self.alias = alias
+        self.log = log
+        self.journal_limit = journal_limit
+        self.local_ports: list[int] | None = None
+        self._ctx: zmq.asyncio.Context | None = None
+        self._sockets: dict[str, zmq.asyncio.Socket] = {}
+        self._readers: list[asyncio.Task] = []
+        self._subscribed = False
+        self._held: collections.deque[list[bytes]] = collections.deque()
+        self._held_bytes = 0
+        self._new_journals()
+        self._stdin: asyncio.StreamWriter | None = None  # the link, while there is one
+        self._sent: int | None = None  # the highest seq written on the link
+        self._wake = asyncio.Event()
+
+    def _new_journals(self) -> None:
+        """A new kernel (a launch or restart): a new remote journal to speak to."""
+        self.epoch = secrets.randbits(63) | 1
+        self.journal = Journal(self.journal_limit)
+        self.inbox = Inbox()
+        self.remote_epoch: int | None = None
+
+    # ---- ChannelPath ---------------------------------------------------------------------------
+    def ports(self) -> dict[str, int]:
+        if self.local_ports is None:
+            return {}
+        return dict(zip(PORT_NAMES, self.local_ports, strict=True))
+
+    async def open(self, master: Master, remote: dict) -> None:
+        """A newly launched kernel: the local endpoints (bound once, kept) and new journals."""
+        self._bind()
+        self._new_journals()
+
+    async def restore(self, master: Master, remote: dict) -> None:
+        """A new master: the link is the next session itself, nothing to restore (unless
+        nothing was bound yet: a re-attach)."""
+        self._bind()
+
+    async def refused(self) -> bool:
+        return False  # no forwarded channel exists to be refused
+
+    async def release(self, master: Master, local_ports: list[int], remote: dict) -> None:
+        """Nothing of a previous server's relay survives it."""
+
+    async def close(self, master: Master, *, quiet: bool = False) -> None:
+        for task in self._readers:
+            task.cancel()
+        self._readers = []
+        for sock in self._sockets.values():
+            sock.close(linger=0)
+        self._sockets = {}
+        if self._ctx is not None:
+            self._ctx.term()
+            self._ctx = None
+        self.local_ports = None
+        self._held.clear()
+        self._held_bytes = 0
+        self._subscribed = False
+
+    def info(self) -> dict[str, Any]:
+        return {"local_ports": self.local_ports, "forwards": []}
+
+    def load(self, info: dict[str, Any]) -> None:
+        self.local_ports = info.get("local_ports")
+
+    # the monitor stream's commands, as frames
+    def ping_command(self, n: int) -> bytes:
+        return encode(Ping(n))
+
+    def signal_command(self, n: int) -> bytes:
+        return encode(Signal(n))
+
+    # ---- the local endpoints -------------------------------------------------------------------
+    def _bind(self) -> None:
+        if self._sockets:
+            return
+        self._ctx = zmq.asyncio.Context()
+        wanted = self.local_ports or [None] * len(CHANNELS)
+        ports = []
+        for channel, want in zip(CHANNELS, wanted, strict=True):
+            sock = self._ctx.socket(SOCKET_TYPES[channel])
+            sock.linger = 0
+            if channel in ("shell", "stdin"):
+                sock.router_handover = 1  # as the kernel's own: a reconnecting client wins
+            if channel == "iopub":
+                sock.sndhwm = IOPUB_HWM
+                sock.setsockopt(zmq.XPUB_VERBOSE, 1)  # every subscription, for its greeting
+            port = None
+            if want:  # a re-attach: the old server's clients know these ports
+                with contextlib.suppress(zmq.ZMQError):
+                    sock.bind(f"tcp://127.0.0.1:{want}")
+                    port = want
+            if port is None:
+                port = sock.bind_to_random_port("tcp://127.0.0.1")
+            self._sockets[channel] = sock
+            ports.append(port)
+        self.local_ports = ports
+        self._readers = [
+            asyncio.create_task(self._from_clients(channel, sock))
+            for channel, sock in self._sockets.items()
+        ]
+
+    async def _from_clients(self, channel: str, sock: zmq.asyncio.Socket) -> None:
+        """A client's messages into the journal (or, heartbeats and subscriptions, onto the
+        link as they come: worthless later)."""
+        while True:
+            try:
+                parts = await sock.recv_multipart()
+            except (zmq.ZMQError, asyncio.CancelledError):
+                return
+            if channel == "iopub":
+                if parts and parts[0][:1] == b"\x01":
+                    self._subscriber()
+                    self._now(Msg("iopub", b"", 0, parts[:1]))
+                continue
+            peer, parts = parts[0], parts[1:]
+            if channel == "hb":
+                self._now(Msg("hb", peer, 0, parts))
+                continue
+            self.journal.add(channel, peer, parts)
+            self._wake.set()
+
+    def _now(self, frame) -> None:
+        if self._stdin is not None and self._sent is not None and not self._stdin.is_closing():
+            self._stdin.write(encode(frame))
+
+    def _subscriber(self) -> None:
+        if self._subscribed:
+            return
+        self._subscribed = True
+        iopub = self._sockets["iopub"]
+        while self._held:
+            iopub.send_multipart(self._held.popleft())
+        self._held_bytes = 0
+
+    def _deliver(self, msg: Msg) -> None:
+        sock = self._sockets.get(msg.channel)
+        if sock is None:
+            return
+        if msg.channel != "iopub":
+            sock.send_multipart([msg.peer, *msg.parts])  # ROUTER: never waits
+        elif self._subscribed:
+            sock.send_multipart(msg.parts)  # XPUB: never waits
+        else:
+            self._held.append(msg.parts)
+            self._held_bytes += sum(map(len, msg.parts))
+            while self._held_bytes > HELD_LIMIT and len(self._held) > 1:
+                self._held_bytes -= sum(map(len, self._held.popleft()))
+
+    # ---- the link ----------------------------------------------------------------------------
+    async def follow(self, session, on_pong: Callable[[int], None]) -> dict | None:
+        """Carry the frames of ``session`` (after its first answer) until it ends: returns
+        ``{"exit": code}`` when the hub reports the kernel's end, None when the link ended
+        (the kernel lives on: the next session resumes)."""
+        self._bind()
+        stdin, self._sent = session.stdin, None
+        self._stdin = stdin
+        writer = asyncio.create_task(self._write(stdin))
+        decoder = Decoder()
+        try:
+            while True:
+                data = await session.stdout.read(READ_SIZE)
+                if not data:
+                    return None
+                for frame in decoder.feed(data):
+                    done = self._on_frame(frame, on_pong)
+                    if done is not None:
+                        return done
+                if self.inbox.unacked and self._sent is not None:
+                    stdin.write(encode(self.inbox.ack()))
+        except WireError as e:
+            self.log.warning("sshpyk: the relay stream from %s broke (%s)", self.alias, e)
+            with contextlib.suppress(ProcessLookupError):
+                session.kill()  # the next session resumes from what was acknowledged
+            return None
+        finally:
+            writer.cancel()
+            if self._stdin is stdin:
+                self._stdin, self._sent = None, None
+
+    def _on_frame(self, frame, on_pong: Callable[[int], None]) -> dict | None:
+        kind = type(frame)
+        if kind is Msg or kind is Skip:
+            msg = self.inbox.take(frame)
+            if msg is not None:
+                self._deliver(msg)
+        elif kind is Ack:
+            self.journal.ack(frame.upto)
+        elif kind is Pong:
+            on_pong(frame.n)
+        elif kind is Hello:
+            if self.remote_epoch not in (None, frame.epoch):
+                raise WireError("another relay answers on this kernel's link")
+            self.remote_epoch = frame.epoch
+            # a fresh inbox (this server is new to the kernel) starts where the hub's
+            # acknowledged messages end: those went to the server before
+            if frame.base > self.inbox.last:
+                self.inbox.last = self.inbox.acked = frame.base
+        elif kind is Resume:
+            self.journal.ack(frame.last)
+            self._sent = frame.last
+            self._wake.set()
+        elif kind is Exit:
+            return {"exit": frame.code}
+        else:
+            raise WireError(f"a {kind.__name__} frame is not for the local side")
+        return None
+
+    async def _write(self, stdin: asyncio.StreamWriter) -> None:
+        """HELLO and RESUME, then the journal's messages as the link takes them."""
+        try:
+            stdin.write(encode(Hello(self.epoch, self.journal.acked)) + encode(self.inbox.resume()))
+            await stdin.drain()
+            while True:
+                self._wake.clear()
+                sent = self._sent
+                if sent is not None and sent < self.journal.last_seq:
+                    frames = self.journal.replay(sent, BATCH)
+                    stdin.write(b"".join(map(encode, frames)))
+                    last = frames[-1]
+                    self._sent = last.last if type(last) is Skip else last.seq
+                    await stdin.drain()
+                    continue
+                await self._wake.wait()
+        except (ConnectionError, RuntimeError, asyncio.CancelledError):
+            return

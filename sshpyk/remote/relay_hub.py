@@ -1,0 +1,353 @@
+"""The relay's remote half (issue #15): the kernel's nanny (``launcher.py``) runs a ``Hub``
+when the kernelspec says ``channels: relay``.
+
+The kernel listens on ipc sockets only, in its private (0700) directory; the hub is its one
+peer there.  It connects an XSUB to iopub (subscribed to everything, from the start, so the
+journal holds what the kernel says while no client listens) and, for each local client
+(``peer``: its routing identity), a DEALER per channel with that identity, so the kernel
+sees every client as its own peer and routes ``input_request`` to the client that ran the
+cell.  Heartbeats go to the kernel and back unjournaled: only the kernel answers them.
+
+Everything the kernel sends is numbered and kept in the journal (``relay_wire``) until the
+local side acknowledges it; the link that carries the frames is the kernel's SSH session:
+the launch session (pipes to the session's process, see ``launcher.split_off_nanny``), or
+later an ``attach.py`` session, which connects to the hub's unix socket (``RELAY_SOCKET`` in
+the kernel's socket directory) and pumps its stdio to it.  A new link replaces the old one
+(a half-open connection that never said goodbye).  The journal outlives links: the next one
+resumes where the local side's acknowledgements stopped.
+
+One thread, one poller (zmq's, which also polls the link's fds): the kernel's messages are
+drained into the journal as fast as they come, and written to the link as fast as it takes
+them, never blocking on it.
+"""
+
+import collections
+import contextlib
+import os
+import random
+import socket
+import time
+
+from ._prelude import CHANNELS, RELAY_SOCKET, kill_group  # sshpyk: bundled
+from .relay_wire import (  # sshpyk: bundled
+    Ack,
+    Decoder,
+    Exit,
+    Hello,
+    Inbox,
+    Journal,
+    Msg,
+    Ping,
+    Pong,
+    Resume,
+    Signal,
+    Skip,
+    WireError,
+    encode,
+    marker_message,
+)
+
+# refill the link's buffer from the journal when it holds less than this; a small buffer
+# keeps pongs (and so the measured round trip) close to the link's own latency
+OUT_LOW = 256 << 10
+READ_SIZE = 256 << 10
+DRAIN = 2000  # messages taken from one socket per turn, so no channel starves the others
+MAX_PEERS = 256  # per channel; the least recently used one goes first
+# how long the exit report may take to reach the local side before the hub gives up
+EXIT_FLUSH = 5.0
+
+
+class Link:
+    """One connection to the local side."""
+
+    def __init__(self, rfd, wfd, closer):
+        self.rfd, self.wfd, self.closer = rfd, wfd, closer
+        self.decoder = Decoder()
+        self.out = bytearray()
+        self.sent = None  # the highest seq written; None until the local RESUME came
+        os.set_blocking(wfd, False)
+
+    def close(self):
+        with contextlib.suppress(OSError):
+            self.closer()
+
+
+class Hub:
+    def __init__(self, ip, ports, key, signature_scheme, journal_limit, sockets):
+        import zmq  # pyzmq comes with jupyter_client, which the launch has checked
+
+        self.zmq = zmq
+        self.ctx = zmq.Context()
+        self.endpoints = {c: f"ipc://{ip}-{p}" for c, p in zip(CHANNELS, ports)}
+        self.key, self.scheme = key.encode(), signature_scheme
+        self.epoch = random.SystemRandom().getrandbits(63) | 1
+        self.journal = Journal(journal_limit)
+        self.inbox = Inbox()
+        self.peer_epoch = None
+        self.peers = collections.OrderedDict()  # (channel, peer) -> DEALER, oldest first
+        self.owner = {}  # DEALER -> (channel, peer)
+        self.poller = zmq.Poller()
+        self.sub = self.ctx.socket(zmq.XSUB)
+        self.sub.rcvhwm = 0  # drained into the journal, which has the bound
+        self.sub.connect(self.endpoints["iopub"])
+        self.sub.send(b"\x01")  # everything, whoever listens locally
+        self.poller.register(self.sub, zmq.POLLIN)
+        self.path = os.path.join(sockets, RELAY_SOCKET)
+        self.listener = socket.socket(socket.AF_UNIX)
+        self.listener.bind(self.path)  # in the 0700 directory: for this user alone
+        self.listener.listen(4)
+        self.poller.register(self.listener.fileno(), zmq.POLLIN)
+        self.wake_r, self.wake_w = os.pipe()
+        self.poller.register(self.wake_r, zmq.POLLIN)
+        self.link = None
+        self.exit_code = None
+        self.told = False  # the exit report was written to a link
+        self.pgid = None
+        self.marker_due = 0.0
+
+    # ---- links -----------------------------------------------------------------------------
+    def attach(self, link):
+        self.detach()
+        self.link = link
+        self.poller.register(link.rfd, self.zmq.POLLIN)
+
+    def detach(self):
+        link, self.link = self.link, None
+        if link is not None:
+            self.poller.unregister(link.rfd)
+            if link.wfd != link.rfd:
+                with contextlib.suppress(KeyError):
+                    self.poller.unregister(link.wfd)
+            link.close()
+
+    @property
+    def linked(self):
+        return self.link is not None
+
+    def accept(self):
+        conn, _ = self.listener.accept()
+        # the bound method keeps the socket object, which owns the fd, alive
+        self.attach(Link(conn.fileno(), conn.fileno(), conn.close))
+
+    def want_write(self):
+        link = self.link
+        flags = self.zmq.POLLIN | self.zmq.POLLOUT if link.out else self.zmq.POLLIN
+        if link.wfd == link.rfd:
+            self.poller.register(link.rfd, flags)
+        elif link.out:
+            self.poller.register(link.wfd, self.zmq.POLLOUT)
+        else:
+            with contextlib.suppress(KeyError):
+                self.poller.unregister(link.wfd)
+
+    def send_now(self, frame):
+        """A control frame, after what is queued already."""
+        self.link.out += encode(frame)
+
+    def fill(self):
+        """Queue journaled messages the link has not had, while its buffer is low."""
+        link = self.link
+        if link is None or link.sent is None:
+            return
+        while len(link.out) < OUT_LOW and link.sent < self.journal.last_seq:
+            for frame in self.journal.replay(link.sent, OUT_LOW):
+                link.out += encode(frame)
+                link.sent = frame.last if type(frame) is Skip else frame.seq
+
+    def write(self):
+        link = self.link
+        try:
+            n = os.write(link.wfd, link.out)
+        except BlockingIOError:
+            return
+        except OSError:
+            self.detach()
+            return
+        del link.out[:n]
+        self.fill()
+
+    def read(self):
+        link = self.link
+        try:
+            data = os.read(link.rfd, READ_SIZE)
+        except BlockingIOError:
+            return
+        except OSError:
+            data = b""
+        if not data:
+            self.detach()
+            return
+        self.feed(data)
+
+    def feed(self, data):
+        link = self.link
+        try:
+            for frame in link.decoder.feed(data):
+                self.on_frame(frame)
+                if self.link is not link:
+                    return
+        except WireError:
+            self.detach()
+            return
+        if self.inbox.unacked and link.sent is not None:
+            self.send_now(self.inbox.ack())
+
+    # ---- frames from the local side ------------------------------------------------------------
+    def on_frame(self, frame):
+        kind = type(frame)
+        if kind is Msg or kind is Skip:
+            msg = self.inbox.take(frame)
+            if msg is not None:
+                self.deliver(msg)
+        elif kind is Ack:
+            self.journal.ack(frame.upto)
+        elif kind is Ping:
+            self.send_now(Pong(frame.n))
+        elif kind is Signal:
+            if self.pgid is not None and self.exit_code is None:
+                kill_group(self.pgid, frame.n)
+        elif kind is Hello:
+            if frame.epoch != self.peer_epoch:  # a new local side: its journal starts anew
+                self.inbox = Inbox()
+                self.inbox.last = self.inbox.acked = frame.base
+                self.peer_epoch = frame.epoch
+            self.send_now(Hello(self.epoch, self.journal.acked))
+            self.send_now(self.inbox.resume())
+        elif kind is Resume:
+            self.journal.ack(frame.last)
+            self.link.sent = frame.last
+            self.add_marker()
+            self.fill()
+        else:
+            raise WireError(f"a {kind.__name__} frame is not for the remote side")
+
+    def deliver(self, msg):
+        if msg.channel == "iopub":
+            # a local subscription: passed on, so the kernel greets the new subscriber
+            if msg.parts and msg.parts[0][:1] == b"\x01":
+                self.sub.send(msg.parts[0])
+            return
+        if msg.channel == "shell":
+            # The kernel sends a cell's input_request on stdin to the identity that sent the
+            # cell on shell: that peer's stdin must be connected before the cell runs (a
+            # client only writes on stdin to answer).
+            self.dealer("stdin", msg.peer)
+        self.dealer(msg.channel, msg.peer).send_multipart(msg.parts)
+
+    def dealer(self, channel, peer):
+        sock = self.peers.get((channel, peer))
+        if sock is not None:
+            self.peers.move_to_end((channel, peer))
+            return sock
+        zmq = self.zmq
+        sock = self.ctx.socket(zmq.DEALER)
+        sock.identity = peer
+        sock.sndhwm = 0  # requests wait in the kernel's queue, never dropped here
+        sock.linger = 0
+        sock.connect(self.endpoints[channel])
+        self.peers[(channel, peer)] = sock
+        self.owner[sock] = (channel, peer)
+        self.poller.register(sock, zmq.POLLIN)
+        same = [k for k in self.peers if k[0] == channel]
+        if len(same) > MAX_PEERS:
+            old = self.peers.pop(same[0])
+            self.poller.unregister(old)
+            del self.owner[old]
+            old.close()
+        return sock
+
+    # ---- messages from the kernel ---------------------------------------------------------------
+    def take(self, sock):
+        zmq = self.zmq
+        channel, peer = self.owner.get(sock, ("iopub", b""))
+        for _ in range(DRAIN):
+            try:
+                parts = sock.recv_multipart(zmq.NOBLOCK)
+            except zmq.Again:
+                break
+            if channel == "hb":  # never journaled: a late echo would fake a live link
+                if self.link is not None and self.link.sent is not None:
+                    self.send_now(Msg("hb", peer, 0, parts))
+                continue
+            self.journal.add(channel, peer, parts)
+        if self.journal.dropped and self.link is not None:
+            self.add_marker()
+
+    def add_marker(self):
+        """One visible line for what the bound dropped (at most once a second)."""
+        now = time.monotonic()
+        if now < self.marker_due:
+            return
+        dropped = self.journal.take_dropped()
+        if dropped:
+            count, nbytes, parent = dropped
+            parts = marker_message(self.key, self.scheme, parent, count, nbytes)
+            self.journal.add("iopub", b"", parts, keep=True)
+            self.marker_due = now + 1.0
+
+    # ---- the loop ---------------------------------------------------------------------------
+    def kernel_exited(self, code):
+        """From the nanny's main thread: the kernel ended with ``code``."""
+        self.exit_code = code
+        os.write(self.wake_w, b"x")
+
+    def run(self, first_link, pgid, pending=b""):
+        """Relay until the kernel has exited and that was told to a link (or nobody was
+        linked to tell).  ``pending``: what the first link sent along with "ack"."""
+        self.pgid = pgid
+        self.attach(first_link)
+        if pending:
+            self.feed(pending)
+        zmq = self.zmq
+        deadline = None
+        while True:
+            if self.link is not None:
+                self.want_write()
+            events = self.poller.poll(200 if deadline else 1000)
+            for sock, _ in events:
+                if sock == self.wake_r:
+                    os.read(self.wake_r, 64)
+                    deadline = time.monotonic() + EXIT_FLUSH
+                elif sock == self.listener.fileno():
+                    self.accept()
+                elif self.link is not None and sock in (self.link.rfd, self.link.wfd):
+                    continue  # after the kernel's messages: they are what is written
+                else:
+                    self.take(sock)
+            for sock, ev in events:
+                link = self.link
+                if link is None or sock not in (link.rfd, link.wfd):
+                    continue
+                if ev & zmq.POLLIN and sock == link.rfd:
+                    self.read()
+                if self.link is link and ev & zmq.POLLOUT:
+                    self.write()
+            self.fill()
+            if deadline is not None:
+                if self.link is None or time.monotonic() > deadline:
+                    return
+                link = self.link
+                if link.sent is not None and link.sent >= self.journal.last_seq and not link.out:
+                    self.send_now(Exit(self.exit_code))
+                    self.told = self.flush()
+                    return
+
+    def flush(self):
+        """Write what is queued (at most EXIT_FLUSH): the last words.  Whether all went."""
+        link = self.link
+        end = time.monotonic() + EXIT_FLUSH
+        while link.out and time.monotonic() < end:
+            try:
+                del link.out[: os.write(link.wfd, link.out)]
+            except BlockingIOError:
+                time.sleep(0.01)
+            except OSError:
+                return False
+        return not link.out
+
+    def close(self):
+        self.detach()
+        self.listener.close()
+        self.ctx.destroy(linger=0)
+        for fd in (self.wake_r, self.wake_w):
+            os.close(fd)
