@@ -5,9 +5,8 @@ from __future__ import annotations
 import asyncio
 import time
 
-from jupyter_client.session import Session
-
 from helpers import kernel_procs, run_code, start
+from jupyter_client.session import Session
 
 
 async def test_relay_kernel_runs_code_and_shuts_down(test_hosts, specs, managers):
