@@ -1,6 +1,7 @@
-"""Kernel lifecycle, side by side in one run: a plain local ipykernel, sshpyk (ours, with its
-default ipc transport and with tcp), and the reference sshpyk 1.25 from PyPI (in its own
-venv), on the plain test link and with added round-trip times (+50 and +150 ms by default).
+"""Kernel lifecycle, side by side in one run: a plain local ipykernel, sshpyk (ours: forwards
+with its default ipc transport and with tcp, and the relay channel path), and the reference
+sshpyk 1.25 from PyPI (in its own venv), on the plain test link and with added round-trip
+times (+50 and +150 ms by default).
 
 Run as root (it builds the namespace test hosts and adds latency with NFQUEUE):
 
@@ -98,6 +99,12 @@ def prepare(th, tmp: Path) -> dict[str, tuple[Path, Path]]:
     write_spec(ours_tcp, "bench", provisioned({**tcp, "remote_python_prefix": prefix}, "tcp"))
     write_spec(ours_tcp, "bench-slow", provisioned({**tcp, "remote_python_prefix": slow}, "tcp"))
 
+    # the relay channel path (issue #15): the kernel's messages over its own ssh session
+    relay = tmp / "ours-relay"
+    rel = {**base, "channels": "relay"}
+    write_spec(relay, "bench", provisioned({**rel, "remote_python_prefix": prefix}, "relay"))
+    write_spec(relay, "bench-slow", provisioned({**rel, "remote_python_prefix": slow}, "relay"))
+
     # The reference insists on ControlMaster auto under a dedicated alias.
     ref_cfg = tmp / "ref_ssh_config"
     ref_cfg.write_text(
@@ -120,6 +127,7 @@ def prepare(th, tmp: Path) -> dict[str, tuple[Path, Path]]:
         "local ipykernel": (OURS_PY, local),
         "sshpyk (ours, ipc)": (OURS_PY, ours),
         "sshpyk (ours, tcp)": (OURS_PY, ours_tcp),
+        "sshpyk (ours, relay)": (OURS_PY, relay),
         "sshpyk 1.25": (ensure_reference(), ref),
     }
 
@@ -164,6 +172,9 @@ ROWS = [
     ("burst_mb_s", "burst: 1000 x 100 KB display_data", 1, "MB/s"),
     ("burst_received", "burst: outputs received (of 1000)", 1, ""),
     ("idle_spawns_per_min", "idle ssh spawns / min", 1, ""),
+    ("idle_cpu_local", "idle CPU, local side", 1, "% core"),
+    ("idle_cpu_remote", "idle CPU, remote helper (kernel's parent)", 1, "% core"),
+    ("helper_rss_mb", "remote helper memory (RSS)", 1, "MB"),
     ("stall", "worst loop stall, 3 s-slow remote python", 1000, "ms"),
 ]
 
@@ -195,6 +206,7 @@ def main() -> int:
     ap.add_argument("--idle-seconds", type=float, default=30)
     ap.add_argument("--rtt", default="50,150", help="added round-trip times in ms, comma-separated")
     ap.add_argument("--worker-timeout", type=float, default=1800, help="seconds per implementation")
+    ap.add_argument("--only", help="comma-separated labels to measure (default: all)")
     args = ap.parse_args()
     rtts = [int(x) for x in args.rtt.split(",") if x.strip()]
     th = up("netns")
@@ -202,6 +214,9 @@ def main() -> int:
     try:
         with tempfile.TemporaryDirectory(prefix="sshpyk-bench-") as tmp:
             impls = prepare(th, Path(tmp))
+            if args.only:
+                keep = [x.strip() for x in args.only.split(",")]
+                impls = {k: v for k, v in impls.items() if any(x in k for x in keep)}
             results["plain link"] = measure(
                 impls, args.runs, args.idle_seconds, args.worker_timeout
             )

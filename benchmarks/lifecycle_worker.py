@@ -45,6 +45,39 @@ async def count_ssh_spawns(seconds: float) -> int:
     return len(new)
 
 
+CLK_TCK = os.sysconf("SC_CLK_TCK")
+
+
+def cpu_seconds(pids) -> float:
+    """User + system CPU time of ``pids`` (the test hosts share this machine's /proc)."""
+    total = 0
+    for pid in pids:
+        try:
+            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        except (OSError, IndexError):
+            continue
+        total += int(fields[11]) + int(fields[12])
+    return total / CLK_TCK
+
+
+def rss_mb(pid: int) -> float | None:
+    try:
+        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1]) / 1024
+    except OSError:
+        pass
+    return None
+
+
+async def idle_cpu(seconds: float, local: set[int], remote: set[int]) -> tuple[float, float]:
+    """% of one core used over ``seconds`` by the ``local`` and the ``remote`` processes."""
+    t0, l0, r0 = time.monotonic(), cpu_seconds(local), cpu_seconds(remote)
+    await asyncio.sleep(seconds)
+    wall = time.monotonic() - t0
+    return (cpu_seconds(local) - l0) / wall * 100, (cpu_seconds(remote) - r0) / wall * 100
+
+
 class Ticker:
     """The longest gap between 5 ms ticks: how long the event loop was blocked."""
 
@@ -156,7 +189,23 @@ async def one_run(kernel: str, idle_seconds: float) -> dict:
     res["interrupt_ok"] = reply["content"].get("ename") == "KeyboardInterrupt"
 
     if idle_seconds:
-        res["idle_spawns_per_min"] = await count_ssh_spawns(idle_seconds) * 60 / idle_seconds
+        # The kernel's parent is the remote side's helper (the nanny, and for channels: relay
+        # the relay's hub); the local side is this process and the ssh clients it runs.
+        pids: list[str] = []
+
+        def hook(m):
+            if m["msg_type"] == "stream":
+                pids.extend(m["content"]["text"].split())
+
+        code = "import os; print(os.getpid(), os.getppid())"
+        await kc.execute_interactive(code, output_hook=hook)
+        helper = int(pids[1])
+        local = {os.getpid(), *ssh_processes()}
+        spawns, (res["idle_cpu_local"], res["idle_cpu_remote"]) = await asyncio.gather(
+            count_ssh_spawns(idle_seconds), idle_cpu(idle_seconds, local, {helper})
+        )
+        res["idle_spawns_per_min"] = spawns * 60 / idle_seconds
+        res["helper_rss_mb"] = rss_mb(helper)
 
     phase("restart")
     t = time.perf_counter()
@@ -205,7 +254,8 @@ async def main() -> None:
     out["burst_received"] = min(r["burst_received"] for r in runs)
     out["interrupt_ok"] = all(r["interrupt_ok"] for r in runs)
     if args.idle_seconds:
-        out["idle_spawns_per_min"] = runs[0]["idle_spawns_per_min"]
+        for key in ("idle_spawns_per_min", "idle_cpu_local", "idle_cpu_remote", "helper_rss_mb"):
+            out[key] = runs[0][key]
     if args.stall_kernel:
         out["stall"] = await stall_run(args.stall_kernel)
     out["pid"] = os.getpid()

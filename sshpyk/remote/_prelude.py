@@ -70,6 +70,44 @@ def let_go_of_stdio():
         os.close(null)
 
 
+def hub_connection(path):
+    """A connection to the relay hub listening at ``path`` (``relay_hub``), or None."""
+    conn = socket.socket(socket.AF_UNIX)
+    try:
+        conn.connect(path)
+    except OSError:
+        conn.close()
+        return None
+    return conn
+
+
+def hand_over(conn, data=b""):
+    """Give this session's stdin and stdout (fds 0 and 1) to the hub at the other end of
+    ``conn``, with ``data``: what was read of stdin past the handshake.  The hub then reads
+    and writes the session itself; this process only has to stay (while it runs, sshd keeps
+    the session open) until the hub lets go: ``conn``'s EOF says so.  False when the hub
+    did not take them."""
+    import array
+    import struct
+
+    try:
+        fds = array.array("i", [0, 1])
+        conn.sendmsg([struct.pack(">I", len(data))], [(socket.SOL_SOCKET, socket.SCM_RIGHTS, fds)])
+        conn.sendall(data)
+    except OSError:
+        conn.close()
+        return False
+    return True
+
+
+def wait_for_eof(conn):
+    try:
+        while conn.recv(64):
+            pass
+    except OSError:
+        pass
+
+
 def fail(kind, message, **extra):
     """The program's one answer is an error: say it and end."""
     emit(error=kind, message=message, **extra)

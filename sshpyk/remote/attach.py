@@ -9,7 +9,6 @@ import json
 import os
 import signal
 import socket
-import sys
 import threading
 import time
 
@@ -18,12 +17,15 @@ from ._prelude import (  # sshpyk: bundled
     LEASE,
     META,
     emit,
+    hand_over,
     host_identity,
+    hub_connection,
     kill_group,
     read_params,
     run_root,
     running,
     serve_commands,
+    wait_for_eof,
     where,
 )
 
@@ -71,41 +73,20 @@ def drop_stale_session(meta):
 
 def relay(meta):
     """A relay kernel (relay_hub): its nanny holds the journal, renews the lease and applies
-    signals; this session only carries the frames between the local side and the hub."""
-    hub = socket.socket(socket.AF_UNIX)
-    try:
-        hub.connect(meta["relay"])
-    except OSError as e:
-        emit(error="gone", exit=None, message=f"the kernel's relay does not answer: {e}")
+    signals; this session is handed to the hub, which reads and writes it from now on."""
+    conn = hub_connection(meta["relay"])
+    if conn is None:
+        emit(error="gone", exit=None, message="the kernel's relay does not answer")
         return
     emit(attached=meta)
-    sys.stdout.flush()
-    stdin = sys.stdin.buffer  # what the loader's reads left buffered comes first
-
-    def up():
-        while True:
-            data = stdin.read1(65536)
-            if not data:
-                break
-            try:
-                hub.sendall(data)
-            except OSError:
-                break
-        with contextlib.suppress(OSError):
-            hub.shutdown(socket.SHUT_WR)  # the hub sees the link end
-
-    threading.Thread(target=up, daemon=True).start()
-    while True:
-        try:
-            data = hub.recv(65536)
-        except OSError:
-            data = b""
-        if not data:  # the hub ended this link (a newer one, or the kernel's exit told)
-            return
-        try:
-            os.write(1, data)
-        except OSError:
-            return
+    # The local side sends nothing until it has read "attached": stdin holds nothing past
+    # the parameters, and the hub reads the rest from the session itself.
+    if hand_over(conn):
+        null = os.open(os.devnull, os.O_RDWR)
+        for fd in (0, 1):
+            os.dup2(null, fd)  # the hub's now: when it lets go, the session ends
+        os.close(null)
+        wait_for_eof(conn)
 
 
 def main():

@@ -313,7 +313,7 @@ def launch(params):
     sockets = ipc_dir(rundir) if transport == "ipc" else None
     session = os.getpid()
     session_start = process_start(session)
-    split_off_nanny(relay)
+    split_off_nanny(os.path.join(sockets, RELAY_SOCKET) if relay else None)
     if relay:  # imported while the kernel starts (~50 ms of a launch otherwise)
         threading.Thread(target=__import__, args=("zmq",), daemon=True).start()
     proc, ip, ports = start_kernel(params, spec, rundir, sockets, login_umask, deadline)
@@ -323,7 +323,7 @@ def launch(params):
     if relay:
         limit = int(params.get("journal_limit") or JOURNAL_LIMIT)
         hub = Hub(ip, ports, params["key"], params["signature_scheme"], limit, sockets)
-        facts["relay"] = os.path.join(sockets, RELAY_SOCKET)
+        facts["relay"] = hub.path
     write_private(
         os.path.join(rundir, META),
         {

@@ -21,13 +21,15 @@ from ._prelude import (  # sshpyk: bundled
     EXIT_SUFFIX,
     LEASE,
     emit,
+    hand_over,
+    hub_connection,
     kill_group,
     lease_age,
     let_go_of_stdio,
     serve_commands,
+    wait_for_eof,
     write_private,
 )
-from .relay_hub import Link  # sshpyk: bundled
 
 LEASE_TICK = 2.0
 
@@ -57,11 +59,11 @@ def pump(src, dst):
             return
 
 
-def split_off_nanny(binary):
+def split_off_nanny(hub_path=None):
     """Fork the nanny (see the top of this file).  Returns in the nanny, with sys.stdin and
-    sys.stdout connected to this process, the relay, which never returns.  ``binary``: the
-    session carries the relay's frames after "ack" (relay_hub), so stdin is copied as bytes,
-    not lines."""
+    sys.stdout connected to this process, the relay, which never returns.  ``hub_path``
+    (channels: relay): after "ack" the session is the relay's link: this process hands its
+    stdin and stdout to the hub listening there and waits until the hub lets go."""
     cmd_r, cmd_w = os.pipe()
     out_r, out_w = os.pipe()
     err_r, err_w = os.pipe()
@@ -86,24 +88,11 @@ def split_off_nanny(binary):
         os.close(fd)
 
     def down():
-        if binary:
-            # Nothing follows the parameters until "ready" has been answered, so the text
-            # layer holds nothing more: its byte buffer (read1) is where the rest comes from.
-            while True:
-                data = sys.stdin.buffer.read1(65536)
-                if not data:
-                    break
-                try:
-                    while data:
-                        data = data[os.write(cmd_w, data) :]
-                except OSError:
-                    break
-        else:
-            for line in sys.stdin:  # the loader's buffered stdin: it may hold more than it read
-                try:
-                    os.write(cmd_w, line.encode())
-                except OSError:
-                    break
+        for line in sys.stdin:  # the loader's buffered stdin: it may hold more than it read
+            try:
+                os.write(cmd_w, line.encode())
+            except OSError:
+                break
         # EOF: the local side is gone or done.  The nanny sees EOF too: before "ack" it
         # kills the kernel and ends, after it it lets go of its stdout; either way the pump
         # below sees EOF and this process ends, so the session (and the ssh client holding
@@ -112,6 +101,8 @@ def split_off_nanny(binary):
         time.sleep(5.0)
         os._exit(0)
 
+    if hub_path is not None:
+        relay_session(hub_path, cmd_w, out_r, err_r)
     threading.Thread(target=down, daemon=True).start()
     err = threading.Thread(target=pump, args=(err_r, 2), daemon=True)
     err.start()
@@ -120,19 +111,45 @@ def split_off_nanny(binary):
     os._exit(0)
 
 
-def read_ack(fd):
-    """Relay mode: the "ack" line, read as bytes; returns (acked, the bytes after it)."""
+def relay_session(hub_path, cmd_w, out_r, err_r):
+    """The session's process, channels: relay.  The nanny's words (its "ready") go up as
+    usual; the first line down ("ack", or anything else: the launch is abandoned) goes to
+    the nanny, and after "ack" the session is handed to the hub (``hand_over``): no byte
+    of the relay passes through this process.  Never returns."""
+    out = threading.Thread(target=pump, args=(out_r, 1), daemon=True)
+    out.start()
+    threading.Thread(target=pump, args=(err_r, 2), daemon=True).start()
+    # Nothing follows the parameters until "ready" has been answered, so the text layer
+    # holds nothing more: its byte buffer (read1) is where the rest comes from.
     data = b""
     while b"\n" not in data:
-        try:
-            chunk = os.read(fd, 65536)
-        except OSError:
-            chunk = b""
+        chunk = sys.stdin.buffer.read1(65536)
         if not chunk:
-            return False, b""
+            break
         data += chunk
-    line, _, rest = data.partition(b"\n")
-    return line.strip() == b"ack", rest
+    line, newline, rest = data.partition(b"\n")
+    conn = None
+    try:
+        os.write(cmd_w, line + newline)
+        os.close(cmd_w)
+    except OSError:
+        pass
+    if newline and line.strip() == b"ack":
+        out.join(5.0)  # the nanny lets go of its stdout at "ack": nothing more comes up
+        conn = hub_connection(hub_path)
+        if conn is not None and not hand_over(conn, rest):
+            conn = None
+    if conn is not None:
+        wait_for_eof(conn)
+    else:
+        out.join(5.0)
+    os._exit(0)
+
+
+def read_ack(fd):
+    """Relay mode: whether the first line from the session is "ack"."""
+    with os.fdopen(fd, "rb") as f:
+        return f.readline().strip() == b"ack"
 
 
 class Nanny:
@@ -166,19 +183,14 @@ class Nanny:
     def relay(self):
         """Relay mode's commands: "ack", then the hub over this session, then over the
         sessions that attach later, until the kernel's exit is told."""
-        cmd = sys.stdin.fileno()
-        acked, rest = read_ack(cmd)
-        if not acked:  # abandoned before the hand-over
+        if not read_ack(sys.stdin.fileno()):  # abandoned before the hand-over
             self.detached.set()
             kill_group(self.pgid, signal.SIGKILL)
             return
         self.acked.set()
-
-        def closer():
-            os.close(cmd)
-            let_go_of_stdio()  # the session (and the ssh client that held it) can end
-
-        self.hub.run(Link(cmd, 1, closer), self.pgid, rest)
+        # the session's process hands the session itself to the hub (relay_session)
+        let_go_of_stdio()
+        self.hub.run(self.pgid)
         self.told = self.hub.told
 
     def linked(self):

@@ -10,22 +10,25 @@ cell.  Heartbeats go to the kernel and back unjournaled: only the kernel answers
 
 Everything the kernel sends is numbered and kept in the journal (``relay_wire``) until the
 local side acknowledges it; the link that carries the frames is the kernel's SSH session:
-the launch session (pipes to the session's process, see ``launcher.split_off_nanny``), or
-later an ``attach.py`` session, which connects to the hub's unix socket (``RELAY_SOCKET`` in
-the kernel's socket directory) and pumps its stdio to it.  A new link replaces the old one
-(a half-open connection that never said goodbye).  The journal outlives links: the next one
-resumes where the local side's acknowledgements stopped.
+the launch session after "ack" (``nanny.relay_session``), or later an ``attach.py``
+session.  Either hands its stdin and stdout to the hub over the hub's unix socket
+(``RELAY_SOCKET`` in the kernel's 0700 socket directory; ``hand_over``), so the hub reads
+and writes the session itself: no process copies the relay's bytes in between.  A new link
+replaces the old one (a half-open connection that never said goodbye).  The journal
+outlives links: the next one resumes where the local side's acknowledgements stopped.
 
 One thread, one poller (zmq's, which also polls the link's fds): the kernel's messages are
 drained into the journal as fast as they come, and written to the link as fast as it takes
 them, never blocking on it.
 """
 
+import array
 import collections
 import contextlib
 import os
 import random
 import socket
+import struct
 import time
 
 from ._prelude import CHANNELS, RELAY_SOCKET, kill_group  # sshpyk: bundled
@@ -55,6 +58,7 @@ DRAIN = 2000  # messages taken from one socket per turn, so no channel starves t
 MAX_PEERS = 256  # per channel; the least recently used one goes first
 # how long the exit report may take to reach the local side before the hub gives up
 EXIT_FLUSH = 5.0
+FD_SIZE = array.array("i").itemsize
 
 
 class Link:
@@ -125,9 +129,41 @@ class Hub:
         return self.link is not None
 
     def accept(self):
+        """A session's process hands its stdin and stdout over (``hand_over``), with what
+        it read of stdin already; the connection stays open until the link ends."""
         conn, _ = self.listener.accept()
-        # the bound method keeps the socket object, which owns the fd, alive
-        self.attach(Link(conn.fileno(), conn.fileno(), conn.close))
+        conn.settimeout(5.0)  # a local process of this user; it sends at once
+        fds = array.array("i")
+        try:
+            head, ancillary, _, _ = conn.recvmsg(4, socket.CMSG_SPACE(2 * FD_SIZE))
+            for level, kind, payload in ancillary:
+                if (level, kind) == (socket.SOL_SOCKET, socket.SCM_RIGHTS):
+                    fds.frombytes(payload[: len(payload) - len(payload) % FD_SIZE])
+            if len(head) != 4 or len(fds) != 2:
+                raise OSError("not a session hand-over")
+            (size,) = struct.unpack(">I", head)
+            data = b""
+            while len(data) < size:
+                chunk = conn.recv(size - len(data))
+                if not chunk:
+                    raise OSError("the hand-over ended early")
+                data += chunk
+        except OSError:
+            for fd in fds:
+                os.close(fd)
+            conn.close()
+            return
+        rfd, wfd = fds
+
+        def closer():
+            for fd in (rfd, wfd):
+                with contextlib.suppress(OSError):
+                    os.close(fd)
+            conn.close()  # the session's process sees EOF and ends: so does the session
+
+        self.attach(Link(rfd, wfd, closer))
+        if data:
+            self.feed(data)
 
     def want_write(self):
         link = self.link
@@ -291,13 +327,10 @@ class Hub:
         self.exit_code = code
         os.write(self.wake_w, b"x")
 
-    def run(self, first_link, pgid, pending=b""):
+    def run(self, pgid):
         """Relay until the kernel has exited and that was told to a link (or nobody was
-        linked to tell).  ``pending``: what the first link sent along with "ack"."""
+        linked to tell).  Links come from the sessions' hand-overs (``accept``)."""
         self.pgid = pgid
-        self.attach(first_link)
-        if pending:
-            self.feed(pending)
         zmq = self.zmq
         deadline = None
         while True:

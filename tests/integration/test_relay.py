@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import queue
 import time
 
-from helpers import kernel_procs, run_code, start
+from helpers import kernel_procs, run_code, start, wait_state
 from jupyter_client.session import Session
 
 
@@ -75,3 +77,51 @@ async def test_interrupt_by_message_and_by_signal_and_restart(test_hosts, specs,
         kc.stop_channels()
         await km.shutdown_kernel()
     assert kernel_procs(test_hosts) == []
+
+
+async def test_master_killed_mid_cell_every_line_once_in_order(test_hosts, specs, managers):
+    """The ssh master dies while a cell prints: a new session takes the kernel up, the hub
+    resumes from the last acknowledged message, nothing lost or repeated."""
+    km = managers(specs("relay-master", channels="relay"))
+    kc = await start(km)
+    prov = km.provisioner
+    pid = prov.remote["pid"]
+    code = "import time\nfor i in range(40):\n    print(i, flush=True)\n    time.sleep(0.1)"
+    msg_id = kc.execute(code)
+    lines: list[str] = []
+    await asyncio.sleep(1.0)
+    await prov.master.exit()
+    await wait_state(prov, 10, "reconnecting", "launching")
+    reply = None
+    while reply is None:
+        for msg in await _iopub(kc, msg_id, 30):
+            if msg["msg_type"] == "stream":
+                lines += msg["content"]["text"].split()
+        with contextlib.suppress(Exception):
+            shell = await kc.get_shell_msg(timeout=0.2)
+            if shell["parent_header"].get("msg_id") == msg_id:
+                reply = shell
+    assert reply["content"]["status"] == "ok"
+    for msg in await _iopub(kc, msg_id, 1):  # what came with the reply
+        if msg["msg_type"] == "stream":
+            lines += msg["content"]["text"].split()
+    assert lines == [str(i) for i in range(40)]
+    assert prov.state == "connected" and prov.remote["pid"] == pid
+    kc.stop_channels()
+    await km.shutdown_kernel()
+
+
+async def _iopub(kc, msg_id: str, timeout: float) -> list[dict]:
+    """The messages of ``msg_id`` on iopub until it goes idle or ``timeout`` passes."""
+    got: list[dict] = []
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            msg = await kc.get_iopub_msg(timeout=0.5)
+        except queue.Empty:
+            return got
+        if msg["parent_header"].get("msg_id") == msg_id:
+            got.append(msg)
+            if msg["msg_type"] == "status" and msg["content"]["execution_state"] == "idle":
+                return got
+    return got
