@@ -62,8 +62,8 @@ def provisioned(config: dict, display: str) -> dict:
     }
 
 
-def prepare(th, tmp: Path) -> dict[str, tuple[Path, Path]]:
-    """Kernelspec dirs per implementation: name -> (python, JUPYTER_PATH)."""
+def prepare(th, tmp: Path) -> dict[str, tuple[Path, Path, Path | None]]:
+    """Kernelspec dirs per implementation: name -> (python, JUPYTER_PATH, its ssh config)."""
     prefix = th.remote_python_prefix
     slow = "/home/sshpyktest/slowpy"
     script = f'#!/bin/sh\nsleep 3\nexec {prefix}/bin/python "$@"\n'
@@ -124,17 +124,17 @@ def prepare(th, tmp: Path) -> dict[str, tuple[Path, Path]]:
         ref, "bench-slow", provisioned({**rbase, "remote_python": f"{slow}/bin/python"}, "ref")
     )
     return {
-        "local ipykernel": (OURS_PY, local),
-        "sshpyk (ours, ipc)": (OURS_PY, ours),
-        "sshpyk (ours, tcp)": (OURS_PY, ours_tcp),
-        "sshpyk (ours, relay)": (OURS_PY, relay),
-        "sshpyk 1.25": (ensure_reference(), ref),
+        "local ipykernel": (OURS_PY, local, None),
+        "sshpyk (ours, ipc)": (OURS_PY, ours, th.ssh_config),
+        "sshpyk (ours, tcp)": (OURS_PY, ours_tcp, th.ssh_config),
+        "sshpyk (ours, relay)": (OURS_PY, relay, th.ssh_config),
+        "sshpyk 1.25": (ensure_reference(), ref, ref_cfg),
     }
 
 
 def measure(impls, runs: int, idle: float, timeout: float = 1800) -> dict[str, dict]:
     out = {}
-    for label, (py, jpath) in impls.items():
+    for label, (py, jpath, ssh_config) in impls.items():
         (jpath / "runtime").mkdir(mode=0o700, exist_ok=True)
         args = [str(py), str(HERE / "lifecycle_worker.py"), "bench", "--runs", str(runs)]
         if label != "local ipykernel":
@@ -144,6 +144,7 @@ def measure(impls, runs: int, idle: float, timeout: float = 1800) -> dict[str, d
             "JUPYTER_PATH": str(jpath),
             "JUPYTER_RUNTIME_DIR": str(jpath / "runtime"),
             "PYTHONWARNINGS": "ignore",
+            "SSHPYK_BENCH_SSH_CONFIG": str(ssh_config or ""),
         }
         try:
             proc = subprocess.run(args, capture_output=True, text=True, env=env, timeout=timeout)

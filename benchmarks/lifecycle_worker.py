@@ -18,16 +18,20 @@ from queue import Empty
 
 from jupyter_client.ioloop import AsyncIOLoopKernelManager
 
+# the ssh config of the implementation measured: other ssh processes on this machine (other
+# test runs) are not its own
+SSH_CONFIG = os.environ.get("SSHPYK_BENCH_SSH_CONFIG", "").encode()
+
 
 def ssh_processes() -> set[int]:
     pids = set()
     for d in Path("/proc").iterdir():
         if d.name.isdigit():
             try:
-                argv0 = (d / "cmdline").read_bytes().split(b"\0")[0]
+                argv = (d / "cmdline").read_bytes().split(b"\0")
             except OSError:
                 continue
-            if argv0.endswith(b"/ssh") or argv0 == b"ssh":
+            if (argv[0].endswith(b"/ssh") or argv[0] == b"ssh") and SSH_CONFIG in argv:
                 pids.add(int(d.name))
     return pids
 

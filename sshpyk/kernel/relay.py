@@ -68,6 +68,16 @@ SOCKET_TYPES = {
 }
 
 
+def widen_pipe(session) -> None:
+    """Best effort: a 1 MiB buffer for the pipe from ssh (Linux's 64 KiB default makes ssh
+    and this process take turns in small steps during a burst)."""
+    with contextlib.suppress(AttributeError, OSError, ImportError):
+        import fcntl
+
+        pipe = session._transport.get_pipe_transport(1).get_extra_info("pipe")
+        fcntl.fcntl(pipe.fileno(), getattr(fcntl, "F_SETPIPE_SZ", 1031), 1 << 20)
+
+
 class RelayChannels:
     """The relay's local half; the ``ChannelPath`` a ``RemoteKernel`` uses."""
 
@@ -211,10 +221,11 @@ class RelayChannels:
         sock = self._sockets.get(msg.channel)
         if sock is None:
             return
+        # copy=False: zmq sends big parts from these bytes (small ones it copies anyway)
         if msg.channel != "iopub":
-            sock.send_multipart([msg.peer, *msg.parts])  # ROUTER: never waits
+            sock.send_multipart([msg.peer, *msg.parts], copy=False)  # ROUTER: never waits
         elif self._subscribed:
-            sock.send_multipart(msg.parts)  # XPUB: never waits
+            sock.send_multipart(msg.parts, copy=False)  # XPUB: never waits
         else:
             self._held.append(msg.parts)
             self._held_bytes += sum(map(len, msg.parts))
@@ -227,6 +238,7 @@ class RelayChannels:
         ``{"exit": code}`` when the hub reports the kernel's end, None when the link ended
         (the kernel lives on: the next session resumes)."""
         self._bind()
+        widen_pipe(session)
         stdin, self._sent = session.stdin, None
         self._stdin = stdin
         writer = asyncio.create_task(self._write(stdin))

@@ -59,6 +59,29 @@ MAX_PEERS = 256  # per channel; the least recently used one goes first
 # how long the exit report may take to reach the local side before the hub gives up
 EXIT_FLUSH = 5.0
 FD_SIZE = array.array("i").itemsize
+ZERO_COPY = 4096  # bytes: a part longer than this is relayed from zmq's own buffer
+TRIM_AFTER = 8 << 20  # journal bytes held, after which an empty journal trims the heap
+PIPE_SIZE = 1 << 20  # a session pipe's buffer (Linux's default 64 KiB costs throughput)
+
+
+def trim_heap():
+    """glibc keeps freed memory in its heap; a burst's 100 MB would stay counted."""
+    try:
+        import ctypes
+
+        ctypes.CDLL(None).malloc_trim(0)
+    except (OSError, AttributeError):
+        pass  # not glibc: its allocator returns memory its own way
+
+
+def widen_pipe(fd):
+    """Best effort: a bigger buffer for a pipe (Linux), fewer round trips through poll."""
+    try:
+        import fcntl
+
+        fcntl.fcntl(fd, getattr(fcntl, "F_SETPIPE_SZ", 1031), PIPE_SIZE)
+    except (OSError, ImportError, ValueError):
+        pass
 
 
 class Link:
@@ -66,6 +89,7 @@ class Link:
 
     def __init__(self, rfd, wfd, closer):
         self.rfd, self.wfd, self.closer = rfd, wfd, closer
+        widen_pipe(wfd)
         self.decoder = Decoder()
         self.out = bytearray()
         self.sent = None  # the highest seq written; None until the local RESUME came
@@ -108,6 +132,7 @@ class Hub:
         self.told = False  # the exit report was written to a link
         self.pgid = None
         self.marker_due = 0.0
+        self.held = 0  # the most journal bytes held since the heap was last trimmed
 
     # ---- links -----------------------------------------------------------------------------
     def attach(self, link):
@@ -236,7 +261,7 @@ class Hub:
             if msg is not None:
                 self.deliver(msg)
         elif kind is Ack:
-            self.journal.ack(frame.upto)
+            self.acked(frame.upto)
         elif kind is Ping:
             self.send_now(Pong(frame.n))
         elif kind is Signal:
@@ -250,12 +275,20 @@ class Hub:
             self.send_now(Hello(self.epoch, self.journal.acked))
             self.send_now(self.inbox.resume())
         elif kind is Resume:
-            self.journal.ack(frame.last)
+            self.acked(frame.last)
             self.link.sent = frame.last
             self.add_marker()
             self.fill()
         else:
             raise WireError(f"a {kind.__name__} frame is not for the remote side")
+
+    def acked(self, upto):
+        self.journal.ack(upto)
+        self.held = max(self.held, self.journal.pending_bytes)
+        if not self.journal.pending_bytes and self.held > TRIM_AFTER:
+            # a burst has gone: give its memory back to the system, not only to the heap
+            self.held = 0
+            trim_heap()
 
     def deliver(self, msg):
         if msg.channel == "iopub":
@@ -298,9 +331,11 @@ class Hub:
         channel, peer = self.owner.get(sock, ("iopub", b""))
         for _ in range(DRAIN):
             try:
-                parts = sock.recv_multipart(zmq.NOBLOCK)
+                frames = sock.recv_multipart(zmq.NOBLOCK, copy=False)
             except zmq.Again:
                 break
+            # big parts stay in zmq's buffers (no copy until they are written to the link)
+            parts = [f.buffer if len(f) > ZERO_COPY else f.bytes for f in frames]
             if channel == "hb":  # never journaled: a late echo would fake a live link
                 if self.link is not None and self.link.sent is not None:
                     self.send_now(Msg("hb", peer, 0, parts))
