@@ -70,9 +70,12 @@ class ChannelPath(Protocol):
     def load(self, info: dict[str, Any]) -> None:
         """The inverse of ``info`` (``load_provisioner_info``)."""
 
-    async def follow(self, session, on_pong: Callable[[int], None]) -> dict | None:
+    async def follow(
+        self, session, on_pong: Callable[[int], None], on_data: Callable[[], None]
+    ) -> dict | None:
         """Read the monitor ``session`` (after its first answer) until it ends: the kernel's
-        ``{"exit": code}``, or None when the stream ended without one (the link)."""
+        ``{"exit": code}``, or None when the stream ended without one (the link).  Pongs go
+        to ``on_pong``; ``on_data()`` whenever anything else arrived (the link is alive)."""
 
     def ping_command(self, n: int) -> bytes:
         """``ping n`` as the monitor stream takes it (answered by ``on_pong(n)``)."""
@@ -200,7 +203,9 @@ class ForwardChannels:
     def info(self) -> dict[str, Any]:
         return {"local_ports": self.local_ports, "forwards": self.forwards}
 
-    async def follow(self, session, on_pong: Callable[[int], None]) -> dict | None:
+    async def follow(
+        self, session, on_pong: Callable[[int], None], on_data: Callable[[], None] = lambda: None
+    ) -> dict | None:
         """The launcher's (or attach's) lines: pongs until the exit report or EOF."""
         while True:
             msg = await protocol.read_message(session.stdout)

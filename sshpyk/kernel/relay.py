@@ -233,10 +233,15 @@ class RelayChannels:
                 self._held_bytes -= sum(map(len, self._held.popleft()))
 
     # ---- the link ----------------------------------------------------------------------------
-    async def follow(self, session, on_pong: Callable[[int], None]) -> dict | None:
+    async def follow(
+        self,
+        session,
+        on_pong: Callable[[int], None],
+        on_data: Callable[[], None] = lambda: None,
+    ) -> dict | None:
         """Carry the frames of ``session`` (after its first answer) until it ends: returns
         ``{"exit": code}`` when the hub reports the kernel's end, None when the link ended
-        (the kernel lives on: the next session resumes)."""
+        (the kernel lives on: the next session resumes).  ``on_data``: bytes came."""
         self._bind()
         widen_pipe(session)
         stdin, self._sent = session.stdin, None
@@ -248,6 +253,7 @@ class RelayChannels:
                 data = await session.stdout.read(READ_SIZE)
                 if not data:
                     return None
+                on_data()
                 for frame in decoder.feed(data):
                     done = self._on_frame(frame, on_pong)
                     if done is not None:

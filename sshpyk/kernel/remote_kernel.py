@@ -263,7 +263,7 @@ class RemoteKernel:
     async def _watch(self, session) -> None:
         """Follow the monitor stream (the channel path reads it) until the kernel's exit."""
         try:
-            msg = await self.channels.follow(session, self._pong)
+            msg = await self.channels.follow(session, self._pong, self.watchdog.heard)
         except (ConnectionError, ValueError):
             msg = None
         if msg is not None:

@@ -90,6 +90,11 @@ class Watchdog:
             self.log.info("sshpyk: %s answers again", self.alias)
             self.move(S.CONNECTED)
 
+    def heard(self) -> None:
+        """Something other than a pong came down the stream: the link is alive (a pong may
+        wait behind a burst of output)."""
+        self._last_answer = time.monotonic()
+
     def start(self, ping: Callable[[int], bool], done: Callable[[], bool]) -> None:
         """Ping every second with ``ping(n)`` (False: nothing to ping down now) until
         ``done()``; idempotent."""

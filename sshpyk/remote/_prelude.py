@@ -81,8 +81,8 @@ def hub_connection(path):
     return conn
 
 
-def hand_over(conn, data=b""):
-    """Give this session's stdin and stdout (fds 0 and 1) to the hub at the other end of
+def hand_over(conn, data=b"", fds=(0, 1)):
+    """Give this session's stdin and stdout (``fds``) to the hub at the other end of
     ``conn``, with ``data``: what was read of stdin past the handshake.  The hub then reads
     and writes the session itself; this process only has to stay (while it runs, sshd keeps
     the session open) until the hub lets go: ``conn``'s EOF says so.  False when the hub
@@ -91,8 +91,8 @@ def hand_over(conn, data=b""):
     import struct
 
     try:
-        fds = array.array("i", [0, 1])
-        conn.sendmsg([struct.pack(">I", len(data))], [(socket.SOL_SOCKET, socket.SCM_RIGHTS, fds)])
+        ancillary = [(socket.SOL_SOCKET, socket.SCM_RIGHTS, array.array("i", fds))]
+        conn.sendmsg([struct.pack(">I", len(data))], ancillary)
         conn.sendall(data)
     except OSError:
         conn.close()

@@ -16,9 +16,11 @@ import signal
 import sys
 import threading
 import time
+import traceback
 
 from ._prelude import (  # sshpyk: bundled
     EXIT_SUFFIX,
+    KERNEL_LOG,
     LEASE,
     emit,
     hand_over,
@@ -190,7 +192,12 @@ class Nanny:
         self.acked.set()
         # the session's process hands the session itself to the hub (relay_session)
         let_go_of_stdio()
-        self.hub.run(self.pgid)
+        try:
+            self.hub.run(self.pgid)
+        except Exception:  # a bug: a kernel nobody can reach must not run on silently
+            with open(os.path.join(self.rundir, KERNEL_LOG), "a") as log:
+                log.write("sshpyk relay hub failed:\n" + traceback.format_exc())
+            kill_group(self.pgid, signal.SIGKILL)
         self.told = self.hub.told
 
     def linked(self):

@@ -378,8 +378,10 @@ class Hub:
                     deadline = time.monotonic() + EXIT_FLUSH
                 elif sock == self.listener.fileno():
                     self.accept()
-                elif self.link is not None and sock in (self.link.rfd, self.link.wfd):
-                    continue  # after the kernel's messages: they are what is written
+                elif isinstance(sock, int):
+                    # a link's fd (this one's, or a replaced one's): after the kernel's
+                    # messages, which are what is written
+                    continue
                 else:
                     self.take(sock)
             for sock, ev in events:
