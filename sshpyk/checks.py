@@ -196,8 +196,9 @@ def port_forwarding_check(
         "port_forwarding",
         CheckStatus.FAIL,
         f"{kind} forwarding refused",
-        f"the sshd of {alias} forbids {kind} port forwarding ({option} no): "
-        "sshpyk reaches the kernel only through forwards; ask its admin to allow it",
+        f"the sshd of {alias} forbids {kind} port forwarding ({option} no): set "
+        "`channels: relay` in this kernelspec (the kernel's messages then travel over its own "
+        "ssh session, no forward needed), or ask its admin to allow forwarding",
     )
 
 
@@ -414,7 +415,15 @@ class Checker:
         yield remote_kernel_check(run.info, model["remote_kernel_name"])
 
     async def _port_forwarding(self, run: _Run):
-        """Every channel of the kernel is a forward of the master."""
+        """Every channel of the kernel is a forward of the master (channels: forward)."""
+        if run.model.get("channels") == "relay":
+            yield _check(
+                "port_forwarding",
+                CheckStatus.SKIPPED,
+                "not needed",
+                "channels: relay carries the kernel's messages over its own ssh session",
+            )
+            return
         transport = run.model.get("transport") or schema()["properties"]["transport"]["default"]
         prefix = run.model["remote_python_prefix"]
         try:

@@ -111,6 +111,7 @@ def ssh_rows(entry: KernelEntry, checks: list[Check] | None, style: Style) -> li
         ("Shutdown Timeout", str(model["shutdown_timeout"])),
         ("Lease Timeout", str(model["lease_timeout"])),
         ("Lost Timeout", str(model["lost_timeout"])),
+        ("Channels", model.get("channels") or "forward"),
         ("Transport", marked(model["transport"], "port_forwarding")),
         (
             "Remote Command",

@@ -150,10 +150,11 @@ class ForwardChannels:
             option = "AllowStreamLocalForwarding" if ipc else "AllowTcpForwarding"
             raise RemoteLaunchError(
                 f"{self.alias!r} refuses to forward the kernel's channels: its sshd "
-                f"forbids {via} port forwarding ({option} no), which sshpyk needs "
-                "(`sshpyk check` tests it)"
+                f"forbids {via} port forwarding ({option} no), which `channels: forward` "
+                "needs (`sshpyk check` tests it): set `channels: relay` in this kernelspec "
+                "(no forwarding needed)"
                 # ipc is the default: a host may allow TCP forwarding only
-                + ("; or set `transport: tcp` in this kernelspec" if via != "TCP" else ""),
+                + ("; or `transport: tcp`" if via != "TCP" else ""),
                 kind="forwarding_refused",
             )
 
