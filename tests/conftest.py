@@ -110,12 +110,21 @@ def pytest_runtest_makereport(item, call):
         report.longrepr = f"skipped while SSHPYK_NO_SKIP=1: {reason}"
 
 
+@pytest.fixture(params=["forward", "relay"])
+def channels(request) -> str:
+    """The channel path (kernelspec ``channels``) of a test that runs on both paths: its
+    ``specs`` (and ``server_env``'s) are written for it; test ids say which path."""
+    return request.param
+
+
 @pytest.fixture
-def specs(tmp_path, monkeypatch, test_hosts):
-    """Write SSH kernelspecs into a private JUPYTER_PATH: ``specs(name, **config)``."""
+def specs(request, tmp_path, monkeypatch, test_hosts):
+    """Write SSH kernelspecs into a private JUPYTER_PATH: ``specs(name, **config)``.  A test
+    that asks for ``channels`` gets that path in every spec unless one names its own."""
     root = tmp_path / "jupyter"
     monkeypatch.setenv("JUPYTER_PATH", str(root))
     monkeypatch.setenv("JUPYTER_RUNTIME_DIR", str(tmp_path / "runtime"))
+    path = request.getfixturevalue("channels") if "channels" in request.fixturenames else None
 
     def make(name="ssh-remote", interrupt_mode="message", **config):
         cfg = {
@@ -125,6 +134,7 @@ def specs(tmp_path, monkeypatch, test_hosts):
             "remote_kernel_name": "python3",
             "launch_timeout": 20,
             "shutdown_timeout": 4,
+            "channels": path,
             **config,
         }
         cfg = {k: v for k, v in cfg.items() if v is not None}

@@ -290,7 +290,7 @@ class RelayChannels:
                 self.inbox.last = self.inbox.acked = frame.base
         elif kind is Resume:
             self.journal.ack(frame.last)
-            self._sent = frame.last
+            self._sent = max(self._sent or 0, frame.last)
             self._wake.set()
         elif kind is Exit:
             return {"exit": frame.code}
@@ -302,6 +302,9 @@ class RelayChannels:
         """HELLO and RESUME, then the journal's messages as the link takes them."""
         try:
             stdin.write(encode(Hello(self.epoch, self.journal.acked)) + encode(self.inbox.resume()))
+            # Not waiting for the hub's RESUME (a round trip): whatever it lacks comes after
+            # what it acknowledged, and it drops what it has already (the inbox).
+            self._sent = self.journal.acked
             await stdin.drain()
             while True:
                 self._wake.clear()

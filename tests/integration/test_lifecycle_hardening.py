@@ -21,6 +21,8 @@ import time
 from pathlib import Path
 
 import pytest
+import zmq
+import zmq.asyncio
 from helpers import (
     kernel_procs,
     local_servers,
@@ -72,6 +74,20 @@ async def channel_answers(port: int) -> bool:
         writer.close()
 
 
+async def heartbeat_echoes(port: int, timeout: float = 10) -> bool:
+    """Whether a ping sent to the heartbeat channel behind local ``port`` comes back."""
+    ctx = zmq.asyncio.Context()
+    sock = ctx.socket(zmq.REQ)
+    sock.linger = 0
+    try:
+        sock.connect(f"tcp://127.0.0.1:{port}")
+        await sock.send(b"ping-sshpyk")
+        return await sock.poll(timeout * 1000) != 0 and await sock.recv() == b"ping-sshpyk"
+    finally:
+        sock.close()
+        ctx.term()
+
+
 @pytest.fixture
 def root_only():
     """Private mount/pid namespaces, tmpfs and chown need root (as the netns hosts do)."""
@@ -87,6 +103,7 @@ def monitor_sessions(config: Path, alias: str) -> list[str]:
 # ---- M10 + L4: a host that forbids port forwarding ------------------------------------------
 
 
+# forward only: the refusal of forwards (test_relay runs a relay kernel on that host)
 @pytest.mark.parametrize("transport", ["tcp", "ipc"])
 async def test_forwarding_refused_fails_the_launch_and_leaves_nothing(
     test_hosts, specs, managers, transport
@@ -129,6 +146,7 @@ async def _async(value):
     return value
 
 
+# forward only: the launch fails at its forwards (a relay launch there succeeds)
 async def test_a_launch_that_fails_after_ready_unmounts(netns_hosts, specs, managers, tmp_path):
     """L4: the mount is up and the remote kernel said "ready" when forwarding fails."""
     share = tmp_path / "share"
@@ -207,7 +225,7 @@ def test_cli_check_reports_port_forwarding(test_hosts, specs):
 
 
 async def test_cleanup_stops_mounts_and_session_when_the_record_cannot_be_updated(
-    netns_hosts, specs, managers, tmp_path
+    netns_hosts, specs, managers, channels, tmp_path
 ):
     share = tmp_path / "share"
     share.mkdir()
@@ -243,7 +261,7 @@ async def test_cleanup_stops_mounts_and_session_when_the_record_cannot_be_update
 
 
 async def test_unconfirmed_shutdown_stops_mounts_when_the_record_cannot_be_kept(
-    netns_hosts, specs, managers, faults, tmp_path
+    netns_hosts, specs, managers, channels, faults, tmp_path
 ):
     """The host is unreachable at shutdown, so the record should stay as an orphan
     (registry.abandon), and that write fails: the mount and the session still go."""
@@ -517,9 +535,9 @@ def forget_orphans(netns_hosts):
 
 
 async def test_concurrent_reattach_gets_409_and_leaves_no_ghost(
-    jp_fetch, jp_data_dir, netns_hosts, forget_orphans
+    jp_fetch, jp_data_dir, netns_hosts, forget_orphans, channels
 ):
-    name = _spec_in(jp_data_dir, netns_hosts, "ssh-m3", lease_timeout=120)
+    name = _spec_in(jp_data_dir, netns_hosts, "ssh-m3", lease_timeout=120, channels=channels)
     # whatever earlier tests left is gone, so that any kernel process seen below is this one
     assert await wait_until(lambda: _async(kernel_procs(netns_hosts) == []), 20)
     made = _py(ORPHAN_MAKER, name, "2", timeout=90)
@@ -637,7 +655,7 @@ def _ssh_procs(config: Path) -> list[tuple[int, str]]:
 
 
 async def test_a_master_made_by_another_process_gets_the_channels_back(
-    netns_hosts, specs, managers, faults
+    netns_hosts, specs, managers, channels, faults
 ):
     """The review's race: the master ends, reconnecting fails for a while, then another
     sshpyk process (`sshpyk ps`, a second server) makes the new master.  The kernel's local
@@ -647,7 +665,10 @@ async def test_a_master_made_by_another_process_gets_the_channels_back(
     await run_code(kc, "v = 'kept'")
     prov = km.provisioner
     hb = km.get_connection_info()["hb_port"]
-    assert await channel_answers(hb) is True
+    # a forward's greeting comes from the kernel; the relay's local endpoint greets by itself,
+    # so there only the kernel's heartbeat echo, through the link, says the channels work
+    works = channel_answers if channels == "forward" else heartbeat_echoes
+    assert await works(hb) is True
     generation = prov.master.generation
     cp = f"ControlPath={prov.master.control_path}"
     faults.cut("remote")
@@ -677,7 +698,7 @@ async def test_a_master_made_by_another_process_gets_the_channels_back(
     other = _py(ENSURE, "remote", str(config), "0", str(prov.master.control_path))
     assert other.returncode == 0, other.stderr
     await wait_state(prov, 20, "connected")
-    assert await channel_answers(hb) is True, "connected, but the heartbeat channel refuses"
+    assert await works(hb) is True, "connected, but the heartbeat channel refuses"
     assert prov.master.generation == generation  # the master is the other process's
     out, reply = await run_code(kc, "print(v)", timeout=30)
     assert reply["status"] == "ok" and out.strip() == "kept"
@@ -713,6 +734,7 @@ def test_concurrent_starts_leave_exactly_one_master(test_hosts, tmp_path):
             os.kill(pid, 9)
 
 
+# one path: `check` of a kernelspec with its default channels (no kernel is started)
 async def test_rest_check_reports_port_forwarding(jp_fetch, jp_data_dir, test_hosts):
     for alias, want in (("noforward", "fail"), ("remote", "ok")):
         name = _spec_in(jp_data_dir, test_hosts, f"ssh-rest-{alias}", ssh_host_alias=alias)

@@ -28,7 +28,7 @@ PYTHON3 = "python3"
 # ---- launch, transports, ProxyJump ---------------------------------------------------------
 
 
-async def test_launch_execute_shutdown_leaves_nothing(test_hosts, specs, managers):
+async def test_launch_execute_shutdown_leaves_nothing(test_hosts, specs, managers, channels):
     km = managers(specs())
     kc = await start(km)
     out, reply = await run_code(kc, "import socket; print(socket.gethostname())")
@@ -37,12 +37,22 @@ async def test_launch_execute_shutdown_leaves_nothing(test_hosts, specs, manager
         assert out.strip() == "remote"
     info = km.get_connection_info()
     assert info["ip"] == "127.0.0.1" and info["transport"] == "tcp"
-    # forwards listen on loopback only
-    listening = run(["ss", "-Hltn"]).stdout.splitlines()
+    # the local channel ports (forwards, or the relay's endpoints) listen on loopback only
+    listening = run(["ss", "-Hltnp"]).stdout.splitlines()
+    owners = []
     for port in (info[n] for n in PORT_NAMES):
         socket.create_connection(("127.0.0.1", port), 2).close()
-        binds = [ln.split()[3] for ln in listening if ln.split()[3].endswith(f":{port}")]
-        assert binds == [f"127.0.0.1:{port}"], binds
+        mine = [ln.split() for ln in listening if ln.split()[3].endswith(f":{port}")]
+        assert [f[3] for f in mine] == [f"127.0.0.1:{port}"], mine
+        owners.append(mine[0][-1])
+    prov = km.provisioner
+    if channels == "forward":  # five -L forwards on the master: ssh holds the ports
+        assert len(prov.forwards) == len(PORT_NAMES), prov.forwards
+        assert all('(("ssh",' in o for o in owners), owners
+    else:  # no forward on the master: this process binds them; the kernel is on ipc
+        assert prov.forwards == [], prov.forwards
+        assert all(f",pid={os.getpid()}," in o and "ssh" not in o for o in owners), owners
+        assert prov.remote["transport"] == "ipc"
     assert kernel_procs(test_hosts)
     kc.stop_channels()
     await km.shutdown_kernel()
@@ -59,6 +69,7 @@ async def test_launch_execute_shutdown_leaves_nothing(test_hosts, specs, manager
             socket.create_connection(("127.0.0.1", port), 1).close()
 
 
+# forward only: the ipc transport's -L specs (a relay kernel is always on ipc, not forwarded)
 async def test_ipc_transport_forwards_unix_sockets(test_hosts, specs, managers):
     km = managers(specs("ssh-ipc", transport="ipc"))
     kc = await start(km)
@@ -96,7 +107,7 @@ async def test_ipc_transport_forwards_unix_sockets(test_hosts, specs, managers):
     assert kernel_procs(test_hosts) == []
 
 
-async def test_proxyjump_to_internal(test_hosts, specs, managers):
+async def test_proxyjump_to_internal(test_hosts, specs, managers, channels):
     km = managers(specs("ssh-internal", ssh_host_alias="internal"))
     kc = await start(km)
     out, _ = await run_code(kc, "import os; print(os.environ.get('SPK_HOST'))")
@@ -106,7 +117,7 @@ async def test_proxyjump_to_internal(test_hosts, specs, managers):
     assert kernel_procs(test_hosts, "internal") == []
 
 
-async def test_two_kernels_share_one_master(test_hosts, specs, managers):
+async def test_two_kernels_share_one_master(test_hosts, specs, managers, channels):
     name = specs()
     a, b = managers(name), managers(name)
     kca, kcb = await start(a), await start(b)
@@ -126,7 +137,9 @@ async def test_two_kernels_share_one_master(test_hosts, specs, managers):
 # ---- restart, interrupt, signals, crash --------------------------------------------------
 
 
-async def test_restart_keeps_local_ports_and_works_repeatedly(test_hosts, specs, managers):
+async def test_restart_keeps_local_ports_and_works_repeatedly(
+    test_hosts, specs, managers, channels
+):
     km = managers(specs())
     kc = await start(km)
     ports = [km.get_connection_info()[n] for n in PORT_NAMES]
@@ -159,7 +172,7 @@ async def assert_interrupts(km, kc) -> None:
 
 
 @pytest.mark.parametrize("mode", ["message", "signal"])
-async def test_interrupt(specs, managers, mode):
+async def test_interrupt(specs, managers, channels, mode):
     # signal mode goes down the monitor stream as SIGINT to the remote process group
     km = managers(specs(f"ssh-int-{mode}", interrupt_mode=mode))
     kc = await start(km)
@@ -167,7 +180,7 @@ async def test_interrupt(specs, managers, mode):
     kc.stop_channels()
 
 
-async def test_sigterm_hits_the_whole_remote_process_group(test_hosts, specs, managers):
+async def test_sigterm_hits_the_whole_remote_process_group(test_hosts, specs, managers, channels):
     km = managers(specs())
     kc = await start(km)
     await run_code(kc, "import subprocess; p = subprocess.Popen(['sleep', '987']); print(p.pid)")
@@ -182,7 +195,7 @@ async def _async(value):
     return value
 
 
-async def test_remote_crash_is_noticed_and_auto_restarted(test_hosts, specs, managers):
+async def test_remote_crash_is_noticed_and_auto_restarted(test_hosts, specs, managers, channels):
     km = managers(specs())
     kc = await start(km)
     prov: SSHKernelProvisioner = km.provisioner
@@ -217,7 +230,7 @@ async def _restarted(prov, old_pid):
     )
 
 
-async def test_idle_kernel_spawns_no_ssh(specs, managers):
+async def test_idle_kernel_spawns_no_ssh(specs, managers, channels):
     km = managers(specs())
     kc = await start(km)
     master = km.provisioner.master
@@ -231,7 +244,7 @@ async def test_idle_kernel_spawns_no_ssh(specs, managers):
 # ---- safety ----------------------------------------------------------------------------------
 
 
-async def test_key_never_in_any_argv_nor_logs(test_hosts, specs, managers, caplog):
+async def test_key_never_in_any_argv_nor_logs(test_hosts, specs, managers, channels, caplog):
     caplog.set_level(5)  # everything, below DEBUG too
     km = managers(specs())
     key = km.session.key.decode()
@@ -269,7 +282,7 @@ async def test_key_never_in_any_argv_nor_logs(test_hosts, specs, managers, caplo
     await km.shutdown_kernel()
 
 
-async def test_event_loop_never_stalls_during_a_slow_launch(test_hosts, specs, managers):
+async def test_event_loop_never_stalls_during_a_slow_launch(test_hosts, specs, managers, channels):
     # a remote python that takes 3 s to start
     prefix = "~/slowpy"
     script = f'#!/bin/sh\nsleep 3\nexec {test_hosts.remote_python_prefix}/bin/python "$@"\n'
@@ -307,6 +320,7 @@ async def test_event_loop_never_stalls_during_a_slow_launch(test_hosts, specs, m
     assert min(worst) < 0.050, f"event loop stalled {min(worst) * 1000:.0f} ms in every run"
 
 
+# forward only: a local port taken between its choice and the -L forward's bind
 async def test_forward_port_race_is_retried(test_hosts, specs, managers, monkeypatch):
     import sshpyk.kernel.channels as prov_mod
 
@@ -347,7 +361,9 @@ async def test_forward_port_race_is_retried(test_hosts, specs, managers, monkeyp
     ],
     ids=["unknown-alias", "prefix-missing", "python-missing", "kernelspec-missing"],
 )
-async def test_launch_errors_name_their_cause(test_hosts, specs, managers, config, kind, words):
+async def test_launch_errors_name_their_cause(
+    test_hosts, specs, managers, channels, config, kind, words
+):
     km = managers(specs("ssh-bad", **config))
     with pytest.raises(SSHPykError) as e:
         await km.start_kernel()
@@ -356,6 +372,7 @@ async def test_launch_errors_name_their_cause(test_hosts, specs, managers, confi
     assert kernel_procs(test_hosts) == []
 
 
+# one path: both fail at the master's connection, before the launcher and any channel path
 async def test_unreachable_and_auth_errors(test_hosts, specs, managers, tmp_path):
     base = test_hosts.ssh_config.read_text()
     port = test_hosts["remote"].port
@@ -382,7 +399,7 @@ async def test_unreachable_and_auth_errors(test_hosts, specs, managers, tmp_path
         assert words in str(e.value)
 
 
-async def test_jupyter_client_missing_remotely(test_hosts, specs, managers):
+async def test_jupyter_client_missing_remotely(test_hosts, specs, managers, channels):
     made = test_hosts.ssh("remote", "/usr/bin/python3 -m venv --without-pip ~/barevenv", timeout=60)
     assert made.returncode == 0, made.stderr
     km = managers(specs("ssh-bare", remote_python_prefix="~/barevenv"))
@@ -392,7 +409,7 @@ async def test_jupyter_client_missing_remotely(test_hosts, specs, managers):
     assert "pip install jupyter_client" in str(e.value)
 
 
-async def test_launch_timeout_fires_even_if_the_remote_hangs(test_hosts, specs, managers):
+async def test_launch_timeout_fires_even_if_the_remote_hangs(test_hosts, specs, managers, channels):
     script = "#!/bin/sh\nexec sleep 600\n"
     setup = (
         f"mkdir -p ~/hangpy/bin && printf %s {shlex.quote(script)} > ~/hangpy/bin/python "
@@ -422,6 +439,7 @@ async def test_launch_timeout_fires_even_if_the_remote_hangs(test_hosts, specs, 
         ({"surprise": 1}, "surprise"),
     ],
 )
+# one path: refused by the kernelspec's validation, before any ssh
 async def test_bad_kernelspec_is_refused_before_any_ssh(specs, managers, config, field):
     km = managers(specs("ssh-invalid", **config))
     with pytest.raises(SSHPykError) as e:
@@ -434,7 +452,7 @@ async def test_bad_kernelspec_is_refused_before_any_ssh(specs, managers, config,
 # ---- persistence ---------------------------------------------------------------------------
 
 
-async def test_provisioner_info_round_trip(test_hosts, specs, managers):
+async def test_provisioner_info_round_trip(test_hosts, specs, managers, channels):
     name = specs()
     km = managers(name)
     kc = await start(km)
@@ -476,7 +494,9 @@ def test_targets_are_keyed_by_binary_config_and_alias(tmp_path):
     assert oct(os.stat(Path(cp).parent).st_mode & 0o777) == "0o700"
 
 
-async def test_shutdown_completes_when_the_host_is_gone(test_hosts, specs, managers, faults):
+async def test_shutdown_completes_when_the_host_is_gone(
+    test_hosts, specs, managers, channels, faults
+):
     km = managers(specs("ssh-gone", launch_timeout=3, shutdown_timeout=2))
     kc = await start(km)
     pid = km.provisioner.remote["pid"]
@@ -496,7 +516,7 @@ async def test_shutdown_completes_when_the_host_is_gone(test_hosts, specs, manag
     assert kernel_procs(test_hosts) == []
 
 
-async def test_twenty_kernels_at_once_share_one_master(test_hosts, specs, managers):
+async def test_twenty_kernels_at_once_share_one_master(test_hosts, specs, managers, channels):
     # 20 kernel start-ups on 2 cores: give them time; the speed is the benchmarks' business
     name = specs(launch_timeout=90)
     kms = [managers(name) for _ in range(20)]
@@ -510,7 +530,9 @@ async def test_twenty_kernels_at_once_share_one_master(test_hosts, specs, manage
     assert len(mine) == 1 and "ControlMaster=yes" in mine[0], mine
 
 
-async def test_a_host_that_limits_sessions_gets_more_connections(test_hosts, specs, managers):
+async def test_a_host_that_limits_sessions_gets_more_connections(
+    test_hosts, specs, managers, channels
+):
     """The test host "internal" allows 4 sessions per connection (sshd MaxSessions; stock
     sshd: 10).  Each kernel holds one: the 5th and 6th go to a second connection."""
     name = specs("ssh-internal-many", ssh_host_alias="internal", launch_timeout=60)

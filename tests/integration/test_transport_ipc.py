@@ -102,7 +102,7 @@ def test_ipc_is_the_default_and_tcp_is_documented_as_shared():
 
 
 async def test_other_users_of_the_host_cannot_reach_the_default_channels(
-    netns_hosts, specs, managers
+    netns_hosts, specs, managers, channels
 ):
     th = netns_hosts
     km = managers(specs("ssh-default-transport"))
@@ -118,7 +118,12 @@ async def test_other_users_of_the_host_cannot_reach_the_default_channels(
     # It is probed like the rest below: nothing can be read from it.
     ports = _tcp_listeners(th, pid)
     assert len(ports) <= 1, ports
-    assert [f.split(":", 2)[2] for f in km.provisioner.forwards] == paths  # stream-local
+    if channels == "forward":
+        assert [f.split(":", 2)[2] for f in km.provisioner.forwards] == paths  # stream-local
+    else:  # no forward: the hub is the kernel's peer, and its own socket is private too
+        assert km.provisioner.forwards == []
+        assert remote["relay"] == f"{sockdir}/k-r", remote["relay"]
+        paths.append(remote["relay"])
     seen = await _snoop(th, kc, pid, paths, ports)
     assert set(seen["unix"].values()) == {"PermissionError"}, seen
     assert not any(SECRET in m for m in seen["received"]), seen["received"][:3]
@@ -127,6 +132,7 @@ async def test_other_users_of_the_host_cannot_reach_the_default_channels(
     assert kernel_procs(th) == []
 
 
+# forward only: the relay's kernel listens on ipc whatever the transport says
 async def test_tcp_stays_an_option_and_is_what_others_can_read(netns_hosts, specs, managers):
     """What ``transport: tcp`` means (and why it is no longer the default)."""
     th = netns_hosts
@@ -169,7 +175,9 @@ def long_home(netns_hosts):
     _sh(th, "rm -rf ~/longhome-env ~/a-rather-long-directory-name")
 
 
-async def test_a_long_home_gets_a_short_private_socket_dir(netns_hosts, specs, managers, long_home):
+async def test_a_long_home_gets_a_short_private_socket_dir(
+    netns_hosts, specs, managers, channels, long_home
+):
     th = netns_hosts
     km = managers(specs("ssh-long-home", remote_python_prefix="~/longhome-env", transport="ipc"))
     kc = await start(km)
@@ -179,6 +187,8 @@ async def test_a_long_home_gets_a_short_private_socket_dir(netns_hosts, specs, m
         assert remote["rundir"].startswith(long_home + "/.sshpyk/run/")
         sockdir = remote["ip"].rsplit("/", 1)[0]
         assert len(remote["ip"] + "-5") < 104 and not sockdir.startswith(long_home)
+        if channels == "relay":  # the hub's socket fits as well
+            assert remote["relay"] == f"{sockdir}/k-r" and len(remote["relay"]) < 104
         assert _sh(th, f"stat -c '%a %U' {shlex.quote(sockdir)}") == f"700 {th.user}"
         out, _ = await run_code(kc, "print(6*7)")
         assert out.strip() == "42"
@@ -194,6 +204,7 @@ async def test_a_long_home_gets_a_short_private_socket_dir(netns_hosts, specs, m
     assert left == "", f"socket dirs left behind: {left}"
 
 
+# forward only: the forwarding refusal (test_relay runs a relay kernel on that host)
 async def test_a_host_without_stream_local_forwarding_names_tcp(netns_hosts, specs, managers):
     """sshd ``AllowStreamLocalForwarding no`` (the harness's ``noforward`` alias): the launch
     fails at once and says how to get a kernel there anyway."""

@@ -17,7 +17,7 @@ from sshpyk import registry
 CUT = 30.0
 
 
-async def test_idle_kernel_survives_a_30s_cut(netns_hosts, specs, managers, faults):
+async def test_idle_kernel_survives_a_30s_cut(netns_hosts, specs, managers, channels, faults):
     km = managers(specs("ssh-cut-idle"))
     kc = await start(km)
     await run_code(kc, "x = 41")
@@ -43,7 +43,7 @@ async def test_idle_kernel_survives_a_30s_cut(netns_hosts, specs, managers, faul
 
 
 async def test_a_cell_running_through_a_cut_delivers_its_reply(
-    netns_hosts, specs, managers, faults
+    netns_hosts, specs, managers, channels, faults
 ):
     km = managers(specs("ssh-cut-busy"))
     kc = await start(km)
@@ -88,7 +88,7 @@ async def test_a_cell_running_through_a_cut_delivers_its_reply(
 
 
 async def test_host_gone_for_good_is_lost_then_shuts_down_once_back(
-    netns_hosts, specs, managers, faults
+    netns_hosts, specs, managers, channels, faults
 ):
     km = managers(specs("ssh-lost", lost_timeout=5, shutdown_timeout=3))
     kc = await start(km)
@@ -106,7 +106,7 @@ async def test_host_gone_for_good_is_lost_then_shuts_down_once_back(
 
 @pytest.mark.parametrize("with_cut", [False, True], ids=["master-exit", "cut-and-master-death"])
 async def test_a_new_master_takes_the_kernel_up_again(
-    netns_hosts, specs, managers, faults, with_cut
+    netns_hosts, specs, managers, channels, faults, with_cut
 ):
     """The master dies (with the link, or on its own): a fresh master and monitor take the
     kernel up, its clients reconnect to the same local ports, state intact.  With the cut,
@@ -156,7 +156,7 @@ def _diagnose(th, prov) -> None:
 # ---- the Jupyter server is killed ---------------------------------------------------------
 
 
-async def test_server_kill9_then_reattach_with_state_intact(netns_hosts, server_env):
+async def test_server_kill9_then_reattach_with_state_intact(netns_hosts, server_env, channels):
     runtime = Path(os.environ["JUPYTER_RUNTIME_DIR"])
     s1 = server_env()
     await s1.ready()
@@ -208,7 +208,7 @@ async def test_server_kill9_then_reattach_with_state_intact(netns_hosts, server_
     assert kernel_procs(netns_hosts) == []
 
 
-async def test_orphans_can_be_shut_down_reaped_or_expire(netns_hosts, server_env):
+async def test_orphans_can_be_shut_down_reaped_or_expire(netns_hosts, server_env, channels):
     s1 = server_env()
     await s1.ready()
     ids = {}
