@@ -595,6 +595,10 @@ async def test_concurrent_reattach_gets_409_and_leaves_no_ghost(
     assert code == 201, body
     code, _ = await _fetch(jp_fetch, "api", "kernels", other, method="DELETE")
     assert code == 204
+    # nothing of either kernel is left on the host: kernels, nannies, sessions
+    assert await wait_until(lambda: _async(kernel_procs(netns_hosts) == []), 15), kernel_procs(
+        netns_hosts
+    )
 
 
 async def test_listing_orphans_changes_nothing(jp_fetch, netns_hosts, forget_orphans):
