@@ -80,6 +80,10 @@ class ChannelPath(Protocol):
     def ping_command(self, n: int) -> bytes:
         """``ping n`` as the monitor stream takes it (answered by ``on_pong(n)``)."""
 
+    def reattached(self, watchers: int) -> None:
+        """The kernel was taken up after a server restart; ``watchers``: subscribers the
+        host application adds before any client (jupyter_server's activity watcher)."""
+
     def signal_command(self, n: int) -> bytes:
         """``signal n`` (to the kernel's process group) as the monitor stream takes it."""
 
@@ -217,6 +221,9 @@ class ForwardChannels:
 
     def ping_command(self, n: int) -> bytes:
         return protocol.ping_command(n)
+
+    def reattached(self, watchers: int) -> None:
+        """Nothing is replayed: what the kernel said while nobody listened is gone."""
 
     def signal_command(self, n: int) -> bytes:
         return protocol.signal_command(n)

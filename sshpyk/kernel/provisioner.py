@@ -23,7 +23,7 @@ from .. import registry
 from ..errors import SSHPykError
 from ..model import InvalidField, SSHKernelConfig
 from ..mounts import Mounts
-from ..runtime import runtime_of
+from ..runtime import default_runtime, runtime_of
 from ..transport import Master, Target
 from .backend import backend_for
 from .channels import channel_path_for
@@ -156,6 +156,8 @@ class SSHKernelProvisioner(KernelProvisionerBase):
         await self.kernel.start(params, rec, restart=restart)
         self._set_connection_info()
         if rec is not None:
+            # in a Jupyter server, its activity watcher subscribes before any client
+            self.kernel.channels.reattached(0 if self.runtime is default_runtime() else 1)
             # the dead server's connection file has the same ports and key: jupyter_client
             # would take it for its own and never load ours into the kernel manager
             with contextlib.suppress(FileNotFoundError, TypeError):

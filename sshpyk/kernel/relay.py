@@ -9,7 +9,8 @@ relay_hub.py``) gives to that client's own DEALERs: the kernel sees every client
 peer, and shell and stdin of one client share one identity, so ``input()`` reaches the
 client that ran the cell.  iopub is an XPUB whose subscriptions are passed on (the kernel
 greets each subscriber); what the kernel publishes before anybody subscribed is held until
-somebody does (after a Jupyter server restart, the output made meanwhile is replayed then).
+somebody does (after a Jupyter server restart, the output made meanwhile is replayed then,
+to the first client after the server's own activity watcher: ``reattached``).
 
 The link: after the launcher's "ack" (or ``attach.py``'s "attached"), the monitor session
 carries ``relay_wire`` frames both ways; pings, signals and the kernel's exit travel as
@@ -89,7 +90,11 @@ class RelayChannels:
         self._ctx: zmq.asyncio.Context | None = None
         self._sockets: dict[str, zmq.asyncio.Socket] = {}
         self._readers: list[asyncio.Task] = []
-        self._subscribed = False
+        # iopub is held (kept, for the subscriber that releases it) until the subscription
+        # numbered _release_at arrives; later subscribers get what comes from then on
+        self._subscribers = 0
+        self._release_at = 1
+        self._holding = True
         self._held: collections.deque[list[bytes]] = collections.deque()
         self._held_bytes = 0
         self._new_journals()
@@ -139,7 +144,14 @@ class RelayChannels:
         self.local_ports = None
         self._held.clear()
         self._held_bytes = 0
-        self._subscribed = False
+        self._subscribers, self._release_at, self._holding = 0, 1, True
+
+    def reattached(self, watchers: int) -> None:
+        """A kernel taken up again after a server restart: what it said meanwhile is
+        replayed to the first subscriber after ``watchers`` (jupyter_server subscribes one
+        of its own to every kernel it starts, to watch activity, before any client can)."""
+        self._release_at = self._subscribers + watchers + 1
+        self._holding = True
 
     def info(self) -> dict[str, Any]:
         return {"local_ports": self.local_ports, "forwards": []}
@@ -209,12 +221,13 @@ class RelayChannels:
             self._stdin.write(encode(frame))
 
     def _subscriber(self) -> None:
-        if self._subscribed:
+        self._subscribers += 1
+        if not self._holding or self._subscribers < self._release_at:
             return
-        self._subscribed = True
+        self._holding = False
         iopub = self._sockets["iopub"]
         while self._held:
-            iopub.send_multipart(self._held.popleft())
+            iopub.send_multipart(self._held.popleft(), copy=False)
         self._held_bytes = 0
 
     def _deliver(self, msg: Msg) -> None:
@@ -224,9 +237,12 @@ class RelayChannels:
         # copy=False: zmq sends big parts from these bytes (small ones it copies anyway)
         if msg.channel != "iopub":
             sock.send_multipart([msg.peer, *msg.parts], copy=False)  # ROUTER: never waits
-        elif self._subscribed:
+            return
+        if self._subscribers:
             sock.send_multipart(msg.parts, copy=False)  # XPUB: never waits
-        else:
+        if self._holding:
+            # kept for the subscriber that releases it (those already there see it twice:
+            # only the server's own activity watcher can be)
             self._held.append(msg.parts)
             self._held_bytes += sum(map(len, msg.parts))
             while self._held_bytes > HELD_LIMIT and len(self._held) > 1:

@@ -133,6 +133,7 @@ class Hub:
         self.pgid = None
         self.marker_due = 0.0
         self.held = 0  # the most journal bytes held since the heap was last trimmed
+        self.markers = {}  # seq -> (messages, bytes, parent) of markers not yet acknowledged
 
     # ---- links -----------------------------------------------------------------------------
     def attach(self, link):
@@ -277,13 +278,15 @@ class Hub:
         elif kind is Resume:
             self.acked(frame.last)
             self.link.sent = frame.last
-            self.add_marker()
+            self.add_marker(resumed=True)
             self.fill()
         else:
             raise WireError(f"a {kind.__name__} frame is not for the remote side")
 
     def acked(self, upto):
         self.journal.ack(upto)
+        for seq in [s for s in self.markers if s <= upto]:
+            del self.markers[seq]  # delivered
         self.held = max(self.held, self.journal.pending_bytes)
         if not self.journal.pending_bytes and self.held > TRIM_AFTER:
             # a burst has gone: give its memory back to the system, not only to the heap
@@ -344,16 +347,26 @@ class Hub:
         if self.journal.dropped and self.link is not None:
             self.add_marker()
 
-    def add_marker(self):
-        """One visible line for what the bound dropped (at most once a second)."""
+    def add_marker(self, resumed=False):
+        """One visible line for what the bound dropped (at most once a second while a link
+        lasts).  ``resumed``: a new link; markers the old one never delivered (a dead link
+        looks alive until the next one comes) are withdrawn into this one: one marker per
+        gap, counting everything."""
         now = time.monotonic()
-        if now < self.marker_due:
+        if now < self.marker_due and not resumed:
             return
         dropped = self.journal.take_dropped()
-        if dropped:
-            count, nbytes, parent = dropped
+        count, nbytes, parent = dropped or (0, 0, {})
+        if resumed:
+            for seq in [s for s in self.markers if s > self.journal.acked]:
+                old_count, old_bytes, old_parent = self.markers.pop(seq)
+                self.journal.withdraw(seq)
+                count, nbytes = count + old_count, nbytes + old_bytes
+                parent = parent or old_parent
+        if count:
             parts = marker_message(self.key, self.scheme, parent, count, nbytes)
-            self.journal.add("iopub", b"", parts, keep=True)
+            msg = self.journal.add("iopub", b"", parts, keep=True)
+            self.markers[msg.seq] = (count, nbytes, parent)
             self.marker_due = now + 1.0
 
     # ---- the loop ---------------------------------------------------------------------------

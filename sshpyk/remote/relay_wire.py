@@ -285,6 +285,16 @@ class Journal:
         self.dropped_bytes += nbytes
         self.dropped_parent = _jupyter_frame(msg.parts, 3)
 
+    def withdraw(self, seq: int) -> None:
+        """Take back the kept message ``seq`` (a marker the other side never got, replaced
+        by a newer one): it goes as a SKIP, and does not count as dropped output."""
+        _, nbytes = self._live.pop(seq)
+        self.pending_bytes -= nbytes
+        runs = list(self._skips)
+        runs.append([seq, seq])
+        runs.sort()
+        self._skips = collections.deque(runs)
+
     def take_dropped(self) -> Optional[Tuple[int, int, dict]]:
         """(messages, bytes, parent header of the last one) dropped since the last call, or
         None: what one ``marker_message`` reports."""

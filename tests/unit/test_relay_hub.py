@@ -266,3 +266,35 @@ def test_a_new_local_side_starts_a_new_inbox_at_its_base(setup):
     ident, *_ = kernel.socks["shell"].recv_multipart()
     assert ident == b"new"
     new.close()
+
+
+def test_a_dead_links_marker_is_merged_into_one_for_the_next_link(setup):
+    """A link that died without a word still looks alive: the bound's marker made then
+    never arrives.  The next link gets ONE marker counting every dropped message."""
+    kernel, make, _ = setup
+    hub, _ = make(limit=20_000)
+    dead = Local(hub.path)  # never acknowledges anything
+    dead.read_until(lambda fs: any(type(f) is Resume for f in fs))
+    for i in range(100):
+        kernel.publish("stream", f"{i:04d}" + "x" * 1000)
+    deadline = time.monotonic() + 5
+    while not hub.markers and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert hub.markers  # a marker was made while the dead link was linked
+    for i in range(100, 200):
+        kernel.publish("stream", f"{i:04d}" + "x" * 1000)
+    time.sleep(0.3)
+    withdrawn = len(hub.markers)  # the dead link's, never acknowledged
+    new = Local(hub.path)  # it had nothing: resumes from 0
+    new.read_until(lambda fs: any(b"sshpyk:" in p for m in new.msgs() for p in m.parts))
+    new.read_until(lambda fs: json.loads(new.msgs()[-1].parts[-1])["text"].startswith("[sshpyk"))
+    markers = [m for m in new.msgs() if json.loads(m.parts[-1])["text"].startswith("[sshpyk")]
+    assert len(markers) == 1
+    skipped = sum(f.last - f.first + 1 for f in new.frames if type(f) is Skip)
+    kept = len(new.msgs()) - 1
+    # every seq is accounted for: kept, dropped, or the withdrawn marker (a SKIP too)
+    assert kept + skipped == markers[0].seq - 1
+    text = json.loads(markers[0].parts[-1])["text"]
+    assert text.startswith(f"[sshpyk: {skipped - withdrawn} messages (")
+    new.close()
+    dead.close()
