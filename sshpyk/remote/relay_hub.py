@@ -401,9 +401,11 @@ class Hub:
                 link = self.link
                 if link is None or sock not in (link.rfd, link.wfd):
                     continue
-                if ev & zmq.POLLIN and sock == link.rfd:
+                # POLLERR (a hang-up) too: the read or write that follows sees the end,
+                # else poll would report it again at once, forever
+                if ev & (zmq.POLLIN | zmq.POLLERR) and sock == link.rfd:
                     self.read()
-                if self.link is link and ev & zmq.POLLOUT:
+                if self.link is link and ev & (zmq.POLLOUT | zmq.POLLERR) and link.out:
                     self.write()
             self.fill()
             if deadline is not None:

@@ -6,6 +6,7 @@ ssh: the hub's logic, end to end on one machine."""
 from __future__ import annotations
 
 import json
+import os
 import signal
 import socket
 import threading
@@ -298,3 +299,28 @@ def test_a_dead_links_marker_is_merged_into_one_for_the_next_link(setup):
     assert text.startswith(f"[sshpyk: {skipped - withdrawn} messages (")
     new.close()
     dead.close()
+
+
+def test_a_session_that_hangs_up_is_let_go_of(setup):
+    """A session's stdin is a pipe: when ssh goes, poll reports a hang-up (no POLLIN), which
+    the hub must take as the link's end, not report again forever (a spinning nanny)."""
+    _, make, _ = setup
+    hub, _ = make()
+    down_r, down_w = os.pipe()  # local -> hub
+    up_r, up_w = os.pipe()  # hub -> local
+    conn = _prelude.hub_connection(hub.path)
+    assert _prelude.hand_over(conn, encode(Hello(1, 0)) + encode(Resume(0)), fds=(down_r, up_w))
+    os.close(down_r)
+    os.close(up_w)
+    got = Decoder()
+    frames = got.feed(os.read(up_r, 1 << 16))
+    assert type(frames[0]) is Hello
+    os.close(down_w)  # ssh is gone
+    deadline = time.monotonic() + 5
+    while hub.linked and time.monotonic() < deadline:
+        time.sleep(0.02)
+    assert not hub.linked
+    conn.settimeout(5)
+    assert conn.recv(16) == b""  # the session's process is told: it ends, so does the session
+    conn.close()
+    os.close(up_r)
