@@ -156,9 +156,8 @@ class ForwardChannels:
                 f"{self.alias!r} refuses to forward the kernel's channels: its sshd "
                 f"forbids {via} port forwarding ({option} no), which `channels: forward` "
                 "needs (`sshpyk check` tests it): set `channels: relay` in this kernelspec "
-                "(no forwarding needed)"
+                "(no forwarding needed)" + ("; or `transport: tcp`" if via != "TCP" else ""),
                 # ipc is the default: a host may allow TCP forwarding only
-                + ("; or `transport: tcp`" if via != "TCP" else ""),
                 kind="forwarding_refused",
             )
 
