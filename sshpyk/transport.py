@@ -376,6 +376,7 @@ async def start_program(
     timeout: float,
     on_message: Callable[[dict], None] | None = None,
     open_session: Callable[[Master], Awaitable[Any]] | None = None,
+    spare: Any = None,
 ) -> ProgramStart:
     """Start a remote program in a session of ``master`` and read its first answer.
 
@@ -390,6 +391,8 @@ async def start_program(
     session whose stdio is a data stream (a mount): its program reports on stderr (see
     ``protocol.python_command``), and ssh's own words are the other lines there.
     ``on_message`` sees every message as it arrives (``shell_pid`` ones included).
+    ``spare``: a session of ``master`` opened ahead (a launcher kept warm for a restart):
+    used first, with ``stdin`` written to it as it is.
 
     A session without an answer is ended here (``abandon_session``; with ``open_session``,
     killed); so is the session of a start that fails or is cancelled.  Otherwise the caller
@@ -402,7 +405,9 @@ async def start_program(
             await kill_process(session, grace=1.0)
 
     while True:
-        if open_session is None:
+        if spare is not None:
+            session, spare = spare, None
+        elif open_session is None:
             session = await master.open_session(command)
         else:
             session = await open_session(master)

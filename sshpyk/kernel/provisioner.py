@@ -129,6 +129,10 @@ class SSHKernelProvisioner(KernelProvisionerBase):
     def get_shutdown_wait_time(self, recommended: float = 5.0) -> float:
         return float(self.cfg.shutdown_timeout)
 
+    async def shutdown_requested(self, restart: bool = False) -> None:
+        if restart:  # its launcher's session opens while the old kernel shuts down
+            self.kernel.warm_launcher()
+
     async def send_signal(self, signum: int) -> None:
         await self.kernel.signal(signum)
 

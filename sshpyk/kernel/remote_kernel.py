@@ -35,6 +35,7 @@ from ..states import TunnelState as S
 from ..transport import Master, abandon_session, kill_process, session_refused, start_program
 from .backend import Direct, LaunchBackend
 from .channels import ChannelPath
+from .warm import WarmLauncher
 from .watchdog import Watchdog
 
 # how long a new monitor of a running kernel may take to answer
@@ -76,6 +77,7 @@ class RemoteKernel:
         # the master the channels were opened on (its pid and socket: see Master.identity)
         self._master_identity: tuple[int, int] | None = None
         self._exit_unconfirmed = False  # "dead" only because the host could not be asked
+        self._warm = WarmLauncher()  # a restart's launcher session, opened ahead
 
     @property
     def alias(self) -> str:
@@ -135,6 +137,7 @@ class RemoteKernel:
         """No monitor session (a launcher that got no "ack" kills its kernel), no channels,
         no mounts."""
         await self._drop_session(abandon=True)
+        await self._warm.drop()
         with contextlib.suppress(SSHPykError, asyncio.TimeoutError, OSError):
             await self.channels.close(self.master)
         self.remote = None
@@ -156,16 +159,31 @@ class RemoteKernel:
         self._exited = asyncio.Event()
         self._exit_code = None
         run_id = re.sub(r"[^A-Za-z0-9-]", "", self.kernel_id)[:8] + f"-{self.launches}"
-        started = await start_program(
-            self.master,
-            self.backend.command(self.cfg.remote_python_prefix),
-            protocol.program_stdin("launcher", {**params, "kernel_id": run_id}),
-            # The host allows no more sessions on this connection (sshd MaxSessions): a new
-            # kernel goes to the host's next one.  A restarting kernel stays where its
-            # channels are.
-            move=not restart,
-            timeout=timeout,
-        )
+        params = {**params, "kernel_id": run_id}
+        spare = await self._warm.take(self.master) if restart else None
+        started = None
+        if spare is not None:  # the launcher is there already: only its parameters go
+            started = await start_program(
+                self.master,
+                "",
+                protocol.params_line(params),
+                move=False,
+                timeout=timeout,
+                spare=spare,
+            )
+            if started.reply is None:  # the warm session was lost meanwhile: a new one
+                started = None
+        if started is None:
+            started = await start_program(
+                self.master,
+                self.backend.command(self.cfg.remote_python_prefix),
+                protocol.program_stdin("launcher", params),
+                # The host allows no more sessions on this connection (sshd MaxSessions): a
+                # new kernel goes to the host's next one.  A restarting kernel stays where
+                # its channels are.
+                move=not restart,
+                timeout=timeout,
+            )
         if started.master is not self.master:
             self.log.info(
                 "sshpyk: %s refused a session; using connection %d",
@@ -203,6 +221,11 @@ class RemoteKernel:
             reply.get("pid"),
             (time.monotonic() - t0) * 1000,
         )
+
+    def warm_launcher(self) -> None:
+        """A restart was asked for: its launcher's session opens now (``warm.py``)."""
+        if self.remote is not None:
+            self._warm.open(self.master, self.backend.command(self.cfg.remote_python_prefix))
 
     def _session_failure(self, stderr: str) -> SSHPykError:
         if session_refused(stderr):
@@ -447,6 +470,7 @@ class RemoteKernel:
         if restart:
             return
         try:
+            await self._warm.drop()
             await self.channels.close(self.master)
             self.remote = None
         finally:

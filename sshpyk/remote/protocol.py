@@ -182,9 +182,19 @@ def source(name: str) -> str:
 
 def program_stdin(name: str, params: dict) -> bytes:
     """What to write to the session: the program ``remote/<name>.py``, then its parameters."""
+    return program_head(name) + params_line(params)
+
+
+def program_head(name: str) -> bytes:
+    """The program alone: a session given it waits, started and compiled, for its
+    parameters (``params_line``), which may follow much later (a launcher kept warm)."""
     src = source(name)
     assert src.isascii()  # the loader counts characters; keep them one byte each
-    return f"{len(src)}\n{src}{json.dumps(params)}\n".encode()
+    return f"{len(src)}\n{src}".encode()
+
+
+def params_line(params: dict) -> bytes:
+    return f"{json.dumps(params)}\n".encode()
 
 
 def python_command(prefix: str, program: str | None = None, params: dict | None = None) -> str:

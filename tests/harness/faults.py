@@ -87,7 +87,13 @@ class Faults:
 
     # ---- latency ---------------------------------------------------------------------------
     def latency(self, name: str, rtt_ms: float) -> None:
-        """Add ``rtt_ms`` to every round trip with ``name`` (half of it each way)."""
+        """Add ``rtt_ms`` to every round trip with ``name``: all of it on the way in.
+
+        Not half each way: a packet held on the host's way OUT is still its sender's (its
+        socket's memory counts it), and TCP small queues and autocorking then hold the
+        sender's next writes until it leaves: a second small reply waits a whole extra
+        delay, as on no real link.  A packet entering the namespace is no longer its
+        sender's (the veth hands it over), like one held in a router."""
         h = self._host(name)
         log = self.hosts.state / f"nfqdelay-{name}.log"
         proc = subprocess.Popen(
@@ -101,7 +107,7 @@ class Faults:
                 "--queue",
                 NFQUEUE_NUM,
                 "--delay-ms",
-                str(rtt_ms / 2),
+                str(rtt_ms),
                 "--max-seconds",
                 "3600",
             ],
@@ -114,7 +120,7 @@ class Faults:
             raise HarnessError(f"nfqdelay exited at once: {log.read_text()[-500:]}")
         # --queue-bypass: should the delayer die, packets pass instead of blackholing
         q = ("-j", "NFQUEUE", "--queue-num", NFQUEUE_NUM, "--queue-bypass")
-        rules = [("INPUT", "-i", h.uplink, *q), ("OUTPUT", "-o", h.uplink, *q)]
+        rules = [("INPUT", "-i", h.uplink, *q)]
         for r in rules:
             self._ipt(h, *r, add=True)
 
