@@ -32,6 +32,7 @@ from ._prelude import (  # sshpyk: bundled
     wait_for_eof,
     write_private,
 )
+from .relay_hub import EXIT_FLUSH  # sshpyk: bundled
 
 LEASE_TICK = 2.0
 
@@ -230,7 +231,7 @@ class Nanny:
         if self.hub is not None:
             if self.acked.is_set():
                 self.hub.kernel_exited(rc)
-                relay.join()
+                relay.join(EXIT_FLUSH + 5.0)  # never held up for long by a stuck link
                 if not self.told:
                     write_private(self.rundir + EXIT_SUFFIX, {"exit": rc, "host": self.host})
             self.hub.close()

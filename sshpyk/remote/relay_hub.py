@@ -212,7 +212,11 @@ class Hub:
         if link is None or link.sent is None:
             return
         while len(link.out) < OUT_LOW and link.sent < self.journal.last_seq:
-            for frame in self.journal.replay(link.sent, OUT_LOW):
+            frames = self.journal.replay(link.sent, OUT_LOW)
+            if not frames:  # what is left was acknowledged: nothing to send
+                link.sent = self.journal.last_seq
+                break
+            for frame in frames:
                 link.out += encode(frame)
                 link.sent = frame.last if type(frame) is Skip else frame.seq
 
@@ -277,7 +281,8 @@ class Hub:
             self.send_now(self.inbox.resume())
         elif kind is Resume:
             self.acked(frame.last)
-            self.link.sent = frame.last
+            # a new local side resumes from 0, though it has what was acknowledged before
+            self.link.sent = max(frame.last, self.journal.acked)
             self.add_marker(resumed=True)
             self.fill()
         else:

@@ -324,3 +324,31 @@ def test_a_session_that_hangs_up_is_let_go_of(setup):
     assert conn.recv(16) == b""  # the session's process is told: it ends, so does the session
     conn.close()
     os.close(up_r)
+
+
+def test_a_new_local_side_after_everything_was_acknowledged(setup):
+    """A server restarted after its predecessor acknowledged everything: it resumes from 0,
+    the hub has nothing to send; it must then neither spin nor resend, and the kernel's next
+    message goes out as the one after those acknowledged."""
+    kernel, make, _ = setup
+    hub, thread = make()
+    old = Local(hub.path, epoch=1)
+    kernel.publish("stream", "before")
+    old.read_until(lambda fs: len(old.msgs("iopub")) == 1)
+    old.send(Ack(1))
+    deadline = time.monotonic() + 5
+    while hub.journal.acked < 1 and time.monotonic() < deadline:
+        time.sleep(0.01)
+    old.close()
+    new = Local(hub.path, epoch=2, last=0)
+    new.read_until(lambda fs: any(type(f) is Resume for f in fs))
+    hello = next(f for f in new.frames if type(f) is Hello)
+    assert hello.base == 1  # the new inbox starts after what was acknowledged
+    kernel.publish("stream", "after")
+    new.read_until(lambda fs: len(new.msgs("iopub")) == 1)
+    assert [m.seq for m in new.msgs("iopub")] == [2]
+    hub.kernel_exited(0)
+    new.read_until(lambda fs: any(type(f) is Exit for f in fs))
+    thread.join(5)
+    assert not thread.is_alive()  # it did not spin with nothing to send
+    new.close()
