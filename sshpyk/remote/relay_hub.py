@@ -25,6 +25,7 @@ them, never blocking on it.
 import array
 import collections
 import contextlib
+import itertools
 import os
 import random
 import socket
@@ -47,6 +48,7 @@ from .relay_wire import (  # sshpyk: bundled
     Skip,
     WireError,
     encode,
+    encode_pieces,
     marker_message,
 )
 
@@ -59,6 +61,16 @@ MAX_PEERS = 256  # per channel; the least recently used one goes first
 # how long the exit report may take to reach the local side before the hub gives up
 EXIT_FLUSH = 5.0
 FD_SIZE = array.array("i").itemsize
+
+
+def _iov_max():
+    try:
+        return max(16, min(512, os.sysconf("SC_IOV_MAX")))
+    except (ValueError, OSError):
+        return 16  # the least POSIX allows
+
+
+IOV_BATCH = _iov_max()  # buffers per writev
 ZERO_COPY = 4096  # bytes: a part longer than this is relayed from zmq's own buffer
 TRIM_AFTER = 8 << 20  # journal bytes held, after which an empty journal trims the heap
 PIPE_SIZE = 1 << 20  # a session pipe's buffer (Linux's default 64 KiB costs throughput)
@@ -84,6 +96,35 @@ def widen_pipe(fd):
         pass
 
 
+class Outbox:
+    """What a link has yet to write: buffers (a message's parts from zmq's own memory),
+    written with ``writev``: no part is copied on its way to the session."""
+
+    def __init__(self):
+        self.pieces = collections.deque()
+        self.size = 0
+
+    def __len__(self):
+        return self.size
+
+    def add(self, *pieces):
+        self.pieces.extend(pieces)
+        self.size += sum(map(len, pieces))
+
+    def write(self, fd):
+        n = os.writev(fd, list(itertools.islice(self.pieces, IOV_BATCH)))
+        self.size -= n
+        pieces = self.pieces
+        while n:
+            head = pieces[0]
+            if len(head) <= n:
+                n -= len(head)
+                pieces.popleft()
+            else:
+                pieces[0] = memoryview(head)[n:]
+                n = 0
+
+
 class Link:
     """One connection to the local side."""
 
@@ -91,7 +132,7 @@ class Link:
         self.rfd, self.wfd, self.closer = rfd, wfd, closer
         widen_pipe(wfd)
         self.decoder = Decoder()
-        self.out = bytearray()
+        self.out = Outbox()
         self.sent = None  # the highest seq written; None until the local RESUME came
         os.set_blocking(wfd, False)
 
@@ -204,7 +245,7 @@ class Hub:
 
     def send_now(self, frame):
         """A control frame, after what is queued already."""
-        self.link.out += encode(frame)
+        self.link.out.add(encode(frame))
 
     def fill(self):
         """Queue journaled messages the link has not had, while its buffer is low."""
@@ -217,19 +258,18 @@ class Hub:
                 link.sent = self.journal.last_seq
                 break
             for frame in frames:
-                link.out += encode(frame)
+                link.out.add(*encode_pieces(frame))
                 link.sent = frame.last if type(frame) is Skip else frame.seq
 
     def write(self):
         link = self.link
         try:
-            n = os.write(link.wfd, link.out)
+            link.out.write(link.wfd)
         except BlockingIOError:
             return
         except OSError:
             self.detach()
             return
-        del link.out[:n]
         self.fill()
 
     def read(self):
@@ -428,7 +468,7 @@ class Hub:
         end = time.monotonic() + EXIT_FLUSH
         while link.out and time.monotonic() < end:
             try:
-                del link.out[: os.write(link.wfd, link.out)]
+                link.out.write(link.wfd)
             except BlockingIOError:
                 time.sleep(0.01)
             except OSError:

@@ -85,6 +85,7 @@ from ._prelude import CHANNELS  # sshpyk: bundled
 MAX_FRAME = 1 << 30
 JOURNAL_LIMIT = 256 << 20
 DELIMITER = b"<IDS|MSG>"
+ZERO_COPY = 4096  # a part shorter than this is copied anyway: a view would cost more
 DROPPABLE = frozenset(("stream", "display_data", "update_display_data"))
 
 _HEAD = struct.Struct(">BI")
@@ -151,10 +152,16 @@ _FIXED = {
 # ---- frames ------------------------------------------------------------------------------
 def encode(frame: Frame) -> bytes:
     """The bytes of one frame (see the top of this module)."""
+    return b"".join(encode_pieces(frame))
+
+
+def encode_pieces(frame: Frame) -> list:
+    """``encode`` as a list of buffers, a message's parts among them as they are: a sender
+    that writes them with ``os.writev`` copies no part."""
     kind = KINDS[type(frame)]
     if kind != KINDS[Msg]:
         body = _FIXED[type(frame)].pack(*frame)
-        return _HEAD.pack(kind, len(body)) + body
+        return [_HEAD.pack(kind, len(body)) + body]
     channel = CHANNELS.index(frame.channel)
     pieces = [b"", _MSG.pack(channel, frame.seq, len(frame.peer), len(frame.parts)), frame.peer]
     for part in frame.parts:
@@ -163,7 +170,7 @@ def encode(frame: Frame) -> bytes:
     if size > MAX_FRAME:
         raise WireError(f"a message of {size} bytes is over the relay's limit of {MAX_FRAME}")
     pieces[0] = _HEAD.pack(kind, size)
-    return b"".join(pieces)
+    return pieces
 
 
 class Decoder:
@@ -174,27 +181,40 @@ class Decoder:
         self._buf = bytearray()
 
     def feed(self, data: bytes) -> List[Frame]:
-        buf = self._buf
-        buf += data
-        frames, pos = [], 0
-        with memoryview(buf) as view:
-            while len(buf) - pos >= _HEAD.size:
-                kind, size = _HEAD.unpack_from(view, pos)
-                # checked from the head alone, before waiting for (and holding) the body
-                if kind not in _CLASSES:
-                    raise WireError(f"frame kind {kind} is unknown: this is no relay stream")
-                if size > self.max_frame:
-                    raise WireError(f"a frame of {size} bytes is over the limit ({self.max_frame})")
-                end = pos + _HEAD.size + size
-                if len(buf) < end:
-                    break
-                frames.append(_decode_body(_CLASSES[kind], view, pos + _HEAD.size, end))
-                pos = end
-        del buf[:pos]  # once per feed: a bytearray drops its front without copying the rest
+        """The frames ``data`` completes.  A part of a frame that came whole within one
+        ``bytes`` chunk is a memoryview of it (no copy); parts assembled from several chunks
+        are bytes of their own."""
+        if self._buf or not isinstance(data, bytes):
+            buf = self._buf
+            buf += data
+            with memoryview(buf) as view:
+                frames, pos = self._frames(view, copy=True)
+            del buf[:pos]  # once per feed: a bytearray drops its front without copying
+            return frames
+        # nothing pending: frames are read from the (immutable) chunk itself
+        view = memoryview(data)
+        frames, pos = self._frames(view, copy=False)
+        self._buf = bytearray(view[pos:])
         return frames
 
+    def _frames(self, view: memoryview, copy: bool) -> Tuple[List[Frame], int]:
+        frames, pos, total = [], 0, len(view)
+        while total - pos >= _HEAD.size:
+            kind, size = _HEAD.unpack_from(view, pos)
+            # checked from the head alone, before waiting for (and holding) the body
+            if kind not in _CLASSES:
+                raise WireError(f"frame kind {kind} is unknown: this is no relay stream")
+            if size > self.max_frame:
+                raise WireError(f"a frame of {size} bytes is over the limit ({self.max_frame})")
+            end = pos + _HEAD.size + size
+            if total < end:
+                break
+            frames.append(_decode_body(_CLASSES[kind], view, pos + _HEAD.size, end, copy))
+            pos = end
+        return frames, pos
 
-def _decode_body(cls, view: memoryview, pos: int, end: int) -> Frame:
+
+def _decode_body(cls, view: memoryview, pos: int, end: int, copy: bool = True) -> Frame:
     if cls is not Msg:
         fixed = _FIXED[cls]
         if end - pos != fixed.size:
@@ -217,7 +237,8 @@ def _decode_body(cls, view: memoryview, pos: int, end: int) -> Frame:
         pos += _LEN.size
         if n > end - pos:
             raise WireError("a MSG frame's part is longer than the frame")
-        parts.append(view[pos : pos + n].tobytes())
+        part = view[pos : pos + n]
+        parts.append(part.tobytes() if copy or n < ZERO_COPY else part)
         pos += n
     if pos != end:
         raise WireError("a MSG frame with bytes after its last part")
