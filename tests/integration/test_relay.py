@@ -70,7 +70,18 @@ async def test_interrupt_by_message_and_by_signal_and_restart(test_hosts, specs,
         assert reply["content"]["ename"] == "KeyboardInterrupt", mode
         assert time.monotonic() - t0 < 10
         await run_code(kc, "y = 1")
+        warm = km.provisioner.kernel._warm
+        taken = []
+        take = warm.take
+
+        async def spy(master, taken=taken, take=take):
+            taken.append(await take(master))
+            return taken[-1]
+
+        warm.take = spy
         await km.restart_kernel()
+        # the restart's launcher was opened while the old kernel shut down (warm.py)
+        assert len(taken) == 1 and taken[0] is not None, mode
         await kc.wait_for_ready(timeout=30)  # the same client, the same local ports
         out, reply = await run_code(kc, "print('y' in dir())")
         assert reply["status"] == "ok" and out.strip() == "False", mode
