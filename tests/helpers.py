@@ -25,6 +25,8 @@ from jupyter_client import AsyncKernelClient
 from jupyter_client.ioloop import AsyncIOLoopKernelManager as AsyncKernelManager
 from tornado.httpclient import HTTPClientError
 
+from sshpyk.remote.protocol import LOADER
+
 
 def remote_procs(th, host="remote") -> list[str]:
     """Live processes started through this instance's sshd of ``host`` (they carry its
@@ -46,11 +48,15 @@ def remote_procs(th, host="remote") -> list[str]:
     return found
 
 
+# how a remote program sent on stdin shows in ps: the loader's first statement
+LOADER_MARK = LOADER.split(";", 1)[0]
+
+
 def kernel_procs(th, host="remote") -> list[str]:
     return [
         p
         for p in remote_procs(th, host)
-        if "ipykernel" in p or "sshpyk-launcher" in p or "-c import sys;n=int" in p
+        if "ipykernel" in p or "sshpyk-launcher" in p or f"-c {LOADER_MARK}" in p
     ]
 
 

@@ -10,8 +10,9 @@ ASCII, run through ``/bin/sh`` whatever the login shell: sh, bash, zsh, fish, cs
 It first prints ``SSHPYK {"shell_pid": N}`` (the pid the program keeps across ``exec``: the
 handle to kill it should it hang), answers ``{"error": "prefix_missing"}`` or
 ``{"error": "python_missing"}`` when the environment is not there, else runs ``LOADER``
-with the prefix's python.  The loader reads one line with a length, then that many
-characters: the program (``program_stdin``), which then reads its parameters, one JSON line.
+with the prefix's python.  The loader reads one line with a length, then that many bytes:
+the program, zlib-compressed (``program_stdin``), which then reads its parameters, one JSON
+line.
 Parameters travel on stdin, never in argv (argv is visible to every user of the host, and
 the launcher's parameters hold the kernel's HMAC key).  What is sent is ``source(name)``:
 ``remote/_prelude.py`` (``MARK``, ``emit``, ``fail``, the run-dir layout, the host and
@@ -95,9 +96,11 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import functools
 import json
 import re
 import shlex
+import zlib
 from importlib.resources import files
 
 from ..remote_path import remote_path_expr
@@ -150,8 +153,11 @@ PROBE = "probe"
 
 # ---- how programs travel -----------------------------------------------------------------------
 # Runs the program sent on stdin: its length, a newline, the program.
+# zlib: the launcher is 71 kB of source, 23 kB compressed; a connection idle a while starts
+# again with a 10-packet window, so on a slow link every 15 kB more costs a round trip.
 LOADER = (
-    "import sys;n=int(sys.stdin.readline());exec(compile(sys.stdin.read(n),'sshpyk-remote','exec'))"
+    "import sys,zlib;b=sys.stdin.buffer;n=int(b.readline());"
+    "exec(compile(zlib.decompress(b.read(n)),'sshpyk-remote','exec'))"
 )
 
 # A program's ``from ._prelude import ...  # sshpyk: bundled`` (one line, or parenthesized
@@ -188,9 +194,15 @@ def program_stdin(name: str, params: dict) -> bytes:
 def program_head(name: str) -> bytes:
     """The program alone: a session given it waits, started and compiled, for its
     parameters (``params_line``), which may follow much later (a launcher kept warm)."""
+    return _compressed(name)
+
+
+@functools.lru_cache(maxsize=None)
+def _compressed(name: str) -> bytes:
     src = source(name)
-    assert src.isascii()  # the loader counts characters; keep them one byte each
-    return f"{len(src)}\n{src}".encode()
+    assert src.isascii()  # one byte a character: the remote python decodes it as it likes
+    data = zlib.compress(src.encode(), 9)
+    return f"{len(data)}\n".encode() + data
 
 
 def params_line(params: dict) -> bytes:

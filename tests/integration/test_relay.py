@@ -16,6 +16,11 @@ async def test_relay_kernel_runs_code_and_shuts_down(test_hosts, specs, managers
     kc = await start(km)
     out, reply = await run_code(kc, "print(6 * 7)")
     assert reply["status"] == "ok" and out.strip() == "42"
+    # status and round-trip time come down the relay's own link (ping frames)
+    rtt = await km.provisioner.measure_rtt()
+    status = km.provisioner.status()
+    assert rtt is not None and 0 < rtt < 5 and status["state"] == "connected"
+    assert status["rtt_ms"] == round(rtt * 1000, 1)
     kc.stop_channels()
     await km.shutdown_kernel()
     assert kernel_procs(test_hosts) == []
@@ -136,3 +141,22 @@ async def _iopub(kc, msg_id: str, timeout: float) -> list[dict]:
             if msg["msg_type"] == "status" and msg["content"]["execution_state"] == "idle":
                 return got
     return got
+
+
+async def test_a_relay_kernel_reads_a_mounted_local_directory(
+    netns_hosts, specs, managers, tmp_path, mountpoint
+):
+    """Mounts do not care how the channels travel: the kernel reads a local file through
+    its SSHFS mount, over the same master as its relay."""
+    share = tmp_path / "share"
+    share.mkdir()
+    (share / "data.csv").write_text("a,b\n1,2\n")
+    mount = {"local_path": str(share), "remote_path": f"~/{mountpoint}"}
+    km = managers(specs("relay-mount", channels="relay", mount_local_on_remote=[mount]))
+    kc = await start(km)
+    path = f"/home/{netns_hosts.user}/{mountpoint}/data.csv"
+    out, reply = await run_code(kc, f"print(open({path!r}).read().split()[1])")
+    assert reply["status"] == "ok" and out.strip() == "1,2"
+    assert km.provisioner.forwards == []  # no port forward on the master for this kernel
+    kc.stop_channels()
+    await km.shutdown_kernel()

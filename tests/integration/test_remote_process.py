@@ -8,7 +8,15 @@ import os
 from pathlib import Path
 
 import pytest
-from helpers import kernel_client, kernel_procs, local_ssh_procs, run_code, start, wait_until
+from helpers import (
+    LOADER_MARK,
+    kernel_client,
+    kernel_procs,
+    local_ssh_procs,
+    run_code,
+    start,
+    wait_until,
+)
 
 from sshpyk import registry
 
@@ -63,7 +71,7 @@ async def test_the_kernel_runs_with_the_login_umask(netns_hosts, specs, managers
 
 def _monitor_clients(th) -> list[str]:
     """Local ssh mux clients running one of sshpyk's remote programs (a kernel's monitor)."""
-    return [p for p in local_ssh_procs(th.ssh_config) if "import sys;n=int" in p]
+    return [p for p in local_ssh_procs(th.ssh_config) if LOADER_MARK in p]
 
 
 def _running(pid: int) -> bool:

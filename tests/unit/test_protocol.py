@@ -12,6 +12,7 @@ import json
 import os
 import subprocess
 import sys
+import zlib
 from pathlib import Path
 
 import pytest
@@ -96,10 +97,11 @@ def test_the_package_keeps_no_second_copy_of_the_wire():
 # ---- how programs travel -------------------------------------------------------------------------
 def test_program_stdin_frames_the_program_then_its_parameters():
     params = {"action": "list", "key": "s3cr\u00e9t"}
-    data = program_stdin("running", params).decode()
-    length, rest = data.split("\n", 1)
-    program, tail = rest[: int(length)], rest[int(length) :]
-    assert program == source("running")
+    data = program_stdin("running", params)
+    length, rest = data.split(b"\n", 1)
+    program, tail = rest[: int(length)], rest[int(length) :].decode()
+    assert zlib.decompress(program).decode() == source("running")
+    assert len(program) < len(source("running")) / 2  # compressed: fewer round trips
     assert tail.endswith("\n") and json.loads(tail) == params
     assert tail.count("\n") == 1  # one JSON line: the program reads exactly that
 
