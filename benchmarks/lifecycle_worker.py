@@ -205,10 +205,11 @@ async def one_run(kernel: str, idle_seconds: float) -> dict:
         await kc.execute_interactive(code, output_hook=hook)
         helper = int(pids[1])
         local = {os.getpid(), *ssh_processes()}
-        spawns, (res["idle_cpu_local"], res["idle_cpu_remote"]) = await asyncio.gather(
-            count_ssh_spawns(idle_seconds), idle_cpu(idle_seconds, local, {helper})
-        )
+        spawns = await count_ssh_spawns(idle_seconds)
         res["idle_spawns_per_min"] = spawns * 60 / idle_seconds
+        # after, not during, the spawn count: its scan of /proc every 20 ms would be counted
+        cpu = await idle_cpu(idle_seconds / 2, local, {helper})
+        res["idle_cpu_local"], res["idle_cpu_remote"] = cpu
         res["helper_rss_mb"] = rss_mb(helper)
 
     phase("restart")
