@@ -250,7 +250,7 @@ def _jupyter_frame(parts: List[bytes], offset: int) -> Optional[dict]:
     """The JSON frame ``offset`` places after ``<IDS|MSG>`` (2: header, 3: parent), or None
     when the message is no Jupyter message (an iopub subscription, say)."""
     try:
-        value = json.loads(parts[parts.index(DELIMITER) + offset])
+        value = json.loads(bytes(parts[parts.index(DELIMITER) + offset]))  # a view, maybe
     except (ValueError, IndexError, UnicodeDecodeError):
         return None
     return value if isinstance(value, dict) else None
@@ -345,24 +345,36 @@ class Journal:
     def replay(self, after: int, max_bytes: Optional[int] = None) -> List[Frame]:
         """What to send after seq ``after`` (a RESUME's ``last``, or what was written on
         this connection): every kept message with seq > after and a SKIP for each run
-        dropped, in seq order; with ``max_bytes``, the first of them, at least one, up to
-        about that many bytes (a sender refills as the link takes them: what it has written
-        but not yet seen acknowledged is all it walks past)."""
+        dropped, in seq order; with ``max_bytes``, the first of them, at least one message,
+        up to about that many bytes.  Seqs are consecutive, so each is looked up, never
+        searched for: a sender refilling as the link takes them costs what it sends, however
+        much is waiting behind."""
         if after > self.last_seq:
             # the other side heard of messages this journal never had: another relay's
             raise WireError(f"resume after seq {after}, but only {self.last_seq} were sent")
-        msgs, total, upto = [], 0, self.last_seq
-        for seq, (msg, nbytes) in self._live.items():
-            if seq <= after:
+        seq = max(after, self.acked) + 1  # acknowledged ones are gone, and were had
+        frames, total = [], 0
+        runs = iter(self._skips)
+        run = None
+        while seq <= self.last_seq:
+            entry = self._live.get(seq)
+            if entry is not None:
+                msg, nbytes = entry
+                if max_bytes is not None and total and total + nbytes > max_bytes:
+                    break
+                frames.append(msg)
+                total += nbytes
+                seq += 1
                 continue
-            if max_bytes is not None and msgs and total + nbytes > max_bytes:
-                upto = seq - 1  # the skips before the first message left for later
-                break
-            msgs.append(msg)
-            total += nbytes
-        frames = [Skip(max(a, after + 1), min(b, upto)) for a, b in self._skips if b > after]
-        frames = [f for f in frames if f.first <= f.last] + msgs
-        frames.sort(key=lambda f: f.first if type(f) is Skip else f.seq)  # two sorted runs
+            # neither kept nor acknowledged: dropped, in a run (runs are sorted)
+            while run is None or run[1] < seq:
+                run = next(runs, None)
+                if run is None:
+                    break
+            if run is None or run[0] > seq:
+                raise WireError(f"seq {seq} is neither kept nor dropped")
+            frames.append(Skip(seq, run[1]))
+            seq = run[1] + 1
         return frames
 
 
