@@ -34,6 +34,7 @@ import zmq
 import zmq.asyncio
 
 from ..remote.protocol import CHANNELS, PORT_NAMES
+from ..remote.relay_hub import widen_pipe
 from ..remote.relay_wire import (
     JOURNAL_LIMIT,
     Ack,
@@ -69,14 +70,11 @@ SOCKET_TYPES = {
 }
 
 
-def widen_pipe(session) -> None:
-    """Best effort: a 1 MiB buffer for the pipe from ssh (Linux's 64 KiB default makes ssh
-    and this process take turns in small steps during a burst)."""
-    with contextlib.suppress(AttributeError, OSError, ImportError):
-        import fcntl
-
-        pipe = session._transport.get_pipe_transport(1).get_extra_info("pipe")
-        fcntl.fcntl(pipe.fileno(), getattr(fcntl, "F_SETPIPE_SZ", 1031), 1 << 20)
+def _widen_stdout(session) -> None:
+    """The hub's pipe widening for the pipe from ssh (Linux's 64 KiB default makes ssh and
+    this process take turns in small steps during a burst)."""
+    with contextlib.suppress(AttributeError):
+        widen_pipe(session._transport.get_pipe_transport(1).get_extra_info("pipe").fileno())
 
 
 class RelayChannels:
@@ -259,7 +257,7 @@ class RelayChannels:
         ``{"exit": code}`` when the hub reports the kernel's end, None when the link ended
         (the kernel lives on: the next session resumes).  ``on_data``: bytes came."""
         self._bind()
-        widen_pipe(session)
+        _widen_stdout(session)
         stdin, self._sent = session.stdin, None
         self._stdin = stdin
         writer = asyncio.create_task(self._write(stdin))
@@ -326,10 +324,8 @@ class RelayChannels:
                 self._wake.clear()
                 sent = self._sent
                 if sent is not None and sent < self.journal.last_seq:
-                    frames = self.journal.replay(sent, BATCH)
+                    frames, self._sent = self.journal.next_frames(sent, BATCH)
                     stdin.write(b"".join(map(encode, frames)))
-                    last = frames[-1]
-                    self._sent = last.last if type(last) is Skip else last.seq
                     await stdin.drain()
                     continue
                 await self._wake.wait()

@@ -160,12 +160,13 @@ class RemoteKernel:
         self._exit_code = None
         run_id = re.sub(r"[^A-Za-z0-9-]", "", self.kernel_id)[:8] + f"-{self.launches}"
         params = {**params, "kernel_id": run_id}
+        command = self.backend.command(self.cfg.remote_python_prefix)
         spare = await self._warm.take(self.master) if restart else None
         started = None
         if spare is not None:  # the launcher is there already: only its parameters go
             started = await start_program(
                 self.master,
-                "",
+                command,
                 protocol.params_line(params),
                 move=False,
                 timeout=timeout,
@@ -176,7 +177,7 @@ class RemoteKernel:
         if started is None:
             started = await start_program(
                 self.master,
-                self.backend.command(self.cfg.remote_python_prefix),
+                command,
                 protocol.program_stdin("launcher", params),
                 # The host allows no more sessions on this connection (sshd MaxSessions): a
                 # new kernel goes to the host's next one.  A restarting kernel stays where

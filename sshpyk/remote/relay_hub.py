@@ -253,13 +253,9 @@ class Hub:
         if link is None or link.sent is None:
             return
         while len(link.out) < OUT_LOW and link.sent < self.journal.last_seq:
-            frames = self.journal.replay(link.sent, OUT_LOW)
-            if not frames:  # what is left was acknowledged: nothing to send
-                link.sent = self.journal.last_seq
-                break
+            frames, link.sent = self.journal.next_frames(link.sent, OUT_LOW)
             for frame in frames:
                 link.out.add(*encode_pieces(frame))
-                link.sent = frame.last if type(frame) is Skip else frame.seq
 
     def write(self):
         link = self.link

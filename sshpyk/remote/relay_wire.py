@@ -377,6 +377,15 @@ class Journal:
             seq = run[1] + 1
         return frames
 
+    def next_frames(self, sent: int, max_bytes: int) -> Tuple[List[Frame], int]:
+        """A sender's refill: ``replay(sent, max_bytes)`` and the seq it reaches (what is
+        left when none comes was acknowledged already: the sender is past it too)."""
+        frames = self.replay(sent, max_bytes)
+        if not frames:
+            return frames, self.last_seq
+        last = frames[-1]
+        return frames, last.last if type(last) is Skip else last.seq
+
 
 # ---- the inbox (receiver side) -------------------------------------------------------------
 class Inbox:
