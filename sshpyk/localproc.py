@@ -1,5 +1,6 @@
-"""Local processes: run a command with a timeout, kill one without hanging, tell whether a
-pid is alive, fan out a bounded number at once; and a free loopback port for a forward.
+"""Local processes: start one whose stdout can be diverted, run a command with a timeout,
+kill one without hanging, tell whether a pid is alive, fan out a bounded number at once; and
+a free loopback port for a forward.
 
 Everything that waits is async with a timeout, so the Jupyter server's event loop never
 blocks on a child.
@@ -11,6 +12,7 @@ import asyncio
 import contextlib
 import os
 import socket
+from collections.abc import Callable
 from pathlib import Path
 
 # ssh processes one fan-out (hosts of a config, checks, orphan probes) runs at once: each
@@ -28,6 +30,60 @@ async def gather_bounded(work, items) -> list:
             return await work(item)
 
     return list(await asyncio.gather(*(one(item) for item in items)))
+
+
+class _Protocol(asyncio.subprocess.SubprocessStreamProtocol):
+    """asyncio's own, except that stdout can be diverted to a callback (``divert_stdout``)."""
+
+    def __init__(self, limit: int, loop: asyncio.AbstractEventLoop):
+        super().__init__(limit=limit, loop=loop)
+        self.sink: Callable[[bytes], None] | None = None
+        self.stdout_closed = False
+
+    def pipe_data_received(self, fd: int, data: bytes) -> None:
+        if fd == 1 and self.sink is not None:
+            self.sink(data)
+        else:
+            super().pipe_data_received(fd, data)
+
+    def pipe_connection_lost(self, fd: int, exc: Exception | None) -> None:
+        if fd == 1:
+            self.stdout_closed = True
+            if self.sink is not None:
+                self.sink(b"")
+        super().pipe_connection_lost(fd, exc)
+
+
+class Process(asyncio.subprocess.Process):
+    """``asyncio.subprocess.Process``, whose stdout can also be taken chunk by chunk."""
+
+    def __init__(self, transport, protocol: _Protocol, loop: asyncio.AbstractEventLoop):
+        super().__init__(transport, protocol, loop)
+        self._diverter = protocol
+
+    async def divert_stdout(self, sink: Callable[[bytes], None]) -> None:
+        """From now on every chunk read from stdout goes to ``sink`` as it is read (b"" at
+        the end), what ``stdout`` held already first; ``stdout`` itself is at EOF after.
+        For a stream carried on at speed (the relay's): a StreamReader copies every byte
+        twice on its way, which cost a tenth of a burst's throughput (measured)."""
+        reader = self.stdout
+        reader.feed_eof()
+        held = await reader.read()  # at EOF, a StreamReader returns without waiting
+        if held:
+            sink(held)
+        if self._diverter.stdout_closed:
+            sink(b"")
+        else:
+            self._diverter.sink = sink
+
+
+async def spawn(argv: list[str], **kw) -> Process:
+    """``asyncio.create_subprocess_exec`` (which it mirrors), giving a ``Process``."""
+    loop = asyncio.get_running_loop()
+    transport, protocol = await loop.subprocess_exec(
+        lambda: _Protocol(limit=2**16, loop=loop), *argv, **kw
+    )
+    return Process(transport, protocol, loop)
 
 
 async def kill_process(proc, grace: float = 2.0) -> None:

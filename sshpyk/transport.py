@@ -32,7 +32,7 @@ from typing import Any
 from .control_dir import control_dir, prune_control_dir, remove_if_gone
 from .errors import SSHConnectError, SSHPykError, classify_ssh_failure
 from .localfs import same_file, try_flock
-from .localproc import communicate, kill_process, run_local
+from .localproc import communicate, kill_process, run_local, spawn
 from .remote.protocol import SHELL_PID, read_message
 from .runtime import default_runtime
 from .sshconfig import parse_ssh_g
@@ -152,7 +152,7 @@ class Master:
 
     async def _spawn(self, argv: list[str], **kw):
         self.spawns += 1
-        return await asyncio.create_subprocess_exec(*argv, **kw)
+        return await spawn(argv, **kw)
 
     # ---- lifecycle -------------------------------------------------------------------------
     async def is_alive(self) -> bool:

@@ -35,14 +35,12 @@ import zmq.asyncio
 
 from ..remote.protocol import CHANNELS, PORT_NAMES
 from ..remote.relay_hub import widen_pipe
+from ..remote.relay_journal import JOURNAL_LIMIT, Inbox, Journal
 from ..remote.relay_wire import (
-    JOURNAL_LIMIT,
     Ack,
     Decoder,
     Exit,
     Hello,
-    Inbox,
-    Journal,
     Msg,
     Ping,
     Pong,
@@ -55,8 +53,8 @@ from ..remote.relay_wire import (
 from ..transport import Master
 
 Log = logging.Logger | logging.LoggerAdapter
-READ_SIZE = 256 << 10
 BATCH = 256 << 10  # journal bytes written per turn: acks and pings are not kept waiting
+ACK_DELAY = 0.05  # seconds: how long an acknowledgement waits for more to come
 # iopub messages kept while no client subscribes (after that, clients are there)
 HELD_LIMIT = 64 << 20
 # a client that stops reading iopub: how many messages wait for it before it loses some
@@ -225,23 +223,26 @@ class RelayChannels:
         self._holding = False
         iopub = self._sockets["iopub"]
         while self._held:
-            iopub.send_multipart(self._held.popleft(), copy=False)
+            iopub.send_multipart(self._held.popleft())
         self._held_bytes = 0
 
     def _deliver(self, msg: Msg) -> None:
         sock = self._sockets.get(msg.channel)
         if sock is None:
             return
-        # copy=False: zmq sends big parts from these bytes (small ones it copies anyway)
+        # Copied into zmq's own messages (the parts are views of what the link read): a
+        # zero-copy send costs more than the copy, as zmq hands each buffer back through
+        # pyzmq's garbage thread, which must take the GIL from this loop (20 % of a burst's
+        # throughput, measured).
         if msg.channel != "iopub":
-            sock.send_multipart([msg.peer, *msg.parts], copy=False)  # ROUTER: never waits
+            sock.send_multipart([msg.peer, *msg.parts])  # ROUTER: never waits
             return
         if self._subscribers:
-            sock.send_multipart(msg.parts, copy=False)  # XPUB: never waits
+            sock.send_multipart(msg.parts)  # XPUB: never waits
         if self._holding:
             # kept for the subscriber that releases it (those already there see it twice:
-            # only the server's own activity watcher can be)
-            self._held.append(msg.parts)
+            # only the server's own activity watcher can be); as bytes, not pinning a read
+            self._held.append([bytes(p) for p in msg.parts])
             self._held_bytes += sum(map(len, msg.parts))
             while self._held_bytes > HELD_LIMIT and len(self._held) > 1:
                 self._held_bytes -= sum(map(len, self._held.popleft()))
@@ -261,26 +262,60 @@ class RelayChannels:
         stdin, self._sent = session.stdin, None
         self._stdin = stdin
         writer = asyncio.create_task(self._write(stdin))
+        loop = asyncio.get_running_loop()
+        ended: asyncio.Future = loop.create_future()
         decoder = Decoder()
-        try:
-            while True:
-                data = await session.stdout.read(READ_SIZE)
-                if not data:
-                    return None
-                on_data()
+        late_ack: asyncio.TimerHandle | None = None
+
+        def ack() -> None:
+            nonlocal late_ack
+            late_ack = None
+            if self.inbox.unacked and self._stdin is stdin and not stdin.is_closing():
+                stdin.write(encode(self.inbox.ack()))
+
+        def take(data: bytes) -> None:
+            # each chunk as ssh's pipe gives it (no StreamReader in between: see
+            # divert_stdout), its messages delivered before the next is read
+            nonlocal late_ack
+            if ended.done():
+                return
+            if not data:
+                ended.set_result(None)
+                return
+            on_data()
+            try:
                 for frame in decoder.feed(data):
                     done = self._on_frame(frame, on_pong)
                     if done is not None:
-                        return done
-                if self.inbox.unacked and self._sent is not None:
-                    stdin.write(encode(self.inbox.ack()))
+                        ended.set_result(done)
+                        return
+            except WireError as e:
+                ended.set_exception(e)
+                return
+            if not self.inbox.unacked or self._sent is None:
+                return
+            # Acknowledged in batches (an ack per read woke ssh, sshd and the hub a few
+            # times per message of a burst), and a little later when the stream pauses:
+            # the hub sends on without them; they only free its journal.
+            if self.inbox.ack_due():
+                ack()
+            elif late_ack is None:
+                late_ack = loop.call_later(ACK_DELAY, ack)
+
+        try:
+            await session.divert_stdout(take)
+            return await ended
         except WireError as e:
             self.log.warning("sshpyk: the relay stream from %s broke (%s)", self.alias, e)
             with contextlib.suppress(ProcessLookupError):
                 session.kill()  # the next session resumes from what was acknowledged
             return None
         finally:
+            if not ended.done():
+                ended.cancel()  # what the session still says is dropped (take sees it)
             writer.cancel()
+            if late_ack is not None:
+                late_ack.cancel()
             if self._stdin is stdin:
                 self._stdin, self._sent = None, None
 

@@ -6,7 +6,7 @@
 # under its lease (renewed while a monitor is attached: this one, or attach.py later), until
 # the lease is older than lease_timeout: nothing is orphaned forever.
 # The nanny, and the two processes a launch becomes, are in nanny.py (bundled with this
-# program, as relay_hub.py and relay_wire.py are for channels: relay).
+# program, as relay_hub.py, relay_wire.py and relay_journal.py are for channels: relay).
 import importlib.util
 import json
 import os
@@ -38,7 +38,7 @@ from ._prelude import (  # sshpyk: bundled
 )
 from .nanny import Nanny, cleanup, split_off_nanny, touch  # sshpyk: bundled
 from .relay_hub import Hub  # sshpyk: bundled
-from .relay_wire import JOURNAL_LIMIT  # sshpyk: bundled
+from .relay_journal import JOURNAL_LIMIT  # sshpyk: bundled
 
 PORT_ATTEMPTS = 3
 PROBLEMS = {

@@ -18,8 +18,8 @@ the launcher's parameters hold the kernel's HMAC key).  What is sent is ``source
 ``remote/_prelude.py`` (``MARK``, ``emit``, ``fail``, the run-dir layout, the host and
 process identity, ...), then the program, whose ``from ._prelude import ...  # sshpyk:
 bundled`` line (``BUNDLED``, there for linters and tests) is dropped; the modules it imports
-the same way (``nanny``, ``relay_hub``, ``relay_wire``) go between the two, in the order it
-imports them (a bundled module imports only modules its program imports too).
+the same way (``nanny``, ``relay_hub``, ``relay_wire``, ...) go between the two, each after
+those it imports so itself.
 
 ``python_command(prefix, program, params)`` is the other way, for a program whose stdin and
 stdout are a data stream (``mount``: the SFTP stream): the program travels base64-encoded
@@ -164,8 +164,9 @@ LOADER = (
 # with the mark after the parenthesis) is dropped from what is sent, and remote/_prelude.py
 # goes ahead of the program: the programs share that code in
 # the package, and each runs alone on the host, where sshpyk is not installed.  The other
-# modules imported so go between the prelude and the program; its group names each.  A
-# bundled module's own such imports are dropped: the program must import those too.
+# modules imported so go between the prelude and the program, each after the ones it
+# imports so itself (its annotations and base classes need them defined); its group names
+# each.
 BUNDLED = re.compile(
     r"^from \.(\w+) import (?:[\w, ]+  # sshpyk: bundled|\(  # sshpyk: bundled\n[\w,\s]*\))\n",
     re.M,
@@ -179,9 +180,17 @@ def _text(name: str) -> str:
 
 def source(name: str) -> str:
     """The text of ``remote/<name>.py`` as it runs on the host: the prelude, the other
-    modules it bundles (in the order it imports them), then it."""
+    modules it bundles (each after those it bundles itself), then it."""
     program = _text(name)
-    bundled = dict.fromkeys(m for m in BUNDLED.findall(program) if m != PRELUDE)
+    bundled: dict[str, None] = {}
+
+    def add(text: str) -> None:
+        for module in BUNDLED.findall(text):
+            if module != PRELUDE and module not in bundled:
+                add(_text(module))
+                bundled[module] = None
+
+    add(program)
     texts = [_text(PRELUDE), *map(_text, bundled), program]
     return "\n\n".join(BUNDLED.sub("", text) for text in texts)
 

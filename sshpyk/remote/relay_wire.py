@@ -1,7 +1,7 @@
 """The relay's wire (issue #15): the frames the local and the remote relay exchange over the
-kernel's SSH session, the journal that keeps each message until the other side has it, and
-the inbox that hands each message on once, in order.  This docstring is the one description
-of the relay protocol.
+kernel's SSH session; ``relay_journal`` has the journal that keeps each message until the
+other side has it, and the inbox that hands each message on once, in order.  This docstring
+is the one description of the relay protocol (both modules').
 
 Both sides use this module: the local side imports ``sshpyk.remote.relay_wire``, the remote
 relay gets it bundled (``protocol.source``: the prelude, this module, the program).  So:
@@ -70,23 +70,15 @@ that lost the output.  The counts include messages that were sent but not yet
 acknowledged when dropped: they may have arrived after all (the link cut after them).
 """
 
-import collections
-import datetime
-import hmac
-import json
 import struct
-import uuid
-from typing import List, NamedTuple, Optional, Tuple, Union
+from typing import List, NamedTuple, Optional, Union
 
 from ._prelude import CHANNELS  # sshpyk: bundled
 
 # Refuses garbage read as a size before buffering it, yet lets through any sane Jupyter
 # message (a plot, a widget's buffers); the relay may pass a smaller one to its Decoder.
 MAX_FRAME = 1 << 30
-JOURNAL_LIMIT = 256 << 20
-DELIMITER = b"<IDS|MSG>"
 ZERO_COPY = 4096  # a part shorter than this is copied anyway: a view would cost more
-DROPPABLE = frozenset(("stream", "display_data", "update_display_data"))
 
 _HEAD = struct.Struct(">BI")
 _MSG = struct.Struct(">BQII")
@@ -178,40 +170,61 @@ class Decoder:
 
     def __init__(self, max_frame: int = MAX_FRAME):
         self.max_frame = max_frame
-        self._buf = bytearray()
+        self._pending = bytearray()  # the start of a frame the next chunks complete
 
     def feed(self, data: bytes) -> List[Frame]:
-        """The frames ``data`` completes.  A part of a frame that came whole within one
-        ``bytes`` chunk is a memoryview of it (no copy); parts assembled from several chunks
-        are bytes of their own."""
-        if self._buf or not isinstance(data, bytes):
-            buf = self._buf
-            buf += data
-            with memoryview(buf) as view:
-                frames, pos = self._frames(view, copy=True)
-            del buf[:pos]  # once per feed: a bytearray drops its front without copying
-            return frames
-        # nothing pending: frames are read from the (immutable) chunk itself
+        """The frames ``data`` completes.  Each byte is copied at most once: a frame that
+        came whole within one chunk is read from the chunk itself (a long part is a
+        memoryview of it), one that spans chunks from the one buffer it is assembled in."""
+        if not isinstance(data, bytes):
+            data = bytes(data)  # a mutable buffer could change under the views
+        frames: List[Frame] = []
         view = memoryview(data)
-        frames, pos = self._frames(view, copy=False)
-        self._buf = bytearray(view[pos:])
-        return frames
-
-    def _frames(self, view: memoryview, copy: bool) -> Tuple[List[Frame], int]:
-        frames, pos, total = [], 0, len(view)
+        pos = 0
+        if self._pending:
+            pos = self._complete(view, frames)
+            if pos is None:
+                return frames
+        total = len(view)
         while total - pos >= _HEAD.size:
-            kind, size = _HEAD.unpack_from(view, pos)
-            # checked from the head alone, before waiting for (and holding) the body
-            if kind not in _CLASSES:
-                raise WireError(f"frame kind {kind} is unknown: this is no relay stream")
-            if size > self.max_frame:
-                raise WireError(f"a frame of {size} bytes is over the limit ({self.max_frame})")
+            cls, size = self._head(view, pos)
             end = pos + _HEAD.size + size
             if total < end:
                 break
-            frames.append(_decode_body(_CLASSES[kind], view, pos + _HEAD.size, end, copy))
+            frames.append(_decode_body(cls, view, pos + _HEAD.size, end, copy=False))
             pos = end
-        return frames, pos
+        if pos < total:
+            self._pending = bytearray(view[pos:])
+        return frames
+
+    def _head(self, view, pos: int):
+        """The class and body size a frame's head at ``pos`` declares, checked from the head
+        alone, before waiting for (and holding) the body."""
+        kind, size = _HEAD.unpack_from(view, pos)
+        if kind not in _CLASSES:
+            raise WireError(f"frame kind {kind} is unknown: this is no relay stream")
+        if size > self.max_frame:
+            raise WireError(f"a frame of {size} bytes is over the limit ({self.max_frame})")
+        return _CLASSES[kind], size
+
+    def _complete(self, view: memoryview, frames: List[Frame]) -> Optional[int]:
+        """Add what the pending frame lacks from ``view``: where the chunk's own frames
+        start, or None when the chunk ended first."""
+        buf, pos = self._pending, 0
+        if len(buf) < _HEAD.size:
+            pos = min(len(view), _HEAD.size - len(buf))
+            buf += view[:pos]
+            if len(buf) < _HEAD.size:
+                return None
+        cls, size = self._head(buf, 0)
+        take = min(len(view) - pos, _HEAD.size + size - len(buf))
+        buf += view[pos : pos + take]
+        pos += take
+        if len(buf) < _HEAD.size + size:
+            return None
+        self._pending = bytearray()  # buf is never changed again: views of it stay valid
+        frames.append(_decode_body(cls, memoryview(buf), _HEAD.size, len(buf), copy=False))
+        return pos
 
 
 def _decode_body(cls, view: memoryview, pos: int, end: int, copy: bool = True) -> Frame:
@@ -243,246 +256,3 @@ def _decode_body(cls, view: memoryview, pos: int, end: int, copy: bool = True) -
     if pos != end:
         raise WireError("a MSG frame with bytes after its last part")
     return Msg(CHANNELS[channel], peer, seq, parts)
-
-
-# ---- the journal (sender side) -------------------------------------------------------------
-def _jupyter_frame(parts: List[bytes], offset: int) -> Optional[dict]:
-    """The JSON frame ``offset`` places after ``<IDS|MSG>`` (2: header, 3: parent), or None
-    when the message is no Jupyter message (an iopub subscription, say)."""
-    try:
-        value = json.loads(bytes(parts[parts.index(DELIMITER) + offset]))  # a view, maybe
-    except (ValueError, IndexError, UnicodeDecodeError):
-        return None
-    return value if isinstance(value, dict) else None
-
-
-def droppable(channel: str, parts: List[bytes]) -> bool:
-    """May the bound drop this message? Only iopub output (see the top of this module)."""
-    if channel != "iopub":
-        return False
-    header = _jupyter_frame(parts, 2)
-    return header is not None and header.get("msg_type") in DROPPABLE
-
-
-class Journal:
-    """One direction's messages, kept from ``add`` until acknowledged (``ack``)."""
-
-    def __init__(self, limit_bytes: int = JOURNAL_LIMIT):
-        self.limit_bytes = limit_bytes
-        self.last_seq = 0  # the newest seq given out
-        self.acked = 0  # every seq <= acked arrived (and is freed)
-        self.pending_bytes = 0  # parts held, the measure of the bound
-        # seq -> (Msg, bytes); an OrderedDict pops its oldest and deletes any in O(1)
-        self._live = collections.OrderedDict()
-        self._droppable = collections.deque()  # seqs of the droppable live ones, oldest first
-        self._skips = collections.deque()  # [first, last] runs of dropped seqs, oldest first
-        self.dropped = 0  # since the last take_dropped
-        self.dropped_bytes = 0
-        self.dropped_parent = None  # the parent header of the last one dropped
-
-    def add(self, channel: str, peer: bytes, parts: List[bytes], keep: bool = False) -> Msg:
-        """Number a message and keep it; ``keep``: never drop it (the marker)."""
-        self.last_seq += 1
-        msg = Msg(channel, peer, self.last_seq, list(parts))
-        nbytes = sum(map(len, msg.parts))
-        self._live[msg.seq] = (msg, nbytes)
-        self.pending_bytes += nbytes
-        if not keep and droppable(channel, msg.parts):
-            self._droppable.append(msg.seq)
-        # this one included: the bound is kept even when the newest is what passes it
-        while self.pending_bytes > self.limit_bytes and self._droppable:
-            self._drop(self._droppable.popleft())
-        return msg
-
-    def _drop(self, seq: int) -> None:
-        msg, nbytes = self._live.pop(seq)
-        self.pending_bytes -= nbytes
-        # drops go oldest first, so a run grows at its end or a new one starts after it
-        if self._skips and self._skips[-1][1] == seq - 1:
-            self._skips[-1][1] = seq
-        else:
-            self._skips.append([seq, seq])
-        self.dropped += 1
-        self.dropped_bytes += nbytes
-        self.dropped_parent = _jupyter_frame(msg.parts, 3)
-
-    def withdraw(self, seq: int) -> None:
-        """Take back the kept message ``seq`` (a marker the other side never got, replaced
-        by a newer one): it goes as a SKIP, and does not count as dropped output."""
-        _, nbytes = self._live.pop(seq)
-        self.pending_bytes -= nbytes
-        runs = list(self._skips)
-        runs.append([seq, seq])
-        runs.sort()
-        self._skips = collections.deque(runs)
-
-    def take_dropped(self) -> Optional[Tuple[int, int, dict]]:
-        """(messages, bytes, parent header of the last one) dropped since the last call, or
-        None: what one ``marker_message`` reports."""
-        if not self.dropped:
-            return None
-        taken = (self.dropped, self.dropped_bytes, self.dropped_parent or {})
-        self.dropped, self.dropped_bytes, self.dropped_parent = 0, 0, None
-        return taken
-
-    def ack(self, upto: int) -> None:
-        """Every seq <= upto arrived: free them (an older ack changes nothing)."""
-        if upto > self.last_seq:
-            raise WireError(f"ack of seq {upto}, but only {self.last_seq} were sent")
-        if upto <= self.acked:
-            return
-        self.acked = upto
-        while self._live and next(iter(self._live)) <= upto:
-            self.pending_bytes -= self._live.popitem(last=False)[1][1]
-        while self._droppable and self._droppable[0] <= upto:
-            self._droppable.popleft()
-        while self._skips and self._skips[0][0] <= upto:
-            if self._skips[0][1] <= upto:
-                self._skips.popleft()
-            else:
-                self._skips[0][0] = upto + 1
-
-    def replay(self, after: int, max_bytes: Optional[int] = None) -> List[Frame]:
-        """What to send after seq ``after`` (a RESUME's ``last``, or what was written on
-        this connection): every kept message with seq > after and a SKIP for each run
-        dropped, in seq order; with ``max_bytes``, the first of them, at least one message,
-        up to about that many bytes.  Seqs are consecutive, so each is looked up, never
-        searched for: a sender refilling as the link takes them costs what it sends, however
-        much is waiting behind."""
-        if after > self.last_seq:
-            # the other side heard of messages this journal never had: another relay's
-            raise WireError(f"resume after seq {after}, but only {self.last_seq} were sent")
-        seq = max(after, self.acked) + 1  # acknowledged ones are gone, and were had
-        frames, total = [], 0
-        runs = iter(self._skips)
-        run = None
-        while seq <= self.last_seq:
-            entry = self._live.get(seq)
-            if entry is not None:
-                msg, nbytes = entry
-                if max_bytes is not None and total and total + nbytes > max_bytes:
-                    break
-                frames.append(msg)
-                total += nbytes
-                seq += 1
-                continue
-            # neither kept nor acknowledged: dropped, in a run (runs are sorted)
-            while run is None or run[1] < seq:
-                run = next(runs, None)
-                if run is None:
-                    break
-            if run is None or run[0] > seq:
-                raise WireError(f"seq {seq} is neither kept nor dropped")
-            frames.append(Skip(seq, run[1]))
-            seq = run[1] + 1
-        return frames
-
-    def next_frames(self, sent: int, max_bytes: int) -> Tuple[List[Frame], int]:
-        """A sender's refill: ``replay(sent, max_bytes)`` and the seq it reaches (what is
-        left when none comes was acknowledged already: the sender is past it too)."""
-        frames = self.replay(sent, max_bytes)
-        if not frames:
-            return frames, self.last_seq
-        last = frames[-1]
-        return frames, last.last if type(last) is Skip else last.seq
-
-
-# ---- the inbox (receiver side) -------------------------------------------------------------
-class Inbox:
-    """Takes one direction's MSG and SKIP frames: each message once, in order."""
-
-    def __init__(self, ack_every: int = 64, ack_bytes: int = 1 << 20):
-        self.ack_every, self.ack_bytes = ack_every, ack_bytes
-        self.last = 0  # the highest seq received in order: what RESUME says
-        self.acked = 0  # the highest seq acknowledged to the sender
-        self.skipped = 0  # messages the sender's bound dropped (announced by SKIP)
-        self._bytes = 0  # bytes taken since the last acknowledgement
-
-    def take(self, frame: Union[Msg, Skip]) -> Optional[Msg]:
-        """The message to deliver now, or None: a duplicate (a replay overlapping what had
-        arrived) or a SKIP.  A seq beyond the next one, unannounced, is a WireError."""
-        if type(frame) is Msg and frame.seq == 0:
-            return frame  # not journaled (a heartbeat): as it comes
-        first, last = (frame.first, frame.last) if type(frame) is Skip else (frame.seq,) * 2
-        if first > last:
-            raise WireError(f"SKIP of seqs {first}..{last}")
-        if last <= self.last:
-            return None
-        if first > self.last + 1:
-            raise WireError(f"seq {first} follows {self.last}: messages lost unannounced")
-        if type(frame) is Skip:
-            self.skipped += last - self.last
-            self.last = last
-            return None
-        self.last = last
-        self._bytes += sum(map(len, frame.parts))
-        return frame
-
-    @property
-    def unacked(self) -> int:
-        """Messages taken and not acknowledged yet (ack them when the link goes idle)."""
-        return self.last - self.acked
-
-    def ack_due(self) -> bool:
-        return self.unacked >= self.ack_every or self._bytes >= self.ack_bytes
-
-    def ack(self) -> Ack:
-        self.acked, self._bytes = self.last, 0
-        return Ack(self.last)
-
-    def resume(self) -> Resume:
-        """The first frame on a new connection (it acknowledges too)."""
-        self.acked, self._bytes = self.last, 0
-        return Resume(self.last)
-
-
-# ---- the marker --------------------------------------------------------------------------
-def _size(nbytes: int) -> str:
-    if nbytes < 1000:
-        return f"{nbytes} bytes"
-    value = float(nbytes)
-    for unit in ("kB", "MB", "GB", "TB"):
-        value /= 1000
-        if value < 1000 or unit == "TB":
-            break
-    return f"{value:.1f} {unit}"
-
-
-def _json(obj) -> bytes:
-    # as jupyter_client packs, with str() for what JSON has no type for (a parsed date)
-    return json.dumps(obj, ensure_ascii=False, default=str).encode("utf8", "surrogateescape")
-
-
-def sign(key: bytes, signature_scheme: str, frames: List[bytes]) -> bytes:
-    """The hex HMAC jupyter_client's Session puts before header, parent, metadata, content
-    (b"" with no key: the connection is then unsigned)."""
-    if not key:
-        return b""
-    scheme, _, digest = signature_scheme.partition("-")
-    if scheme != "hmac" or not digest:
-        raise ValueError(f"signature scheme {signature_scheme!r} is not hmac-<digest>")
-    h = hmac.new(key, digestmod=digest)
-    for frame in frames:
-        h.update(frame)
-    return h.hexdigest().encode()
-
-
-def marker_message(
-    session_key: bytes, signature_scheme: str, parent_header: dict, dropped: int, nbytes: int
-) -> List[bytes]:
-    """The iopub parts of a signed ``stream`` message (stderr) saying what the bound dropped;
-    ``parent_header`` (the last dropped one's) puts it in the cell that lost the output."""
-    noun, verb = ("message", "was") if dropped == 1 else ("messages", "were")
-    text = f"[sshpyk: {dropped} {noun} ({_size(nbytes)}) of output {verb} dropped"
-    header = {
-        "msg_id": uuid.uuid4().hex,
-        "msg_type": "stream",
-        "username": "sshpyk",
-        "session": uuid.uuid4().hex,
-        "date": datetime.datetime.now(datetime.timezone.utc).isoformat(),
-        "version": "5.3",
-    }
-    content = {"name": "stderr", "text": text + " while the link was down]\n"}
-    frames = [_json(header), _json(parent_header or {}), _json({}), _json(content)]
-    # the topic ipykernel gives stderr output; clients subscribe to everything anyway
-    return [b"stream.stderr", DELIMITER, sign(session_key, signature_scheme, frames), *frames]

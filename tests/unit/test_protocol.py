@@ -33,10 +33,10 @@ from sshpyk.remote.protocol import (
 )
 
 REMOTE = Path(sshpyk.remote.__file__).parent
-# relay_wire and relay_hub are no programs: modules bundled into the launcher
+# relay_wire, relay_journal and relay_hub are no programs: modules bundled into the launcher
 # (tests/unit/test_relay_wire.py)
-NOT_PROGRAMS = ("__init__", "protocol", "_prelude", "relay_wire", "relay_hub", "nanny")
-BUNDLED_MODULES = ("_prelude", "relay_wire", "relay_hub", "nanny")
+BUNDLED_MODULES = ("_prelude", "relay_wire", "relay_journal", "relay_hub", "nanny")
+NOT_PROGRAMS = ("__init__", "protocol", *BUNDLED_MODULES)
 PROGRAMS = sorted(p.stem for p in REMOTE.glob("*.py") if p.stem not in NOT_PROGRAMS)
 
 

@@ -16,8 +16,8 @@ import pytest
 import zmq
 
 from sshpyk.remote import _prelude, relay_hub
+from sshpyk.remote.relay_journal import DELIMITER
 from sshpyk.remote.relay_wire import (
-    DELIMITER,
     Ack,
     Decoder,
     Exit,

@@ -1,6 +1,7 @@
-"""The relay's wire (sshpyk.remote.relay_wire): frames, the journal and its bound, the inbox,
-the dropped-output marker (checked by a real jupyter_client Session), and that the module
-travels to the host bundled like the prelude.  Pure logic: no ssh, no sockets."""
+"""The relay's wire and journal (sshpyk.remote.relay_wire and relay_journal): frames, the
+journal and its bound, the inbox, the dropped-output marker (checked by a real jupyter_client
+Session), and that the modules travel to the host bundled like the prelude.  Pure logic: no
+ssh, no sockets."""
 
 from __future__ import annotations
 
@@ -13,13 +14,11 @@ import pytest
 from jupyter_client.session import Session
 
 import sshpyk.remote
-from sshpyk.remote import protocol, relay_wire
+from sshpyk.remote import protocol, relay_journal, relay_wire
+from sshpyk.remote.relay_journal import DELIMITER, Inbox, Journal, marker_message
 from sshpyk.remote.relay_wire import (
-    DELIMITER,
     Ack,
     Decoder,
-    Inbox,
-    Journal,
     Msg,
     Ping,
     Pong,
@@ -27,7 +26,6 @@ from sshpyk.remote.relay_wire import (
     Skip,
     WireError,
     encode,
-    marker_message,
 )
 
 REMOTE = Path(sshpyk.remote.__file__).parent
@@ -78,7 +76,31 @@ def test_a_stream_decodes_the_same_byte_by_byte_and_in_random_chunks():
             step = rng.randrange(0, 700)
             got += dec.feed(data[pos : pos + step])
             pos += step
-        assert got == frames and not dec._buf
+        assert got == frames and not dec._pending
+
+
+def test_big_parts_are_views_of_the_chunk_or_of_the_one_buffer_a_frame_spans_into():
+    """Each byte is copied at most once: a big part of a frame that came whole in a chunk
+    is a view of that chunk; one of a frame that spanned chunks, of the buffer it was
+    assembled in; in random chunks too, the stream decodes the same."""
+    rng = random.Random(16)
+    frames = [Msg("iopub", b"", n, [b"h" * 10, rng.randbytes(9000 + n)]) for n in range(1, 30)]
+    data = b"".join(map(encode, frames))
+    one = len(encode(frames[0]))
+    first = data[: one + 100]  # the first frame whole, the next one begun
+    dec = Decoder()
+    (whole,) = dec.feed(first)
+    assert isinstance(whole.parts[1], memoryview) and whole.parts[1].obj is first
+    assert isinstance(whole.parts[0], bytes)  # small parts are copied: cheaper than a view
+    (spanned,) = dec.feed(data[one + 100 : 2 * one + 1])
+    assert spanned == frames[1] and spanned.parts[1].obj not in (first, data)
+    for _ in range(20):
+        dec, got, pos = Decoder(), [], 0
+        while pos < len(data):
+            step = rng.randrange(1, 30000)
+            got += dec.feed(data[pos : pos + step])
+            pos += step
+        assert got == frames and not dec._pending
 
 
 def test_a_frame_over_the_limit_is_refused_from_its_head_alone(monkeypatch):
@@ -307,7 +329,7 @@ def test_past_the_bound_only_output_is_lost_and_the_receiver_knows_how_much(seed
     assert kept == [s for s in sends if s in kept]  # in order, each once
     assert len(kept) + inbox.skipped == len(sends)  # every loss announced
     for channel, parts in sends:
-        if not relay_wire.droppable(channel, parts):
+        if not relay_journal.droppable(channel, parts):
             assert (channel, parts) in kept
 
 
@@ -361,7 +383,9 @@ def test_the_existing_programs_travel_as_before():
         program = protocol.BUNDLED.sub("", (REMOTE / f"{name}.py").read_text())
         assert protocol.source(name) == prelude + "\n\n" + program
     # the launcher carries the nanny and, for channels: relay, the relay's remote half
-    texts = [(REMOTE / f"{m}.py").read_text() for m in ("nanny", "relay_hub", "relay_wire")]
+    # (each bundled module after those it bundles itself)
+    bundled = ("relay_wire", "relay_journal", "relay_hub", "nanny")
+    texts = [(REMOTE / f"{m}.py").read_text() for m in bundled]
     program = (REMOTE / "launcher.py").read_text()
     expected = "\n\n".join(protocol.BUNDLED.sub("", x) for x in [prelude, *texts, program])
     assert protocol.source("launcher") == expected
@@ -399,6 +423,7 @@ def test_relay_wire_shadows_nothing_the_prelude_defines():
         if isinstance(t, (ast.Name, ast.FunctionDef, ast.ClassDef))
     }
     assert not names("relay_wire") & names("_prelude")
+    assert not names("relay_journal") & (names("_prelude") | names("relay_wire"))
 
 
 def _reference_replay(journal: Journal, after: int, max_bytes: int | None) -> list:
@@ -444,4 +469,4 @@ def test_parts_held_as_views_are_read_as_well():
     header = json.loads(parts[i + 2])
     header["pad"] = "p" * 10_000
     parts[i + 2] = memoryview(json.dumps(header).encode())
-    assert relay_wire.droppable("iopub", parts)
+    assert relay_journal.droppable("iopub", parts)
