@@ -289,7 +289,7 @@ class RelayChannels:
                     if done is not None:
                         ended.set_result(done)
                         return
-            except WireError as e:
+            except Exception as e:  # raised by follow, as a read's would have been
                 ended.set_exception(e)
                 return
             if not self.inbox.unacked or self._sent is None:

@@ -71,31 +71,17 @@ def _iov_max():
 IOV_BATCH = _iov_max()  # buffers per writev
 ZERO_COPY = 4096  # bytes: a part longer than this is relayed from zmq's own buffer
 TRIM_AFTER = 8 << 20  # journal bytes held, after which an empty journal trims the heap
-MMAP_FROM = 4 << 20  # a message this big has its own mapping (smaller ones: the heap)
 PIPE_SIZE = 1 << 20  # a session pipe's buffer (Linux's default 64 KiB costs throughput)
-
-
-def _glibc(call, *args):
-    try:
-        import ctypes
-
-        getattr(ctypes.CDLL(None), call)(*args)
-    except (OSError, AttributeError):
-        pass  # not glibc: its allocator returns memory its own way
-
-
-def keep_heap():
-    """Freed memory stays in the heap (glibc) instead of going back to the system at every
-    message: in a burst the journal frees what was acknowledged while zmq allocates what
-    comes, and pages returned and taken again fault in anew each time (a fifth of the hub's
-    time, measured).  ``trim_heap`` returns it all once a burst has gone."""
-    _glibc("mallopt", -1, 1 << 30)  # M_TRIM_THRESHOLD
-    _glibc("mallopt", -3, MMAP_FROM)  # M_MMAP_THRESHOLD (and no more moving both)
 
 
 def trim_heap():
     """glibc keeps freed memory in its heap; a burst's 100 MB would stay counted."""
-    _glibc("malloc_trim", 0)
+    try:
+        import ctypes
+
+        ctypes.CDLL(None).malloc_trim(0)
+    except (OSError, AttributeError):
+        pass  # not glibc: its allocator returns memory its own way
 
 
 def widen_pipe(fd):
@@ -158,7 +144,6 @@ class Hub:
         import zmq  # pyzmq comes with jupyter_client, which the launch has checked
 
         self.zmq = zmq
-        keep_heap()
         self.ctx = zmq.Context()
         self.endpoints = {c: f"ipc://{ip}-{p}" for c, p in zip(CHANNELS, ports)}
         self.key, self.scheme = key.encode(), signature_scheme
