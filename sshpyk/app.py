@@ -9,6 +9,7 @@ the routes, and warns of kernels an earlier server left running.
 from __future__ import annotations
 
 from . import __version__, registry, runtime
+from .login.logins import Logins
 from .server import settings
 from .server.routes import setup_route_handlers
 
@@ -16,7 +17,8 @@ from .server.routes import setup_route_handlers
 def load(server_app) -> None:
     web_app = server_app.web_app
     web_app.settings[settings.SETTINGS_KEY] = settings.SSHPykSettings(parent=server_app)
-    web_app.settings[runtime.SETTINGS_KEY] = runtime.Runtime()
+    rt = web_app.settings[runtime.SETTINGS_KEY] = runtime.Runtime()
+    rt.logins = Logins(rt.masters)  # a host that wants a login asks in Lab (sshpyk.login)
     setup_route_handlers(web_app)
     server_app.log.info("sshpyk %s server extension loaded", __version__)
     left = orphans_left()

@@ -91,14 +91,18 @@ _SSH_FAILURES = [
     (
         r"Permission denied \(|Too many authentication failures|no matching host key type",
         "auth_failed",
-        "authentication to {alias!r} failed: sshpyk needs key-based login that works without "
-        "a prompt (BatchMode); check that `ssh -o BatchMode=yes {alias} true` succeeds",
+        "authentication to {alias!r} failed without a prompt. If the host asks for a "
+        "password or a one-time code, log in once: `sshpyk login {alias}` in a terminal, or "
+        "start the kernel from JupyterLab, which shows the host's questions; every kernel on "
+        "the host then uses that login. Otherwise check the key: "
+        "`ssh -o BatchMode=yes {alias} true`",
     ),
     (
         r"Host key verification failed|REMOTE HOST IDENTIFICATION HAS CHANGED",
         "host_key",
-        "the host key of {alias!r} is unknown or has changed: connect once by hand "
-        "(`ssh {alias}`), verify the fingerprint, and try again",
+        "the host key of {alias!r} is unknown or has changed: `sshpyk login {alias}` (or a "
+        "launch from JupyterLab) shows an unknown key's fingerprint to accept; a changed key "
+        "is refused until you have checked why with the host's admins",
     ),
     (
         r"No route to host|Network is unreachable|Connection refused|Connection timed out|"

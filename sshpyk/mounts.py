@@ -34,8 +34,9 @@ from .errors import SSHPykError, remote_failure
 from .localproc import kill_process
 from .remote.protocol import EXPIRED, MOUNTED, REPLACED, python_command, read_message
 from .runtime import default_runtime
+from .sessions import start_program
 from .states import MountState
-from .transport import Master, start_program
+from .transport import Master
 
 log = logging.getLogger("sshpyk.mounts")
 

@@ -32,6 +32,10 @@ class Runtime:
         # Kernel ids a request of this server is re-attaching or shutting down right now
         # (``server/orphans.py``: one such request per kernel at a time).
         self.orphan_requests: set[str] = set()
+        # Interactive logins (``sshpyk.login.logins.Logins``): set by the server extension,
+        # whose front end shows a host's questions; None elsewhere (the CLI's own process,
+        # a bare KernelManager): a host that wants a login then fails fast with the hint.
+        self.logins: Any = None
         self._attach: dict[str, Record] = {}
 
     # ---- re-attach mailbox ---------------------------------------------------------------

@@ -44,6 +44,16 @@ class CheckStatus(_Str):
     SKIPPED = "skipped"
 
 
+class LoginState(_Str):
+    """An interactive login to a host (password, one-time code, host key): what makes the
+    host's sshpyk master when the key alone is not enough (``sshpyk/login/``)."""
+
+    CONNECTING = "connecting"  # ssh is at work; no question waits for the user
+    PROMPTING = "prompting"  # ssh asks something (``prompt``): the user answers or cancels
+    CONNECTED = "connected"  # logged in: the host's master is up, everything uses it
+    FAILED = "failed"  # ended without a login (``error`` says why: a wrong code, cancel, ...)
+
+
 def values(enum: type[Enum]) -> list[str]:
     """The enum's values in their order: what the OpenAPI document lists."""
     return [m.value for m in enum]

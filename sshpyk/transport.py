@@ -8,7 +8,7 @@ master be gone, ssh would otherwise silently open a second, unshared connection.
 
 A server's masters live in its ``Runtime.masters`` (``Master.for_target``); a host that
 limits the sessions of one connection (sshd's MaxSessions) gets more of them, and
-``start_program`` is the one place that decides when a program moves to the next.  Local
+``sessions.start_program`` is the one place that decides when a program moves to the next.  Local
 helpers live elsewhere: ``control_dir`` (where the sockets are, and their housekeeping),
 ``localfs`` (private dirs, lock files) and ``localproc`` (local processes).
 """
@@ -23,7 +23,6 @@ import re
 import shlex
 import sys
 import weakref
-from collections import deque
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -33,9 +32,11 @@ from .control_dir import control_dir, prune_control_dir, remove_if_gone
 from .errors import SSHConnectError, SSHPykError, classify_ssh_failure
 from .localfs import same_file, try_flock
 from .localproc import communicate, kill_process, run_local, spawn
-from .remote.protocol import SHELL_PID, read_message
 from .runtime import default_runtime
 from .sshconfig import parse_ssh_g
+
+# Makes a master interactively, waiting at most the given seconds (``sshpyk.login``).
+LoginHook = Callable[["Master", float], Awaitable[None]]
 
 # How long a master outlives its last session (kernel); then ssh ends it by itself.
 CONTROL_PERSIST = 60
@@ -47,16 +48,11 @@ SERVER_ALIVE_COUNT = 120
 TCP_CONNECT = Path(__file__).with_name("tcp_connect.py")
 # connections per host at most, when it limits sessions per connection (sshd MaxSessions)
 SHARDS = 8
-# what a mux client says when the host refused a session on a full connection
-SESSION_REFUSED = "open refused"
+# the failures of a connection that never asks, which an interactive login may overcome
+LOGIN_KINDS = ("auth_failed", "host_key")
 # Glossary: a *master* is one ssh ControlMaster connection to a host (see ``Master``); a
 # *shard* is one of a host's masters (0 first; more only when sshd's MaxSessions fills one);
 # a *session* is one remote command multiplexed on a master (one ssh mux client locally).
-
-
-def session_refused(stderr: str) -> bool:
-    """Whether ssh's words say the host refused a session on a full connection."""
-    return SESSION_REFUSED in stderr.lower() or "administratively prohibited" in stderr.lower()
 
 
 @dataclass(frozen=True)
@@ -181,19 +177,38 @@ class Master:
         self.identity = (int(found.group(1)) if found else 0, inode) if alive else None
         return alive
 
-    async def ensure(self, timeout: float) -> None:
+    async def ensure(self, timeout: float, login: LoginHook | None = None) -> None:
         """Make sure the master is up: reuse it when alive, else connect (one handshake).
 
         Every sshpyk process of the user shares the socket, so starting one is done under
         an flock of ``<control_path>.lock``: of processes (or event loops) starting at once,
         one connects and the others use its master, instead of each starting an ssh that
-        finds the socket taken and runs on, unshared and never ended."""
+        finds the socket taken and runs on, unshared and never ended.
+
+        The connection never asks anything (BatchMode).  A host that wants more than the key
+        (a password, a one-time code, a new host key) fails it at once; ``login`` (the
+        server's, for a launch from Lab) then makes the master interactively and waits."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout
+        try:
+            await self._connect(deadline, None)
+        except SSHConnectError as e:
+            if login is None or e.kind not in LOGIN_KINDS:
+                raise
+            await login(self, max(1.0, deadline - loop.time()))
+
+    async def login(self, timeout: float, env: dict[str, str] | None = None) -> None:
+        """Make the master interactively (``BatchMode=no``): ssh asks its questions through
+        the askpass ``env`` names (``sshpyk.login.bridge``), or on the terminal (no ``env``:
+        ``sshpyk login``).  Nothing to do when a master is up already."""
+        await self._connect(asyncio.get_running_loop().time() + timeout, env or {})
+
+    async def _connect(self, deadline: float, login_env: dict[str, str] | None) -> None:
         loop = asyncio.get_running_loop()
         lock = self._locks.setdefault(loop, asyncio.Lock())
         async with lock:
             if await self.is_alive():
                 return
-            deadline = loop.time() + timeout
             fd = await self._flock(deadline)
             try:
                 if await self.is_alive():  # another process made it meanwhile
@@ -202,7 +217,7 @@ class Master:
                 # files only, a few syscalls)
                 with contextlib.suppress(OSError, SSHPykError):
                     prune_control_dir(keep=self.control_path)
-                await self._start(max(1.0, deadline - loop.time()))
+                await self._start(max(1.0, deadline - loop.time()), login_env)
                 await self.is_alive()
             finally:
                 os.close(fd)  # releases the flock
@@ -243,7 +258,7 @@ class Master:
         )
         return ["-o", f"ProxyCommand={cmd}", "-o", "ProxyUseFdpass=yes"]
 
-    async def _start(self, timeout: float) -> None:
+    async def _start(self, timeout: float, login_env: dict[str, str] | None = None) -> None:
         with contextlib.suppress(FileNotFoundError):
             self.control_path.unlink()  # a stale socket of a dead master
         direct = await self._direct_transport()
@@ -259,7 +274,7 @@ class Master:
             "-o",
             f"ControlPersist={CONTROL_PERSIST}",
             "-o",
-            "BatchMode=yes",
+            f"BatchMode={'no' if login_env is not None else 'yes'}",
             "-o",
             f"ServerAliveInterval={SERVER_ALIVE_INTERVAL}",
             "-o",
@@ -272,23 +287,29 @@ class Master:
             "--",
             self.target.alias,
         ]
+        kw: dict[str, Any] = {"stdin": asyncio.subprocess.DEVNULL}
+        if login_env:  # asked through askpass: no terminal, so ssh never reads one
+            kw = {**kw, "env": {**os.environ, **login_env}, "start_new_session": True}
+        elif login_env is not None:  # `sshpyk login`: ssh asks on the user's terminal
+            kw = {}
         try:
             # -f: ssh forks into the background once authenticated, so exit 0 = ready.
             # Its stderr goes to a file: the daemon keeps it open, a pipe would never EOF.
-            proc = await self._spawn(
-                argv, stdin=asyncio.subprocess.DEVNULL, stdout=asyncio.subprocess.DEVNULL, stderr=fd
-            )
+            proc = await self._spawn(argv, stdout=asyncio.subprocess.DEVNULL, stderr=fd, **kw)
         finally:
             os.close(fd)
         try:
             await asyncio.wait_for(proc.wait(), timeout)
         except asyncio.TimeoutError:
             await kill_process(proc)
+            why = "its questions went unanswered" if login_env is not None else "not answering"
             raise SSHConnectError(
-                f"connecting to {self.target.alias!r} timed out after {timeout:g}s "
-                "(host unreachable or not answering)",
+                f"connecting to {self.target.alias!r} timed out after {timeout:g}s ({why})",
                 kind="unreachable",
             ) from None
+        except asyncio.CancelledError:
+            await kill_process(proc)  # a login given up: its ssh asks nothing more
+            raise
         if proc.returncode != 0:
             raise classify_ssh_failure(log.read_text(errors="replace"), self.target.alias)
         self.generation += 1
@@ -351,116 +372,6 @@ class Master:
 
     async def cancel(self, specs: list[str]) -> None:
         await self._control("cancel", specs)
-
-
-# ---- the session-shard policy ---------------------------------------------------------------
-
-
-@dataclass
-class ProgramStart:
-    """How a remote program's start went (see ``start_program``)."""
-
-    master: Master  # where the session is: the given master, or one of its next shards
-    session: Any  # the ssh mux client (asyncio Process); already ended when reply is None
-    reply: dict | None  # the program's first message other than shell_pid; None: no answer
-    stderr: str  # what ssh said (read when there was no reply; "" otherwise)
-    shell_pid: int | None  # the program's remote pid, to kill it should it hang
-
-
-async def start_program(
-    master: Master,
-    command: str,
-    stdin: bytes | None,
-    *,
-    move: bool,
-    timeout: float,
-    on_message: Callable[[dict], None] | None = None,
-    open_session: Callable[[Master], Awaitable[Any]] | None = None,
-    spare: Any = None,
-) -> ProgramStart:
-    """Start a remote program in a session of ``master`` and read its first answer.
-
-    The ONE session-shard policy (sshd's MaxSessions, 10 by default, limits the sessions of
-    one connection): when the host refuses the session and ``move`` is true, the program is
-    started on the host's next connection (``Master.next_shard``, made with ``ensure``
-    within ``timeout``), up to ``SHARDS``.  A kernel being restarted passes ``move=False``:
-    it stays on the connection that holds its forwards.
-
-    ``stdin`` (the program and its parameters, see ``protocol.program_stdin``) is written to
-    the session.  ``open_session(master)`` replaces ``master.open_session(command)`` for a
-    session whose stdio is a data stream (a mount): its program reports on stderr (see
-    ``protocol.python_command``), and ssh's own words are the other lines there.
-    ``on_message`` sees every message as it arrives (``shell_pid`` ones included).
-    ``spare``: a session of ``master`` opened ahead (a launcher kept warm for a restart):
-    used first, with ``stdin`` written to it as it is.
-
-    A session without an answer is ended here (``abandon_session``; with ``open_session``,
-    killed); so is the session of a start that fails or is cancelled.  Otherwise the caller
-    owns ``ProgramStart.session``; ``ProgramStart.master`` tells whether it moved."""
-
-    async def end(master: Master, session, shell_pid: int | None) -> None:
-        if open_session is None:
-            await abandon_session(master, session, shell_pid)
-        else:  # a data stream: its program ends with the stream, no pid to kill
-            await kill_process(session, grace=1.0)
-
-    while True:
-        if spare is not None:
-            session, spare = spare, None
-        elif open_session is None:
-            session = await master.open_session(command)
-        else:
-            session = await open_session(master)
-        shell_pid: int | None = None
-        noise: deque[str] = deque(maxlen=21)  # ssh's last words, when it reports on stderr
-        try:
-            if stdin is not None:
-                try:
-                    session.stdin.write(stdin)
-                    await session.stdin.drain()
-                except (ConnectionError, BrokenPipeError):
-                    pass  # the session ended at once (refused: MaxSessions); stderr says why
-            reports = session.stdout if session.stdout is not None else session.stderr
-            while True:
-                reply = await read_message(reports, on_noise=noise.append)
-                if reply is not None and on_message is not None:
-                    on_message(reply)
-                if reply is None or SHELL_PID not in reply:
-                    break
-                shell_pid = int(reply[SHELL_PID])
-            if reply is not None:
-                return ProgramStart(master, session, reply, "", shell_pid)
-            if reports is session.stderr:
-                err = "\n".join(noise)
-            else:
-                err = (await session.stderr.read()).decode(errors="replace")
-        except BaseException:
-            await end(master, session, shell_pid)
-            raise
-        await end(master, session, shell_pid)
-        # The host allows no more sessions on this connection: the program goes to the
-        # host's next one.
-        nxt = master.next_shard() if move and session_refused(err) else None
-        if nxt is None:
-            return ProgramStart(master, session, None, err, shell_pid)
-        master = nxt
-        await master.ensure(timeout=timeout)
-
-
-async def abandon_session(master: Master, session, shell_pid: int | None = None) -> None:
-    """End a session whose program never got its "ack": closing its stdin tells a launcher
-    to kill its kernel and exit; one that does not within a second is killed by its pid."""
-    if session.stdin:
-        session.stdin.close()
-    try:
-        await asyncio.wait_for(session.wait(), 1.0)
-        return
-    except asyncio.TimeoutError:
-        pass
-    if shell_pid:
-        with contextlib.suppress(SSHPykError, asyncio.TimeoutError, OSError):
-            await master.run(f"kill -9 {int(shell_pid)}", timeout=5)
-    await kill_process(session)
 
 
 async def channel_answers(port: int, timeout: float = 5.0) -> bool | None:

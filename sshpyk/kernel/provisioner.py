@@ -66,6 +66,8 @@ class SSHKernelProvisioner(KernelProvisionerBase):
             self.log,
             on_connected=self._connected,
             backend=backend_for(self.cfg),
+            # inside a Jupyter server (Lab): a host that wants a login asks there
+            login=self.runtime.logins.wait if self.runtime.logins is not None else None,
         )
         # Set by cleanup(restart=True), which jupyter_client calls right before it launches
         # the same kernel again: the next launch is a restart (said, not guessed).

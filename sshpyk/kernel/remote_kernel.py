@@ -31,8 +31,9 @@ from ..model import SSHKernelConfig
 from ..mounts import Mounts
 from ..registry import Record
 from ..remote import protocol
+from ..sessions import abandon_session, session_refused, start_program
 from ..states import TunnelState as S
-from ..transport import Master, abandon_session, kill_process, session_refused, start_program
+from ..transport import LoginHook, Master, kill_process
 from .backend import Direct, LaunchBackend
 from .channels import ChannelPath
 from .warm import WarmLauncher
@@ -54,6 +55,7 @@ class RemoteKernel:
         *,
         on_connected: Callable[[], None],
         backend: LaunchBackend | None = None,
+        login: LoginHook | None = None,
     ):
         self.cfg = cfg
         self.kernel_id = kernel_id
@@ -62,6 +64,7 @@ class RemoteKernel:
         self.mounts = mounts
         self.log = log
         self.backend = backend or Direct()
+        self.login = login  # a launch's (and re-attach's) way in when the host wants a login
         self.watchdog = Watchdog(cfg.ssh_host_alias, cfg.lost_timeout, log)
         self._on_connected = on_connected  # the adapter records the kernel (registry)
         self.remote: dict[str, Any] | None = None  # what the launcher reported
@@ -147,7 +150,7 @@ class RemoteKernel:
         t0 = time.monotonic()
         timeout = float(self.cfg.launch_timeout)
         self._step("connecting")
-        await self.master.ensure(timeout=timeout)
+        await self.master.ensure(timeout=timeout, login=self.login)
         await self.backend.prepare(self.master, self._step, timeout)
         if self.mounts.items and not self.mounts.up:
             # before the kernel, so it may use its directories at once; kept across restarts
@@ -253,7 +256,7 @@ class RemoteKernel:
         """Take up a kernel a previous Jupyter server started (see ``Runtime.expect_attach``)."""
         timeout = float(self.cfg.launch_timeout)
         self._step("connecting")
-        await self.master.ensure(timeout=timeout)
+        await self.master.ensure(timeout=timeout, login=self.login)
         self._step("re-attaching")
         self._exited = asyncio.Event()
         self._exit_code = None

@@ -13,7 +13,8 @@ import asyncio
 
 from ..errors import SSHPykError
 from ..remote import protocol
-from ..transport import Master, abandon_session, kill_process
+from ..sessions import abandon_session
+from ..transport import Master, kill_process
 
 
 class WarmLauncher:

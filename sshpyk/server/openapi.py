@@ -15,7 +15,7 @@ from jupyter_server.auth.decorator import authorized
 
 from .. import __version__
 from ..model import schema
-from ..states import CheckStatus, MountState, TunnelState, values
+from ..states import CheckStatus, LoginState, MountState, TunnelState, values
 from .base import SSHPykHandler
 
 # ---- small builders for the shapes the document repeats ---------------------------------
@@ -115,6 +115,22 @@ def _schemas() -> dict[str, Any]:
         "CheckStatus": _enum(CheckStatus),
         "TunnelState": _enum(TunnelState),
         "MountState": _enum(MountState),
+        "LoginState": _enum(LoginState),
+        "Prompt": _obj(
+            ["id", "text", "echo"],
+            id=STR,
+            text={**STR, "description": "ssh's question, verbatim"},
+            echo={**BOOL, "description": "the answer may show as typed (false: mask it)"},
+        ),
+        "Login": _obj(
+            ["id", "alias", "state"],
+            id=STR,
+            alias=STR,
+            ssh_config=OPT_STR,
+            state=_ref("LoginState"),
+            prompt={"anyOf": [_ref("Prompt"), {"type": "null"}]},
+            error=OPT_STR,
+        ),
         "Check": _obj(
             ["id", "title", "status"],
             id=STR,
@@ -169,6 +185,7 @@ def _schemas() -> dict[str, Any]:
 
 NAME = _in_path("name")
 KERNEL_ID = _in_path("kernel_id", pattern="^[0-9a-f-]{1,64}$")
+LOGIN_ID = _in_path("login_id", pattern="^[0-9a-f]{16}$")
 STREAM = {
     "name": "stream",
     "in": "query",
@@ -347,6 +364,59 @@ def _paths() -> dict[str, Any]:
                 "status",
                 {"200": _ok("status", _obj(kernels=_array(_ref("KernelStatus"))))},
                 "running SSH kernels and their tunnels",
+            ),
+        },
+        "/sshpyk/logins": {
+            "get": _op(
+                "logins",
+                {"200": _ok("current and recent logins", _obj(logins=_array(_ref("Login"))))},
+                "interactive logins to hosts (password, one-time code, host key)",
+            ),
+            "post": _op(
+                "startLogin",
+                {
+                    "202": _ok(
+                        "the login (the one in progress for that host, if any)", _ref("Login")
+                    ),
+                    "422": _err("a field is invalid"),
+                },
+                "log in to a host: its questions then appear in the login's prompt",
+                **_request(
+                    {
+                        **_obj(
+                            ["alias"],
+                            alias=_field("ssh_host_alias"),
+                            ssh_config=_field("ssh_config"),
+                        ),
+                        "additionalProperties": False,
+                    }
+                ),
+            ),
+        },
+        "/sshpyk/logins/{login_id}/answer": {
+            "parameters": [LOGIN_ID],
+            "post": _op(
+                "answerLogin",
+                {
+                    "204": _ok("passed to ssh"),
+                    "404": _err("no such login or question"),
+                    "422": _err("a field is invalid"),
+                },
+                "answer the question a login waits on",
+                **_request(
+                    {
+                        **_obj(["prompt_id", "answer"], prompt_id=STR, answer=STR),
+                        "additionalProperties": False,
+                    }
+                ),
+            ),
+        },
+        "/sshpyk/logins/{login_id}/cancel": {
+            "parameters": [LOGIN_ID],
+            "post": _op(
+                "cancelLogin",
+                {"204": _ok("given up"), "404": _err("no such login")},
+                "give a login up (its question is refused and ssh ended)",
             ),
         },
         "/sshpyk/version": {

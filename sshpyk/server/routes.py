@@ -15,6 +15,7 @@ from jupyter_server.utils import url_path_join
 
 from .. import __version__
 from .hosts import HostKernelspecsHandler, HostsHandler
+from .logins import LoginAnswerHandler, LoginCancelHandler, LoginsHandler
 from .openapi import OpenAPIHandler
 from .orphans import AttachHandler, OrphanHandler, OrphansHandler
 from .specs import CheckHandler, SpecHandler, SpecsHandler
@@ -50,6 +51,9 @@ CURRENT: list[tuple[str, type[APIHandler]]] = [
     ("orphans", OrphansHandler),
     (f"orphans/{_arg('kernel_id')}", OrphanHandler),
     (f"orphans/{_arg('kernel_id')}/attach", AttachHandler),
+    ("logins", LoginsHandler),
+    (f"logins/{_arg('login_id')}/answer", LoginAnswerHandler),
+    (f"logins/{_arg('login_id')}/cancel", LoginCancelHandler),
     ("version", VersionHandler),
     ("openapi.json", OpenAPIHandler),
 ]

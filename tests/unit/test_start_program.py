@@ -1,4 +1,4 @@
-"""The one session-shard policy (``transport.start_program``) against a fake host whose
+"""The one session-shard policy (``sessions.start_program``) against a fake host whose
 connections refuse sessions once full, as sshd's MaxSessions does."""
 
 from __future__ import annotations
@@ -7,7 +7,8 @@ import asyncio
 import json
 
 from sshpyk.remote.protocol import MARK
-from sshpyk.transport import SHARDS, Target, start_program
+from sshpyk.sessions import start_program
+from sshpyk.transport import SHARDS, Target
 
 REFUSED = b"mux_client_request_session: session request failed: Session open refused by peer\n"
 

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from sshpyk import transport
+from sshpyk import sessions, transport
 from sshpyk.control_dir import MAX_CONTROL_DIR, control_dir
 from sshpyk.model import SSHKernelConfig
 from sshpyk.runtime import default_runtime
@@ -208,8 +208,8 @@ def test_the_default_pool_is_the_default_runtimes(cdir):
 
 
 def test_session_refusals_are_recognised():
-    assert transport.session_refused("channel 3: open failed: administratively prohibited")
-    assert transport.session_refused(
+    assert sessions.session_refused("channel 3: open failed: administratively prohibited")
+    assert sessions.session_refused(
         "mux_client_request_session: session request failed: open refused"
     )
-    assert not transport.session_refused("Connection closed by UNKNOWN port 65535")
+    assert not sessions.session_refused("Connection closed by UNKNOWN port 65535")

@@ -1,0 +1,137 @@
+"""Remote programs on a host's sessions: ``start_program`` is the one place that decides
+when a program moves to the host's next connection (sshd's MaxSessions filled one), and
+``abandon_session`` ends a session whose program never got its "ack".  The connections
+themselves are ``transport.Master``'s.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections import deque
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import Any
+
+from .errors import SSHPykError
+from .localproc import kill_process
+from .remote.protocol import SHELL_PID, read_message
+from .transport import Master
+
+# what a mux client says when the host refused a session on a full connection
+SESSION_REFUSED = "open refused"
+
+
+def session_refused(stderr: str) -> bool:
+    """Whether ssh's words say the host refused a session on a full connection."""
+    return SESSION_REFUSED in stderr.lower() or "administratively prohibited" in stderr.lower()
+
+
+# ---- the session-shard policy ---------------------------------------------------------------
+
+
+@dataclass
+class ProgramStart:
+    """How a remote program's start went (see ``start_program``)."""
+
+    master: Master  # where the session is: the given master, or one of its next shards
+    session: Any  # the ssh mux client (asyncio Process); already ended when reply is None
+    reply: dict | None  # the program's first message other than shell_pid; None: no answer
+    stderr: str  # what ssh said (read when there was no reply; "" otherwise)
+    shell_pid: int | None  # the program's remote pid, to kill it should it hang
+
+
+async def start_program(
+    master: Master,
+    command: str,
+    stdin: bytes | None,
+    *,
+    move: bool,
+    timeout: float,
+    on_message: Callable[[dict], None] | None = None,
+    open_session: Callable[[Master], Awaitable[Any]] | None = None,
+    spare: Any = None,
+) -> ProgramStart:
+    """Start a remote program in a session of ``master`` and read its first answer.
+
+    The ONE session-shard policy (sshd's MaxSessions, 10 by default, limits the sessions of
+    one connection): when the host refuses the session and ``move`` is true, the program is
+    started on the host's next connection (``Master.next_shard``, made with ``ensure``
+    within ``timeout``), up to ``SHARDS``.  A kernel being restarted passes ``move=False``:
+    it stays on the connection that holds its forwards.
+
+    ``stdin`` (the program and its parameters, see ``protocol.program_stdin``) is written to
+    the session.  ``open_session(master)`` replaces ``master.open_session(command)`` for a
+    session whose stdio is a data stream (a mount): its program reports on stderr (see
+    ``protocol.python_command``), and ssh's own words are the other lines there.
+    ``on_message`` sees every message as it arrives (``shell_pid`` ones included).
+    ``spare``: a session of ``master`` opened ahead (a launcher kept warm for a restart):
+    used first, with ``stdin`` written to it as it is.
+
+    A session without an answer is ended here (``abandon_session``; with ``open_session``,
+    killed); so is the session of a start that fails or is cancelled.  Otherwise the caller
+    owns ``ProgramStart.session``; ``ProgramStart.master`` tells whether it moved."""
+
+    async def end(master: Master, session, shell_pid: int | None) -> None:
+        if open_session is None:
+            await abandon_session(master, session, shell_pid)
+        else:  # a data stream: its program ends with the stream, no pid to kill
+            await kill_process(session, grace=1.0)
+
+    while True:
+        if spare is not None:
+            session, spare = spare, None
+        elif open_session is None:
+            session = await master.open_session(command)
+        else:
+            session = await open_session(master)
+        shell_pid: int | None = None
+        noise: deque[str] = deque(maxlen=21)  # ssh's last words, when it reports on stderr
+        try:
+            if stdin is not None:
+                try:
+                    session.stdin.write(stdin)
+                    await session.stdin.drain()
+                except (ConnectionError, BrokenPipeError):
+                    pass  # the session ended at once (refused: MaxSessions); stderr says why
+            reports = session.stdout if session.stdout is not None else session.stderr
+            while True:
+                reply = await read_message(reports, on_noise=noise.append)
+                if reply is not None and on_message is not None:
+                    on_message(reply)
+                if reply is None or SHELL_PID not in reply:
+                    break
+                shell_pid = int(reply[SHELL_PID])
+            if reply is not None:
+                return ProgramStart(master, session, reply, "", shell_pid)
+            if reports is session.stderr:
+                err = "\n".join(noise)
+            else:
+                err = (await session.stderr.read()).decode(errors="replace")
+        except BaseException:
+            await end(master, session, shell_pid)
+            raise
+        await end(master, session, shell_pid)
+        # The host allows no more sessions on this connection: the program goes to the
+        # host's next one.
+        nxt = master.next_shard() if move and session_refused(err) else None
+        if nxt is None:
+            return ProgramStart(master, session, None, err, shell_pid)
+        master = nxt
+        await master.ensure(timeout=timeout)
+
+
+async def abandon_session(master: Master, session, shell_pid: int | None = None) -> None:
+    """End a session whose program never got its "ack": closing its stdin tells a launcher
+    to kill its kernel and exit; one that does not within a second is killed by its pid."""
+    if session.stdin:
+        session.stdin.close()
+    try:
+        await asyncio.wait_for(session.wait(), 1.0)
+        return
+    except asyncio.TimeoutError:
+        pass
+    if shell_pid:
+        with contextlib.suppress(SSHPykError, asyncio.TimeoutError, OSError):
+            await master.run(f"kill -9 {int(shell_pid)}", timeout=5)
+    await kill_process(session)
