@@ -5,8 +5,8 @@ case nothing was run and nothing was written (the mapping: ``exitcodes``).
 
 The package: ``parser`` (the command line, options derived from the kernelspec schema),
 ``specs`` (list/add/edit/delete/check), ``checking`` (many hosts checked at once),
-``running`` (ps/reap), ``demo`` (the demo command), ``render`` (what is printed),
-``exitcodes`` (exceptions to exit statuses, in one place).
+``running`` (ps/reap), ``login`` (login/logout), ``demo`` (the demo command), ``render``
+(what is printed), ``exitcodes`` (exceptions to exit statuses, in one place).
 """
 
 from __future__ import annotations
@@ -17,6 +17,7 @@ from collections.abc import Callable
 
 from .demo import cmd_demo
 from .exitcodes import EXIT_FAILED, EXIT_OK, EXIT_USAGE, UsageError, exit_code, message
+from .login import cmd_login, cmd_logout
 from .parser import OPTIONS, build_parser
 from .running import cmd_ps, cmd_reap
 from .specs import cmd_add, cmd_check, cmd_delete, cmd_edit, cmd_list
@@ -34,6 +35,8 @@ COMMANDS: dict[str, Callable[..., int]] = {
     "check": cmd_check,
     "ps": cmd_ps,
     "reap": cmd_reap,
+    "login": cmd_login,
+    "logout": cmd_logout,
     "demo": cmd_demo,
 }
 

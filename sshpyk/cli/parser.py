@@ -145,6 +145,15 @@ def build_parser() -> Parser:
         "--all", action="store_true", help="end every sshpyk kernel there, even ones in use"
     )
 
+    for name, what in (
+        ("login", "log in to a host that asks for a password, a code or a host key, once"),
+        ("logout", "end the login (the master) to a host; its kernels keep running"),
+    ):
+        p = sub.add_parser(name, help=what)
+        p.add_argument("host_alias", metavar="HOST_ALIAS")
+        p.add_argument("--ssh-config", dest="ssh_config")
+        p.add_argument("--ssh")
+
     p = sub.add_parser("demo", help="a private loopback sshd and an SSH kernel to try sshpyk")
     p.add_argument("--stop", action="store_true", help="remove the demo sandbox and its kernel")
     return parser
