@@ -100,6 +100,8 @@ def test_every_subcommand_has_a_runner_and_parses():
         "ps": ["ps", "--json"],
         "reap": ["reap", "remote", "--all", "--remote-python-prefix", "/opt/env"],
         "demo": ["demo", "--stop"],
+        "login": ["login", "otp", "--ssh-config", "/tmp/cfg"],
+        "logout": ["logout", "otp"],
     }
     assert set(argvs) == set(cli.COMMANDS)
     for command, argv in argvs.items():
