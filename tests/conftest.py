@@ -10,8 +10,8 @@ not run on the CI machine can never pass silently.
 Tiers, marked here by where a test lives (``-m unit`` and so on select them): ``tests/unit``
 (no sshd, no root, no network: seconds), ``tests/integration`` (the test hosts) and
 ``tests/resilience`` (fault injection: also ``slow``).  A test that asks for the namespace
-hosts (``netns_hosts``, ``faults``) is ``netns`` too.  Nothing here is costly until a test
-asks for it: the test hosts are built by the first test that requests them.
+hosts (``netns_hosts``, ``login_hosts``, ``faults``) is ``netns`` too.  Nothing here is costly
+until a test asks for it: the test hosts are built by the first test that requests them.
 """
 
 from __future__ import annotations
@@ -53,6 +53,15 @@ def netns_hosts(test_hosts: TestHosts) -> TestHosts:
     return test_hosts
 
 
+@pytest.fixture(scope="session")
+def login_hosts(netns_hosts: TestHosts) -> TestHosts:
+    """The namespace hosts with the login hosts ``otp`` (key + one-time code:
+    ``login_hosts.otp_code()``) and ``password`` (``login_hosts.password``)."""
+    if not netns_hosts.has_login_hosts:
+        pytest.fail("the netns test hosts came up without the login hosts (otp, password)")
+    return netns_hosts
+
+
 @pytest.fixture
 def faults(netns_hosts: TestHosts):
     f = Faults(netns_hosts)
@@ -73,7 +82,7 @@ def jp_server_config(jp_server_config):
 
 TESTS = Path(__file__).resolve().parent
 TIERS = {"unit": ("unit",), "integration": ("integration",), "resilience": ("resilience", "slow")}
-NETNS_FIXTURES = {"netns_hosts", "faults"}
+NETNS_FIXTURES = {"netns_hosts", "login_hosts", "faults"}
 
 
 def tier_of(path: Path) -> str:

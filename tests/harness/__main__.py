@@ -4,6 +4,10 @@
 namespaces or sshd processes behind for the next one.  ``--prefix``/``--index`` give an
 independent instance (own namespaces, subnet and state dir), e.g. for UI work while the
 test suite runs: ``python -m harness up --prefix spkui --index 2``.
+
+``otp`` prints a one-time code the ``otp`` host accepts for 5 s more, ``password`` the test
+user's password on the ``password`` host (netns mode: ``--prefix``/``--index`` pick the
+instance, default spk 0), for logging in by hand or from the Galata tests.
 """
 
 import argparse
@@ -11,7 +15,7 @@ import re
 import sys
 from pathlib import Path
 
-from .topology import HarnessError, TestHosts, down, up
+from .topology import HarnessError, TestHosts, down, state_dir, up
 
 
 def _states(prefix: str | None) -> list[Path]:
@@ -25,7 +29,7 @@ def _states(prefix: str | None) -> list[Path]:
 
 def main() -> int:
     ap = argparse.ArgumentParser(prog="python -m harness")
-    ap.add_argument("action", choices=["up", "down", "status"])
+    ap.add_argument("action", choices=["up", "down", "status", "otp", "password"])
     ap.add_argument("--mode", choices=["netns", "loopback"])
     ap.add_argument("--prefix", help="instance name prefix (default: spk / spklo)")
     ap.add_argument("--index", type=int, default=0, help="instance number: its own subnet")
@@ -37,8 +41,18 @@ def main() -> int:
             print(f"harness: {e}", file=sys.stderr)
             return 1
         aliases = "remote|bastion|internal|noforward"
+        if th.has_login_hosts:
+            aliases += "|otp|password (-o BatchMode=no: python -m harness otp|password)"
         print(f"test hosts up ({th.mode}): ssh -F {th.ssh_config} {aliases}")
         print(f"remote python prefix: {th.remote_python_prefix}")
+        return 0
+    if args.action in ("otp", "password"):
+        try:
+            th = TestHosts.load(state_dir(f"{args.prefix or 'spk'}{args.index}"))
+            print(th.otp_code() if args.action == "otp" else th.password)
+        except (OSError, HarnessError) as e:
+            print(f"harness: {e}", file=sys.stderr)
+            return 1
         return 0
     states = _states(args.prefix)
     if args.action == "status":

@@ -1,5 +1,7 @@
 """Real OpenSSH test hosts: ``remote``, ``bastion`` and ``internal`` (only via the bastion),
 and ``noforward``: the remote's sshd on a second port where port forwarding is forbidden.
+In netns mode also the login hosts ``otp`` (key and a TOTP code) and ``password``: more
+sshds on the remote, see ``logins.py``.
 
 Two ways to build them, same interface (:class:`TestHosts`):
 
@@ -28,13 +30,15 @@ import os
 import pwd
 import shlex
 import shutil
-import signal
 import socket
 import subprocess
 import sys
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
+
+from . import logins
+from .proc import HarnessError, is_root, kill_pids, pid_alive, run
 
 SAFETY_ROUTE = "10.200.0.0/16"
 TEST_USER = "sshpyktest"
@@ -47,49 +51,6 @@ HOST_NAMES = ("remote", "bastion", "internal")
 # where it forbids all forwarding (DisableForwarding yes), as hardened login nodes do; the
 # client config reaches it as the alias "noforward".
 NOFORWARD_PORT = 2222
-
-
-class HarnessError(RuntimeError):
-    """The test hosts could not be built or checked; the message says why."""
-
-
-def run(argv: list[str], *, check: bool = True, timeout: float = 30, **kw):
-    """Run a command, raising HarnessError with its stderr when it fails."""
-    proc = subprocess.run(argv, capture_output=True, text=True, timeout=timeout, check=False, **kw)
-    if check and proc.returncode != 0:
-        raise HarnessError(f"{' '.join(argv)} -> rc {proc.returncode}: {proc.stderr.strip()}")
-    return proc
-
-
-def is_root() -> bool:
-    return os.geteuid() == 0
-
-
-def pid_alive(pid: int) -> bool:
-    """A zombie counts as dead: PID 1 here reaps orphans late and kill(0) succeeds on them."""
-    try:
-        with open(f"/proc/{pid}/status") as f:
-            for line in f:
-                if line.startswith("State:"):
-                    return "Z" not in line.split()[1]
-    except (FileNotFoundError, ProcessLookupError):
-        return False
-    return False
-
-
-def kill_pids(pids, grace: float = 2.0) -> None:
-    """TERM, wait up to ``grace`` seconds, then KILL whatever is left."""
-    pids = [p for p in {int(p) for p in pids} if p > 1 and p != os.getpid()]
-    for p in pids:
-        with contextlib.suppress(ProcessLookupError):
-            os.kill(p, signal.SIGTERM)
-    deadline = time.monotonic() + grace
-    while time.monotonic() < deadline and any(pid_alive(p) for p in pids):
-        time.sleep(0.02)
-    for p in pids:
-        if pid_alive(p):
-            with contextlib.suppress(ProcessLookupError):
-                os.kill(p, signal.SIGKILL)
 
 
 def wait_tcp(address: str, port: int, timeout: float = 5.0, netns: str | None = None) -> None:
@@ -144,6 +105,8 @@ class TestHosts:
     remote_python_prefix: str
     hosts: dict[str, Host] = field(default_factory=dict)
     pids: list[int] = field(default_factory=list)  # helper processes to end on teardown
+    # otp and password: sshds in the remote's namespace wanting a login (netns mode only)
+    login_hosts: dict[str, Host] = field(default_factory=dict)
 
     # ---- paths ---------------------------------------------------------------------------
     @property
@@ -169,6 +132,31 @@ class TestHosts:
     def ssh(self, alias: str, *command: str, timeout: float = 20, options=()):
         return run(self.ssh_argv(alias, *command, options=options), check=False, timeout=timeout)
 
+    # ---- the login hosts (netns mode only) --------------------------------------------------
+    @property
+    def has_login_hosts(self) -> bool:
+        """Whether ``otp`` and ``password`` exist (netns mode: they need root and PAM)."""
+        return bool(self.login_hosts)
+
+    @property
+    def password(self) -> str:
+        """The test user's password on the ``password`` host (random per run)."""
+        return logins.read_password(self.state)
+
+    @property
+    def otp_secret(self) -> str:
+        """The hex OATH secret of the ``otp`` host: ``oathtool --totp SECRET``."""
+        return logins.otp_secret(self.state)
+
+    def otp_code(self, min_valid: float = 5.0) -> str:
+        """A fresh one-time code the ``otp`` host accepts for ``min_valid`` seconds more
+        (waits for the next 30 s step when needed; each code is handed out once)."""
+        return logins.otp_code(self.state, min_valid)
+
+    def wrong_otp_code(self) -> str:
+        """A well-formed one-time code the ``otp`` host refuses."""
+        return logins.wrong_otp_code(self.state)
+
     def identify(self, alias: str, timeout: float = 20) -> str:
         """The name of the host an ssh to ``alias`` lands on (works in both modes)."""
         out = self.ssh(alias, 'echo "$SPK_HOST"', timeout=timeout)
@@ -187,6 +175,7 @@ class TestHosts:
         data = json.loads((state / "topology.json").read_text())
         data["state"] = Path(data["state"])
         data["hosts"] = {k: Host(**v) for k, v in data["hosts"].items()}
+        data["login_hosts"] = {k: Host(**v) for k, v in data.get("login_hosts", {}).items()}
         return cls(**data)
 
     def add_pid(self, pid: int) -> None:
@@ -211,6 +200,12 @@ class TestHosts:
             if line.split()[1].startswith(str(self.state) + "/")
         ]
         left += [f"pid {p}" for p in self.pids if pid_alive(p)]
+        left += [
+            f"pid {h.sshd_pid} (sshd of {h.name})"
+            for h in self.login_hosts.values()
+            if h.sshd_pid and pid_alive(h.sshd_pid)
+        ]
+        left += logins.leftovers(self.state)
         left += [f"pid {p} ({cmd[:60]})" for p, cmd in processes_mentioning(str(self.state))]
         if self.state.exists():
             left.append(f"dir {self.state}")
@@ -267,8 +262,11 @@ def _ensure_test_user() -> tuple[int, int]:
         run(["useradd", "-m", "-s", "/bin/bash", TEST_USER])
         pw = pwd.getpwnam(TEST_USER)
     # useradd leaves the account locked ("!"), which sshd refuses with UsePAM no; "*" means
-    # no usable password but not locked: key-only login.
-    run(["usermod", "-p", "*", TEST_USER])
+    # no usable password but not locked: key-only login.  A password another instance set
+    # for its login host "password" stays (logins.py: it is shared while that one is up).
+    shadow = logins.shadow_hash(TEST_USER) or ""
+    if shadow in ("", "*") or shadow.startswith("!"):
+        run(["usermod", "-p", "*", TEST_USER])
     return pw.pw_uid, pw.pw_gid
 
 
@@ -298,8 +296,24 @@ def _sshd_config(
     listen: list[str],
     extra: str = "",
     noforward_port: int | None = None,
+    login: str | None = None,
+    port: int | None = None,
 ) -> Path:
-    cfg = hostdir / "sshd_config"
+    """The host's sshd_config, or with ``login`` (otp|password) that of its login sshd on
+    ``port`` (same host key and environment, PAM authentication: logins.py)."""
+    suffix = f"-{login}" if login else ""
+    cfg = hostdir / f"sshd_config{suffix}"
+    auth = (
+        logins.sshd_auth(login)
+        if login
+        else (
+            "UsePAM no\n"
+            "PasswordAuthentication no\n"
+            "KbdInteractiveAuthentication no\n"
+            "PubkeyAuthentication yes\n"
+            "AuthenticationMethods publickey\n"
+        )
+    )
     listen_lines = "\n".join(f"ListenAddress {a}" for a in listen)
     noforward = (
         f"Match LocalPort {noforward_port}\n"
@@ -311,18 +325,13 @@ def _sshd_config(
         else ""
     )
     cfg.write_text(f"""\
-# sshd of test host "{host.name}", started by the sshpyk test harness (not the system service)
-Port {host.port}
+# sshd of test host "{login or host.name}", started by the sshpyk test harness (not the system sshd)
+Port {port or host.port}
 {f"Port {noforward_port}" if noforward_port else ""}
 {listen_lines}
 HostKey {hostdir}/ssh_host_ed25519_key
-PidFile {hostdir}/sshd.pid
-UsePAM no
-PasswordAuthentication no
-KbdInteractiveAuthentication no
-PubkeyAuthentication yes
-AuthenticationMethods publickey
-AllowTcpForwarding yes
+PidFile {hostdir}/sshd{suffix}.pid
+{auth}AllowTcpForwarding yes
 AllowStreamLocalForwarding yes
 StreamLocalBindUnlink yes
 GatewayPorts no
@@ -378,6 +387,8 @@ def up_netns(prefix: str = "spk", index: int = 0) -> TestHosts:
     for tool in ("ip", SSHD, "ssh", "ssh-keygen", "unshare", "iptables"):
         if not shutil.which(tool):
             raise HarnessError(f"{tool} not found: run ./dev setup (apt packages)")
+    if missing := logins.missing_tools():
+        raise HarnessError(f"{', '.join(missing)} not found: run ./dev setup (apt packages)")
     state = state_dir(f"{prefix}{index}")
     down(state)
     # SAFETY FIRST: before any namespace exists, no packet for a test address may leave.
@@ -414,7 +425,8 @@ def up_netns(prefix: str = "spk", index: int = 0) -> TestHosts:
         hk = _keygen(d / "ssh_host_ed25519_key", f"{prefix}-host-{h.name}")
         known.append(f"{h.address} {' '.join(hk)}")
         if h.name == "remote":
-            known.append(f"[{h.address}]:{NOFORWARD_PORT} {' '.join(hk)}")
+            for port in (NOFORWARD_PORT, *logins.PORTS.values()):
+                known.append(f"[{h.address}]:{port} {' '.join(hk)}")
         (d / "home" / ".ssh" / "authorized_keys").write_text(pub + "\n")
         if Path("/etc/skel").is_dir():
             shutil.copytree("/etc/skel", d / "home", dirs_exist_ok=True)
@@ -482,9 +494,11 @@ def up_netns(prefix: str = "spk", index: int = 0) -> TestHosts:
             d / "sshd.pid",
         )
         th.save()
+    _start_login_hosts(th, home)
     wait_tcp(th["bastion"].address, 22)
     wait_tcp(th["remote"].address, 22)
-    wait_tcp(th["remote"].address, NOFORWARD_PORT)
+    for port in (NOFORWARD_PORT, *logins.PORTS.values()):
+        wait_tcp(th["remote"].address, port)
     wait_tcp(th["internal"].address, 22, netns=bn)
 
     _client_config(
@@ -504,11 +518,52 @@ Host internal-direct
 Host noforward
   HostName {th["remote"].address}
   Port {NOFORWARD_PORT}
+# login hosts: BatchMode (below) makes a plain ssh fail fast; a login says -o BatchMode=no
+Host otp
+  HostName {th["remote"].address}
+  Port {logins.PORTS["otp"]}
+  User {TEST_USER}
+Host password
+  HostName {th["remote"].address}
+  Port {logins.PORTS["password"]}
+  User {TEST_USER}
 """,
     )
     th.save()
     _check(th)
     return th
+
+
+def _start_login_hosts(th: TestHosts, home: str) -> None:
+    """The sshds of ``otp`` and ``password`` in the remote's namespace, each under its own
+    PAM service (the basename of its argv[0]: a link to sshd, see logins.py)."""
+    remote = th["remote"]
+    d = th.state / "hosts" / "remote"
+    th.login_hosts = {
+        kind: Host(kind, kind, remote.address, port, netns=remote.netns, uplink=remote.uplink)
+        for kind, port in logins.PORTS.items()
+    }
+    th.save()  # before anything exists: a failed start is torn down from this record
+    logins.prepare(th.state, TEST_USER, SSHD)
+    for kind, h in th.login_hosts.items():
+        cfg = _sshd_config(
+            remote,
+            d,
+            user=TEST_USER,
+            listen=[remote.address],
+            extra=f"PermitRootLogin no\nAllowUsers {TEST_USER}\nStrictModes yes\n",
+            login=kind,
+            port=h.port,
+        )
+        script = (
+            f"hostname {remote.name} && mount --bind {d}/home {home} && "
+            f"exec {logins.sshd_link(th.state, kind)} -f {cfg} -E {d}/sshd-{kind}.log"
+        )
+        h.sshd_pid = _start_sshd(
+            ["ip", "netns", "exec", h.netns, "unshare", "--uts", "--", "/bin/sh", "-c", script],
+            d / f"sshd-{kind}.pid",
+        )
+        th.save()
 
 
 def up_loopback(prefix: str = "spklo", index: int = 0) -> TestHosts:
@@ -598,6 +653,12 @@ def _check(th: TestHosts) -> None:
         raise HarnessError(f"ssh remote landed on {name!r}")
     if th.identify("noforward") != "remote":
         raise HarnessError("ssh noforward did not land on the remote host")
+    # BatchMode: the login hosts refuse at once, after the key for otp (partial success)
+    for alias, method in (("otp", "keyboard-interactive"), ("password", "password")):
+        if alias in th.login_hosts:
+            out = th.ssh(alias, "true")
+            if out.returncode != 255 or f"Permission denied ({method})" not in out.stderr:
+                raise HarnessError(f"ssh {alias} in BatchMode: rc {out.returncode} {out.stderr}")
     py = f"{th.remote_python_prefix}/bin/python"
     probe = th.ssh("remote", shlex.join([py, "-c", "import ipykernel, jupyter_client"]))
     if probe.returncode != 0:
@@ -634,6 +695,11 @@ def down(state: Path) -> list[str]:
                     timeout=5,
                 )
     kill_pids(th.pids)
+    # by PID, when it still is ours (its argv[0] is the instance's link to sshd)
+    ours = {p for p, _ in processes_mentioning(str(state))}
+    kill_pids([h.sshd_pid for h in th.login_hosts.values() if h.sshd_pid in ours])
+    if th.mode == "netns":
+        logins.teardown(state, th.user)
     for line in reversed(Path("/proc/self/mounts").read_text().splitlines()):
         target = line.split()[1]
         if target.startswith(str(state) + "/"):
