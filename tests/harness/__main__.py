@@ -58,7 +58,9 @@ def main() -> int:
     if args.action == "status":
         for s in states:
             th = TestHosts.load(s)
-            print(f"{s}: {th.mode} {', '.join(f'{h.name}={h.address}' for h in th.hosts.values())}")
+            hosts = [f"{h.name}={h.address}" for h in th.hosts.values()]
+            hosts += [f"{h.name}={h.address}:{h.port}" for h in th.login_hosts.values()]
+            print(f"{s}: {th.mode} {', '.join(hosts)}")
         return 0
     rc = 0
     for s in states:

@@ -94,7 +94,7 @@ def prepare(state: Path, user: str, sshd: str) -> None:
     fd = os.open(usersfile(state), os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
     with os.fdopen(fd, "w") as f:
         f.write(f"HOTP/T{OTP_STEP}/{OTP_DIGITS} {user} - {secrets.token_hex(20)}\n")
-    _claim_password(state, user)
+    claim_password(state, user)
     pam = {
         "otp": (
             f"auth required pam_oath.so usersfile={usersfile(state)} "
@@ -122,7 +122,7 @@ def teardown(state: Path, user: str) -> None:
             (PAM_DIR / pam_service(state, kind)).unlink()
         with contextlib.suppress(FileNotFoundError):
             sshd_link(state, kind).unlink()
-    _release_password(state, user)
+    release_password(state, user)
 
 
 def leftovers(state: Path) -> list[str]:
@@ -162,7 +162,7 @@ def _others(state: Path) -> Iterator[Path]:
             yield p.parent
 
 
-def _claim_password(state: Path, user: str) -> str:
+def claim_password(state: Path, user: str) -> str:
     d = login_dir(state)
     with _locked(_USER_LOCK):
         current = shadow_hash(user)
@@ -183,7 +183,7 @@ def _claim_password(state: Path, user: str) -> str:
     return pw
 
 
-def _release_password(state: Path, user: str) -> None:
+def release_password(state: Path, user: str) -> None:
     d = login_dir(state)
     if not (d / "password").exists():
         return  # this instance never set or shared it (loopback mode, a failed start)

@@ -8,13 +8,14 @@ from __future__ import annotations
 
 import os
 import re
+import shutil
 import stat
 import time
 from pathlib import Path
 
 from harness import Terminal, down, up
 from harness import logins as login_setup
-from harness.topology import pid_alive
+from harness.topology import pid_alive, run
 
 OTP_PROMPT = r"\(sshpyktest@{addr}\) One-time password \(OATH\) for `sshpyktest': "
 PASSWORD_PROMPT = r"sshpyktest@{addr}'s password: "
@@ -98,8 +99,8 @@ def test_batch_mode_fails_fast_without_asking(login_hosts):
     """What the config says for every host: a plain ssh never waits for a person."""
     th = login_hosts
     for alias, method in (("otp", "keyboard-interactive"), ("password", "password")):
+        t0 = time.monotonic()
         with Terminal(["ssh", "-F", str(th.ssh_config), "--", alias, "true"]) as t:
-            t0 = time.monotonic()
             assert t.wait(timeout=10) == 255, t.output
             assert time.monotonic() - t0 < 5, t.output
             t.expect(rf"Permission denied \({method}\)")
@@ -128,7 +129,8 @@ def test_a_second_instance_shares_the_password_and_leaves_nothing(login_hosts):
     """The test user is one for every instance up at once: a second one reuses the
     password, and its teardown keeps it for the first (only the last one down resets it)."""
     th = login_hosts
-    th2 = up("netns", prefix="spklg", index=3)
+    # an index (hence subnet) of its own beside the session's instance
+    th2 = up("netns", prefix="spklg", index=32 + th.index % 32)
     try:
         assert th2.has_login_hosts and th2.password == th.password
         assert th2.otp_secret != th.otp_secret
@@ -145,3 +147,27 @@ def test_a_second_instance_shares_the_password_and_leaves_nothing(login_hosts):
         t.expect(_prompt(th, "password"))
         t.sendline(th.password)
         assert t.wait() == 0, t.output
+
+
+def test_the_password_is_shared_and_the_last_instance_down_resets_it(login_hosts):
+    """What a parallel run relies on, on a throwaway user (the real one is in use)."""
+    tag = f"spkpw{os.getpid() % 100000}"
+    run(["useradd", "-M", "-s", "/usr/sbin/nologin", tag])
+    states = [Path(f"/tmp/{tag}{c}") for c in "ab"]
+    try:
+        for st in states:
+            login_setup.login_dir(st).mkdir(mode=0o700, parents=True)
+            (st / "topology.json").write_text("{}")  # what marks a live instance
+        first = login_setup.claim_password(states[0], tag)
+        hashed = login_setup.shadow_hash(tag)
+        assert hashed.startswith("$") and first not in hashed
+        assert login_setup.claim_password(states[1], tag) == first
+        assert login_setup.shadow_hash(tag) == hashed  # set once, not again
+        login_setup.release_password(states[0], tag)
+        assert login_setup.shadow_hash(tag) == hashed  # the other one still logs in with it
+        login_setup.release_password(states[1], tag)
+        assert login_setup.shadow_hash(tag) == "*"  # no password, yet not locked ("!")
+    finally:
+        run(["userdel", tag], check=False)
+        for st in states:
+            shutil.rmtree(st, ignore_errors=True)
