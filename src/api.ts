@@ -19,8 +19,18 @@ export {
   requestLines,
   SshpykResponseError
 } from './request';
-export { CHECK_STATUSES, MOUNT_STATES, TUNNEL_STATES } from './states';
-export type { CheckStatus, MountState, TunnelState } from './states';
+export {
+  CHECK_STATUSES,
+  LOGIN_STATES,
+  MOUNT_STATES,
+  TUNNEL_STATES
+} from './states';
+export type {
+  CheckStatus,
+  LoginState,
+  MountState,
+  TunnelState
+} from './states';
 
 /**
  * Every route this client calls, below `<base_url>/sshpyk/`, spelled as the

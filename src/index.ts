@@ -8,6 +8,7 @@ import { ISettingRegistry } from '@jupyterlab/settingregistry';
 import { IStatusBar } from '@jupyterlab/statusbar';
 import { ITranslator, nullTranslator } from '@jupyterlab/translation';
 
+import { loginPlugin } from './login/plugin';
 import { SshpykModel } from './model';
 // eslint-disable-next-line jupyter/prefer-lazy-imports -- the panel must be in the shell before the layout is restored
 import { SIDEBAR_ID, SshpykSidebar } from './sidebar/panel';
@@ -22,6 +23,9 @@ export { CheckRun } from './checks';
 export type { CheckRunState } from './checks';
 export type { ServerStatus } from './version';
 export * from './api';
+export * from './login/api';
+export { ISshpykLogins } from './login/tokens';
+export { LOGIN_COMMAND } from './login/plugin';
 
 namespace CommandIDs {
   export const showKernel = 'sshpyk:show-kernel';
@@ -157,7 +161,7 @@ const plugin: JupyterFrontEndPlugin<void> = {
 };
 
 /**
- * The plugins of this package (the template's default export); the model's
- * token and types are named exports.
+ * The plugins of this package (the template's default export); the tokens
+ * and types are named exports.
  */
-export default [modelPlugin, plugin];
+export default [modelPlugin, plugin, loginPlugin];

@@ -39,3 +39,17 @@ export type MountState = (typeof MOUNT_STATES)[number];
  */
 export const CHECK_STATUSES = ['ok', 'warn', 'fail', 'skipped'] as const;
 export type CheckStatus = (typeof CHECK_STATUSES)[number];
+
+/**
+ * An interactive login to a host (password, one-time code, host key):
+ * `connecting` (ssh is at work; no question waits), `prompting` (ssh asks
+ * something: the login's `prompt`), `connected` (the host's master is up),
+ * `failed` (ended without a login; its `error` says why).
+ */
+export const LOGIN_STATES = [
+  'connecting',
+  'prompting',
+  'connected',
+  'failed'
+] as const;
+export type LoginState = (typeof LOGIN_STATES)[number];

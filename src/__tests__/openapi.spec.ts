@@ -9,7 +9,13 @@ import * as path from 'path';
 import { ServerConnection } from '@jupyterlab/services';
 
 import * as api from '../api';
-import { CHECK_STATUSES, MOUNT_STATES, TUNNEL_STATES } from '../states';
+import * as loginApi from '../login/api';
+import {
+  CHECK_STATUSES,
+  LOGIN_STATES,
+  MOUNT_STATES,
+  TUNNEL_STATES
+} from '../states';
 
 const DOCUMENT = path.join(
   __dirname,
@@ -44,7 +50,8 @@ describe('the state vocabularies', () => {
   it.each([
     ['TunnelState', TUNNEL_STATES],
     ['MountState', MOUNT_STATES],
-    ['CheckStatus', CHECK_STATUSES]
+    ['CheckStatus', CHECK_STATUSES],
+    ['LoginState', LOGIN_STATES]
   ])('%s is the enum of the OpenAPI document', (name, values) => {
     expect([...values]).toEqual(doc.components.schemas[name].enum);
   });
@@ -55,7 +62,10 @@ describe('the routes api.ts calls', () => {
     const paths = Object.keys(doc.paths).map(p =>
       p.replace(/\{[^}]+\}/g, '{}')
     );
-    for (const template of Object.values(api.ROUTES)) {
+    for (const template of [
+      ...Object.values(api.ROUTES),
+      ...Object.values(loginApi.LOGIN_ROUTES)
+    ]) {
       const spelled = `/${api.API_NAMESPACE}/${template}`.replace(
         /\{[^}]+\}/g,
         '{}'
@@ -92,6 +102,7 @@ describe('the routes api.ts calls', () => {
                 kernels: [],
                 kernelspecs: [],
                 hosts: [],
+                logins: [],
                 done: true,
                 ok: true
               })
@@ -119,13 +130,17 @@ describe('the routes api.ts calls', () => {
       listOrphans: () => api.listOrphans(settings),
       attachOrphan: () => api.attachOrphan(settings, 'o1'),
       shutDownOrphan: () => api.shutDownOrphan(settings, 'o1'),
-      getTunnelStatus: () => api.getTunnelStatus(settings)
+      getTunnelStatus: () => api.getTunnelStatus(settings),
+      listLogins: () => loginApi.listLogins(settings),
+      startLogin: () => loginApi.startLogin(settings, 'hpc', '/c'),
+      answerLogin: () => loginApi.answerLogin(settings, 'l1', 'p1', '123456'),
+      cancelLogin: () => loginApi.cancelLogin(settings, 'l1')
     };
 
     it('is called here (a new one must be added to this table)', () => {
       // the generic request functions and the route helper call no route
       const generic = ['requestAPI', 'requestLines', 'route'];
-      const exported = Object.entries(api)
+      const exported = Object.entries({ ...api, ...loginApi })
         .filter(
           ([name, value]) =>
             typeof value === 'function' &&
@@ -151,6 +166,14 @@ describe('the routes api.ts calls', () => {
         ]);
       }
     );
+  });
+
+  it('the list of GET logins is under the key the client reads', () => {
+    const reply =
+      doc.paths[`/sshpyk/${loginApi.LOGIN_ROUTES.logins}`].get.responses['200'];
+    expect(
+      Object.keys(reply.content['application/json'].schema.properties)
+    ).toContain('logins');
   });
 
   it.each(['kernelspecs', 'status', 'orphans'] as const)(
