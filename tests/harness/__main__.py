@@ -15,7 +15,8 @@ import re
 import sys
 from pathlib import Path
 
-from .topology import HarnessError, TestHosts, down, state_dir, up
+from .logins import sweep_orphans
+from .topology import HarnessError, TestHosts, down, is_root, state_dir, up
 
 
 def _states(prefix: str | None) -> list[Path]:
@@ -63,6 +64,9 @@ def main() -> int:
             print(f"{s}: {th.mode} {', '.join(hosts)}")
         return 0
     rc = 0
+    if is_root():
+        for f in sweep_orphans():
+            print(f"harness: removed {f} (its instance's state dir is gone)")
     for s in states:
         left = down(s)
         if left:

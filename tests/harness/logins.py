@@ -20,6 +20,7 @@ import contextlib
 import fcntl
 import glob
 import os
+import re
 import secrets
 import shutil
 import time
@@ -39,6 +40,8 @@ OTP_DIGITS = 6
 OTP_WINDOW = 2
 # the test user's password and the shadow hash it was set as: serializes instances
 _USER_LOCK = Path("/run/lock/sshpyk-test-user.lock")
+# the first line of each PAM service file written here: names the instance's state dir
+_PAM_MARK = r"# test host '\w+' of the sshpyk test harness \((/tmp/[^)]+)\): .*"
 
 _SSHD_AUTH = {
     "otp": (
@@ -123,6 +126,20 @@ def teardown(state: Path, user: str) -> None:
         with contextlib.suppress(FileNotFoundError):
             sshd_link(state, kind).unlink()
     release_password(state, user)
+
+
+def sweep_orphans() -> list[Path]:
+    """Remove the PAM services of instances whose state dir is gone (a reboot cleared
+    /tmp, a crash before teardown): ``python -m harness down`` runs this.  A live
+    instance always has its state dir: it records itself there before writing these."""
+    removed = []
+    for f in PAM_DIR.glob("spk-*"):
+        first = f.read_text(errors="replace").partition("\n")[0]
+        m = re.fullmatch(_PAM_MARK, first)
+        if m and not (Path(m.group(1)) / "topology.json").exists():
+            f.unlink()
+            removed.append(f)
+    return removed
 
 
 def leftovers(state: Path) -> list[str]:

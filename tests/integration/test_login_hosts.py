@@ -171,3 +171,22 @@ def test_the_password_is_shared_and_the_last_instance_down_resets_it(login_hosts
         run(["userdel", tag], check=False)
         for st in states:
             shutil.rmtree(st, ignore_errors=True)
+
+
+def test_harness_down_sweeps_the_pam_services_of_instances_gone(login_hosts):
+    """A reboot clears /tmp but not /etc/pam.d: ``python -m harness down`` removes what an
+    instance without a state dir left, and never a live instance's."""
+    gone = Path(f"/tmp/spkgone{os.getpid()}")
+    assert not gone.exists()
+    orphan = Path("/etc/pam.d") / login_setup.pam_service(gone, "otp")
+    orphan.write_text(
+        f"# test host 'otp' of the sshpyk test harness ({gone}): removed by its teardown\n"
+        "auth required pam_deny.so\n"
+    )
+    try:
+        assert orphan in login_setup.sweep_orphans()
+        assert not orphan.exists()
+        for kind in KINDS:
+            assert (Path("/etc/pam.d") / login_setup.pam_service(login_hosts.state, kind)).exists()
+    finally:
+        orphan.unlink(missing_ok=True)
