@@ -1,0 +1,172 @@
+/**
+ * Logging in from Lab to a host that wants a one-time code: the harness's
+ * `otp` host (the key AND a TOTP code, keyboard-interactive through PAM's
+ * pam_oath). The codes come from the harness (`python -m harness otp`, which
+ * computes them with oathtool).
+ */
+import { expect, IJupyterLabPageFixture, test } from '@jupyterlab/galata';
+import { execFileSync } from 'child_process';
+import * as path from 'path';
+
+import { testHosts } from './utils';
+
+const REPO = path.resolve(__dirname, '..', '..');
+const VENV_BIN = path.join(REPO, '.venv', 'bin');
+const OTP_PROMPT =
+  /^\(sshpyktest@10\.200\.\d+\.\d+\) One-time password \(OATH\) for `sshpyktest': $/;
+
+/**
+ * The harness instance whose ssh config the tests use (`/tmp/spk0/...` is
+ * prefix `spk`, index 0).
+ */
+function instance(sshConfig: string): string[] {
+  const name = path.basename(path.dirname(sshConfig));
+  const match = /^(.*?)(\d+)$/.exec(name);
+  if (!match) {
+    throw new Error(`no harness instance in ${sshConfig}`);
+  }
+  return ['--prefix', match[1], '--index', match[2]];
+}
+
+/**
+ * A one-time code the `otp` host takes now, and for 5 s more.
+ */
+function otpCode(sshConfig: string): string {
+  return execFileSync(
+    path.join(VENV_BIN, 'python'),
+    ['-m', 'harness', 'otp', ...instance(sshConfig)],
+    { cwd: path.join(REPO, 'tests'), encoding: 'utf-8' }
+  ).trim();
+}
+
+/**
+ * End the login (the host's master) the way a user does in a terminal.
+ */
+function logout(sshConfig: string): void {
+  execFileSync(
+    path.join(VENV_BIN, 'sshpyk'),
+    ['logout', '--ssh-config', sshConfig, 'otp'],
+    { encoding: 'utf-8' }
+  );
+}
+
+async function startLogin(
+  page: IJupyterLabPageFixture,
+  sshConfig: string
+): Promise<void> {
+  await page.evaluate(
+    sshConfig =>
+      (window as any).jupyterapp.commands.execute('sshpyk:login', {
+        alias: 'otp',
+        ssh_config: sshConfig
+      }),
+    sshConfig
+  );
+}
+
+/**
+ * The server's newest login to `otp`, as `GET /sshpyk/logins` lists it.
+ */
+async function lastLogin(page: IJupyterLabPageFixture): Promise<any> {
+  return page.evaluate(async () => {
+    const { serverSettings } = (window as any).jupyterapp.serviceManager;
+    const response = await fetch(`${serverSettings.baseUrl}sshpyk/logins`, {
+      credentials: 'same-origin'
+    });
+    const { logins } = await response.json();
+    return logins.filter((l: any) => l.alias === 'otp').pop() ?? null;
+  });
+}
+
+function toasts(page: IJupyterLabPageFixture, text: string) {
+  return page.locator('.jp-toastContainer').getByText(text);
+}
+
+test.describe('a login to a host that wants a one-time code', () => {
+  test.afterEach(() => {
+    logout(testHosts().sshConfig);
+  });
+
+  test('the dialog shows what ssh asks, and the code logs in', async ({
+    page
+  }) => {
+    test.setTimeout(90000);
+    const { sshConfig } = testHosts();
+    await startLogin(page, sshConfig);
+
+    const dialog = page.getByTestId('sshpyk-login-dialog');
+    await expect(dialog).toBeVisible({ timeout: 30000 });
+    await expect(dialog.locator('.jp-Dialog-header')).toHaveText(
+      'Log in to otp'
+    );
+    // verbatim: the exact text, trailing space included
+    const text = await dialog
+      .getByTestId('sshpyk-login-prompt')
+      .evaluate(node => node.textContent);
+    expect(text).toMatch(OTP_PROMPT);
+    const answer = dialog.getByTestId('sshpyk-login-answer');
+    await expect(answer).toBeFocused();
+    await expect(answer).toHaveAttribute('type', 'password');
+    await dialog.screenshot({ path: 'screenshots/sshpyk-login-dialog.png' });
+
+    await answer.fill(otpCode(sshConfig));
+    await answer.press('Enter');
+    await expect(dialog).toHaveCount(0);
+    await expect(toasts(page, 'Logged in to otp.')).toBeVisible({
+      timeout: 30000
+    });
+    expect(await lastLogin(page)).toMatchObject({
+      state: 'connected',
+      prompt: null
+    });
+  });
+
+  test('a wrong code is asked again, the right one logs in', async ({
+    page
+  }) => {
+    test.setTimeout(90000);
+    const { sshConfig } = testHosts();
+    await startLogin(page, sshConfig);
+    const dialog = page.getByTestId('sshpyk-login-dialog');
+    await expect(dialog).toBeVisible({ timeout: 30000 });
+    await expect(dialog.getByRole('alert')).toHaveCount(0);
+    // every digit changed: not the code of this or any step near it
+    const wrong = otpCode(sshConfig).replace(/\d/g, d =>
+      String((Number(d) + 5) % 10)
+    );
+    await dialog.getByTestId('sshpyk-login-answer').fill(wrong);
+    await dialog.getByRole('button', { name: 'Send' }).click();
+
+    // ssh's retry: the same question, in a new dialog that says so
+    await expect(dialog.getByRole('alert')).toContainText('not accepted', {
+      timeout: 30000
+    });
+    const text = await dialog
+      .getByTestId('sshpyk-login-prompt')
+      .evaluate(node => node.textContent);
+    expect(text).toMatch(OTP_PROMPT);
+    await dialog.getByTestId('sshpyk-login-answer').fill(otpCode(sshConfig));
+    await dialog.getByTestId('sshpyk-login-answer').press('Enter');
+    await expect(toasts(page, 'Logged in to otp.')).toBeVisible({
+      timeout: 30000
+    });
+    expect((await lastLogin(page)).state).toBe('connected');
+  });
+
+  test('Cancel gives the login up, without an error', async ({ page }) => {
+    test.setTimeout(60000);
+    const { sshConfig } = testHosts();
+    await startLogin(page, sshConfig);
+    const dialog = page.getByTestId('sshpyk-login-dialog');
+    await expect(dialog).toBeVisible({ timeout: 30000 });
+    await dialog.getByRole('button', { name: 'Cancel' }).click();
+    await expect(dialog).toHaveCount(0);
+    await expect
+      .poll(async () => (await lastLogin(page)).state, { timeout: 30000 })
+      .toBe('failed');
+    // the user gave it up: no error to read, and no dialog again
+    await page.waitForTimeout(2000);
+    await expect(toasts(page, 'Login to otp failed')).toHaveCount(0);
+    await expect(dialog).toHaveCount(0);
+  });
+});
