@@ -378,7 +378,7 @@ def _paths() -> dict[str, Any]:
                     "202": _ok(
                         "the login (the one in progress for that host, if any)", _ref("Login")
                     ),
-                    "422": _err("a field is invalid"),
+                    "400": _err("a field is invalid"),
                 },
                 "log in to a host: its questions then appear in the login's prompt",
                 **_request(
@@ -400,7 +400,7 @@ def _paths() -> dict[str, Any]:
                 {
                     "204": _ok("passed to ssh"),
                     "404": _err("no such login or question"),
-                    "422": _err("a field is invalid"),
+                    "400": _err("a field is invalid"),
                 },
                 "answer the question a login waits on",
                 **_request(

@@ -1,0 +1,259 @@
+"""Interactive logins (issue #16) against the real login test hosts: ``otp`` (the key and a
+TOTP code through PAM) and ``password``.  The CLI's login runs under a real pty; Lab's goes
+through the REST routes of a real Jupyter server, which bridge ssh's askpass.  Netns only: the
+login hosts need root (PAM)."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+from helpers import call, run_code, start, wait_state
+
+from harness import Terminal
+from sshpyk.errors import SSHConnectError
+from sshpyk.states import TunnelState
+from sshpyk.transport import Master, Target
+
+BIN = Path(sys.executable).parent
+OTP_PROMPT = b"One-time password"
+
+
+@pytest.fixture
+def logged_out(login_hosts):
+    """No master to the login hosts before and after the test (they are the user's)."""
+
+    async def end():
+        for alias in ("otp", "password"):
+            await Master.for_target(Target(alias, config=str(login_hosts.ssh_config))).exit()
+
+    asyncio.run(end())
+    yield
+    asyncio.run(end())
+
+
+def _terminal_login(th, alias: str, answers: list[str], timeout: float = 30) -> tuple[int, str]:
+    """``sshpyk login ALIAS`` on a real terminal, each question answered in turn: the exit
+    status and all it showed.  Blocking: a test with kernels runs it off the event loop
+    (their reconnects must go on meanwhile, as in a server)."""
+    argv = [str(BIN / "sshpyk"), "login", alias, "--ssh-config", str(th.ssh_config)]
+    with Terminal(argv) as term:
+        for answer in answers:
+            term.expect(r": $", timeout=timeout)
+            term.sendline(answer)
+        rc = term.wait(timeout)
+        return rc, term.output
+
+
+def test_a_launch_without_a_login_fails_fast_naming_both_ways_in(
+    login_hosts, logged_out, specs, managers, jp_asyncio_loop
+):
+    specs("ssh-otp", ssh_host_alias="otp")
+    km = managers("ssh-otp")
+    t0 = time.monotonic()
+    with pytest.raises(SSHConnectError) as err:
+        jp_asyncio_loop.run_until_complete(km.start_kernel())
+    assert time.monotonic() - t0 < 10  # BatchMode: no prompt, no hang
+    text = str(err.value)
+    assert "sshpyk login otp" in text and "JupyterLab" in text
+
+
+def test_cli_login_on_a_terminal_then_kernels_use_it_and_survive_a_relogin(
+    login_hosts, logged_out, specs, managers, jp_asyncio_loop
+):
+    th = login_hosts
+    rc, out = _terminal_login(th, "otp", [th.otp_code()])
+    assert rc == 0, out
+    assert "One-time password" in out and "logged in to otp" in out
+    assert th.otp_secret not in out  # what was typed is not echoed back
+
+    # three kernels at once: every one rides on that login, none asks anything
+    specs("ssh-otp", ssh_host_alias="otp")
+    kms = [managers("ssh-otp") for _ in range(3)]
+
+    async def three():
+        kcs = await asyncio.gather(*(start(km) for km in kms))
+        outs = await asyncio.gather(*(run_code(kc, "print(6 * 7)") for kc in kcs))
+        return kcs, outs
+
+    kcs, outs = jp_asyncio_loop.run_until_complete(three())
+    assert [o[0].strip() for o in outs] == ["42"] * 3
+
+    # the login ends (logout): the kernels live on, reconnecting; a new login brings them back
+    rc = subprocess.run(
+        [str(BIN / "sshpyk"), "logout", "otp", "--ssh-config", str(th.ssh_config)],
+        capture_output=True,
+        text=True,
+        timeout=30,
+    )
+    assert rc.returncode == 0 and "logged out of otp" in rc.stdout
+    provs = [km.provisioner for km in kms]
+    for prov in provs:
+        jp_asyncio_loop.run_until_complete(
+            wait_state(prov, 30, TunnelState.RECONNECTING, TunnelState.LOST)
+        )
+    code = th.otp_code()
+    rc2, out2 = jp_asyncio_loop.run_until_complete(
+        asyncio.to_thread(_terminal_login, th, "otp", [code])
+    )
+    assert rc2 == 0, out2
+    for prov in provs:
+        jp_asyncio_loop.run_until_complete(wait_state(prov, 60, TunnelState.CONNECTED))
+    out, _ = jp_asyncio_loop.run_until_complete(run_code(kcs[0], "print('still here')"))
+    assert out.strip() == "still here"
+    for kc in kcs:
+        kc.stop_channels()
+
+
+def test_wrong_codes_on_the_terminal_are_refused(login_hosts, logged_out):
+    th = login_hosts
+    argv = [str(BIN / "sshpyk"), "login", "otp", "--ssh-config", str(th.ssh_config)]
+    with Terminal(argv) as term:
+        term.expect(r"One-time password.*: $")
+        term.sendline(th.wrong_otp_code())
+        term.expect(r"One-time password.*: $")  # ssh asks again, as it does in a terminal
+        term.sendline(th.wrong_otp_code())
+        with contextlib.suppress(AssertionError):  # a third chance, if ssh gives one
+            term.expect(r"One-time password.*: $", timeout=5)
+            term.sendline(th.wrong_otp_code())
+        rc = term.wait(30)
+    assert rc != 0 and "authentication to 'otp' failed" in term.output
+    assert not asyncio.run(Master.for_target(Target("otp", config=str(th.ssh_config))).is_alive())
+
+
+async def _prompted(jp_fetch, login_id: str, timeout: float = 20) -> dict:
+    """The login once it waits on a question (or has ended)."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        logins = (await call(jp_fetch, "sshpyk", "logins"))["logins"]
+        login = next(x for x in logins if x["id"] == login_id)
+        if login["state"] != "connecting":
+            return login
+        await asyncio.sleep(0.1)
+    raise AssertionError(f"login {login_id} asked nothing within {timeout}s")
+
+
+async def test_lab_login_shows_the_question_verbatim_and_passes_the_answer(
+    login_hosts, logged_out, jp_fetch
+):
+    th = login_hosts
+    body = {"alias": "password", "ssh_config": str(th.ssh_config)}
+    login = await call(jp_fetch, "sshpyk", "logins", method="POST", body=body, expect=202)
+    assert login["state"] in ("connecting", "prompting") and login["alias"] == "password"
+    # one login per host: asking again gives the same one
+    again = await call(jp_fetch, "sshpyk", "logins", method="POST", body=body, expect=202)
+    assert again["id"] == login["id"]
+    login = await _prompted(jp_fetch, login["id"])
+    assert login["state"] == "prompting"
+    prompt = login["prompt"]
+    assert prompt["text"].endswith("password: ") and prompt["echo"] is False
+    await call(
+        jp_fetch,
+        "sshpyk",
+        "logins",
+        login["id"],
+        "answer",
+        method="POST",
+        body={"prompt_id": prompt["id"], "answer": th.password},
+        expect=204,
+    )
+    for _ in range(200):
+        logins = (await call(jp_fetch, "sshpyk", "logins"))["logins"]
+        done = next(x for x in logins if x["id"] == login["id"])
+        if done["state"] not in ("connecting", "prompting"):
+            break
+        await asyncio.sleep(0.1)
+    assert done["state"] == "connected", done
+    assert th.password not in str(logins)  # never echoed back
+    master = Master.for_target(Target("password", config=str(th.ssh_config)))
+    assert await master.is_alive()
+
+
+async def test_lab_login_cancelled_ends_its_ssh(login_hosts, logged_out, jp_fetch):
+    th = login_hosts
+    body = {"alias": "password", "ssh_config": str(th.ssh_config)}
+    login = await call(jp_fetch, "sshpyk", "logins", method="POST", body=body, expect=202)
+    login = await _prompted(jp_fetch, login["id"])
+    # an answer to a question no longer asked is refused; bad input too
+    await call(
+        jp_fetch,
+        "sshpyk",
+        "logins",
+        login["id"],
+        "answer",
+        method="POST",
+        body={"prompt_id": "0" * 16, "answer": "x"},
+        expect=404,
+    )
+    await call(
+        jp_fetch,
+        "sshpyk",
+        "logins",
+        login["id"],
+        "answer",
+        method="POST",
+        body={"prompt_id": login["prompt"]["id"], "answer": "two\nlines"},
+        expect=400,
+    )
+    await call(jp_fetch, "sshpyk", "logins", login["id"], "cancel", method="POST", expect=204)
+    for _ in range(100):
+        logins = (await call(jp_fetch, "sshpyk", "logins"))["logins"]
+        done = next(x for x in logins if x["id"] == login["id"])
+        if done["state"] == "failed":
+            break
+        await asyncio.sleep(0.1)
+    assert done["state"] == "failed" and "cancelled" in done["error"]
+    master = Master.for_target(Target("password", config=str(th.ssh_config)))
+    assert not await master.is_alive()
+
+
+async def test_kernels_launched_from_lab_at_once_ask_once(login_hosts, logged_out, specs, jp_fetch):
+    """Three kernels started at once on the otp host from Lab: one login, one question."""
+    th = login_hosts
+    specs("ssh-otp", ssh_host_alias="otp", launch_timeout=60)
+
+    async def launch():
+        # a fresh code may take up to a step (30 s) to come: more than jp_fetch's default
+        r = await jp_fetch(
+            "api", "kernels", method="POST", body='{"name": "ssh-otp"}', request_timeout=120
+        )
+        assert r.code == 201
+        return json.loads(r.body)
+
+    launches = [asyncio.ensure_future(launch()) for _ in range(3)]
+    asked = []
+    deadline = time.monotonic() + 90
+    while time.monotonic() < deadline and not all(t.done() for t in launches):
+        logins = (await call(jp_fetch, "sshpyk", "logins"))["logins"]
+        for login in logins:
+            prompt = login["prompt"]
+            if prompt and prompt["id"] not in asked:
+                asked.append(prompt["id"])
+                code = await asyncio.to_thread(th.otp_code)
+                await call(
+                    jp_fetch,
+                    "sshpyk",
+                    "logins",
+                    login["id"],
+                    "answer",
+                    method="POST",
+                    body={
+                        "prompt_id": prompt["id"],
+                        "answer": code,
+                    },
+                    expect=204,
+                )
+        await asyncio.sleep(0.1)
+    kernels = await asyncio.gather(*launches)
+    assert len(asked) == 1, asked
+    assert len({k["id"] for k in kernels}) == 3
+    logins = (await call(jp_fetch, "sshpyk", "logins"))["logins"]
+    assert [x["state"] for x in logins] == ["connected"]
+    for k in kernels:
+        await call(jp_fetch, "api", "kernels", k["id"], method="DELETE", expect=204)
