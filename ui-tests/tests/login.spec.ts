@@ -8,7 +8,7 @@ import { expect, IJupyterLabPageFixture, test } from '@jupyterlab/galata';
 import { execFileSync } from 'child_process';
 import * as path from 'path';
 
-import { testHosts } from './utils';
+import { deleteKernelQuietly, testHosts } from './utils';
 
 const REPO = path.resolve(__dirname, '..', '..');
 const VENV_BIN = path.join(REPO, '.venv', 'bin');
@@ -76,6 +76,45 @@ async function lastLogin(page: IJupyterLabPageFixture): Promise<any> {
     const { logins } = await response.json();
     return logins.filter((l: any) => l.alias === 'otp').pop() ?? null;
   });
+}
+
+/**
+ * Add an SSH kernelspec on the `otp` host through the REST API, and let Lab
+ * know of it.
+ */
+async function addOtpKernel(
+  page: IJupyterLabPageFixture,
+  name: string
+): Promise<void> {
+  const { sshConfig, prefix } = testHosts();
+  const status = await page.evaluate(
+    async ([name, sshConfig, prefix]) => {
+      const app = (window as any).jupyterapp;
+      const { serverSettings } = app.serviceManager;
+      const xsrf = /(?:^|;\s*)_xsrf=([^;]*)/.exec(document.cookie)?.[1];
+      const response = await fetch(
+        `${serverSettings.baseUrl}sshpyk/kernelspecs`,
+        {
+          method: 'POST',
+          credentials: 'same-origin',
+          headers: xsrf ? { 'X-XSRFToken': decodeURIComponent(xsrf) } : {},
+          body: JSON.stringify({
+            kernel_name: name,
+            display_name: 'Galata otp',
+            language: 'python',
+            ssh_host_alias: 'otp',
+            ssh_config: sshConfig,
+            remote_python_prefix: prefix,
+            remote_kernel_name: 'python3'
+          })
+        }
+      );
+      await app.serviceManager.kernelspecs.refreshSpecs();
+      return response.status;
+    },
+    [name, sshConfig, prefix]
+  );
+  expect(status).toBe(201);
 }
 
 function toasts(page: IJupyterLabPageFixture, text: string) {
@@ -169,4 +208,42 @@ test.describe('a login to a host that wants a one-time code', () => {
     await expect(toasts(page, 'Login to otp failed')).toHaveCount(0);
     await expect(dialog).toHaveCount(0);
   });
+});
+
+test('a kernel launched on that host opens the login dialog itself', async ({
+  page
+}) => {
+  test.setTimeout(150000);
+  const { sshConfig } = testHosts();
+  const kernel = 'galata-otp';
+  try {
+    await addOtpKernel(page, kernel);
+    await page.notebook.createNew('otp.ipynb', { kernel });
+
+    const dialog = page.getByTestId('sshpyk-login-dialog');
+    await expect(dialog).toBeVisible({ timeout: 30000 });
+    const text = await dialog
+      .getByTestId('sshpyk-login-prompt')
+      .evaluate(node => node.textContent);
+    expect(text).toMatch(OTP_PROMPT);
+    await dialog.getByTestId('sshpyk-login-answer').fill(otpCode(sshConfig));
+    await dialog.getByTestId('sshpyk-login-answer').press('Enter');
+    await expect(dialog).toHaveCount(0);
+
+    // the kernel runs on the host the login opened
+    await page.notebook.setCell(
+      0,
+      'code',
+      'import socket; socket.gethostname()'
+    );
+    await page.notebook.runCell(0);
+    expect(await page.notebook.getCellTextOutput(0)).toEqual(["'remote'"]);
+    await expect(dialog).toHaveCount(0);
+  } finally {
+    await page.evaluate(() =>
+      (window as any).jupyterapp.serviceManager.sessions.shutdownAll()
+    );
+    await deleteKernelQuietly(page, kernel);
+    logout(sshConfig);
+  }
 });
