@@ -13,7 +13,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
 
-from .errors import SSHPykError
+from .errors import RemoteLaunchError, SSHConnectError, SSHPykError
 from .localproc import kill_process
 from .remote.protocol import SHELL_PID, read_message
 from .transport import Master
@@ -135,3 +135,26 @@ async def abandon_session(master: Master, session, shell_pid: int | None = None)
         with contextlib.suppress(SSHPykError, asyncio.TimeoutError, OSError):
             await master.run(f"kill -9 {int(shell_pid)}", timeout=5)
     await kill_process(session)
+
+
+def session_failure(alias: str, stderr: str) -> SSHPykError:
+    """What a launcher's session that ended without an answer means, from ssh's words."""
+    if session_refused(stderr):
+        return SSHConnectError(
+            f"{alias!r} refused another ssh session (sshd's MaxSessions "
+            "is reached on every connection sshpyk may open): raise MaxSessions there",
+            kind="sessions_exhausted",
+            detail=stderr,
+        )
+    if "ProxyCommand" in stderr or "Connection closed by UNKNOWN" in stderr:
+        return SSHConnectError(
+            f"the connection to {alias!r} was lost during the launch",
+            kind="unreachable",
+            detail=stderr,
+        )
+    return RemoteLaunchError(
+        f"the remote launcher on {alias!r} ended without an answer: "
+        f"{stderr.strip()[-500:] or 'no output'}",
+        kind="launcher_failed",
+        detail=stderr,
+    )

@@ -22,6 +22,9 @@ class TunnelState(_Str):
     CONNECTED = "connected"  # the host answers pings
     RECONNECTING = "reconnecting"  # no answer for a few seconds; the kernel is not dead
     LOST = "lost"  # no answer for longer than ``lost_timeout``; still trying
+    # the link ended and the host wants a login (a password, a code) to come back: the
+    # kernel lives on its lease; a login (``sshpyk login``, Lab's button) reconnects it
+    LOGIN_NEEDED = "login_needed"
     DEAD = "dead"  # the kernel exited, or never started
 
 

@@ -26,19 +26,20 @@ from collections.abc import Callable
 from typing import Any
 
 from .. import orphans
-from ..errors import LaunchTimeout, RemoteLaunchError, SSHConnectError, SSHPykError, remote_failure
+from ..errors import LaunchTimeout, RemoteLaunchError, SSHPykError, remote_failure
 from ..model import SSHKernelConfig
 from ..mounts import Mounts
 from ..registry import Record
 from ..remote import protocol
-from ..sessions import abandon_session, session_refused, start_program
+from ..sessions import abandon_session, session_failure, start_program
 from ..states import TunnelState as S
-from ..transport import LoginHook, Master, kill_process
+from ..transport import LOGIN_KINDS, LoginHook, Master, kill_process
 from .backend import Direct, LaunchBackend
 from .channels import ChannelPath
 from .warm import WarmLauncher
 from .watchdog import Watchdog
 
+LOGIN_POLL = 1.0  # seconds between looks for a login (a master) when one is needed
 # how long a new monitor of a running kernel may take to answer
 ATTACH_ANSWER = 15.0
 
@@ -197,7 +198,7 @@ class RemoteKernel:
             self.master = started.master
         reply = started.reply
         if reply is None:  # start_program has ended that session already
-            raise self._session_failure(started.stderr)
+            raise session_failure(self.alias, started.stderr)
         self._session, self._launcher_pid = started.session, started.shell_pid
         if "error" in reply:
             await self._drop_session(abandon=True)
@@ -230,27 +231,6 @@ class RemoteKernel:
         """A restart was asked for: its launcher's session opens now (``warm.py``)."""
         if self.remote is not None:
             self._warm.open(self.master, self.backend.command(self.cfg.remote_python_prefix))
-
-    def _session_failure(self, stderr: str) -> SSHPykError:
-        if session_refused(stderr):
-            return SSHConnectError(
-                f"{self.alias!r} refused another ssh session (sshd's MaxSessions "
-                "is reached on every connection sshpyk may open): raise MaxSessions there",
-                kind="sessions_exhausted",
-                detail=stderr,
-            )
-        if "ProxyCommand" in stderr or "Connection closed by UNKNOWN" in stderr:
-            return SSHConnectError(
-                f"the connection to {self.alias!r} was lost during the launch",
-                kind="unreachable",
-                detail=stderr,
-            )
-        return RemoteLaunchError(
-            f"the remote launcher on {self.alias!r} ended without an answer: "
-            f"{stderr.strip()[-500:] or 'no output'}",
-            kind="launcher_failed",
-            detail=stderr,
-        )
 
     async def _attach(self, rec: Record) -> None:
         """Take up a kernel a previous Jupyter server started (see ``Runtime.expect_attach``)."""
@@ -351,6 +331,9 @@ class RemoteKernel:
                     await self.master.ensure(timeout=min(10.0, float(self.cfg.launch_timeout)))
                     reply = await self._take_up(self.remote)
                 except (SSHPykError, asyncio.TimeoutError, OSError, ValueError) as e:
+                    if getattr(e, "kind", None) in LOGIN_KINDS:
+                        await self._login_needed()  # no more tries to log in without it
+                        continue
                     self.watchdog.overdue()
                     self.log.debug("sshpyk: reconnect to %s: %s", self.alias, e)
                     await asyncio.sleep(delay)
@@ -368,6 +351,17 @@ class RemoteKernel:
         finally:
             if self._recovery is asyncio.current_task():
                 self._recovery = None
+
+    async def _login_needed(self) -> None:
+        """The host wants a login the kernel cannot make (the master ended: sleep, a network
+        change, logout): wait, asking nothing of the host, until a login makes the master
+        (``sshpyk login``, or Lab's "login needed" button); the kernel lives on its lease."""
+        self.watchdog.move(S.LOGIN_NEEDED, f"log in to {self.alias}")
+        while self.remote is not None and not self._exited.is_set():
+            if await self.master.is_alive():  # `ssh -O check`: no connection, no question
+                self.watchdog.move(S.RECONNECTING, "logged in again")
+                return
+            await asyncio.sleep(LOGIN_POLL)
 
     async def _take_up(self, remote: dict, drop_stale: bool = True) -> dict:
         """A new monitor for a running kernel (``remote/attach.py``), channels restored if
@@ -492,6 +486,7 @@ class RemoteKernel:
             "since": w.since,
             "rtt_ms": None if w.rtt is None else round(w.rtt * 1000, 1),
             "host_alias": self.alias,
+            "ssh_config": self.cfg.ssh_config,  # with the alias: what a login needs
             "remote_pid": (self.remote or {}).get("pid"),
             "remote_hostname": (self.remote or {}).get("hostname"),
             "mounts": self.mounts.status(),

@@ -9,7 +9,10 @@ States (``TunnelState``) and the only moves between them::
       │                    │       ended               │
       │                    ▼           ▼               │
       └──── exit ───── reconnecting ──▶ lost ──────────┘
-                      (after lost_timeout)
+                          │  ▲  (after lost_timeout)
+      the host wants a    ▼  │ a login made the master
+      login it cannot    login_needed
+      make by itself
 
 Every state may go to ``dead`` (the kernel's exit is reported, or a shutdown could not
 reach the host); ``launching`` follows ``dead`` on a launch and a restart, and re-enters
@@ -34,8 +37,9 @@ TRANSITIONS: dict[S, frozenset[S]] = {
     S.DEAD: frozenset({S.LAUNCHING, S.DEAD}),
     S.LAUNCHING: frozenset({S.LAUNCHING, S.CONNECTED, S.RECONNECTING, S.DEAD}),
     S.CONNECTED: frozenset({S.RECONNECTING, S.DEAD, S.LAUNCHING}),
-    S.RECONNECTING: frozenset({S.CONNECTED, S.LOST, S.DEAD, S.LAUNCHING}),
-    S.LOST: frozenset({S.CONNECTED, S.RECONNECTING, S.DEAD, S.LAUNCHING}),
+    S.RECONNECTING: frozenset({S.CONNECTED, S.LOST, S.LOGIN_NEEDED, S.DEAD, S.LAUNCHING}),
+    S.LOST: frozenset({S.CONNECTED, S.RECONNECTING, S.LOGIN_NEEDED, S.DEAD, S.LAUNCHING}),
+    S.LOGIN_NEEDED: frozenset({S.RECONNECTING, S.CONNECTED, S.DEAD, S.LAUNCHING}),
 }
 
 

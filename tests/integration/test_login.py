@@ -94,10 +94,10 @@ def test_cli_login_on_a_terminal_then_kernels_use_it_and_survive_a_relogin(
     )
     assert rc.returncode == 0 and "logged out of otp" in rc.stdout
     provs = [km.provisioner for km in kms]
-    for prov in provs:
-        jp_asyncio_loop.run_until_complete(
-            wait_state(prov, 30, TunnelState.RECONNECTING, TunnelState.LOST)
-        )
+    for prov in provs:  # no login can be made without the user: they wait for one
+        jp_asyncio_loop.run_until_complete(wait_state(prov, 30, TunnelState.LOGIN_NEEDED))
+        status = prov.status()
+        assert (status["host_alias"], status["ssh_config"]) == ("otp", str(th.ssh_config))
     code = th.otp_code()
     rc2, out2 = jp_asyncio_loop.run_until_complete(
         asyncio.to_thread(_terminal_login, th, "otp", [code])
