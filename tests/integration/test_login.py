@@ -257,3 +257,80 @@ async def test_kernels_launched_from_lab_at_once_ask_once(login_hosts, logged_ou
     assert [x["state"] for x in logins] == ["connected"]
     for k in kernels:
         await call(jp_fetch, "api", "kernels", k["id"], method="DELETE", expect=204)
+
+
+async def _ended(jp_fetch, login_id: str, timeout: float = 20) -> dict:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        logins = (await call(jp_fetch, "sshpyk", "logins"))["logins"]
+        login = next(x for x in logins if x["id"] == login_id)
+        if login["state"] in ("connected", "failed"):
+            return login
+        await asyncio.sleep(0.1)
+    raise AssertionError(f"login {login_id} did not end within {timeout}s")
+
+
+async def _answer(jp_fetch, login: dict, text: str) -> None:
+    body = {"prompt_id": login["prompt"]["id"], "answer": text}
+    await call(
+        jp_fetch, "sshpyk", "logins", login["id"], "answer", method="POST", body=body, expect=204
+    )
+
+
+async def test_an_unknown_host_key_is_shown_and_written_only_when_accepted(
+    login_hosts, tmp_path, jp_fetch
+):
+    """A config of the user's with no known key for the host: its fingerprint is shown in
+    the login; refused, nothing is written; accepted, ssh writes it as it would; a key that
+    changed afterwards is refused with ssh's warning, and nothing is asked."""
+    th = login_hosts
+    host = th.login_hosts["password"]
+    known = tmp_path / "known_hosts"
+    cfg = tmp_path / "ssh_config"
+    cfg.write_text(
+        f"Host password\n  HostName {host.address}\n  Port {host.port}\n  User {th.user}\n"
+        f"  UserKnownHostsFile {known}\n  GlobalKnownHostsFile /dev/null\n"
+        "  StrictHostKeyChecking ask\n  BatchMode yes\n  ConnectTimeout 5\n  LogLevel ERROR\n"
+    )
+    cfg.chmod(0o600)
+    body = {"alias": "password", "ssh_config": str(cfg)}
+    master = Master.for_target(Target("password", config=str(cfg)))
+    try:
+        login = await call(jp_fetch, "sshpyk", "logins", method="POST", body=body, expect=202)
+        login = await _prompted(jp_fetch, login["id"])
+        question = login["prompt"]
+        assert "continue connecting (yes/no" in question["text"] and question["echo"] is True
+        assert "SHA256:" in question["text"]
+        await _answer(jp_fetch, login, "no")
+        assert (await _ended(jp_fetch, login["id"]))["state"] == "failed"
+        assert not known.exists() or known.read_text() == ""
+
+        login = await call(jp_fetch, "sshpyk", "logins", method="POST", body=body, expect=202)
+        login = await _prompted(jp_fetch, login["id"])
+        await _answer(jp_fetch, login, "yes")
+        login = await _prompted(jp_fetch, login["id"])
+        while login["state"] == "prompting" and "continue connecting" in login["prompt"]["text"]:
+            await asyncio.sleep(0.05)  # the same question, until ssh moves on
+            login = await _prompted(jp_fetch, login["id"])
+        assert login["prompt"]["text"].endswith("password: ")
+        await _answer(jp_fetch, login, th.password)
+        assert (await _ended(jp_fetch, login["id"]))["state"] == "connected"
+        assert f"[{host.address}]:{host.port}" in known.read_text()
+
+        # the host's key changes: refused, with ssh's own warning; nothing is asked
+        await master.exit()
+        other = tmp_path / "other"
+        subprocess.run(
+            ["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", str(other)], check=True
+        )
+        fake = " ".join(other.with_suffix(".pub").read_text().split()[:2])
+        known.write_text(f"[{host.address}]:{host.port} {fake}\n")
+        login = await call(jp_fetch, "sshpyk", "logins", method="POST", body=body, expect=202)
+        login = await _ended(jp_fetch, login["id"])
+        assert (
+            login["state"] == "failed"
+            and "REMOTE HOST IDENTIFICATION HAS CHANGED" in (login["error"])
+        )
+        assert known.read_text() == f"[{host.address}]:{host.port} {fake}\n"
+    finally:
+        await master.exit()
