@@ -202,6 +202,8 @@ export interface ITunnelStatus {
   kernel_id: string;
   kernelspec: string;
   host_alias: string;
+  /** the kernelspec's ssh config file: with the alias, what a login needs */
+  ssh_config?: string | null;
   state: TunnelState;
   step: string | null;
   since: number;

@@ -79,11 +79,22 @@ const plugin: JupyterFrontEndPlugin<void> = {
   ) => {
     const trans = (translator ?? nullTranslator).load('sshpyk');
 
-    const sidebar = new SshpykSidebar(model, trans, kernelId => {
-      void app.commands.execute('console:create', {
-        kernelPreference: { id: kernelId }
+    // a host whose login ended: log in again (sshpyk:login, the login plugin's)
+    const login = (alias: string, sshConfig: string | null) =>
+      void app.commands.execute('sshpyk:login', {
+        alias,
+        ssh_config: sshConfig
       });
-    });
+    const sidebar = new SshpykSidebar(
+      model,
+      trans,
+      kernelId => {
+        void app.commands.execute('console:create', {
+          kernelPreference: { id: kernelId }
+        });
+      },
+      login
+    );
     // After the core tabs (file browser, running sessions, TOC, extensions).
     app.shell.add(sidebar, 'left', { rank: 1100 });
     if (restorer) {
@@ -132,7 +143,8 @@ const plugin: JupyterFrontEndPlugin<void> = {
       const item = new TunnelStatusItem(
         current,
         name => void app.commands.execute(CommandIDs.showKernel, { name }),
-        trans
+        trans,
+        login
       );
       statusBar.registerStatusItem('sshpyk:tunnel-status', {
         item,

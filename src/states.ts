@@ -10,14 +10,16 @@
  * A running SSH kernel's link: `launching` (starting or re-attaching; the
  * status's `step` says where), `connected` (the host answers pings),
  * `reconnecting` (no answer for a few seconds), `lost` (no answer for longer
- * than the kernel's `lost_timeout`; still trying), `dead` (exited, or never
- * started).
+ * than the kernel's `lost_timeout`; still trying), `login_needed` (the link
+ * ended and the host wants a login to come back: the kernel lives on), `dead`
+ * (exited, or never started).
  */
 export const TUNNEL_STATES = [
   'launching',
   'connected',
   'reconnecting',
   'lost',
+  'login_needed',
   'dead'
 ] as const;
 export type TunnelState = (typeof TUNNEL_STATES)[number];

@@ -22,6 +22,8 @@ export function tunnelLabel(
       return trans.__('reconnecting');
     case 'lost':
       return trans.__('lost');
+    case 'login_needed':
+      return trans.__('login needed');
     case 'dead':
       return trans.__('dead');
   }

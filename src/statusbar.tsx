@@ -16,6 +16,7 @@ import { ISshpykModel } from './tokens';
 export interface ITunnelInfo {
   kernelspec: string;
   hostAlias: string;
+  sshConfig: string | null;
   state: TunnelState;
   label: string;
 }
@@ -113,6 +114,7 @@ export class CurrentTunnel {
     return {
       kernelspec: kernel.name,
       hostAlias,
+      sshConfig: tunnel?.ssh_config ?? entry?.config?.ssh_config ?? null,
       state,
       label: tunnelLabel(state, tunnel?.step, this._trans)
     };
@@ -131,7 +133,8 @@ export class TunnelStatusItem extends ReactWidget {
   constructor(
     private readonly _current: CurrentTunnel,
     private readonly _open: (kernelspec: string) => void,
-    private readonly _trans: TranslationBundle
+    private readonly _trans: TranslationBundle,
+    private readonly _login?: (alias: string, sshConfig: string | null) => void
   ) {
     super();
     this.addClass('jp-sshpyk-StatusItem');
@@ -145,7 +148,11 @@ export class TunnelStatusItem extends ReactWidget {
           if (!info) {
             return null;
           }
-          const open = () => this._open(info.kernelspec);
+          // "login needed": one click (or Enter) logs in again; otherwise the panel
+          const login = info.state === 'login_needed' && this._login;
+          const open = login
+            ? () => login(info.hostAlias, info.sshConfig)
+            : () => this._open(info.kernelspec);
           return (
             <div
               role="button"
@@ -153,11 +160,19 @@ export class TunnelStatusItem extends ReactWidget {
               className={`jp-sshpyk-StatusItem-body jp-sshpyk-Tunnel-${info.state}`}
               data-testid="sshpyk-status-item"
               data-state={info.state}
-              title={this._trans.__(
-                'SSH kernel on %1: %2. Click to show it in the SSH Kernels panel.',
-                info.hostAlias,
-                info.label
-              )}
+              title={
+                login
+                  ? this._trans.__(
+                      'SSH kernel on %1: %2. Click to log in again; the kernel reconnects.',
+                      info.hostAlias,
+                      info.label
+                    )
+                  : this._trans.__(
+                      'SSH kernel on %1: %2. Click to show it in the SSH Kernels panel.',
+                      info.hostAlias,
+                      info.label
+                    )
+              }
               onClick={open}
               onKeyDown={event => {
                 if (event.key === 'Enter' || event.key === ' ') {

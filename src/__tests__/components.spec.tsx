@@ -11,7 +11,7 @@ import { SshpykModel } from '../model';
 import { IOrphan } from '../api';
 import { CheckResults } from '../sidebar/checks';
 import { leaseWords, Orphans } from '../sidebar/orphans';
-import { CurrentTunnel } from '../statusbar';
+import { CurrentTunnel, TunnelStatusItem } from '../statusbar';
 
 (globalThis as any).IS_REACT_ACT_ENVIRONMENT = true;
 
@@ -110,6 +110,7 @@ describe('CurrentTunnel', () => {
     expect(current.info).toEqual({
       kernelspec: 'remote-py',
       hostAlias: 'remote',
+      sshConfig: null,
       state: 'launching',
       label: 'launching: forwarding ports'
     });
@@ -226,5 +227,59 @@ describe('Orphans', () => {
     expect(host.textContent).toContain('runs in this server again');
     root.unmount();
     model.dispose();
+  });
+});
+
+describe('TunnelStatusItem', () => {
+  function itemFor(info: Record<string, unknown>) {
+    const changed = new Signal<any, void>({});
+    const current = { changed, info } as unknown as CurrentTunnel;
+    const open = jest.fn();
+    const login = jest.fn();
+    const item = new TunnelStatusItem(
+      current,
+      open,
+      nullTranslator.load('sshpyk'),
+      login
+    );
+    return { item, open, login };
+  }
+
+  async function body(item: TunnelStatusItem): Promise<HTMLElement> {
+    await act(async () => {
+      Widget.attach(item, document.body);
+    });
+    return item.node.querySelector(
+      '[data-testid="sshpyk-status-item"]'
+    ) as HTMLElement;
+  }
+
+  it('logs in again on a click when the login ended, else shows the kernel', async () => {
+    const needed = itemFor({
+      kernelspec: 'otp-py',
+      hostAlias: 'otp',
+      sshConfig: '/home/u/.ssh/hpc',
+      state: 'login_needed',
+      label: 'login needed'
+    });
+    const node = await body(needed.item);
+    expect(node.textContent).toBe('otp: login needed');
+    expect(node.title).toContain('log in again');
+    node.click();
+    expect(needed.login).toHaveBeenCalledWith('otp', '/home/u/.ssh/hpc');
+    expect(needed.open).not.toHaveBeenCalled();
+    Widget.detach(needed.item);
+
+    const connected = itemFor({
+      kernelspec: 'otp-py',
+      hostAlias: 'otp',
+      sshConfig: null,
+      state: 'connected',
+      label: 'connected'
+    });
+    (await body(connected.item)).click();
+    expect(connected.open).toHaveBeenCalledWith('otp-py');
+    expect(connected.login).not.toHaveBeenCalled();
+    Widget.detach(connected.item);
   });
 });

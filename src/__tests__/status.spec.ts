@@ -17,8 +17,9 @@ describe('tunnelLabel', () => {
   it.each(TUNNEL_STATES.map(state => [state]))(
     'words the %s state through the translation bundle',
     state => {
-      expect(tunnelLabel(state, null, marking)).toBe(`«${state}»`);
-      expect(tunnelLabel(state)).toBe(state);
+      const words = state.replace('_', ' '); // login_needed: "login needed"
+      expect(tunnelLabel(state, null, marking)).toBe(`«${words}»`);
+      expect(tunnelLabel(state)).toBe(words);
     }
   );
 

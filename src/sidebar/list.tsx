@@ -10,6 +10,7 @@ export interface IKernelspecListProps {
   model: ISshpykModel;
   onEdit: (entry: IKernelspecEntry) => void;
   onDelete: (entry: IKernelspecEntry) => void;
+  onLogin?: (alias: string, sshConfig: string | null) => void;
   trans: TranslationBundle;
 }
 
@@ -146,6 +147,28 @@ function KernelspecItem(
         >
           {trans.__('Delete')}
         </button>
+        {config &&
+          props.onLogin &&
+          model
+            .tunnelsOfKernelspec(entry.name)
+            .some(k => k.state === 'login_needed') && (
+            <button
+              className="jp-mod-styled jp-mod-accept"
+              data-testid="sshpyk-login-again"
+              title={trans.__(
+                'The login to %1 ended: log in again, and its kernels reconnect',
+                config.ssh_host_alias
+              )}
+              onClick={() =>
+                props.onLogin?.(
+                  config.ssh_host_alias,
+                  config.ssh_config ?? null
+                )
+              }
+            >
+              {trans.__('Log In')}
+            </button>
+          )}
       </div>
       {run && <CheckResults run={run} trans={trans} />}
     </li>

@@ -109,7 +109,8 @@ export class SshpykSidebar extends ReactWidget {
   constructor(
     private readonly _model: ISshpykModel,
     private readonly _trans: TranslationBundle,
-    private readonly _openConsole?: (kernelId: string) => void
+    private readonly _openConsole?: (kernelId: string) => void,
+    private readonly _login?: (alias: string, sshConfig: string | null) => void
   ) {
     super();
     this.id = SIDEBAR_ID;
@@ -275,6 +276,7 @@ export class SshpykSidebar extends ReactWidget {
             model={model}
             onEdit={this._edit}
             onDelete={entry => void this._delete(entry)}
+            onLogin={this._login}
             trans={this._trans}
           />
         )}
