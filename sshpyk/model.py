@@ -262,6 +262,7 @@ class SSHKernelConfig:
     lost_timeout: int = 60
     transport: str = "ipc"
     channels: str = "forward"
+    ssh_master: str = "sshpyk"
     journal_limit_mb: int = 256
     remote_sshfs: str | None = None
     ssh_host_alias_local_on_remote: str | None = None

@@ -62,6 +62,8 @@ class Target:
     alias: str
     ssh: str = "ssh"
     config: str | None = None
+    # the user's own ControlMaster for the host (``ssh_master: user``), never sshpyk's
+    users_master: bool = False
 
     def base_argv(self) -> list[str]:
         argv = [self.ssh]
@@ -78,11 +80,17 @@ class Target:
         def field(name: str):
             return cfg.get(name) if isinstance(cfg, dict) else getattr(cfg, name, None)
 
-        return cls(field("ssh_host_alias"), field("ssh") or "ssh", field("ssh_config") or None)
+        return cls(
+            field("ssh_host_alias"),
+            field("ssh") or "ssh",
+            field("ssh_config") or None,
+            field("ssh_master") == "user",
+        )
 
     @property
     def key(self) -> str:
-        raw = "\0".join([self.ssh, self.config or "", self.alias]).encode()
+        mode = "user" if self.users_master else ""
+        raw = "\0".join([self.ssh, self.config or "", self.alias, mode]).encode()
         return hashlib.sha256(raw).hexdigest()[:16]
 
 
@@ -96,6 +104,7 @@ class Master:
         self.pool: dict[str, Master] = {} if pool is None else pool
         suffix = f"-{shard}" if shard else ""
         self.control_path = control_dir() / f"cm-{target.key}{suffix}"
+        self._users_path = False  # ssh_master: user: control_path is the config's (ssh -G)
         # one lock per event loop: a lock bound to a finished loop would break the next one
         self._locks: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
         # ssh processes started for this connection: tests and benchmarks read it to prove
@@ -128,8 +137,8 @@ class Master:
 
     def next_shard(self) -> Master | None:
         """The host's next connection (same pool), or None when this is the last allowed."""
-        if self.shard + 1 >= SHARDS:
-            return None
+        if self.shard + 1 >= SHARDS or self.target.users_master:
+            return None  # the user's own master is one connection: no more are made
         return Master.for_target(self.target, self.shard + 1, self.pool)
 
     # ---- argv ------------------------------------------------------------------------------
@@ -153,6 +162,8 @@ class Master:
     # ---- lifecycle -------------------------------------------------------------------------
     async def is_alive(self) -> bool:
         """Whether a master answers on the socket; sets ``identity`` to the one that does."""
+        if self.target.users_master and not self._users_path:
+            await self._find_users_master()
         try:
             inode = self.control_path.lstat().st_ino
         except OSError:
@@ -209,6 +220,8 @@ class Master:
         async with lock:
             if await self.is_alive():
                 return
+            if self.target.users_master:
+                raise self._users_master_missing()
             fd = await self._flock(deadline)
             try:
                 if await self.is_alive():  # another process made it meanwhile
@@ -221,6 +234,28 @@ class Master:
                 await self.is_alive()
             finally:
                 os.close(fd)  # releases the flock
+
+    async def _find_users_master(self) -> None:
+        """``ssh_master: user``: the ControlPath the user's config gives the host, as ssh
+        itself expands it (``ssh -G``)."""
+        rc, out, _ = await run_local([*self.target.base_argv(), "-G", "--", self.target.alias], 10)
+        path = parse_ssh_g(out).get("controlpath", ["none"])[0] if rc == 0 else "none"
+        if path == "none":
+            raise SSHConnectError(
+                f"{self.target.alias!r} is set to use your own ssh connection (ssh_master: user), "
+                "but your ssh config gives it no ControlPath: add `ControlMaster auto` and "
+                "`ControlPath ~/.ssh/cm-%C` to its Host block",
+                kind="master_missing",
+            )
+        self.control_path, self._users_path = Path(path), True
+
+    def _users_master_missing(self) -> SSHConnectError:
+        return SSHConnectError(
+            f"your own ssh connection to {self.target.alias!r} is not running (ControlPath "
+            f"{self.control_path}); sshpyk uses it and never starts one itself there "
+            f"(ssh_master: user): start it, e.g. `ssh -fN {self.target.alias}`, and try again",
+            kind="master_missing",
+        )
 
     async def _flock(self, deadline: float) -> int:
         """The start lock, polled without blocking the event loop."""
@@ -315,6 +350,8 @@ class Master:
         self.generation += 1
 
     async def exit(self) -> None:
+        if self.target.users_master:
+            return  # the user's own connection: theirs to end
         if self.control_path.is_socket():
             proc = await self._spawn(
                 [*self._mux(), "-O", "exit", "--", self.target.alias],
