@@ -100,6 +100,7 @@ def ssh_rows(entry: KernelEntry, checks: list[Check] | None, style: Style) -> li
         ),
         ("SSH Path", marked(model.get("ssh") or "ssh", "ssh_client")),
         ("SSH Config", marked(model.get("ssh_config") or "(default)", "ssh_config")),
+        ("SSH Connection", "your own master" if model.get("ssh_master") == "user" else "sshpyk's"),
         ("Remote System", marked(system, "remote_system")),
         ("Remote Interrupt Mode", marked(remote_data.get("interrupt_mode", ""), "remote_kernel")),
         (
