@@ -173,6 +173,13 @@ async def test_lab_login_shows_the_question_verbatim_and_passes_the_answer(
     assert th.password not in str(logins)  # never echoed back
     master = Master.for_target(Target("password", config=str(th.ssh_config)))
     assert await master.is_alive()
+    # the answer is in no log, and in no process's argv or environment (ssh's master runs on)
+    secret = th.password.encode()
+    assert secret not in master.control_path.with_suffix(".log").read_bytes()
+    for proc in Path("/proc").iterdir():
+        for name in ("cmdline", "environ"):
+            with contextlib.suppress(OSError):
+                assert secret not in (proc / name).read_bytes(), (proc, name)
 
 
 async def test_lab_login_cancelled_ends_its_ssh(login_hosts, logged_out, jp_fetch):
