@@ -139,6 +139,23 @@ async def _prompted(jp_fetch, login_id: str, timeout: float = 20) -> dict:
     raise AssertionError(f"login {login_id} asked nothing within {timeout}s")
 
 
+async def _ended(jp_fetch, login_id: str, timeout: float = 20) -> dict:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        logins = (await call(jp_fetch, "sshpyk", "logins"))["logins"]
+        login = next(x for x in logins if x["id"] == login_id)
+        if login["state"] in ("connected", "failed"):
+            return login
+        await asyncio.sleep(0.1)
+    raise AssertionError(f"login {login_id} did not end within {timeout}s")
+
+
+async def _answer(jp_fetch, login_id: str, prompt_id: str, text: str, expect: int = 204):
+    body = {"prompt_id": prompt_id, "answer": text}
+    path = ("sshpyk", "logins", login_id, "answer")
+    await call(jp_fetch, *path, method="POST", body=body, expect=expect)
+
+
 async def test_lab_login_shows_the_question_verbatim_and_passes_the_answer(
     login_hosts, logged_out, jp_fetch
 ):
@@ -153,23 +170,10 @@ async def test_lab_login_shows_the_question_verbatim_and_passes_the_answer(
     assert login["state"] == "prompting"
     prompt = login["prompt"]
     assert prompt["text"].endswith("password: ") and prompt["echo"] is False
-    await call(
-        jp_fetch,
-        "sshpyk",
-        "logins",
-        login["id"],
-        "answer",
-        method="POST",
-        body={"prompt_id": prompt["id"], "answer": th.password},
-        expect=204,
-    )
-    for _ in range(200):
-        logins = (await call(jp_fetch, "sshpyk", "logins"))["logins"]
-        done = next(x for x in logins if x["id"] == login["id"])
-        if done["state"] not in ("connecting", "prompting"):
-            break
-        await asyncio.sleep(0.1)
+    await _answer(jp_fetch, login["id"], prompt["id"], th.password)
+    done = await _ended(jp_fetch, login["id"])
     assert done["state"] == "connected", done
+    logins = (await call(jp_fetch, "sshpyk", "logins"))["logins"]
     assert th.password not in str(logins)  # never echoed back
     master = Master.for_target(Target("password", config=str(th.ssh_config)))
     assert await master.is_alive()
@@ -188,33 +192,10 @@ async def test_lab_login_cancelled_ends_its_ssh(login_hosts, logged_out, jp_fetc
     login = await call(jp_fetch, "sshpyk", "logins", method="POST", body=body, expect=202)
     login = await _prompted(jp_fetch, login["id"])
     # an answer to a question no longer asked is refused; bad input too
-    await call(
-        jp_fetch,
-        "sshpyk",
-        "logins",
-        login["id"],
-        "answer",
-        method="POST",
-        body={"prompt_id": "0" * 16, "answer": "x"},
-        expect=404,
-    )
-    await call(
-        jp_fetch,
-        "sshpyk",
-        "logins",
-        login["id"],
-        "answer",
-        method="POST",
-        body={"prompt_id": login["prompt"]["id"], "answer": "two\nlines"},
-        expect=400,
-    )
+    await _answer(jp_fetch, login["id"], "0" * 16, "x", expect=404)
+    await _answer(jp_fetch, login["id"], login["prompt"]["id"], "two\nlines", expect=400)
     await call(jp_fetch, "sshpyk", "logins", login["id"], "cancel", method="POST", expect=204)
-    for _ in range(100):
-        logins = (await call(jp_fetch, "sshpyk", "logins"))["logins"]
-        done = next(x for x in logins if x["id"] == login["id"])
-        if done["state"] == "failed":
-            break
-        await asyncio.sleep(0.1)
+    done = await _ended(jp_fetch, login["id"])
     assert done["state"] == "failed" and "cancelled" in done["error"]
     master = Master.for_target(Target("password", config=str(th.ssh_config)))
     assert not await master.is_alive()
@@ -243,19 +224,7 @@ async def test_kernels_launched_from_lab_at_once_ask_once(login_hosts, logged_ou
             if prompt and prompt["id"] not in asked:
                 asked.append(prompt["id"])
                 code = await asyncio.to_thread(th.otp_code)
-                await call(
-                    jp_fetch,
-                    "sshpyk",
-                    "logins",
-                    login["id"],
-                    "answer",
-                    method="POST",
-                    body={
-                        "prompt_id": prompt["id"],
-                        "answer": code,
-                    },
-                    expect=204,
-                )
+                await _answer(jp_fetch, login["id"], prompt["id"], code)
         await asyncio.sleep(0.1)
     kernels = await asyncio.gather(*launches)
     assert len(asked) == 1, asked
@@ -264,24 +233,6 @@ async def test_kernels_launched_from_lab_at_once_ask_once(login_hosts, logged_ou
     assert [x["state"] for x in logins] == ["connected"]
     for k in kernels:
         await call(jp_fetch, "api", "kernels", k["id"], method="DELETE", expect=204)
-
-
-async def _ended(jp_fetch, login_id: str, timeout: float = 20) -> dict:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        logins = (await call(jp_fetch, "sshpyk", "logins"))["logins"]
-        login = next(x for x in logins if x["id"] == login_id)
-        if login["state"] in ("connected", "failed"):
-            return login
-        await asyncio.sleep(0.1)
-    raise AssertionError(f"login {login_id} did not end within {timeout}s")
-
-
-async def _answer(jp_fetch, login: dict, text: str) -> None:
-    body = {"prompt_id": login["prompt"]["id"], "answer": text}
-    await call(
-        jp_fetch, "sshpyk", "logins", login["id"], "answer", method="POST", body=body, expect=204
-    )
 
 
 async def test_an_unknown_host_key_is_shown_and_written_only_when_accepted(
@@ -308,19 +259,19 @@ async def test_an_unknown_host_key_is_shown_and_written_only_when_accepted(
         question = login["prompt"]
         assert "continue connecting (yes/no" in question["text"] and question["echo"] is True
         assert "SHA256:" in question["text"]
-        await _answer(jp_fetch, login, "no")
+        await _answer(jp_fetch, login["id"], login["prompt"]["id"], "no")
         assert (await _ended(jp_fetch, login["id"]))["state"] == "failed"
         assert not known.exists() or known.read_text() == ""
 
         login = await call(jp_fetch, "sshpyk", "logins", method="POST", body=body, expect=202)
         login = await _prompted(jp_fetch, login["id"])
-        await _answer(jp_fetch, login, "yes")
+        await _answer(jp_fetch, login["id"], login["prompt"]["id"], "yes")
         login = await _prompted(jp_fetch, login["id"])
         while login["state"] == "prompting" and "continue connecting" in login["prompt"]["text"]:
             await asyncio.sleep(0.05)  # the same question, until ssh moves on
             login = await _prompted(jp_fetch, login["id"])
         assert login["prompt"]["text"].endswith("password: ")
-        await _answer(jp_fetch, login, th.password)
+        await _answer(jp_fetch, login["id"], login["prompt"]["id"], th.password)
         assert (await _ended(jp_fetch, login["id"]))["state"] == "connected"
         assert f"[{host.address}]:{host.port}" in known.read_text()
 
