@@ -8,6 +8,8 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import os
+import signal
 import subprocess
 import sys
 import time
@@ -18,6 +20,7 @@ from helpers import call, run_code, start, wait_state
 
 from harness import Terminal
 from sshpyk.errors import SSHConnectError
+from sshpyk.login.logins import Logins
 from sshpyk.states import TunnelState
 from sshpyk.transport import Master, Target
 
@@ -107,6 +110,27 @@ def test_cli_login_on_a_terminal_then_kernels_use_it_and_survive_a_relogin(
         jp_asyncio_loop.run_until_complete(wait_state(prov, 60, TunnelState.CONNECTED))
     out, _ = jp_asyncio_loop.run_until_complete(run_code(kcs[0], "print('still here')"))
     assert out.strip() == "still here"
+
+    # the master dies (kill -9: a laptop's sleep does no better): login needed, the kernels
+    # live on; a third login brings them back
+    master = Master.for_target(Target("otp", config=str(th.ssh_config)))
+    assert jp_asyncio_loop.run_until_complete(master.is_alive())
+    os.kill(master.identity[0], signal.SIGKILL)
+    for prov in provs:
+        jp_asyncio_loop.run_until_complete(wait_state(prov, 30, TunnelState.LOGIN_NEEDED))
+    code = th.otp_code()
+    rc3, out3 = jp_asyncio_loop.run_until_complete(
+        asyncio.to_thread(_terminal_login, th, "otp", [code])
+    )
+    assert rc3 == 0, out3
+    for prov in provs:
+        jp_asyncio_loop.run_until_complete(wait_state(prov, 60, TunnelState.CONNECTED))
+
+    async def all_back():
+        return await asyncio.gather(*(run_code(kc, "print('back')") for kc in kcs))
+
+    outs = jp_asyncio_loop.run_until_complete(all_back())
+    assert [o[0].strip() for o in outs] == ["back"] * 3
     for kc in kcs:
         kc.stop_channels()
 
@@ -292,3 +316,21 @@ async def test_an_unknown_host_key_is_shown_and_written_only_when_accepted(
         assert known.read_text() == f"[{host.address}]:{host.port} {fake}\n"
     finally:
         await master.exit()
+
+
+async def test_a_login_nobody_answers_ends_and_says_why(login_hosts, logged_out):
+    """The user walks away from the question: at the login's time limit its ssh is ended,
+    the question withdrawn, and the login says why; no master, no socket is left."""
+    th = login_hosts
+    logins = Logins({})
+    login = logins.start(Target("password", config=str(th.ssh_config)), timeout=3)
+    deadline = time.monotonic() + 10
+    while login.bridge.prompt is None and time.monotonic() < deadline:
+        await asyncio.sleep(0.05)
+    assert login.to_json()["state"] == "prompting"
+    await asyncio.wait_for(login.done.wait(), 15)
+    state = login.to_json()
+    assert state["state"] == "failed" and state["prompt"] is None
+    assert "its questions went unanswered" in state["error"]
+    assert not login.bridge.path.exists()
+    assert not await Master.for_target(Target("password", config=str(th.ssh_config))).is_alive()

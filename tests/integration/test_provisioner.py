@@ -390,7 +390,7 @@ async def test_unreachable_and_auth_errors(test_hosts, specs, managers, tmp_path
     )
     for alias, cfg, kind, words in [
         ("closed-port", closed, "unreachable", "unreachable"),
-        ("remote", wrong, "auth_failed", "key-based login"),
+        ("remote", wrong, "auth_failed", "`sshpyk login remote` in a terminal"),
     ]:
         km = managers(specs(f"ssh-{kind}", ssh_host_alias=alias, ssh_config=str(cfg)))
         with pytest.raises(SSHPykError) as e:
