@@ -210,10 +210,10 @@ test.describe('a login to a host that wants a one-time code', () => {
   });
 });
 
-test('a kernel launched on that host opens the login dialog itself', async ({
+test('a kernel launched on that host opens the login dialog itself, and asks again when the login ends', async ({
   page
 }) => {
-  test.setTimeout(150000);
+  test.setTimeout(240000);
   const { sshConfig } = testHosts();
   const kernel = 'galata-otp';
   try {
@@ -239,6 +239,26 @@ test('a kernel launched on that host opens the login dialog itself', async ({
     await page.notebook.runCell(0);
     expect(await page.notebook.getCellTextOutput(0)).toEqual(["'remote'"]);
     await expect(dialog).toHaveCount(0);
+
+    // the login ends (a laptop's sleep, a logout): the kernel lives on, the status bar
+    // says "login needed", and one click on it logs in again
+    logout(sshConfig);
+    const item = page.getByTestId('sshpyk-status-item');
+    await expect(item).toHaveAttribute('data-state', 'login_needed', {
+      timeout: 30000
+    });
+    await expect(item).toContainText('otp: login needed');
+    await item.click();
+    await expect(dialog).toBeVisible({ timeout: 30000 });
+    await dialog.getByTestId('sshpyk-login-answer').fill(otpCode(sshConfig));
+    await dialog.getByTestId('sshpyk-login-answer').press('Enter');
+    await expect(item).toHaveAttribute('data-state', 'connected', {
+      timeout: 60000
+    });
+    // the same kernel: what the first cell defined is still there
+    await page.notebook.setCell(0, 'code', 'socket.gethostname()');
+    await page.notebook.runCell(0);
+    expect(await page.notebook.getCellTextOutput(0)).toEqual(["'remote'"]);
   } finally {
     await page.evaluate(() =>
       (window as any).jupyterapp.serviceManager.sessions.shutdownAll()
