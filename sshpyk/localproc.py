@@ -61,6 +61,11 @@ class Process(asyncio.subprocess.Process):
         super().__init__(transport, protocol, loop)
         self._diverter = protocol
 
+    def stdout_fileno(self) -> int | None:
+        """The fd of the pipe from the process (to size its buffer), None when it is gone."""
+        pipe = self._transport.get_pipe_transport(1)
+        return None if pipe is None else pipe.get_extra_info("pipe").fileno()
+
     async def divert_stdout(self, sink: Callable[[bytes], None]) -> None:
         """From now on every chunk read from stdout goes to ``sink`` as it is read (b"" at
         the end), what ``stdout`` held already first; ``stdout`` itself is at EOF after.

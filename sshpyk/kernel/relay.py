@@ -68,13 +68,6 @@ SOCKET_TYPES = {
 }
 
 
-def _widen_stdout(session) -> None:
-    """The hub's pipe widening for the pipe from ssh (Linux's 64 KiB default makes ssh and
-    this process take turns in small steps during a burst)."""
-    with contextlib.suppress(AttributeError):
-        widen_pipe(session._transport.get_pipe_transport(1).get_extra_info("pipe").fileno())
-
-
 class RelayChannels:
     """The relay's local half; the ``ChannelPath`` a ``RemoteKernel`` uses."""
 
@@ -258,7 +251,10 @@ class RelayChannels:
         ``{"exit": code}`` when the hub reports the kernel's end, None when the link ended
         (the kernel lives on: the next session resumes).  ``on_data``: bytes came."""
         self._bind()
-        _widen_stdout(session)
+        fd = session.stdout_fileno()
+        if fd is not None:
+            # Linux's 64 KiB default makes ssh and this process take turns in small steps
+            widen_pipe(fd)
         stdin, self._sent = session.stdin, None
         self._stdin = stdin
         writer = asyncio.create_task(self._write(stdin))

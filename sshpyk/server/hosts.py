@@ -29,7 +29,12 @@ _NOT_FROM_REQUEST = "the ssh client comes from the server's configuration (SSHPy
 
 def _body(handler: SSHPykHandler, fields: tuple[str, ...]) -> dict[str, Any]:
     """The JSON body restricted to ``fields``, each validated by the model."""
-    data = handler.json_body()
+    return body_fields(handler.json_body(), fields)
+
+
+def body_fields(data: Any, fields: tuple[str, ...]) -> dict[str, Any]:
+    """A request body restricted to ``fields``, each validated by the model; the ssh client
+    is never the request's."""
     if data is None:
         data = {}
     if not isinstance(data, dict):

@@ -12,10 +12,10 @@ import tornado
 from jupyter_server.auth.decorator import authorized
 
 from ..login.logins import Logins
-from ..model import InvalidField, validate
+from ..model import InvalidField
 from ..transport import Target
 from .base import NotFound, SSHPykHandler
-from .hosts import _NOT_FROM_REQUEST
+from .hosts import body_fields
 
 MAX_ANSWER = 4096  # characters: longer than any password or code ssh could want
 
@@ -58,16 +58,12 @@ class LoginsHandler(_LoginsHandler):
 
 
 def _target_fields(data: dict) -> dict:
-    """``alias`` and ``ssh_config``, validated by the model as a kernelspec's would be."""
-    if "ssh" in data:
-        raise InvalidField("ssh", _NOT_FROM_REQUEST)
-    for name in data:
-        if name not in ("alias", "ssh_config"):
-            raise InvalidField(name, "is not a field of a login (alias, ssh_config)")
-    fields = {"ssh_host_alias": data["alias"]}
-    if data.get("ssh_config") not in (None, ""):
-        fields["ssh_config"] = data["ssh_config"]
-    return validate(fields, only=("ssh_host_alias", "ssh_config"))
+    """``alias`` (the model's ``ssh_host_alias``) and ``ssh_config``, validated by the model
+    as a kernelspec's would be."""
+    rest = {k: v for k, v in data.items() if k != "alias"}
+    if "ssh_host_alias" in rest:
+        raise InvalidField("ssh_host_alias", "unknown field: a login names its host `alias`")
+    return body_fields({**rest, "ssh_host_alias": data["alias"]}, ("ssh_host_alias", "ssh_config"))
 
 
 class LoginAnswerHandler(_LoginsHandler):

@@ -97,17 +97,23 @@ def test_cli_login_on_a_terminal_then_kernels_use_it_and_survive_a_relogin(
     )
     assert rc.returncode == 0 and "logged out of otp" in rc.stdout
     provs = [km.provisioner for km in kms]
+
+    def login_again():
+        """Log in on the terminal, off the event loop (the kernels' reconnects go on
+        meanwhile, as in a server); every kernel is connected again after it."""
+        code = th.otp_code()
+        rc, out = jp_asyncio_loop.run_until_complete(
+            asyncio.to_thread(_terminal_login, th, "otp", [code])
+        )
+        assert rc == 0, out
+        for prov in provs:
+            jp_asyncio_loop.run_until_complete(wait_state(prov, 60, TunnelState.CONNECTED))
+
     for prov in provs:  # no login can be made without the user: they wait for one
         jp_asyncio_loop.run_until_complete(wait_state(prov, 30, TunnelState.LOGIN_NEEDED))
         status = prov.status()
         assert (status["host_alias"], status["ssh_config"]) == ("otp", str(th.ssh_config))
-    code = th.otp_code()
-    rc2, out2 = jp_asyncio_loop.run_until_complete(
-        asyncio.to_thread(_terminal_login, th, "otp", [code])
-    )
-    assert rc2 == 0, out2
-    for prov in provs:
-        jp_asyncio_loop.run_until_complete(wait_state(prov, 60, TunnelState.CONNECTED))
+    login_again()
     out, _ = jp_asyncio_loop.run_until_complete(run_code(kcs[0], "print('still here')"))
     assert out.strip() == "still here"
 
@@ -118,13 +124,7 @@ def test_cli_login_on_a_terminal_then_kernels_use_it_and_survive_a_relogin(
     os.kill(master.identity[0], signal.SIGKILL)
     for prov in provs:
         jp_asyncio_loop.run_until_complete(wait_state(prov, 30, TunnelState.LOGIN_NEEDED))
-    code = th.otp_code()
-    rc3, out3 = jp_asyncio_loop.run_until_complete(
-        asyncio.to_thread(_terminal_login, th, "otp", [code])
-    )
-    assert rc3 == 0, out3
-    for prov in provs:
-        jp_asyncio_loop.run_until_complete(wait_state(prov, 60, TunnelState.CONNECTED))
+    login_again()
 
     async def all_back():
         return await asyncio.gather(*(run_code(kc, "print('back')") for kc in kcs))

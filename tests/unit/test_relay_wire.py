@@ -61,6 +61,18 @@ def test_every_kind_round_trips(frame):
     assert len(encode(Ack(1))) == 5 + 8  # the head is small and fixed
 
 
+def _in_random_chunks(data: bytes, rng: random.Random, least: int, most: int) -> list:
+    """What a new decoder makes of ``data`` fed in chunks of random sizes (it must hold
+    nothing back at the end)."""
+    dec, got, pos = Decoder(), [], 0
+    while pos < len(data):
+        step = rng.randrange(least, most)
+        got += dec.feed(data[pos : pos + step])
+        pos += step
+    assert not dec._pending
+    return got
+
+
 def test_a_stream_decodes_the_same_byte_by_byte_and_in_random_chunks():
     rng = random.Random(15)
     frames = EVERY_KIND + [
@@ -71,12 +83,7 @@ def test_a_stream_decodes_the_same_byte_by_byte_and_in_random_chunks():
     dec = Decoder()
     assert [f for b in data for f in dec.feed(bytes([b]))] == frames
     for _ in range(20):
-        dec, got, pos = Decoder(), [], 0
-        while pos < len(data):
-            step = rng.randrange(0, 700)
-            got += dec.feed(data[pos : pos + step])
-            pos += step
-        assert got == frames and not dec._pending
+        assert _in_random_chunks(data, rng, 0, 700) == frames
 
 
 def test_big_parts_are_views_of_the_chunk_or_of_the_one_buffer_a_frame_spans_into():
@@ -95,12 +102,7 @@ def test_big_parts_are_views_of_the_chunk_or_of_the_one_buffer_a_frame_spans_int
     (spanned,) = dec.feed(data[one + 100 : 2 * one + 1])
     assert spanned == frames[1] and spanned.parts[1].obj not in (first, data)
     for _ in range(20):
-        dec, got, pos = Decoder(), [], 0
-        while pos < len(data):
-            step = rng.randrange(1, 30000)
-            got += dec.feed(data[pos : pos + step])
-            pos += step
-        assert got == frames and not dec._pending
+        assert _in_random_chunks(data, rng, 1, 30000) == frames
 
 
 def test_a_frame_over_the_limit_is_refused_from_its_head_alone(monkeypatch):

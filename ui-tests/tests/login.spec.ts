@@ -5,6 +5,7 @@
  * computes them with oathtool).
  */
 import { expect, IJupyterLabPageFixture, test } from '@jupyterlab/galata';
+import type { Locator } from '@playwright/test';
 import { execFileSync } from 'child_process';
 import * as path from 'path';
 
@@ -117,6 +118,38 @@ async function addOtpKernel(
   expect(status).toBe(201);
 }
 
+/**
+ * Start a login to `otp` as the command does, and wait for its dialog.
+ */
+async function openLoginDialog(
+  page: IJupyterLabPageFixture,
+  sshConfig: string
+): Promise<Locator> {
+  await startLogin(page, sshConfig);
+  const dialog = page.getByTestId('sshpyk-login-dialog');
+  await expect(dialog).toBeVisible({ timeout: 30000 });
+  return dialog;
+}
+
+/**
+ * The dialog shows ssh's one-time-code question verbatim (trailing space included).
+ */
+async function expectOtpQuestion(dialog: Locator): Promise<void> {
+  const text = await dialog
+    .getByTestId('sshpyk-login-prompt')
+    .evaluate(node => node.textContent);
+  expect(text).toMatch(OTP_PROMPT);
+}
+
+/**
+ * Type a fresh one-time code in the dialog and press Enter.
+ */
+async function answerWithCode(dialog: Locator, sshConfig: string): Promise<void> {
+  const answer = dialog.getByTestId('sshpyk-login-answer');
+  await answer.fill(otpCode(sshConfig));
+  await answer.press('Enter');
+}
+
 function toasts(page: IJupyterLabPageFixture, text: string) {
   return page.locator('.jp-toastContainer').getByText(text);
 }
@@ -131,18 +164,11 @@ test.describe('a login to a host that wants a one-time code', () => {
   }) => {
     test.setTimeout(90000);
     const { sshConfig } = testHosts();
-    await startLogin(page, sshConfig);
-
-    const dialog = page.getByTestId('sshpyk-login-dialog');
-    await expect(dialog).toBeVisible({ timeout: 30000 });
+    const dialog = await openLoginDialog(page, sshConfig);
     await expect(dialog.locator('.jp-Dialog-header')).toHaveText(
       'Log in to otp'
     );
-    // verbatim: the exact text, trailing space included
-    const text = await dialog
-      .getByTestId('sshpyk-login-prompt')
-      .evaluate(node => node.textContent);
-    expect(text).toMatch(OTP_PROMPT);
+    await expectOtpQuestion(dialog);
     const answer = dialog.getByTestId('sshpyk-login-answer');
     await expect(answer).toBeFocused();
     await expect(answer).toHaveAttribute('type', 'password');
@@ -165,9 +191,7 @@ test.describe('a login to a host that wants a one-time code', () => {
   }) => {
     test.setTimeout(90000);
     const { sshConfig } = testHosts();
-    await startLogin(page, sshConfig);
-    const dialog = page.getByTestId('sshpyk-login-dialog');
-    await expect(dialog).toBeVisible({ timeout: 30000 });
+    const dialog = await openLoginDialog(page, sshConfig);
     await expect(dialog.getByRole('alert')).toHaveCount(0);
     // every digit changed: not the code of this or any step near it
     const wrong = otpCode(sshConfig).replace(/\d/g, d =>
@@ -180,12 +204,8 @@ test.describe('a login to a host that wants a one-time code', () => {
     await expect(dialog.getByRole('alert')).toContainText('not accepted', {
       timeout: 30000
     });
-    const text = await dialog
-      .getByTestId('sshpyk-login-prompt')
-      .evaluate(node => node.textContent);
-    expect(text).toMatch(OTP_PROMPT);
-    await dialog.getByTestId('sshpyk-login-answer').fill(otpCode(sshConfig));
-    await dialog.getByTestId('sshpyk-login-answer').press('Enter');
+    await expectOtpQuestion(dialog);
+    await answerWithCode(dialog, sshConfig);
     await expect(toasts(page, 'Logged in to otp.')).toBeVisible({
       timeout: 30000
     });
@@ -195,9 +215,7 @@ test.describe('a login to a host that wants a one-time code', () => {
   test('Cancel gives the login up, without an error', async ({ page }) => {
     test.setTimeout(60000);
     const { sshConfig } = testHosts();
-    await startLogin(page, sshConfig);
-    const dialog = page.getByTestId('sshpyk-login-dialog');
-    await expect(dialog).toBeVisible({ timeout: 30000 });
+    const dialog = await openLoginDialog(page, sshConfig);
     await dialog.getByRole('button', { name: 'Cancel' }).click();
     await expect(dialog).toHaveCount(0);
     await expect
@@ -222,12 +240,8 @@ test('a kernel launched on that host opens the login dialog itself, and asks aga
 
     const dialog = page.getByTestId('sshpyk-login-dialog');
     await expect(dialog).toBeVisible({ timeout: 30000 });
-    const text = await dialog
-      .getByTestId('sshpyk-login-prompt')
-      .evaluate(node => node.textContent);
-    expect(text).toMatch(OTP_PROMPT);
-    await dialog.getByTestId('sshpyk-login-answer').fill(otpCode(sshConfig));
-    await dialog.getByTestId('sshpyk-login-answer').press('Enter');
+    await expectOtpQuestion(dialog);
+    await answerWithCode(dialog, sshConfig);
     await expect(dialog).toHaveCount(0);
 
     // the kernel runs on the host the login opened
@@ -250,8 +264,7 @@ test('a kernel launched on that host opens the login dialog itself, and asks aga
     await expect(item).toContainText('otp: login needed');
     await item.click();
     await expect(dialog).toBeVisible({ timeout: 30000 });
-    await dialog.getByTestId('sshpyk-login-answer').fill(otpCode(sshConfig));
-    await dialog.getByTestId('sshpyk-login-answer').press('Enter');
+    await answerWithCode(dialog, sshConfig);
     await expect(item).toHaveAttribute('data-state', 'connected', {
       timeout: 60000
     });
