@@ -193,7 +193,12 @@ def test_teardown_leaves_nothing_behind(test_hosts, mode):
     assert th.ssh("remote", "nohup sleep 300 >/dev/null 2>&1 &").returncode == 0
     if mode == "netns":
         Faults(th).latency("remote", 10)
+    # the backgrounded sleep may take a moment to show (a loaded machine): look again briefly
+    deadline = time.monotonic() + 5
     started = processes_mentioning(str(th.state))
+    while not any("sleep 300" in cmd for _, cmd in started) and time.monotonic() < deadline:
+        time.sleep(0.1)
+        started = processes_mentioning(str(th.state))
     assert any("sleep 300" in cmd for _, cmd in started), started
 
     left = down(th.state)
