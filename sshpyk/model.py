@@ -9,6 +9,7 @@ value that failed here.
 
 from __future__ import annotations
 
+import copy
 import json
 import re
 from dataclasses import dataclass, field, fields
@@ -18,6 +19,7 @@ from typing import Any
 
 from .errors import InvalidField
 from .localfiles import check_ssh_config
+from .slurm_options import CHECKS as SLURM_CHECKS
 
 PROVISIONER_NAME = "sshpyk-provisioner"
 SPEC_FIELDS = ("kernel_name", "display_name", "language", "interrupt_mode")
@@ -133,6 +135,7 @@ _CHECKS = {
     "text": check_text,
     "kernel_name": check_kernel_name,
     "sshfs_options": check_sshfs_options,
+    **SLURM_CHECKS,
 }
 
 
@@ -170,8 +173,14 @@ def _check(name: str, value: Any, rule: dict) -> None:
     if isinstance(value, list):
         if len(value) > rule.get("maxItems", 1000):
             raise InvalidField(name, f"has more than {rule['maxItems']} entries")
+        items = rule["items"]
         for i, item in enumerate(value):
-            _check_object(f"{name}[{i}]", item, rule["items"])
+            if "properties" in items:
+                _check_object(f"{name}[{i}]", item, items)
+            else:
+                _check(f"{name}[{i}]", item, items)
+    if isinstance(value, dict) and "properties" in rule:
+        _check_object(name, value, rule)
 
 
 def _check_object(name: str, value: Any, rule: dict) -> None:
@@ -207,9 +216,40 @@ def validate(data: Any, *, only: tuple[str, ...] | None = None) -> dict[str, Any
         value = data.get(key, rule.get("default"))
         if key == "mount_local_on_remote" and isinstance(value, list):
             value = [m if isinstance(m, dict) else parse_mount(m, key) for m in value]
+        if key == "channels" and key not in data and data.get("slurm") is not None:
+            value = "relay"  # the only way to reach a kernel on a compute node (see below)
         _check(key, value, rule)
-        out[key] = value
+        out[key] = _slurm_filled(value) if key == "slurm" and value is not None else value
+    _check_slurm_fits(out)
     return out
+
+
+def _slurm_filled(slurm: dict[str, Any]) -> dict[str, Any]:
+    """Every member of a checked ``slurm`` object, a missing or null one at its default: the
+    launch reads one shape."""
+    members = schema()["properties"]["slurm"]["properties"]
+    return {
+        key: slurm[key] if slurm.get(key) is not None else copy.deepcopy(rule.get("default"))
+        for key, rule in members.items()
+    }
+
+
+def _check_slurm_fits(model: dict[str, Any]) -> None:
+    """What a Slurm kernel cannot have with it (the fields ``validate`` has checked)."""
+    if model.get("slurm") is None:
+        return
+    if model.get("channels", "relay") != "relay":
+        # the kernel on a compute node is reached over its job step's stdio (srun from the
+        # login host); the cluster network gives no port an ssh forward could reach
+        raise InvalidField(
+            "channels",
+            f"a Slurm kernel needs channels 'relay', not {model['channels']!r}: it is "
+            "reached through its job, with no port to forward to",
+        )
+    if model.get("mount_local_on_remote"):
+        raise InvalidField(
+            "mount_local_on_remote", "SSHFS mounts are not supported on Slurm kernels yet"
+        )
 
 
 MOUNT_SYNTAX = "/local:/remote[:sshfs_options][:optional]"
@@ -267,6 +307,8 @@ class SSHKernelConfig:
     remote_sshfs: str | None = None
     ssh_host_alias_local_on_remote: str | None = None
     mount_local_on_remote: list = field(default_factory=list)
+    # None: not a Slurm kernel; else every member of the schema's ``slurm`` (``validate``)
+    slurm: dict | None = None
 
     @classmethod
     def from_dict(cls, data: Any) -> SSHKernelConfig:
@@ -275,8 +317,14 @@ class SSHKernelConfig:
     def to_dict(self) -> dict[str, Any]:
         """Only what differs from the defaults: kernel.json stays short and readable."""
         props = schema()["properties"]
-        return {
+        out = {
             f.name: getattr(self, f.name)
             for f in fields(self)
             if getattr(self, f.name) != props[f.name].get("default")
         }
+        if self.slurm is not None:  # {} stays: a Slurm kernel with the cluster's defaults
+            members = props["slurm"]["properties"]
+            out["slurm"] = {
+                k: v for k, v in self.slurm.items() if v != members.get(k, {}).get("default")
+            }
+        return out

@@ -21,11 +21,27 @@ def option_name(field: str) -> str:
 
 OPTIONS = {option_name(field): field for field in schema()["properties"]}
 MOUNTS = "mount_local_on_remote"  # a list: repeatable --mount-local-on-remote /L:/R[:...]
+SLURM = "slurm"  # an object: --slurm, and one --slurm-MEMBER option per member
+
+
+def slurm_option(member: str) -> str:
+    """``--slurm-partition`` ... for each member of ``slurm``; the list of sbatch options is
+    given one by one: ``--slurm-option=--exclusive``."""
+    return "--slurm-option" if member == "sbatch_options" else "--slurm-" + member.replace("_", "-")
+
+
+# option -> member of slurm; argparse keeps each in the dest "slurm_" + member
+SLURM_OPTIONS = {
+    slurm_option(member): member for member in schema()["properties"][SLURM]["properties"]
+}
 
 
 class Parser(argparse.ArgumentParser):
     def error(self, message: str):  # argparse exits 2 too; keep our prefix and wording
         self.print_usage(sys.stderr)
+        if "--slurm-option" in message and "expected one argument" in message:
+            # argparse takes "--exclusive" after a space for an option of its own
+            message += "; write it with '=': --slurm-option=--NAME[=VALUE]"
         raise UsageError(message)
 
 
@@ -36,6 +52,9 @@ def _add_model_options(p: argparse.ArgumentParser, *, required: bool) -> None:
         if key == "kernel_name":  # names the kernel: each command takes it its own way
             continue
         rule = props[key]
+        if key == SLURM:
+            _add_slurm_options(p, rule)
+            continue
         if key == MOUNTS:
             p.add_argument(
                 opt,
@@ -57,13 +76,49 @@ def _add_model_options(p: argparse.ArgumentParser, *, required: bool) -> None:
             raise TypeError(f"no command-line option for schema field {key!r} ({rule['type']})")
         if "enum" in rule:
             kw["choices"] = rule["enum"]
-        notes = []
-        if "minimum" in rule:
-            notes.append(f"{rule['minimum']}-{rule['maximum']}")
-        if rule.get("default") not in (None, []):
-            notes.append(f"default {rule['default']}")
-        kw["help"] = rule.get("description", "") + (f" ({', '.join(notes)})" if notes else "")
+        kw["help"] = _help(rule)
         p.add_argument(opt, **kw)
+
+
+def _help(rule: dict) -> str:
+    notes = []
+    if "minimum" in rule:
+        notes.append(f"{rule['minimum']}-{rule['maximum']}")
+    if rule.get("default") not in (None, []):
+        notes.append(f"default {rule['default']}")
+    return rule.get("description", "") + (f" ({', '.join(notes)})" if notes else "")
+
+
+def _add_slurm_options(p: argparse.ArgumentParser, rule: dict) -> None:
+    g = p.add_argument_group(
+        "Slurm", "run the kernel on a compute node (any --slurm-* option implies --slurm)"
+    )
+    g.add_argument(
+        "--slurm",
+        dest=SLURM,
+        action="store_true",
+        default=None,
+        help="run the kernel in a Slurm job, with the cluster's defaults for what is not given "
+        "(channels then default to relay)",
+    )
+    for opt, member in SLURM_OPTIONS.items():
+        sub = rule["properties"][member]
+        kinds = set(sub["type"] if isinstance(sub["type"], list) else [sub["type"]])
+        kw: dict[str, Any] = {"dest": f"{SLURM}_{member}", "help": _help(sub)}
+        if member == "sbatch_options":
+            kw.update(action="append", metavar="--NAME[=VALUE]")
+            kw["help"] = kw["help"].rstrip(".") + (
+                "; repeatable, written with '=' since the value starts with '--', e.g. "
+                "--slurm-option=--exclusive --slurm-option=--gres=gpu:1 (on edit, the "
+                "options given replace the kernel's)"
+            )
+        elif kinds <= {"integer", "null"}:
+            kw.update(type=int, metavar="MIN" if member == "walltime_warning" else "N")
+        elif kinds <= {"string", "null"}:
+            kw.update(type=str, metavar=member.upper())
+        else:  # as for the top-level fields: never skip a member silently
+            raise TypeError(f"no command-line option for slurm member {member!r}")
+        g.add_argument(opt, **kw)
 
 
 def _add_name(p: argparse.ArgumentParser) -> None:
@@ -112,7 +167,13 @@ def build_parser() -> Parser:
         "--clear",
         action="append",
         metavar="FIELD",
-        help="put an optional field back to its default, e.g. --clear ssh_config",
+        help="put an optional field back to its default, e.g. --clear ssh_config; "
+        "slurm.MEMBER clears one Slurm setting, e.g. --clear slurm.time",
+    )
+    p.add_argument(
+        "--no-slurm",
+        action="store_true",
+        help="run the kernel on the SSH host again, not in a Slurm job (the same as --clear slurm)",
     )
     p.add_argument(
         "--remove-mount",

@@ -12,6 +12,7 @@ from typing import Any
 from ..checks import Check
 from ..kernelspecs import KernelEntry
 from ..model import format_mount
+from ..slurm_options import sbatch_flags
 from ..states import CheckStatus
 
 OK, WARN, FAIL, SKIPPED = CheckStatus.OK, CheckStatus.WARN, CheckStatus.FAIL, CheckStatus.SKIPPED
@@ -121,6 +122,7 @@ def ssh_rows(entry: KernelEntry, checks: list[Check] | None, style: Style) -> li
         ("SSHFS Mounting", marked("yes", "sshfs") if mounts else "no"),
     ]
     rows += [(f"  Mount {i + 1}", format_mount(mount)) for i, mount in enumerate(mounts)]
+    rows += slurm_rows(model.get("slurm"))
     if not checks:  # what only a host can tell
         rows = [
             (label, value)
@@ -128,6 +130,24 @@ def ssh_rows(entry: KernelEntry, checks: list[Check] | None, style: Style) -> li
             if label not in ("Remote System", "Remote Interrupt Mode", "Remote Command")
         ]
     return rows
+
+
+def slurm_rows(slurm: dict[str, Any] | None) -> list[tuple[str, str]]:
+    """Where the kernel runs when it runs under Slurm: a summary, then the sbatch flags."""
+    if slurm is None:
+        return []
+    said = [
+        f"{label} {slurm[key]}"
+        for key, label in (("partition", "partition"), ("time", "time limit"))
+        if slurm.get(key)
+    ]
+    summary = "a compute node, in a Slurm job" + (f" ({', '.join(said)})" if said else "")
+    warning = slurm.get("walltime_warning")
+    return [
+        ("Runs On", summary),
+        ("  sbatch Flags", shlex.join(sbatch_flags(slurm)) or "(the cluster's defaults)"),
+        ("  Time Warning", f"{warning} min before the limit" if warning else "none"),
+    ]
 
 
 def _alias_detail(by_id: dict[str, Check]) -> str:

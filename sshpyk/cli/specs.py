@@ -17,7 +17,7 @@ from ..model import InvalidField, parse_mount, schema
 from ..states import CheckStatus
 from .checking import check_per_host
 from .exitcodes import EXIT_FAILED, EXIT_OK, UsageError
-from .parser import MOUNTS, OPTIONS
+from .parser import MOUNTS, OPTIONS, SLURM, SLURM_OPTIONS
 from .render import Progress, Style, check_line, entry_json, local_block, ssh_block
 
 
@@ -71,8 +71,19 @@ def _given(args) -> dict[str, Any]:
     return {
         key: getattr(args, key)
         for key in OPTIONS.values()
-        if key != MOUNTS and getattr(args, key, None) is not None
+        if key not in (MOUNTS, SLURM) and getattr(args, key, None) is not None
     }
+
+
+def _slurm_given(args) -> dict[str, Any] | None:
+    """The Slurm members given as ``--slurm-*`` options; None when neither they nor
+    ``--slurm`` were given."""
+    given = {
+        member: getattr(args, f"{SLURM}_{member}")
+        for member in SLURM_OPTIONS.values()
+        if getattr(args, f"{SLURM}_{member}", None) is not None
+    }
+    return given if given or getattr(args, SLURM, None) else None
 
 
 def kernel_name(args) -> str:
@@ -96,6 +107,9 @@ def _new_mounts(args) -> list[dict[str, Any]]:
 def cmd_add(args) -> int:
     data = {"interrupt_mode": "message", **_given(args)}
     data[MOUNTS] = _new_mounts(args)
+    slurm = _slurm_given(args)
+    if slurm is not None:  # without --channels the model chooses relay, a Slurm kernel's
+        data[SLURM] = slurm
     entry = write(data, replace=args.replace)
     print(f"added SSH kernel {entry.name!r} in {entry.resource_dir}")
     return EXIT_OK
@@ -106,10 +120,17 @@ def cmd_edit(args) -> int:
     entry = get_ssh_entry(name)
     patch = _given(args)
     patch.pop("kernel_name", None)
+    cleared_slurm = []
     for key in args.clear or []:
+        if key.startswith(f"{SLURM}."):
+            if key[len(SLURM) + 1 :] not in SLURM_OPTIONS.values():
+                raise InvalidField(key, "unknown Slurm setting (see --help for the --slurm-* ones)")
+            cleared_slurm.append(key[len(SLURM) + 1 :])
+            continue
         if key not in schema()["properties"] or key == "kernel_name":
             raise InvalidField(key, "unknown field (see --help for what --clear accepts)")
         patch[key] = None
+    _edit_slurm(args, entry, patch, cleared_slurm)
     if args.remove_mounts or args.remove_mount or args.mount_local_on_remote:
         mounts = [] if args.remove_mounts else list((entry.model or {}).get(MOUNTS) or [])
         for path in args.remove_mount or []:
@@ -123,6 +144,29 @@ def cmd_edit(args) -> int:
     entry = update(name, patch)
     print(f"updated SSH kernel {entry.name!r}")
     return EXIT_OK
+
+
+def _edit_slurm(args, entry: KernelEntry, patch: dict[str, Any], cleared: list[str]) -> None:
+    """The Slurm part of an edit: the members given change, the others stay (the options
+    given replace the kernel's); turning Slurm on also turns relay channels on, unless
+    ``--channels`` says otherwise (the model then refuses 'forward' with its reason)."""
+    given = _slurm_given(args)
+    if args.no_slurm:
+        if given is not None or cleared:
+            raise UsageError("--no-slurm turns Slurm off: give it without --slurm options")
+        patch[SLURM] = None
+        return
+    if given is None and not cleared:
+        return
+    current = (entry.model or {}).get(SLURM)
+    if current is None and given is None:
+        raise InvalidField(SLURM, f"{entry.name!r} does not run under Slurm: nothing to clear")
+    slurm = {**(current or {}), **(given or {})}
+    for member in cleared:
+        slurm[member] = None
+    patch[SLURM] = slurm
+    if current is None and "channels" not in patch:
+        patch["channels"] = "relay"
 
 
 def cmd_delete(args) -> int:
