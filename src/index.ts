@@ -10,6 +10,7 @@ import { ITranslator, nullTranslator } from '@jupyterlab/translation';
 
 import { loginPlugin } from './login/plugin';
 import { SshpykModel } from './model';
+import { slurmPlugin } from './slurm/plugin';
 // eslint-disable-next-line jupyter/prefer-lazy-imports -- the panel must be in the shell before the layout is restored
 import { SIDEBAR_ID, SshpykSidebar } from './sidebar/panel';
 // eslint-disable-next-line jupyter/prefer-lazy-imports -- the status item must be registered during activation
@@ -140,11 +141,20 @@ const plugin: JupyterFrontEndPlugin<void> = {
         );
         current.follow(labShell.currentWidget);
       }
+      // a queued Slurm kernel: asks, then cancels its job
+      const cancel = async (kernelId: string) => {
+        const tunnel = model.tunnelByKernelId(kernelId);
+        if (tunnel) {
+          const { confirmCancelJob } = await import('./slurm/cancel');
+          await confirmCancelJob(model, tunnel, trans);
+        }
+      };
       const item = new TunnelStatusItem(
         current,
         name => void app.commands.execute(CommandIDs.showKernel, { name }),
         trans,
-        login
+        login,
+        kernelId => void cancel(kernelId)
       );
       statusBar.registerStatusItem('sshpyk:tunnel-status', {
         item,
@@ -176,4 +186,4 @@ const plugin: JupyterFrontEndPlugin<void> = {
  * The plugins of this package (the template's default export); the tokens
  * and types are named exports.
  */
-export default [modelPlugin, plugin, loginPlugin];
+export default [modelPlugin, plugin, loginPlugin, slurmPlugin];

@@ -11,6 +11,7 @@ import { ISignal, Signal } from '@lumino/signaling';
 import {
   addKernelspec,
   attachOrphan,
+  cancelLaunch,
   deleteKernelspec,
   discoverKernelspecs,
   editKernelspec,
@@ -185,6 +186,22 @@ export class SshpykModel implements ISshpykModel {
     return this._tunnels.filter(k => k.kernelspec === name);
   }
 
+  get cancelledLaunches(): ReadonlySet<string> {
+    return this._cancelled;
+  }
+
+  async cancelLaunch(kernelId: string): Promise<void> {
+    // noted before the request: the poll that sees the job end may come first
+    this._cancelled.add(kernelId);
+    try {
+      await cancelLaunch(this.serverSettings, kernelId);
+    } catch (error) {
+      this._cancelled.delete(kernelId);
+      throw error;
+    }
+    await this.refreshTunnels();
+  }
+
   async refreshTunnels(): Promise<void> {
     await this._poll.refresh();
     // the poll's next tick is its answer (resolved or rejected); disposal
@@ -336,6 +353,7 @@ export class SshpykModel implements ISshpykModel {
   private _tunnelsError: string | null = null;
   private _tunnelsPolled = false;
   private _tunnelsChanged = new Signal<this, void>(this);
+  private _cancelled = new Set<string>();
 
   private _orphans: IOrphan[] = [];
   private _orphansError: string | null = null;

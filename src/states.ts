@@ -55,3 +55,35 @@ export const LOGIN_STATES = [
   'failed'
 ] as const;
 export type LoginState = (typeof LOGIN_STATES)[number];
+
+/**
+ * A Slurm job's state, in Slurm's own words (squeue's and sacct's `%T` /
+ * `State`): `PENDING` while queued (the status's `reason` says why),
+ * `RUNNING`, then how it ended (`COMPLETED`, `CANCELLED`, `TIMEOUT`,
+ * `OUT_OF_MEMORY`, `NODE_FAIL`, ...); `OTHER` for a word Slurm may add.
+ */
+export const SLURM_JOB_STATES = [
+  'PENDING',
+  'RUNNING',
+  'SUSPENDED',
+  'COMPLETING',
+  'COMPLETED',
+  'CANCELLED',
+  'FAILED',
+  'TIMEOUT',
+  'NODE_FAIL',
+  'PREEMPTED',
+  'BOOT_FAIL',
+  'DEADLINE',
+  'OUT_OF_MEMORY',
+  'REQUEUED',
+  'RESIZING',
+  'REVOKED',
+  'SPECIAL_EXIT',
+  'STOPPED',
+  'CONFIGURING',
+  'SIGNALING',
+  'STAGE_OUT',
+  'OTHER'
+] as const;
+export type SlurmJobState = (typeof SLURM_JOB_STATES)[number];

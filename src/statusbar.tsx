@@ -6,19 +6,34 @@ import { Widget } from '@lumino/widgets';
 import * as React from 'react';
 
 import { sshpykIcon } from './icons';
+import { isCancellable, jobDetail, kernelLabel } from './slurm/words';
 import { TunnelState } from './states';
 import { tunnelLabel } from './status';
 import { ISshpykModel } from './tokens';
 
 /**
+ * How often the words of a running Slurm job (its time left) are redone.
+ */
+const TICK = 30 * 1000;
+
+/**
  * What the status item says about the current kernel.
  */
 export interface ITunnelInfo {
+  kernelId: string;
   kernelspec: string;
   hostAlias: string;
   sshConfig: string | null;
   state: TunnelState;
   label: string;
+  /**
+   * A Slurm kernel's job in a sentence (job id, node, time left), else null.
+   */
+  job: string | null;
+  /**
+   * A Slurm kernel queued or starting: its launch can be cancelled.
+   */
+  cancellable: boolean;
 }
 
 /**
@@ -89,10 +104,22 @@ export class CurrentTunnel {
       this._info = info;
       this._changed.emit();
     }
+    // a Slurm job's time left goes down between polls that bring no news
+    const ticking = info?.job !== null && info?.job !== undefined;
+    if (ticking && this._ticker === null) {
+      this._ticker = setInterval(() => this.refresh(), TICK);
+    } else if (!ticking && this._ticker !== null) {
+      clearInterval(this._ticker);
+      this._ticker = null;
+    }
   }
 
   dispose(): void {
     this.follow(null);
+    if (this._ticker !== null) {
+      clearInterval(this._ticker);
+      this._ticker = null;
+    }
     Signal.clearData(this);
   }
 
@@ -112,14 +139,20 @@ export class CurrentTunnel {
     // The server lists a kernel once it has started; until then it launches.
     const state: TunnelState = tunnel?.state ?? 'launching';
     return {
+      kernelId: kernel.id,
       kernelspec: kernel.name,
       hostAlias,
       sshConfig: tunnel?.ssh_config ?? entry?.config?.ssh_config ?? null,
       state,
-      label: tunnelLabel(state, tunnel?.step, this._trans)
+      label: tunnel
+        ? kernelLabel(tunnel, this._trans)
+        : tunnelLabel(state, null, this._trans),
+      job: tunnel ? jobDetail(tunnel, this._trans) : null,
+      cancellable: isCancellable(tunnel)
     };
   }
 
+  private _ticker: ReturnType<typeof setInterval> | null = null;
   private _enabled = true;
   private _context: ISessionContext | null = null;
   private _info: ITunnelInfo | null = null;
@@ -134,10 +167,29 @@ export class TunnelStatusItem extends ReactWidget {
     private readonly _current: CurrentTunnel,
     private readonly _open: (kernelspec: string) => void,
     private readonly _trans: TranslationBundle,
-    private readonly _login?: (alias: string, sshConfig: string | null) => void
+    private readonly _login?: (alias: string, sshConfig: string | null) => void,
+    private readonly _cancel?: (kernelId: string) => void
   ) {
     super();
     this.addClass('jp-sshpyk-StatusItem');
+  }
+
+  private _title(info: ITunnelInfo, login: boolean, cancel: boolean): string {
+    const trans = this._trans;
+    const what = info.job
+      ? trans.__(
+          'SSH kernel on %1: %2. %3.',
+          info.hostAlias,
+          info.label,
+          info.job
+        )
+      : trans.__('SSH kernel on %1: %2.', info.hostAlias, info.label);
+    const click = login
+      ? trans.__('Click to log in again; the kernel reconnects.')
+      : cancel
+        ? trans.__('Click to cancel its Slurm job.')
+        : trans.__('Click to show it in the SSH Kernels panel.');
+    return `${what} ${click}`;
   }
 
   protected render(): JSX.Element {
@@ -150,9 +202,13 @@ export class TunnelStatusItem extends ReactWidget {
           }
           // "login needed": one click (or Enter) logs in again; otherwise the panel
           const login = info.state === 'login_needed' && this._login;
+          // a queued (or starting) Slurm kernel: a click offers to cancel it
+          const cancel = info.cancellable && this._cancel;
           const open = login
             ? () => login(info.hostAlias, info.sshConfig)
-            : () => this._open(info.kernelspec);
+            : cancel
+              ? () => cancel(info.kernelId)
+              : () => this._open(info.kernelspec);
           return (
             <div
               role="button"
@@ -160,19 +216,8 @@ export class TunnelStatusItem extends ReactWidget {
               className={`jp-sshpyk-StatusItem-body jp-sshpyk-Tunnel-${info.state}`}
               data-testid="sshpyk-status-item"
               data-state={info.state}
-              title={
-                login
-                  ? this._trans.__(
-                      'SSH kernel on %1: %2. Click to log in again; the kernel reconnects.',
-                      info.hostAlias,
-                      info.label
-                    )
-                  : this._trans.__(
-                      'SSH kernel on %1: %2. Click to show it in the SSH Kernels panel.',
-                      info.hostAlias,
-                      info.label
-                    )
-              }
+              data-cancellable={cancel ? 'true' : undefined}
+              title={this._title(info, !!login, !!cancel)}
               onClick={open}
               onKeyDown={event => {
                 if (event.key === 'Enter' || event.key === ' ') {

@@ -149,6 +149,18 @@ export interface ISshpykModel {
    * server answered (never rejects: a failure sets `tunnelsError`).
    */
   refreshTunnels(): Promise<void>;
+  /**
+   * Stop a launch still in progress (a Slurm kernel queued or starting; its
+   * job is cancelled), then poll.
+   *
+   * @throws {SshpykResponseError} 404 when no launch of it is under way
+   */
+  cancelLaunch(kernelId: string): Promise<void>;
+  /**
+   * The kernels whose launch was cancelled from this page (their end is no
+   * news to the user).
+   */
+  readonly cancelledLaunches: ReadonlySet<string>;
 
   /**
    * Emitted when the orphans, their error, the busy one or the last

@@ -108,11 +108,14 @@ describe('CurrentTunnel', () => {
 
     current.follow(widgetWithKernel('remote-py', 'k1'));
     expect(current.info).toEqual({
+      kernelId: 'k1',
       kernelspec: 'remote-py',
       hostAlias: 'remote',
       sshConfig: null,
       state: 'launching',
-      label: 'launching: forwarding ports'
+      label: 'launching: forwarding ports',
+      job: null,
+      cancellable: false
     });
 
     current.enabled = false;

@@ -14,6 +14,7 @@ import {
   CHECK_STATUSES,
   LOGIN_STATES,
   MOUNT_STATES,
+  SLURM_JOB_STATES,
   TUNNEL_STATES
 } from '../states';
 
@@ -51,7 +52,8 @@ describe('the state vocabularies', () => {
     ['TunnelState', TUNNEL_STATES],
     ['MountState', MOUNT_STATES],
     ['CheckStatus', CHECK_STATUSES],
-    ['LoginState', LOGIN_STATES]
+    ['LoginState', LOGIN_STATES],
+    ['SlurmJobState', SLURM_JOB_STATES]
   ])('%s is the enum of the OpenAPI document', (name, values) => {
     expect([...values]).toEqual(doc.components.schemas[name].enum);
   });
@@ -131,6 +133,7 @@ describe('the routes api.ts calls', () => {
       attachOrphan: () => api.attachOrphan(settings, 'o1'),
       shutDownOrphan: () => api.shutDownOrphan(settings, 'o1'),
       getTunnelStatus: () => api.getTunnelStatus(settings),
+      cancelLaunch: () => api.cancelLaunch(settings, 'k1'),
       listLogins: () => loginApi.listLogins(settings),
       startLogin: () => loginApi.startLogin(settings, 'hpc', '/c'),
       answerLogin: () => loginApi.answerLogin(settings, 'l1', 'p1', '123456'),

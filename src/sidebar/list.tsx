@@ -1,10 +1,11 @@
 import { TranslationBundle } from '@jupyterlab/translation';
 import * as React from 'react';
 
-import { IKernelspecEntry } from '../api';
-import { tunnelLabel } from '../status';
+import { IKernelspecEntry, ITunnelStatus } from '../api';
+import { kernelLabel } from '../slurm/words';
 import { ISshpykModel } from '../tokens';
 import { CheckResults, runWords } from './checks';
+import { SlurmJob } from './slurm';
 
 export interface IKernelspecListProps {
   model: ISshpykModel;
@@ -14,44 +15,55 @@ export interface IKernelspecListProps {
   trans: TranslationBundle;
 }
 
+/**
+ * One running kernel in words: its state (a Slurm job's where it is), the
+ * round trip, and the mounts that need attention.
+ */
+function runningWords(k: ITunnelStatus, trans: TranslationBundle): string {
+  const label = kernelLabel(k, trans);
+  let text: string;
+  if (k.slurm && (k.state === 'launching' || k.slurm.ended)) {
+    // "queued: Resources, ...", "starting on node1", why the job ended
+    text = label;
+  } else {
+    text =
+      k.rtt_ms !== null
+        ? trans.__('running: %1, %2 ms', label, k.rtt_ms)
+        : trans.__('running: %1', label);
+  }
+  // only mounts needing attention: "mounted" is the expected, quiet case
+  const troubled = (k.mounts ?? []).filter(m => m.state !== 'mounted');
+  return troubled.length === 0
+    ? text
+    : [
+        text,
+        ...troubled.map(m =>
+          m.error
+            ? trans.__('mount %1: %2 (%3)', m.remote_path, m.state, m.error)
+            : trans.__('mount %1: %2', m.remote_path, m.state)
+        )
+      ].join(', ');
+}
+
 function Running(props: {
   model: ISshpykModel;
   name: string;
   trans: TranslationBundle;
 }): JSX.Element {
-  const { trans } = props;
-  const running = props.model.tunnelsOfKernelspec(props.name);
+  const { model, trans } = props;
+  const running = model.tunnelsOfKernelspec(props.name);
   if (running.length === 0) {
     return <span className="jp-sshpyk-Muted">{trans.__('not running')}</span>;
   }
   return (
     <span data-testid="sshpyk-running">
-      {running
-        .map(k => {
-          const label = tunnelLabel(k.state, k.step, trans);
-          const text =
-            k.rtt_ms !== null
-              ? trans.__('running: %1, %2 ms', label, k.rtt_ms)
-              : trans.__('running: %1', label);
-          // only mounts needing attention: "mounted" is the expected, quiet case
-          const troubled = (k.mounts ?? []).filter(m => m.state !== 'mounted');
-          return troubled.length === 0
-            ? text
-            : [
-                text,
-                ...troubled.map(m =>
-                  m.error
-                    ? trans.__(
-                        'mount %1: %2 (%3)',
-                        m.remote_path,
-                        m.state,
-                        m.error
-                      )
-                    : trans.__('mount %1: %2', m.remote_path, m.state)
-                )
-              ].join(', ');
-        })
-        .join('; ')}
+      {running.map((k, i) => (
+        <React.Fragment key={k.kernel_id}>
+          {i > 0 && '; '}
+          {runningWords(k, trans)}
+          {k.slurm && <SlurmJob model={model} tunnel={k} trans={trans} />}
+        </React.Fragment>
+      ))}
     </span>
   );
 }
