@@ -27,7 +27,13 @@ def target_of(rec: registry.Record) -> Target:
     return Target.from_config(rec.config)
 
 
-async def _remote(target: Target, prefix: str, params: dict, master: Master | None = None) -> dict:
+async def _remote(
+    target: Target,
+    prefix: str,
+    params: dict,
+    master: Master | None = None,
+    command: str | None = None,
+) -> dict:
     if target.config:  # a record names the config it was started with: it may have changed
         try:
             check_ssh_config("ssh_config", target.config)
@@ -36,7 +42,7 @@ async def _remote(target: Target, prefix: str, params: dict, master: Master | No
     master = master or Master.for_target(target)
     await master.ensure(TIMEOUT)
     rc, out, err = await master.run(
-        python_command(prefix), input=program_stdin("running", params), timeout=TIMEOUT
+        command or python_command(prefix), input=program_stdin("running", params), timeout=TIMEOUT
     )
     found = [m for m in messages(out) if "kernels" in m or "error" in m]
     if not found:
@@ -63,14 +69,18 @@ def _refused(alias: str, result: dict) -> SSHPykError | None:
     return None
 
 
-async def signal_kernel(master: Master, prefix: str, remote: dict, signum: int) -> None:
+async def signal_kernel(
+    master: Master, prefix: str, remote: dict, signum: int, command: str | None = None
+) -> None:
     """Signal a kernel's process group without its monitor, through the host's check that
-    the group's leader is still that kernel (a bare ``kill`` would hit a reused pid)."""
+    the group's leader is still that kernel (a bare ``kill`` would hit a reused pid).
+    ``command``: where the kernel runs when not on the ssh host itself (a Slurm job)."""
     result = await _remote(
         master.target,
         prefix,
         {"action": "signal", "rundir": remote["rundir"], "signal": int(signum)},
         master,
+        command,
     )
     refused = _refused(master.target.alias, result)
     if refused:

@@ -51,6 +51,7 @@ async def start_program(
     on_message: Callable[[dict], None] | None = None,
     open_session: Callable[[Master], Awaitable[Any]] | None = None,
     spare: Any = None,
+    kill_by_pid: bool = True,
 ) -> ProgramStart:
     """Start a remote program in a session of ``master`` and read its first answer.
 
@@ -66,7 +67,9 @@ async def start_program(
     ``protocol.python_command``), and ssh's own words are the other lines there.
     ``on_message`` sees every message as it arrives (``shell_pid`` ones included).
     ``spare``: a session of ``master`` opened ahead (a launcher kept warm for a restart):
-    used first, with ``stdin`` written to it as it is.
+    used first, with ``stdin`` written to it as it is.  ``kill_by_pid=False``: the pid the
+    program reports is not on the ssh host (a Slurm node), so a hung one is never killed by
+    it there (its session's end ends it).
 
     A session without an answer is ended here (``abandon_session``; with ``open_session``,
     killed); so is the session of a start that fails or is cancelled.  Otherwise the caller
@@ -74,7 +77,7 @@ async def start_program(
 
     async def end(master: Master, session, shell_pid: int | None) -> None:
         if open_session is None:
-            await abandon_session(master, session, shell_pid)
+            await abandon_session(master, session, shell_pid if kill_by_pid else None)
         else:  # a data stream: its program ends with the stream, no pid to kill
             await kill_process(session, grace=1.0)
 

@@ -57,6 +57,34 @@ class LoginState(_Str):
     FAILED = "failed"  # ended without a login (``error`` says why: a wrong code, cancel, ...)
 
 
+class SlurmJobState(_Str):
+    """A Slurm kernel's job, in Slurm's own words (squeue, scontrol, sacct); ``OTHER`` for
+    a state this version of sshpyk does not know."""
+
+    PENDING = "PENDING"
+    RUNNING = "RUNNING"
+    SUSPENDED = "SUSPENDED"
+    COMPLETING = "COMPLETING"
+    COMPLETED = "COMPLETED"
+    CANCELLED = "CANCELLED"
+    FAILED = "FAILED"
+    TIMEOUT = "TIMEOUT"
+    NODE_FAIL = "NODE_FAIL"
+    PREEMPTED = "PREEMPTED"
+    BOOT_FAIL = "BOOT_FAIL"
+    DEADLINE = "DEADLINE"
+    OUT_OF_MEMORY = "OUT_OF_MEMORY"
+    REQUEUED = "REQUEUED"
+    RESIZING = "RESIZING"
+    REVOKED = "REVOKED"
+    SPECIAL_EXIT = "SPECIAL_EXIT"
+    STOPPED = "STOPPED"
+    CONFIGURING = "CONFIGURING"
+    SIGNALING = "SIGNALING"
+    STAGE_OUT = "STAGE_OUT"
+    OTHER = "OTHER"
+
+
 def values(enum: type[Enum]) -> list[str]:
     """The enum's values in their order: what the OpenAPI document lists."""
     return [m.value for m in enum]

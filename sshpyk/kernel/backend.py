@@ -2,10 +2,13 @@
 
 The remote kernel object never builds a remote command itself; it asks its backend.
 ``Direct`` runs them on the ssh host itself (the login shell's python of the kernelspec's
-prefix).  A backend for a batch system plugs in here: ``prepare`` gets the allocation before
-a launch (and says what it waits for through ``step``), ``command`` runs a program inside it
-(a job step rather than the login host), ``release`` ends it after the kernel's end, and
-``describe`` adds what the status API should show (a job id, say).
+prefix); ``Slurm`` (``slurm.py``) in a Slurm job of the host's cluster.  ``prepare`` gets the
+allocation before a launch (and says what it waits for through ``step``; it may wait as
+long as a queue takes, outside the launch timeout, until ``cancel``), ``command`` runs a
+program inside it (a job step rather than the login host), ``release`` ends it after the
+kernel's end, ``describe`` adds what the status API should show (a job id, say),
+``adopt`` takes up a re-attached kernel's allocation from its launcher's answer, and
+``why_ended`` says why the kernel is gone when its allocation ended.
 """
 
 from __future__ import annotations
@@ -19,6 +22,11 @@ from ..transport import Master
 
 
 class LaunchBackend(Protocol):
+    # the pids a session reports are on the ssh host: a `kill` over the master reaches them
+    pids_reachable: bool
+    # what the launcher is told besides the kernel's parameters
+    launch_params: dict[str, Any]
+
     async def prepare(self, master: Master, step: Callable[[str], None], timeout: float) -> None:
         """Before a launch: whatever must exist for the kernel to start (restart included)."""
 
@@ -32,9 +40,21 @@ class LaunchBackend(Protocol):
     def describe(self) -> dict[str, Any]:
         """What the status API shows about this backend's kernel."""
 
+    def adopt(self, remote: dict[str, Any]) -> None:
+        """Re-attach: the allocation of a kernel whose launcher answered ``remote``."""
+
+    async def why_ended(self, master: Master) -> str | None:
+        """Why the kernel's allocation ended (said instead of "kernel died"), or None."""
+
+    def cancel(self) -> None:
+        """Stop a ``prepare`` that waits (the launch fails; ``release`` follows)."""
+
 
 class Direct:
     """The kernel runs on the ssh host itself."""
+
+    pids_reachable = True
+    launch_params: dict[str, Any] = {}
 
     async def prepare(self, master: Master, step: Callable[[str], None], timeout: float) -> None:
         return None
@@ -48,7 +68,20 @@ class Direct:
     def describe(self) -> dict[str, Any]:
         return {}
 
+    def adopt(self, remote: dict[str, Any]) -> None:
+        return None
 
-def backend_for(cfg: SSHKernelConfig) -> LaunchBackend:
-    """The launch backend a kernelspec asks for: the one place a second backend plugs in."""
+    async def why_ended(self, master: Master) -> str | None:
+        return None
+
+    def cancel(self) -> None:
+        return None
+
+
+def backend_for(cfg: SSHKernelConfig, kernel_id: str) -> LaunchBackend:
+    """The launch backend a kernelspec asks for: the one place a backend is chosen."""
+    if cfg.slurm:
+        from .slurm import Slurm
+
+        return Slurm(cfg, kernel_id)
     return Direct()

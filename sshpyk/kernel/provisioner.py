@@ -65,7 +65,7 @@ class SSHKernelProvisioner(KernelProvisionerBase):
             ),
             self.log,
             on_connected=self._connected,
-            backend=backend_for(self.cfg),
+            backend=backend_for(self.cfg, str(self.kernel_id)),
             # inside a Jupyter server (Lab): a host that wants a login asks there
             login=self.runtime.logins.wait if self.runtime.logins is not None else None,
         )

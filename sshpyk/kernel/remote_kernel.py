@@ -33,18 +33,15 @@ from ..registry import Record
 from ..remote import protocol
 from ..sessions import abandon_session, session_failure, start_program
 from ..states import TunnelState as S
-from ..transport import LOGIN_KINDS, LoginHook, Master, kill_process
+from ..transport import LoginHook, Master
 from .backend import Direct, LaunchBackend
 from .channels import ChannelPath
+from .reattach import Reattach
 from .warm import WarmLauncher
 from .watchdog import Watchdog
 
-LOGIN_POLL = 1.0  # seconds between looks for a login (a master) when one is needed
-# how long a new monitor of a running kernel may take to answer
-ATTACH_ANSWER = 15.0
 
-
-class RemoteKernel:
+class RemoteKernel(Reattach):
     def __init__(
         self,
         cfg: SSHKernelConfig,
@@ -82,6 +79,7 @@ class RemoteKernel:
         self._master_identity: tuple[int, int] | None = None
         self._exit_unconfirmed = False  # "dead" only because the host could not be asked
         self._warm = WarmLauncher()  # a restart's launcher session, opened ahead
+        self._cancelled = asyncio.Event()  # cancel_launch
 
     @property
     def alias(self) -> str:
@@ -118,13 +116,17 @@ class RemoteKernel:
     async def start(
         self, params: dict[str, Any] | None, record: Record | None, *, restart: bool
     ) -> None:
-        """Launch with ``params`` (or take up ``record``'s kernel), within launch_timeout.
-        A failure, restart or not, leaves no session, channels or mounts behind: the kernel
-        is dead and jupyter_client reports it so."""
+        """Launch with ``params`` (or take up ``record``'s kernel), within launch_timeout
+        (a batch queue's wait comes before it: as long as the queue takes, until
+        ``cancel_launch``).  A failure, restart or not, leaves no session, channels, mounts
+        or allocation behind: the kernel is dead and jupyter_client reports it so."""
         timeout = float(self.cfg.launch_timeout)
-        work = self._attach(record) if record else self._launch(params or {}, restart=restart)
+        self._cancelled = asyncio.Event()
         try:
-            await asyncio.wait_for(work, timeout)
+            if record is None:
+                await self._unless_cancelled(self._prepare(timeout))
+            work = self._attach(record) if record else self._launch(params or {}, restart=restart)
+            await asyncio.wait_for(self._unless_cancelled(work), timeout)
         except asyncio.TimeoutError:
             self.watchdog.move(S.DEAD, "launch timed out")
             await self._undo_launch()
@@ -132,10 +134,43 @@ class RemoteKernel:
                 f"launching {self.cfg.remote_kernel_name!r} on {self.alias!r} "
                 f"timed out after {timeout:g}s (launch_timeout)"
             ) from None
-        except BaseException:
-            self.watchdog.move(S.DEAD, "launch failed")
+        except BaseException as e:
+            self.watchdog.move(S.DEAD, str(e) if isinstance(e, SSHPykError) else "launch failed")
             await self._undo_launch()
             raise
+
+    async def _unless_cancelled(self, work) -> None:
+        """``work``, unless ``cancel_launch`` comes first."""
+        task = asyncio.ensure_future(work)
+        stop = asyncio.ensure_future(self._cancelled.wait())
+        try:
+            await asyncio.wait((task, stop), return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            stop.cancel()
+            if not task.done():
+                task.cancel()
+                with contextlib.suppress(BaseException):
+                    await task
+        if not task.cancelled():
+            task.result()  # its error, if any
+        if self._cancelled.is_set():
+            raise SSHPykError(
+                f"the launch of {self.cfg.remote_kernel_name!r} on {self.alias!r} was cancelled",
+                kind="cancelled",
+            )
+
+    def cancel_launch(self) -> bool:
+        """Stop a launch in progress (a queued Slurm job is cancelled); False when none is."""
+        if self.watchdog.state != S.LAUNCHING or self._cancelled.is_set():
+            return False
+        self._cancelled.set()
+        self.backend.cancel()
+        return True
+
+    async def _prepare(self, timeout: float) -> None:
+        self._step("connecting")
+        await self.master.ensure(timeout=timeout, login=self.login)
+        await self.backend.prepare(self.master, self._step, timeout)
 
     async def _undo_launch(self) -> None:
         """No monitor session (a launcher that got no "ack" kills its kernel), no channels,
@@ -146,13 +181,12 @@ class RemoteKernel:
             await self.channels.close(self.master)
         self.remote = None
         await self.mounts.stop()
+        with contextlib.suppress(SSHPykError, asyncio.TimeoutError, OSError):
+            await self.backend.release(self.master)
 
     async def _launch(self, params: dict[str, Any], *, restart: bool) -> None:
         t0 = time.monotonic()
         timeout = float(self.cfg.launch_timeout)
-        self._step("connecting")
-        await self.master.ensure(timeout=timeout, login=self.login)
-        await self.backend.prepare(self.master, self._step, timeout)
         if self.mounts.items and not self.mounts.up:
             # before the kernel, so it may use its directories at once; kept across restarts
             self._step("mounting local directories")
@@ -163,7 +197,7 @@ class RemoteKernel:
         self._exited = asyncio.Event()
         self._exit_code = None
         run_id = re.sub(r"[^A-Za-z0-9-]", "", self.kernel_id)[:8] + f"-{self.launches}"
-        params = {**params, "kernel_id": run_id}
+        params = {**params, **self.backend.launch_params, "kernel_id": run_id}
         command = self.backend.command(self.cfg.remote_python_prefix)
         spare = await self._warm.take(self.master) if restart else None
         started = None
@@ -175,6 +209,7 @@ class RemoteKernel:
                 move=False,
                 timeout=timeout,
                 spare=spare,
+                kill_by_pid=self.backend.pids_reachable,
             )
             if started.reply is None:  # the warm session was lost meanwhile: a new one
                 started = None
@@ -188,6 +223,7 @@ class RemoteKernel:
                 # its channels are.
                 move=not restart,
                 timeout=timeout,
+                kill_by_pid=self.backend.pids_reachable,
             )
         if started.master is not self.master:
             self.log.info(
@@ -199,7 +235,8 @@ class RemoteKernel:
         reply = started.reply
         if reply is None:  # start_program has ended that session already
             raise session_failure(self.alias, started.stderr)
-        self._session, self._launcher_pid = started.session, started.shell_pid
+        self._session = started.session
+        self._launcher_pid = started.shell_pid if self.backend.pids_reachable else None
         if "error" in reply:
             await self._drop_session(abandon=True)
             raise RemoteLaunchError(
@@ -232,41 +269,7 @@ class RemoteKernel:
         if self.remote is not None:
             self._warm.open(self.master, self.backend.command(self.cfg.remote_python_prefix))
 
-    async def _attach(self, rec: Record) -> None:
-        """Take up a kernel a previous Jupyter server started (see ``Runtime.expect_attach``)."""
-        timeout = float(self.cfg.launch_timeout)
-        self._step("connecting")
-        await self.master.ensure(timeout=timeout, login=self.login)
-        self._step("re-attaching")
-        self._exited = asyncio.Event()
-        self._exit_code = None
-        self.channels.local_ports = rec.local_ports
-        if rec.local_ports:
-            # the old server's forwards may still be on a surviving master: free the ports
-            await self.channels.release(self.master, rec.local_ports, rec.remote)
-        # open the channels in any case, but never end a connection: which one the kernel's
-        # old monitor used is unknown here, and it may serve other kernels
-        self._master_identity = None
-        reply = await self._take_up(rec.remote, drop_stale=False)
-        if "attached" not in reply:
-            raise RemoteLaunchError(
-                f"kernel {rec.kernel_id} on {self.alias!r} is no longer running", kind="gone"
-            )
-        self.remote = dict(rec.remote)
-        self.started_at = rec.started_at
-        if self.mounts.items and not self.mounts.up:
-            await self.mounts.start(timeout=timeout)
-        self._connected()
-
     # ---- the monitor stream ----------------------------------------------------------------------
-    async def _read(self, session) -> dict | None:
-        """The next message of a session; the launcher's pid is remembered on the way."""
-        while True:
-            msg = await protocol.read_message(session.stdout)
-            if msg is None or protocol.SHELL_PID not in msg:
-                return msg
-            self._launcher_pid = int(msg[protocol.SHELL_PID])
-
     async def _watch(self, session) -> None:
         """Follow the monitor stream (the channel path reads it) until the kernel's exit."""
         try:
@@ -275,7 +278,7 @@ class RemoteKernel:
             msg = None
         if msg is not None:
             code = int(msg["exit"])
-            self._ended(code, f"exited with {code}")
+            self._ended(code, await self._why_ended() or f"exited with {code}")
             return
         # The stream ended with no exit report: the link or the master went away, which is
         # not the kernel's death.  poll() keeps saying "alive"; a fresh monitor takes over.
@@ -319,92 +322,6 @@ class RemoteKernel:
             lambda n: self._send(self.channels.ping_command(n)), timeout
         )
 
-    # ---- recovery ------------------------------------------------------------------------------
-    async def _recover(self) -> None:
-        """The monitor stream ended: reconnect and take the kernel up with a new monitor."""
-        if self.watchdog.state != S.LOST:
-            self.watchdog.move(S.RECONNECTING, "connection lost")
-        delay = 0.25
-        try:
-            while self.remote is not None and not self._exited.is_set():
-                try:
-                    await self.master.ensure(timeout=min(10.0, float(self.cfg.launch_timeout)))
-                    reply = await self._take_up(self.remote)
-                except (SSHPykError, asyncio.TimeoutError, OSError, ValueError) as e:
-                    if getattr(e, "kind", None) in LOGIN_KINDS:
-                        await self._login_needed()  # no more tries to log in without it
-                        continue
-                    self.watchdog.overdue()
-                    self.log.debug("sshpyk: reconnect to %s: %s", self.alias, e)
-                    await asyncio.sleep(delay)
-                    delay = min(delay * 2, 5.0)
-                    continue
-                if "attached" not in reply:
-                    # it ended while we were away: tell the restarter
-                    code = reply.get("exit")
-                    self._ended(int(code) if code is not None else -1, "exited while disconnected")
-                    return
-                self._recovery = None
-                self._connected()
-                self.log.info("sshpyk: kernel %s re-attached", self.kernel_id)
-                return
-        finally:
-            if self._recovery is asyncio.current_task():
-                self._recovery = None
-
-    async def _login_needed(self) -> None:
-        """The host wants a login the kernel cannot make (the master ended: sleep, a network
-        change, logout): wait, asking nothing of the host, until a login makes the master
-        (``sshpyk login``, or Lab's "login needed" button); the kernel lives on its lease."""
-        self.watchdog.move(S.LOGIN_NEEDED, f"log in to {self.alias}")
-        while self.remote is not None and not self._exited.is_set():
-            if await self.master.is_alive():  # `ssh -O check`: no connection, no question
-                self.watchdog.move(S.RECONNECTING, "logged in again")
-                return
-            await asyncio.sleep(LOGIN_POLL)
-
-    async def _take_up(self, remote: dict, drop_stale: bool = True) -> dict:
-        """A new monitor for a running kernel (``remote/attach.py``), channels restored if
-        the master is a new one.  Returns its first message."""
-        # Compared by identity, not by this process's count of masters: any sshpyk process
-        # (a second server, `sshpyk ps`) may have replaced the master meanwhile.
-        stale = self.master.identity != self._master_identity
-        if stale:
-            await self.channels.restore(self.master, remote)
-        session = await self.master.open_session(
-            self.backend.command(self.cfg.remote_python_prefix)
-        )
-        try:
-            session.stdin.write(
-                protocol.program_stdin(
-                    "attach", {"rundir": remote["rundir"], "drop_stale": stale and drop_stale}
-                )
-            )
-            await session.stdin.drain()
-            reply = await asyncio.wait_for(self._read(session), ATTACH_ANSWER)
-        except BaseException:
-            await kill_process(session)
-            raise
-        if reply is not None and reply.get("error") in ("elsewhere", "unverified"):
-            await kill_process(session)  # another host's kernel (shared $HOME): never ours
-            raise SSHPykError(reply["message"], kind=reply["error"])
-        if reply is None or ("error" in reply and reply["error"] != "gone"):
-            err = (await session.stderr.read()).decode(errors="replace") if reply is None else ""
-            await kill_process(session)
-            raise SSHPykError(f"re-attach failed: {reply or err.strip()[-300:]}", kind="attach")
-        if "attached" in reply and await self.channels.refused():
-            await kill_process(session)
-            self._master_identity = None  # the next attempt opens every channel again
-            raise SSHPykError(
-                f"a forwarded channel of kernel {self.kernel_id} is refused", kind="forward_failed"
-            )
-        if "attached" in reply:
-            self._session = session
-            self._monitor = asyncio.create_task(self._watch(session))
-        else:
-            await kill_process(session)
-        return reply
-
     # ---- signals -------------------------------------------------------------------------------
     async def signal(self, signum: int) -> None:
         """To the remote kernel's process group: down the monitor, or one ssh if it is gone."""
@@ -418,7 +335,11 @@ class RemoteKernel:
             await self.master.ensure(timeout=float(self.cfg.launch_timeout))
             # not a bare kill: the host checks that the group's leader is still the kernel
             await orphans.signal_kernel(
-                self.master, self.cfg.remote_python_prefix, self.remote, signum
+                self.master,
+                self.cfg.remote_python_prefix,
+                self.remote,
+                signum,
+                command=self.backend.command(self.cfg.remote_python_prefix),
             )
             return
         except (SSHPykError, asyncio.TimeoutError, OSError) as e:

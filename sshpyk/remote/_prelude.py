@@ -27,6 +27,8 @@ CHANNELS = ("shell", "iopub", "stdin", "control", "hb")
 
 # on the remote disk (described in protocol.py)
 RUN_ROOT = "~/.sshpyk/run"
+# Slurm kernels: each job's agent records its socket here (kernel/slurm.py, slurm_agent.py)
+JOBS_ROOT = "~/.sshpyk/jobs"
 META = "meta.json"
 LEASE = "lease"
 CONNECTION_FILE = "connection.json"

@@ -81,12 +81,13 @@ def endpoint_up(transport, ip, port):
         s.close()
 
 
-def ipc_dir(rundir):
+def ipc_dir(rundir, local=False):
     """Where the kernel's sockets go: its run dir, or, when that path is too long for a
-    socket address (a long $HOME) or has a ':' (which ends a -L spec), a fresh private
-    directory (0700, unpredictable name) in a short temporary one."""
+    socket address (a long $HOME) or has a ':' (which ends a -L spec), or ``local`` asks
+    for the host's own disk (a Slurm node: $HOME is a cluster file system there), a fresh
+    private directory (0700, unpredictable name) in a short temporary one."""
     longest = os.path.join(rundir, f"k-{len(CHANNELS)}")
-    if len(os.fsencode(longest)) < SUN_PATH and ":" not in rundir:
+    if len(os.fsencode(longest)) < SUN_PATH and ":" not in rundir and not local:
         return rundir
     for base in (os.environ.get("XDG_RUNTIME_DIR"), tempfile.gettempdir()):
         if base and ":" not in base and len(os.fsencode(base)) + 20 < SUN_PATH:
@@ -310,7 +311,7 @@ def launch(params):
     relay = params.get("channels") == "relay"
     transport = "ipc" if relay else params["transport"]  # the relay's kernel: ipc only
     params["transport"] = transport
-    sockets = ipc_dir(rundir) if transport == "ipc" else None
+    sockets = ipc_dir(rundir, params.get("local_sockets")) if transport == "ipc" else None
     session = os.getpid()
     session_start = process_start(session)
     split_off_nanny(os.path.join(sockets, RELAY_SOCKET) if relay else None)
@@ -319,6 +320,8 @@ def launch(params):
     proc, ip, ports = start_kernel(params, spec, rundir, sockets, login_umask, deadline)
     host = host_identity()
     facts = {"pid": proc.pid, "pgid": proc.pid, "ip": ip, "ports": ports, "transport": transport}
+    if os.environ.get("SLURM_JOB_ID"):  # inside a Slurm job (kernel/slurm.py): `sshpyk ps`
+        facts["slurm_job"] = os.environ["SLURM_JOB_ID"]
     hub = None
     if relay:
         limit = int(params.get("journal_limit") or JOURNAL_LIMIT)

@@ -71,6 +71,17 @@ but EOF only detaches.  For a relay kernel it connects the session to the nanny'
 jupyter_client, kernelspecs, sshfs, mount points), one answer.  ``forward_probe``: a
 listener for the port-forwarding check.  ``mount``: one SSHFS mount (argv, stderr).
 
+Slurm kernels (``kernel/slurm.py``): ``slurm_agent`` is a job's batch step (argv
+``{"job", "first_grace", "idle_grace"}``; the job script holds nothing else); it listens on
+a unix socket in a 0700 dir on the node's own disk, recorded in ``JOBS_ROOT/<job>.json``
+(``~/.sshpyk/jobs``).  ``slurm_bridge`` runs in each ``srun --overlap`` step (argv
+``{"job", "command", "wait"}``): it passes the step's stdin, stdout and stderr to the agent
+(SCM_RIGHTS), which runs ``command`` (the usual launcher/attach/running session) with
+them inside the batch step, and ends with that command's status; an ``{"error":
+"slurm_agent"}`` answer when the job has no agent on this node.  The launcher adds
+``slurm_job`` to ``ready`` and ``meta.json``; ``local_sockets`` puts the kernel's ipc
+sockets on the node's disk.
+
 Channels
 --------
 ``CHANNELS`` in this order everywhere: the ``ports`` of ``ready`` and of ``meta.json``, the

@@ -36,7 +36,7 @@ def test_the_adapter_names_no_concrete_channel_path_or_backend():
 def test_todays_kernelspec_gets_the_forwards_and_the_direct_backend():
     path = channel_path_for(CFG, logging.getLogger("t"))
     assert isinstance(path, ForwardChannels)
-    assert isinstance(backend_for(CFG), Direct)
+    assert isinstance(backend_for(CFG, "k1"), Direct)
 
 
 def test_the_concrete_classes_have_every_method_of_their_seam():

@@ -60,7 +60,16 @@ def bundled_names(name: str) -> list[str]:
 
 
 def test_the_programs_are_the_ones_sshpyk_sends():
-    assert PROGRAMS == ["attach", "forward_probe", "inspect", "launcher", "mount", "running"]
+    assert PROGRAMS == [
+        "attach",
+        "forward_probe",
+        "inspect",
+        "launcher",
+        "mount",
+        "running",
+        "slurm_agent",
+        "slurm_bridge",
+    ]
 
 
 # ---- the wire's names ---------------------------------------------------------------------------
