@@ -3,6 +3,7 @@ input refused with exit 2 and a message naming the problem, and the one exit-cod
 
 from __future__ import annotations
 
+import json
 import logging
 import subprocess
 import sys
@@ -30,6 +31,7 @@ from sshpyk.errors import (
     SSHConnectError,
     SSHPykError,
 )
+from sshpyk.kernelspecs import kernels_dir
 from sshpyk.model import InvalidField, schema
 
 REQUIRED = {
@@ -216,3 +218,97 @@ def test_python_dash_m():
         timeout=60,
     )
     assert r.returncode == 0 and r.stdout.startswith("sshpyk "), r.stderr
+
+
+# ---- Slurm: --slurm and one --slurm-* option per member of the schema's slurm object ------
+
+
+def test_slurm_options_are_the_members_of_the_schema():
+    members = schema()["properties"]["slurm"]["properties"]
+    assert set(cli_parser.SLURM_OPTIONS.values()) == set(members)
+    assert cli_parser.SLURM_OPTIONS["--slurm-option"] == "sbatch_options"
+    assert cli_parser.SLURM_OPTIONS["--slurm-cpus"] == "cpus"
+    assert cli_parser.SLURM_OPTIONS["--slurm-walltime-warning"] == "walltime_warning"
+    for command in ("add", "edit"):
+        dests = {a.dest for a in subparser(command)._actions}
+        assert {f"slurm_{m}" for m in members} | {"slurm"} <= dests, command
+    assert "no_slurm" in {a.dest for a in subparser("edit")._actions}
+
+
+def test_slurm_options_parse():
+    args = parse(
+        "edit", "k",
+        "--slurm-partition", "gpu", "--slurm-time", "8:00:00", "--slurm-cpus", "4",
+        "--slurm-mem", "16G", "--slurm-gpus", "a100:1", "--slurm-account", "proj",
+        "--slurm-qos", "short", "--slurm-constraint", "intel&gpu",
+        "--slurm-option=--exclusive", "--slurm-option=--gres=gpu:1",
+        "--slurm-walltime-warning", "5",
+    )  # fmt: skip
+    assert args.slurm is None  # implied by the others, not given
+    assert (args.slurm_partition, args.slurm_time, args.slurm_cpus) == ("gpu", "8:00:00", 4)
+    assert args.slurm_sbatch_options == ["--exclusive", "--gres=gpu:1"]
+    assert args.slurm_walltime_warning == 5 and args.slurm_constraint == "intel&gpu"
+    assert parse("edit", "k", "--slurm").slurm is True
+    assert parse("edit", "k", "--no-slurm").no_slurm is True
+
+
+def test_a_slurm_option_after_a_space_says_to_write_it_with_equals(capsys):
+    assert cli.main(["edit", "k", "--slurm-option", "--exclusive"]) == EXIT_USAGE
+    assert "--slurm-option=--NAME[=VALUE]" in capsys.readouterr().err
+    assert cli.main(["edit", "k", "--slurm-cpus", "many"]) == EXIT_USAGE
+    assert "--slurm-cpus" in capsys.readouterr().err
+
+
+def _config(name: str = "k") -> dict:
+    raw = json.loads((kernels_dir() / name / "kernel.json").read_text())
+    return raw["metadata"]["kernel_provisioner"]["config"]
+
+
+def test_slurm_from_the_cli_round_trip(capsys):
+    add = ["add", *[x for kv in REQUIRED.items() for x in kv]]
+    assert cli.main([*add, "--slurm-partition", "gpu", "--slurm-option=--comment=$(id)"]) == 0
+    cfg = _config()
+    assert cfg["slurm"] == {"partition": "gpu", "sbatch_options": ["--comment=$(id)"]}
+    assert cfg["channels"] == "relay"  # chosen for a Slurm kernel
+    capsys.readouterr()
+
+    assert cli.main(["list", "--no-check", "-r"]) == 0
+    out = capsys.readouterr().out
+    assert "a compute node, in a Slurm job (partition gpu)" in out
+    assert "--partition=gpu '--comment=$(id)'" in out  # one quoted word
+
+    # members change one by one; the options given replace the kernel's
+    assert cli.main(["edit", "k", "--slurm-time", "2:00:00", "--slurm-option=--exclusive"]) == 0
+    assert _config()["slurm"] == {
+        "partition": "gpu",
+        "time": "2:00:00",
+        "sbatch_options": ["--exclusive"],
+    }
+    cleared = ["--clear", "slurm.partition", "--clear", "slurm.sbatch_options"]
+    assert cli.main(["edit", "k", *cleared]) == 0
+    assert _config()["slurm"] == {"time": "2:00:00"}
+
+    # refused edits name the field and leave the file as it was
+    before = _config()
+    for argv, words in (
+        (["--slurm-option=--wrap=id"], "slurm.sbatch_options[0]: --wrap is not allowed"),
+        (["--slurm-option=--partition=x"], "use the field 'partition'"),
+        (["--slurm-time", "soon"], "slurm.time: 'soon' is not a Slurm time"),
+        (["--channels", "forward"], "invalid channels: a Slurm kernel needs channels 'relay'"),
+        (["--mount-local-on-remote", "/tmp:/x"], "not supported on Slurm kernels yet"),
+        (["--clear", "slurm.colour"], "unknown Slurm setting"),
+        (["--no-slurm", "--slurm-cpus", "2"], "--no-slurm turns Slurm off"),
+    ):
+        assert cli.main(["edit", "k", *argv]) == EXIT_USAGE, argv
+        assert words in capsys.readouterr().err, argv
+    assert _config() == before
+
+    assert cli.main(["edit", "k", "--no-slurm"]) == 0
+    assert "slurm" not in _config() and _config()["channels"] == "relay"
+    assert cli.main(["edit", "k", "--clear", "slurm.time"]) == EXIT_USAGE
+    assert "does not run under Slurm" in capsys.readouterr().err
+
+    # a forward kernel turned into a Slurm one gets relay channels with it
+    assert cli.main(["edit", "k", "--channels", "forward"]) == 0
+    assert cli.main(["edit", "k", "--slurm"]) == 0
+    assert _config()["slurm"] == {} and _config()["channels"] == "relay"

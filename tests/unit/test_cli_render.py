@@ -210,3 +210,15 @@ def test_unanswered_checks():
     broke = unanswered({**MODEL, "mount_local_on_remote": [{}]}, [], 5, "the check broke: x")
     assert "sshfs" in [c.id for c in broke] and broke[0].hint == "the check broke: x"
     assert broke[0].value == ""
+
+
+def test_ssh_rows_say_a_kernel_runs_under_slurm():
+    assert "Runs On" not in rows(ssh_entry())  # not a Slurm kernel: nothing about Slurm
+    slurm = validate({**MODEL, "slurm": {"partition": "gpu", "time": "8:00:00", "cpus": 4}})
+    got = rows(ssh_entry(slurm=slurm["slurm"], channels="relay"))
+    assert got["Runs On"] == "a compute node, in a Slurm job (partition gpu, time limit 8:00:00)"
+    assert got["  sbatch Flags"] == "--partition=gpu --time=8:00:00 --cpus-per-task=4"
+    assert got["  Time Warning"] == "10 min before the limit"
+    bare = rows(ssh_entry(slurm=validate({**MODEL, "slurm": {"walltime_warning": 0}})["slurm"]))
+    assert bare["Runs On"] == "a compute node, in a Slurm job"
+    assert bare["  sbatch Flags"] == "(the cluster's defaults)" and bare["  Time Warning"] == "none"
