@@ -214,11 +214,12 @@ def test_unanswered_checks():
 
 def test_ssh_rows_say_a_kernel_runs_under_slurm():
     assert "Runs On" not in rows(ssh_entry())  # not a Slurm kernel: nothing about Slurm
-    slurm = validate({**MODEL, "slurm": {"partition": "gpu", "time": "8:00:00", "cpus": 4}})
+    relay = {**MODEL, "channels": "relay"}
+    slurm = validate({**relay, "slurm": {"partition": "gpu", "time": "8:00:00", "cpus": 4}})
     got = rows(ssh_entry(slurm=slurm["slurm"], channels="relay"))
     assert got["Runs On"] == "a compute node, in a Slurm job (partition gpu, time limit 8:00:00)"
     assert got["  sbatch Flags"] == "--partition=gpu --time=8:00:00 --cpus-per-task=4"
     assert got["  Time Warning"] == "10 min before the limit"
-    bare = rows(ssh_entry(slurm=validate({**MODEL, "slurm": {"walltime_warning": 0}})["slurm"]))
+    bare = rows(ssh_entry(slurm=validate({**relay, "slurm": {"walltime_warning": 0}})["slurm"]))
     assert bare["Runs On"] == "a compute node, in a Slurm job"
     assert bare["  sbatch Flags"] == "(the cluster's defaults)" and bare["  Time Warning"] == "none"
