@@ -117,6 +117,10 @@ class SSHKernelProvisioner(KernelProvisionerBase):
     async def measure_rtt(self, timeout: float = 2.0) -> float | None:
         return await self.kernel.measure_rtt(timeout)
 
+    def cancel_launch(self) -> bool:
+        """Lab's Cancel on a launch in progress (a queued Slurm job): False when none is."""
+        return self.kernel.cancel_launch()
+
     # ---- KernelProvisionerBase: state ------------------------------------------------------------
     @property
     def has_process(self) -> bool:

@@ -15,7 +15,7 @@ from jupyter_server.auth.decorator import authorized
 
 from .. import __version__
 from ..model import schema
-from ..states import CheckStatus, LoginState, MountState, TunnelState, values
+from ..states import CheckStatus, LoginState, MountState, SlurmJobState, TunnelState, values
 from .base import SSHPykHandler
 
 # ---- small builders for the shapes the document repeats ---------------------------------
@@ -116,6 +116,18 @@ def _schemas() -> dict[str, Any]:
         "TunnelState": _enum(TunnelState),
         "MountState": _enum(MountState),
         "LoginState": _enum(LoginState),
+        "SlurmJobState": _enum(SlurmJobState),
+        "SlurmStatus": _obj(
+            job_id=OPT_STR,
+            state={"anyOf": [_ref("SlurmJobState"), {"type": "null"}]},
+            reason={**OPT_STR, "description": "squeue's reason while the job is pending"},
+            node={**OPT_STR, "description": "the node the kernel runs on (the batch host)"},
+            est_start={**OPT_NUM, "description": "Slurm's estimated start (epoch seconds)"},
+            ends_at={**OPT_NUM, "description": "when the time limit ends the job (epoch s)"},
+            warn_at={**OPT_NUM, "description": "when Lab warns of that end (epoch seconds)"},
+            time_limit=OPT_STR,
+            ended={**OPT_STR, "description": "why the job ended (said instead of 'dead')"},
+        ),
         "Prompt": _obj(
             ["id", "text", "echo"],
             id=STR,
@@ -157,6 +169,7 @@ def _schemas() -> dict[str, Any]:
             since=NUM,
             rtt_ms=OPT_NUM,
             mounts=_array(_ref("MountStatus")),
+            slurm={**_ref("SlurmStatus"), "description": "a Slurm kernel's job"},
         ),
         "Orphan": _obj(
             kernel_id=STR,
@@ -364,6 +377,14 @@ def _paths() -> dict[str, Any]:
                 "status",
                 {"200": _ok("status", _obj(kernels=_array(_ref("KernelStatus"))))},
                 "running SSH kernels and their tunnels",
+            ),
+        },
+        "/sshpyk/kernels/{kernel_id}/cancel": {
+            "parameters": [KERNEL_ID],
+            "post": _op(
+                "cancelLaunch",
+                {"204": _ok("the launch stopped"), "404": _err("no launch in progress")},
+                "stop a launch in progress; a Slurm job it submitted is cancelled",
             ),
         },
         "/sshpyk/logins": {

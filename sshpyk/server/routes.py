@@ -19,7 +19,7 @@ from .logins import LoginAnswerHandler, LoginCancelHandler, LoginsHandler
 from .openapi import OpenAPIHandler
 from .orphans import AttachHandler, OrphanHandler, OrphansHandler
 from .specs import CheckHandler, SpecHandler, SpecsHandler
-from .status import StatusHandler
+from .status import CancelLaunchHandler, StatusHandler
 
 NAMESPACE = "sshpyk"
 
@@ -48,6 +48,7 @@ CURRENT: list[tuple[str, type[APIHandler]]] = [
     ("hosts", HostsHandler),
     (f"hosts/{_arg('alias')}/kernelspecs", HostKernelspecsHandler),
     ("status", StatusHandler),
+    (f"kernels/{_arg('kernel_id')}/cancel", CancelLaunchHandler),
     ("orphans", OrphansHandler),
     (f"orphans/{_arg('kernel_id')}", OrphanHandler),
     (f"orphans/{_arg('kernel_id')}/attach", AttachHandler),

@@ -1,4 +1,5 @@
-"""/sshpyk/status: every running SSH kernel and the state of its tunnel."""
+"""/sshpyk/status: every running SSH kernel and the state of its tunnel; and
+/sshpyk/kernels/{kernel_id}/cancel: stop a launch in progress (a Slurm job in the queue)."""
 
 from __future__ import annotations
 
@@ -8,7 +9,7 @@ import tornado
 from jupyter_server.auth.decorator import authorized
 
 from ..states import TunnelState
-from .base import SSHPykHandler
+from .base import NotFound, SSHPykHandler
 
 
 class StatusHandler(SSHPykHandler):
@@ -40,3 +41,18 @@ class StatusHandler(SSHPykHandler):
                 ]
             }
         )
+
+
+class CancelLaunchHandler(SSHPykHandler):
+    """A launch can take as long as a batch queue: Lab's Cancel ends it (and its job)."""
+
+    auth_resource = "kernels"
+
+    @tornado.web.authenticated
+    @authorized
+    async def post(self, kernel_id: str):
+        prov = self.runtime.kernels.get(kernel_id)
+        if prov is None or not prov.cancel_launch():
+            raise NotFound(f"no launch of kernel {kernel_id} is in progress")
+        self.set_status(204)
+        self.finish()
