@@ -5,6 +5,7 @@ import { ISignal, Signal } from '@lumino/signaling';
 import { Widget } from '@lumino/widgets';
 import * as React from 'react';
 
+import { ITunnelStatus } from './api';
 import { sshpykIcon } from './icons';
 import { isCancellable, jobDetail, kernelLabel } from './slurm/words';
 import { TunnelState } from './states';
@@ -20,7 +21,10 @@ const TICK = 30 * 1000;
  * What the status item says about the current kernel.
  */
 export interface ITunnelInfo {
-  kernelId: string;
+  /**
+   * null while a kernel starts that the server does not list yet.
+   */
+  kernelId: string | null;
   kernelspec: string;
   hostAlias: string;
   sshConfig: string | null;
@@ -124,13 +128,33 @@ export class CurrentTunnel {
   }
 
   private _compute(): ITunnelInfo | null {
-    const kernel = this._context?.session?.kernel;
-    if (!kernel || !this._enabled) {
+    const ctx = this._context;
+    if (!ctx || !this._enabled) {
       return null;
     }
-    const tunnel = this._model.tunnelByKernelId(kernel.id);
+    const kernel = ctx.session?.kernel;
+    let name: string | null = kernel?.name ?? null;
+    let tunnel: ITunnelStatus | null = null;
+    if (kernel) {
+      tunnel = this._model.tunnelByKernelId(kernel.id);
+    } else {
+      // A kernel being started: Lab learns its id only once it runs, which
+      // for a Slurm kernel is after the queue. The server lists it launching
+      // meanwhile; it is this widget's when it is the one launch of the
+      // kernelspec this widget waits for.
+      name = this._startingKernelspec(ctx);
+      const launching = name
+        ? this._model
+            .tunnelsOfKernelspec(name)
+            .filter(t => t.state === 'launching')
+        : [];
+      tunnel = launching.length === 1 ? launching[0] : null;
+    }
+    if (!name) {
+      return null;
+    }
     const entry = this._model.kernelspecs?.find(
-      k => k.name === kernel.name && k.config
+      k => k.name === name && k.config
     );
     const hostAlias = tunnel?.host_alias ?? entry?.config?.ssh_host_alias;
     if (!hostAlias) {
@@ -139,8 +163,8 @@ export class CurrentTunnel {
     // The server lists a kernel once it has started; until then it launches.
     const state: TunnelState = tunnel?.state ?? 'launching';
     return {
-      kernelId: kernel.id,
-      kernelspec: kernel.name,
+      kernelId: tunnel?.kernel_id ?? kernel?.id ?? null,
+      kernelspec: name,
       hostAlias,
       sshConfig: tunnel?.ssh_config ?? entry?.config?.ssh_config ?? null,
       state,
@@ -150,6 +174,31 @@ export class CurrentTunnel {
       job: tunnel ? jobDetail(tunnel, this._trans) : null,
       cancellable: isCancellable(tunnel)
     };
+  }
+
+  /**
+   * The SSH kernelspec a widget with no kernel yet is starting (Lab names it
+   * by its display name), or null.
+   */
+  private _startingKernelspec(ctx: ISessionContext): string | null {
+    if (ctx.kernelDisplayStatus !== 'initializing') {
+      return null;
+    }
+    const entries = this._model.kernelspecs ?? [];
+    const wanted = [ctx.kernelDisplayName, ctx.kernelPreference?.name];
+    for (const want of wanted) {
+      const found = entries.filter(
+        e =>
+          e.config &&
+          want &&
+          (e.name === want ||
+            (e.display_name ?? e.config.display_name) === want)
+      );
+      if (found.length === 1) {
+        return found[0].name;
+      }
+    }
+    return null;
   }
 
   private _ticker: ReturnType<typeof setInterval> | null = null;
@@ -203,11 +252,12 @@ export class TunnelStatusItem extends ReactWidget {
           // "login needed": one click (or Enter) logs in again; otherwise the panel
           const login = info.state === 'login_needed' && this._login;
           // a queued (or starting) Slurm kernel: a click offers to cancel it
-          const cancel = info.cancellable && this._cancel;
+          const cancel = info.cancellable && info.kernelId && this._cancel;
+          const kernelId = info.kernelId ?? '';
           const open = login
             ? () => login(info.hostAlias, info.sshConfig)
             : cancel
-              ? () => cancel(info.kernelId)
+              ? () => cancel(kernelId)
               : () => this._open(info.kernelspec);
           return (
             <div

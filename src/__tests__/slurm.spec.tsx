@@ -235,11 +235,14 @@ describe('the status bar item of a Slurm kernel', () => {
   let item: TunnelStatusItem;
   let open: jest.Mock;
 
-  async function show(kernels: ITunnelStatus[]): Promise<HTMLElement> {
+  async function show(
+    kernels: ITunnelStatus[],
+    widget = widgetWithKernel('hpc-py', 'k1')
+  ): Promise<HTMLElement> {
     server = new FakeServer();
     model = await modelWith(server, kernels);
     current = new CurrentTunnel(model, trans);
-    current.follow(widgetWithKernel('hpc-py', 'k1'));
+    current.follow(widget);
     open = jest.fn();
     item = new TunnelStatusItem(
       current,
@@ -305,6 +308,36 @@ describe('the status bar item of a Slurm kernel', () => {
       'the poll after the cancel'
     );
     expect(open).not.toHaveBeenCalled();
+  });
+
+  it('follows a kernel Lab is still starting (its session not made yet)', async () => {
+    // what a notebook's session context says while POST /api/sessions waits
+    // for the kernel, i.e. for the queue
+    const starting = new Widget();
+    (starting as any).sessionContext = {
+      kernelChanged: new Signal({}),
+      statusChanged: new Signal({}),
+      session: null,
+      kernelDisplayStatus: 'initializing',
+      kernelDisplayName: 'Python on hpc',
+      kernelPreference: {}
+    };
+    const other = tunnel({ kernel_id: 'k9', kernelspec: 'other' });
+    const node = await show([QUEUED, other], starting);
+    expect(node.textContent).toBe('hpc: queued: Resources');
+    node.click();
+    await clickDialogButton('Cancel Job');
+    await until(() => server.cancels().length === 1, 'the cancel');
+    expect(server.cancels()).toEqual(['POST /sshpyk/kernels/k1/cancel']);
+
+    // two launches of that kernelspec: which one is this widget's is not
+    // known, so it only says launching and offers no cancel
+    server.kernels = [QUEUED, { ...QUEUED, kernel_id: 'k2' }];
+    await act(async () => {
+      await model.refreshTunnels();
+    });
+    expect(node.textContent).toBe('hpc: launching');
+    expect(node.dataset.cancellable).toBeUndefined();
   });
 
   it('says when the cancel was refused', async () => {
