@@ -86,3 +86,16 @@ def test_check_edit_delete_take_the_name_alike(test_hosts, env):
     assert ed.returncode == 0 and kernel_json(env, "ssh-r")["display_name"] == "Again"
     assert sshpyk(env, "delete", "ssh-r").returncode == 0
     assert sshpyk(env, "check", "ssh-r").returncode == 2  # gone: bad input, not a failure
+
+
+@pytest.mark.parametrize("command", ["add", "edit"])
+def test_every_slurm_member_has_a_cli_option(command):
+    # the slurm object's members each get --slurm-MEMBER (its options: --slurm-option)
+    dests = _dests(command)
+    for member in schema()["properties"]["slurm"]["properties"]:
+        want = (
+            "--slurm-option"
+            if member == "sbatch_options"
+            else "--slurm-" + member.replace("_", "-")
+        )
+        assert dests.get(f"slurm_{member}") == want, member

@@ -195,6 +195,26 @@ BAD = [
         "mount_local_on_remote[0].sshfs_options",
     ),
     ("unknown-field", {"surprise": 1}, "surprise"),
+    # the slurm object: each member by name, an sbatch option by its entry, and what a Slurm
+    # kernel cannot have with it
+    (
+        "slurm-wrap",
+        {"slurm": {"sbatch_options": ["--exclusive", "--wrap=touch${IFS}/tmp/sshpyk-rest-pwned"]}},
+        "slurm.sbatch_options[1]",
+    ),
+    ("slurm-output", {"slurm": {"sbatch_options": ["--output=/tmp/x"]}}, "slurm.sbatch_options[0]"),
+    ("slurm-field-option", {"slurm": {"sbatch_options": ["-p"]}}, "slurm.sbatch_options[0]"),
+    ("slurm-time", {"slurm": {"time": "1h"}}, "slurm.time"),
+    ("slurm-partition-newline", {"slurm": {"partition": "gpu\n--wrap=id"}}, "slurm.partition"),
+    ("slurm-cpus-zero", {"slurm": {"cpus": 0}}, "slurm.cpus"),
+    ("slurm-unknown", {"slurm": {"nodes": 2}}, "slurm.nodes"),
+    ("slurm-list", {"slurm": ["gpu"]}, "slurm"),
+    ("slurm-forward", {"slurm": {}, "channels": "forward"}, "channels"),
+    (
+        "slurm-mounts",
+        {"slurm": {}, "mount_local_on_remote": [{"local_path": "/tmp", "remote_path": "/a"}]},
+        "mount_local_on_remote",
+    ),
     ("missing-required", {"remote_kernel_name": ...}, "remote_kernel_name"),
 ]
 
@@ -232,6 +252,34 @@ async def test_bad_input_is_400_and_changes_nothing(
             jp_fetch, "sshpyk", "kernelspecs", "keep", method="PATCH", body=patch, expect=400
         )
     assert (Path(jp_data_dir) / "kernels" / "keep" / "kernel.json").read_text() == before
+
+
+async def test_a_slurm_kernel_through_rest(jp_fetch, test_hosts, jp_data_dir):
+    # no channels given: a Slurm kernel gets relay; the answer has every member of slurm
+    slurm = {"partition": "gpu", "time": "8:00:00", "sbatch_options": ["--exclusive"]}
+    entry = await call(
+        jp_fetch,
+        "sshpyk",
+        "kernelspecs",
+        method="POST",
+        body=body_of(test_hosts, "hpc", slurm=slurm),
+        expect=201,
+    )
+    assert entry["config"]["channels"] == "relay"
+    assert entry["config"]["slurm"] == {
+        **dict.fromkeys(("cpus", "mem", "gpus", "account", "qos", "constraint")),
+        **slurm,
+        "walltime_warning": 10,
+    }
+    raw = json.loads((Path(jp_data_dir) / "kernels" / "hpc" / "kernel.json").read_text())
+    assert raw["metadata"]["kernel_provisioner"]["config"]["slurm"] == slurm  # short
+    # a PATCH changes the object whole; null turns Slurm off
+    patched = await call(
+        jp_fetch, "sshpyk", "kernelspecs", "hpc", method="PATCH", body={"slurm": {"cpus": 2}}
+    )
+    assert patched["config"]["slurm"]["cpus"] == 2 and patched["config"]["slurm"]["time"] is None
+    off = await call(jp_fetch, "sshpyk", "kernelspecs", "hpc", method="PATCH", body={"slurm": None})
+    assert off["config"]["slurm"] is None and off["config"]["channels"] == "relay"
 
 
 @pytest.mark.parametrize("raw", [b"{not json", b"[]", b'"x"', b"null", b"x" * 70000])
