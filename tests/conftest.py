@@ -10,8 +10,9 @@ not run on the CI machine can never pass silently.
 Tiers, marked here by where a test lives (``-m unit`` and so on select them): ``tests/unit``
 (no sshd, no root, no network: seconds), ``tests/integration`` (the test hosts) and
 ``tests/resilience`` (fault injection: also ``slow``).  A test that asks for the namespace
-hosts (``netns_hosts``, ``login_hosts``, ``faults``) is ``netns`` too.  Nothing here is costly
-until a test asks for it: the test hosts are built by the first test that requests them.
+hosts (``netns_hosts``, ``login_hosts``, ``faults``, ``slurm_hosts``) is ``netns`` too.  Nothing
+here is costly until a test asks for it: the test hosts are built by the first test that
+requests them, the Slurm cluster (``slurm_hosts``) by the first that requests it.
 """
 
 from __future__ import annotations
@@ -25,7 +26,7 @@ import pytest
 from helpers import Server
 from jupyter_client.ioloop import AsyncIOLoopKernelManager as AsyncKernelManager
 
-from harness import Faults, HarnessError, TestHosts, down, up
+from harness import Faults, HarnessError, TestHosts, down, slurm, up
 from sshpyk import registry
 
 pytest_plugins = ("pytest_jupyter.jupyter_server",)
@@ -62,6 +63,20 @@ def login_hosts(netns_hosts: TestHosts) -> TestHosts:
     return netns_hosts
 
 
+@pytest.fixture(scope="session")
+def slurm_hosts(netns_hosts: TestHosts) -> slurm.SlurmHosts:
+    """A real Slurm cluster on the namespace hosts, built by the first test that asks for it:
+    the login host ``hpc`` (``ssh -F slurm_hosts.ssh_config hpc``, ``$SLURM_CONF`` set) and
+    the compute host ``node1`` (reachable only from hpc, ``$HOME`` shared); see slurm.py."""
+    try:
+        sh = slurm.up(netns_hosts)
+    except HarnessError as e:
+        pytest.fail(f"could not build the Slurm test hosts: {e}")
+    yield sh
+    left = slurm.down(netns_hosts.state)
+    assert not left, f"Slurm test host teardown left {left}"
+
+
 @pytest.fixture
 def faults(netns_hosts: TestHosts):
     f = Faults(netns_hosts)
@@ -82,7 +97,7 @@ def jp_server_config(jp_server_config):
 
 TESTS = Path(__file__).resolve().parent
 TIERS = {"unit": ("unit",), "integration": ("integration",), "resilience": ("resilience", "slow")}
-NETNS_FIXTURES = {"netns_hosts", "login_hosts", "faults"}
+NETNS_FIXTURES = {"netns_hosts", "login_hosts", "faults", "slurm_hosts"}
 
 
 def tier_of(path: Path) -> str:

@@ -8,6 +8,10 @@ test suite runs: ``python -m harness up --prefix spkui --index 2``.
 ``otp`` prints a one-time code the ``otp`` host accepts for 5 s more, ``password`` the test
 user's password on the ``password`` host (netns mode: ``--prefix``/``--index`` pick the
 instance, default spk 0), for logging in by hand or from the Galata tests.
+
+``slurm up|down`` builds (or removes) the Slurm cluster, login host ``hpc`` and compute host
+``node1``, onto the netns instance ``--prefix``/``--index`` (default spk 0; ``up`` brings the
+instance up first when it is not), e.g. ``python -m harness slurm up --prefix spkui --index 2``.
 """
 
 import argparse
@@ -15,6 +19,7 @@ import re
 import sys
 from pathlib import Path
 
+from . import slurm
 from .logins import sweep_orphans
 from .topology import HarnessError, TestHosts, down, is_root, state_dir, up
 
@@ -30,7 +35,8 @@ def _states(prefix: str | None) -> list[Path]:
 
 def main() -> int:
     ap = argparse.ArgumentParser(prog="python -m harness")
-    ap.add_argument("action", choices=["up", "down", "status", "otp", "password"])
+    ap.add_argument("action", choices=["up", "down", "status", "otp", "password", "slurm"])
+    ap.add_argument("slurm_action", nargs="?", choices=["up", "down"], help="with slurm")
     ap.add_argument("--mode", choices=["netns", "loopback"])
     ap.add_argument("--prefix", help="instance name prefix (default: spk / spklo)")
     ap.add_argument("--index", type=int, default=0, help="instance number: its own subnet")
@@ -55,6 +61,8 @@ def main() -> int:
             print(f"harness: {e}", file=sys.stderr)
             return 1
         return 0
+    if args.action == "slurm":
+        return _slurm(args)
     states = _states(args.prefix)
     if args.action == "status":
         for s in states:
@@ -73,6 +81,30 @@ def main() -> int:
             print(f"harness: leftovers of {s}: {left}", file=sys.stderr)
             rc = 1
     return rc
+
+
+def _slurm(args) -> int:
+    state = state_dir(f"{args.prefix or 'spk'}{args.index}")
+    try:
+        if args.slurm_action == "down":
+            left = slurm.down(state)
+            if left:
+                print(f"harness: leftovers of the Slurm hosts of {state}: {left}", file=sys.stderr)
+            return 1 if left else 0
+        if args.slurm_action != "up":
+            print("harness: slurm up|down", file=sys.stderr)
+            return 2
+        if (state / "topology.json").exists():
+            th = TestHosts.load(state)
+        else:
+            th = up("netns", prefix=args.prefix, index=args.index)
+        sh = slurm.up(th)
+    except HarnessError as e:
+        print(f"harness: {e}", file=sys.stderr)
+        return 1
+    print(f"slurm up: ssh -F {sh.ssh_config} {sh.login_alias} (nodes: {', '.join(sh.node_names)})")
+    print(f"SLURM_CONF={sh.conf} (set there); remote python prefix: {sh.remote_python_prefix}")
+    return 0
 
 
 if __name__ == "__main__":

@@ -18,6 +18,9 @@ Network safety: test hosts live in 10.200.0.0/16 and ``ip route replace unreacha
 address that finds no veth route fails locally instead of leaving through the default
 route.  Nothing here ever targets another address.
 
+The Slurm cluster (login host ``hpc``, compute host ``node1``) is built onto a netns instance
+only when a test asks for it: ``slurm.py``.
+
 Every process is started by us and ended by PID; teardown removes namespaces, veths,
 mounts and the state dir, and :meth:`TestHosts.leftovers` proves it.
 """
@@ -185,6 +188,8 @@ class TestHosts:
     # ---- teardown ------------------------------------------------------------------------
     def leftovers(self) -> list[str]:
         """What is still there of this instance: an empty list means fully torn down."""
+        from . import slurm  # builds on this module: imported when used, not at load time
+
         left = []
         names = [h.netns for h in self.hosts.values() if h.netns]
         existing = set(netns_list())
@@ -206,6 +211,7 @@ class TestHosts:
             if h.sshd_pid and pid_alive(h.sshd_pid)
         ]
         left += logins.leftovers(self.state)
+        left += slurm.leftovers(self.prefix, self.state)
         left += [f"pid {p} ({cmd[:60]})" for p, cmd in processes_mentioning(str(self.state))]
         if self.state.exists():
             left.append(f"dir {self.state}")
@@ -298,6 +304,7 @@ def _sshd_config(
     noforward_port: int | None = None,
     login: str | None = None,
     port: int | None = None,
+    setenv: str = "",
 ) -> Path:
     """The host's sshd_config, or with ``login`` (otp|password) that of its login sshd on
     ``port`` (same host key and environment, PAM authentication: logins.py)."""
@@ -345,7 +352,7 @@ UseDNS no
 MaxSessions {4 if host.name == "internal" else 100}
 MaxStartups 100:30:200
 Subsystem sftp internal-sftp
-SetEnv SPK_HOST={host.name} SPK_STATE={hostdir.parent.parent}
+SetEnv SPK_HOST={host.name} SPK_STATE={hostdir.parent.parent}{f" {setenv}" if setenv else ""}
 LogLevel VERBOSE
 {extra}{noforward}""")
     return cfg
@@ -677,11 +684,14 @@ def up(mode: str | None = None, prefix: str | None = None, index: int = 0) -> Te
 
 def down(state: Path) -> list[str]:
     """Tear down whatever the instance recorded in ``state`` left; return the leftovers."""
+    from . import slurm  # builds on this module: imported when used, not at load time
+
     if not (state / "topology.json").exists():
         if state.exists():
             shutil.rmtree(state, ignore_errors=True)
         return []
     th = TestHosts.load(state)
+    slurm.down(state)  # the Slurm hosts built onto this instance, if any
     # ssh ControlMasters started by tests (client side): ask them to exit, by socket
     # (not the sockets of kernels left in the hosts' home directories: those are no masters,
     # and one that accepts without answering would hold ssh up)
