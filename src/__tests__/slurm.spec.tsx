@@ -125,9 +125,12 @@ class FakeServer {
       if (request.method === 'POST' && path.endsWith('/cancel')) {
         return this.cancelStatus === 204
           ? new Response(null, { status: 204 })
-          : new Response('{"message": "no launch of kernel k1 is under way"}', {
-              status: this.cancelStatus
-            });
+          : new Response(
+              '{"message": "no launch of kernel k1 is in progress"}',
+              {
+                status: this.cancelStatus
+              }
+            );
       }
       return new Response('{"message": "Not Found"}', { status: 404 });
     }) as any
@@ -350,7 +353,7 @@ describe('the status bar item of a Slurm kernel', () => {
       {
         type: 'error',
         message:
-          'Could not cancel Slurm job 12: no launch of kernel k1 is under way'
+          'Could not cancel Slurm job 12: no launch of kernel k1 is in progress'
       }
     ]);
     expect(model.cancelledLaunches.has('k1')).toBe(false);
@@ -458,7 +461,8 @@ describe('SlurmNotices', () => {
     const n = new SlurmNotices({
       model,
       trans,
-      storage: storage as unknown as Storage
+      storage: storage as unknown as Storage,
+      endedDelay: 50
     });
     made.push(n);
     return n;
@@ -573,12 +577,16 @@ describe('SlurmNotices', () => {
     notices();
     server.kernels = [ENDED];
     await model.refreshTunnels();
+    // said once the kernel stayed listed a moment (it is no shutdown)
+    expect(notes()).toEqual([]);
+    await until(() => notes().length === 1, 'the notification');
     expect(notes()).toEqual([{ type: 'error', message: ENDED_SENTENCE }]);
     expect(Notification.manager.notifications[0].options.autoClose).toBe(false);
     server.kernels = [{ ...ENDED, rtt_ms: 1 }];
     await model.refreshTunnels();
     made.pop()!.dispose(); // a reload
     notices();
+    await new Promise(resolve => setTimeout(resolve, 100));
     expect(notes()).toHaveLength(1);
 
     // cancelled from this page: its end is no news
@@ -600,6 +608,25 @@ describe('SlurmNotices', () => {
       }
     ];
     await model.refreshTunnels();
+    await new Promise(resolve => setTimeout(resolve, 100));
+    expect(notes()).toEqual([]);
+  });
+
+  it('says nothing of a job that a shutdown ended', async () => {
+    notices();
+    const shutDown = "Slurm job 14 was cancelled at the kernel's shutdown";
+    server.kernels = [
+      {
+        ...ENDED,
+        kernel_id: 'k3',
+        slurm: slurm({ job_id: '14', state: 'CANCELLED', ended: shutDown })
+      }
+    ];
+    await model.refreshTunnels();
+    // the kernel leaves the list, as a shut down kernel does
+    server.kernels = [];
+    await model.refreshTunnels();
+    await new Promise(resolve => setTimeout(resolve, 100));
     expect(notes()).toEqual([]);
   });
 });

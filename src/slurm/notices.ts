@@ -1,7 +1,8 @@
 /**
  * The Slurm notices: one JupyterLab notification per job when its time limit
- * is near (at the status's `warn_at`), and one when the job ended (the
- * status's `ended` sentence: TIMEOUT, OUT_OF_MEMORY, NODE_FAIL, ...).
+ * is near (at the status's `warn_at`), and one when the job ended under a
+ * kernel still in use (the status's `ended` sentence: TIMEOUT, OUT_OF_MEMORY,
+ * NODE_FAIL, ...).
  *
  * It reads the model's tunnel status (polled there: no poll of its own) and
  * keeps one timer per job to its `warn_at`, so the warning comes on time also
@@ -72,6 +73,7 @@ export class SlurmNotices {
     this._model = options.model;
     this._trans = options.trans ?? nullTranslator.load('sshpyk');
     this._now = options.now ?? (() => Date.now());
+    this._endedDelay = options.endedDelay ?? 5000;
     this._said = new Said(
       options.storage === undefined ? defaultStorage() : options.storage
     );
@@ -130,6 +132,8 @@ export class SlurmNotices {
     this._model.tunnelsChanged.disconnect(this.check, this);
     this._timers.forEach(timer => clearTimeout(timer.handle));
     this._timers.clear();
+    this._endedTimers.forEach(handle => clearTimeout(handle));
+    this._endedTimers.clear();
   }
 
   /**
@@ -201,21 +205,37 @@ export class SlurmNotices {
     });
   }
 
+  /**
+   * Say why a job ended, once it is clear the kernel is not simply being
+   * shut down: a shutdown ends the job too ("cancelled at the kernel's
+   * shutdown"), and the kernel leaves the list within a poll or two. One
+   * still listed after `endedDelay` died with its job.
+   */
   private _ended(tunnel: ITunnelStatus, key: string): void {
-    if (this._said.has(`ended:${key}`)) {
+    if (this._said.has(`ended:${key}`) || this._endedTimers.has(key)) {
       return;
     }
-    this._said.add(`ended:${key}`);
-    if (this._model.cancelledLaunches.has(tunnel.kernel_id)) {
-      return; // the user cancelled it: no news to them
-    }
-    Notification.error(tunnel.slurm!.ended!, { autoClose: false });
+    const handle = setTimeout(() => {
+      this._endedTimers.delete(key);
+      const still = this._model.tunnelByKernelId(tunnel.kernel_id);
+      if (this._isDisposed || !still?.slurm?.ended || jobKey(still) !== key) {
+        return;
+      }
+      this._said.add(`ended:${key}`);
+      if (this._model.cancelledLaunches.has(still.kernel_id)) {
+        return; // the user cancelled it: no news to them
+      }
+      Notification.error(still.slurm.ended, { autoClose: false });
+    }, this._endedDelay);
+    this._endedTimers.set(key, handle);
   }
 
   private readonly _model: ISshpykModel;
   private readonly _trans: TranslationBundle;
   private readonly _now: () => number;
   private readonly _said: Said;
+  private readonly _endedDelay: number;
+  private _endedTimers = new Map<string, ReturnType<typeof setTimeout>>();
   private _timers = new Map<
     string,
     { due: number; handle: ReturnType<typeof setTimeout> }
@@ -236,5 +256,10 @@ export namespace SlurmNotices {
      * The clock, in ms since the epoch (`Date.now`).
      */
     now?: () => number;
+    /**
+     * How long an ended job's kernel must stay listed before its end is said,
+     * in ms (5000; a kernel shut down leaves the list before).
+     */
+    endedDelay?: number;
   }
 }
