@@ -189,4 +189,22 @@ describe('the routes api.ts calls', () => {
       ).toContain('kernels');
     }
   );
+
+  it("the status's slurm member has exactly the fields ISlurmStatus types", () => {
+    // typed: the compiler refuses a missing field and an unknown one
+    const typed: api.ISlurmStatus = {
+      job_id: null,
+      state: null,
+      reason: null,
+      node: null,
+      est_start: null,
+      ends_at: null,
+      warn_at: null,
+      time_limit: null,
+      ended: null
+    };
+    expect(Object.keys(typed).sort()).toEqual(
+      Object.keys(doc.components.schemas.SlurmStatus.properties).sort()
+    );
+  });
 });
