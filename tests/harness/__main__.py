@@ -70,6 +70,10 @@ def main() -> int:
             hosts = [f"{h.name}={h.address}" for h in th.hosts.values()]
             hosts += [f"{h.name}={h.address}:{h.port}" for h in th.login_hosts.values()]
             print(f"{s}: {th.mode} {', '.join(hosts)}")
+            if (slurm.slurm_dir(s) / "slurm.json").exists():
+                sh = slurm.SlurmHosts.load(s)
+                nodes = [f"{n}={a}" for n, a in sh.node_addresses.items()]
+                print(f"  slurm: hpc={sh.login_address}, {', '.join(nodes)} (via hpc)")
         return 0
     rc = 0
     if is_root():

@@ -196,10 +196,12 @@ class SlurmHosts:
             raise HarnessError(f"sbatch {args}: {out.stderr.strip()}")
         return out.stdout.strip().split(";")[0]
 
-    def occupy_node(self, timeout: float = 30) -> str:
+    def occupy_node(self, time_limit: int = 30, timeout: float = 30) -> str:
         """Submit a blocker job that takes the whole node and wait until it runs: the next job
-        stays PENDING with reason Resources until :meth:`release`.  Its job id."""
-        jid = self.sbatch("--exclusive -N1 -J spk-blocker -o /dev/null --wrap 'sleep 3600'")
+        stays PENDING with reason Resources until :meth:`release`, with an estimated start
+        (squeue --start) at the blocker's end, ``time_limit`` minutes on.  Its job id."""
+        args = f"--exclusive -N1 -t {int(time_limit)} -J spk-blocker -o /dev/null"
+        jid = self.sbatch(f"{args} --wrap 'sleep 3600'")
         self.wait_job(jid, "RUNNING", timeout)
         return jid
 
