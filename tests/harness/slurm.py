@@ -78,10 +78,8 @@ def parse_fields(line: str) -> dict[str, str]:
     """``Key=Value Key=Value`` (one line of ``scontrol show ... -o``) as a dict; a value may
     hold spaces (it runs up to the next ``Key=``)."""
     keys = list(FIELD.finditer(line))
-    out = {}
-    for k, nxt in zip(keys, [*keys[1:], None], strict=True):
-        out[k.group(1)] = line[k.end() : nxt.start() if nxt else len(line)].strip()
-    return out
+    ends = [k.start() for k in keys[1:]] + [len(line)]
+    return {k.group(1): line[k.end() : end].strip() for k, end in zip(keys, ends, strict=False)}
 
 
 @dataclass
