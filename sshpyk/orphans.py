@@ -123,6 +123,9 @@ async def probe(records: list[registry.Record]) -> list[dict[str, Any]]:
                     # on another host that shares the home directory: not ours to judge
                     "on_host": k.get("hostname") if k else None,
                     "elsewhere": elsewhere,
+                    # a Slurm kernel: its run dir is in the cluster's shared $HOME, its
+                    # processes on a node (the login host sees it "elsewhere", by design)
+                    "slurm_job": (k or rec.remote or {}).get("slurm_job"),
                 }
             )
         return out

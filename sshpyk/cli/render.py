@@ -189,6 +189,14 @@ def on_the_host(kernel: dict[str, Any]) -> str:
     """What became of a running kernel (one ``orphans.probe`` result) on its host."""
     if not kernel["reachable"]:
         return "unreachable"
+    if kernel.get("slurm_job") and kernel.get("on_host"):
+        # its run dir (and lease) are in the cluster's shared $HOME, its processes on a node
+        where = f"Slurm job {kernel['slurm_job']} on {kernel['on_host']}"
+        if kernel["attached"]:
+            return f"{where}, attached"
+        if kernel["lease_age"] is not None:
+            return f"{where}, detached for {kernel['lease_age']:.0f}s"
+        return where
     if kernel.get("elsewhere"):
         # a home directory shared by several hosts: this connection reached another one
         return f"on another host ({kernel['on_host']})"

@@ -46,9 +46,8 @@ QUERY_TIMEOUT = 30.0
 FIRST_GRACE = 600.0  # a job no launch reaches ends after this long (the server went away)
 IDLE_GRACE = 120.0  # after its last kernel: a restart starts the next one well within it
 BRIDGE_WAIT = 60.0  # a just-started job's agent may still be in its login shell
-SCRIPT_HEAD = (
-    "#!/bin/bash -l\n# sshpyk: the job of a Jupyter kernel; its agent runs the kernel's sessions\n"
-)
+# a login shell: the site's profile (modules, PATH) as in an interactive session
+SCRIPT_HEAD = "#!/bin/bash -l\n# sshpyk: the job of a Jupyter kernel (remote/slurm_agent.py)\n"
 LOG = ".sshpyk/jobs/sshpyk-%j.log"  # relative to the job's working directory: $HOME
 
 # states of a job that may still run the kernel (RUNNING without its node yet included)
