@@ -14,9 +14,21 @@ export const FIELD_ORDER = [
   'display_name',
   'kernel_name',
   'language',
+  'slurm',
   'mount_local_on_remote',
   '*'
 ];
+
+/**
+ * Examples shown in the empty Slurm fields.
+ */
+const SLURM_PLACEHOLDERS: Record<string, string> = {
+  partition: 'gpu',
+  time: '8:00:00',
+  mem: '16G',
+  gpus: '1',
+  constraint: 'intel&gpu'
+};
 
 export type FormMode = 'add' | 'edit';
 
@@ -62,7 +74,71 @@ export function uiSchemaFor(
       }
     };
   }
+  if ('slurm' in props) {
+    const members: Record<string, unknown> =
+      (props.slurm as Record<string, any>).properties ?? {};
+    const slurm: UiSchema = { 'ui:field': 'slurm' };
+    for (const [key, placeholder] of Object.entries(SLURM_PLACEHOLDERS)) {
+      if (key in members) {
+        slurm[key] = { 'ui:placeholder': placeholder };
+      }
+    }
+    if ('sbatch_options' in members) {
+      slurm.sbatch_options = {
+        'ui:options': { orderable: false },
+        items: {
+          'ui:title': trans.__('Option'),
+          'ui:placeholder': '--gres=gpu:1'
+        }
+      };
+    }
+    ui.slurm = slurm;
+  }
   return ui;
+}
+
+/**
+ * The form's first data: an optional object field whose default is `null`
+ * (`slurm`) starts as `null`. Left out, rjsf would fill it with its members'
+ * defaults, i.e. turn it on.
+ */
+export function initialFormData(
+  schema: Record<string, any>,
+  data: KernelFormData
+): KernelFormData {
+  const out = { ...data };
+  for (const [key, rule] of Object.entries<any>(schema.properties ?? {})) {
+    const types = Array.isArray(rule.type) ? rule.type : [rule.type];
+    if (
+      types.includes('object') &&
+      rule.default === null &&
+      out[key] === undefined
+    ) {
+      out[key] = null;
+    }
+  }
+  return out;
+}
+
+/**
+ * Whether the kernel runs under Slurm in this form data.
+ */
+export function isSlurm(data: KernelFormData): boolean {
+  return typeof data.slurm === 'object' && data.slurm !== null;
+}
+
+/**
+ * Turning Slurm on turns relay channels on: a kernel on a compute node is
+ * reached through its job, never over a forwarded port.
+ */
+export function withSlurmChannels(
+  previous: KernelFormData,
+  next: KernelFormData
+): KernelFormData {
+  if (isSlurm(next) && !isSlurm(previous) && next.channels !== 'relay') {
+    return { ...next, channels: 'relay' };
+  }
+  return next;
 }
 
 /**
@@ -110,6 +186,27 @@ function isEmpty(value: unknown): boolean {
   return value === undefined || value === null || value === '';
 }
 
+function isPlainObject(value: unknown): value is Record<string, unknown> {
+  return typeof value === 'object' && value !== null && !Array.isArray(value);
+}
+
+/**
+ * A nested object (`slurm`) without its empty members: the server applies
+ * their defaults, and an unchanged object compares equal to the server's.
+ */
+function compact(value: unknown): unknown {
+  if (!isPlainObject(value)) {
+    return value;
+  }
+  const out: Record<string, unknown> = {};
+  for (const [key, member] of Object.entries(value)) {
+    if (!isEmpty(member)) {
+      out[key] = member;
+    }
+  }
+  return out;
+}
+
 /**
  * The body of `POST /sshpyk/kernelspecs`: empty optional fields are left out so
  * the server applies its defaults.
@@ -118,7 +215,7 @@ export function newKernelBody(data: KernelFormData): KernelFormData {
   const body: KernelFormData = {};
   for (const [key, value] of Object.entries(data)) {
     if (!isEmpty(value)) {
-      body[key] = value;
+      body[key] = compact(value);
     }
   }
   return body;
@@ -138,8 +235,8 @@ export function patchBody(
     if (key === 'kernel_name') {
       continue;
     }
-    const before = isEmpty(original[key]) ? null : original[key];
-    const after = isEmpty(edited[key]) ? null : edited[key];
+    const before = isEmpty(original[key]) ? null : compact(original[key]);
+    const after = isEmpty(edited[key]) ? null : compact(edited[key]);
     if (JSON.stringify(before) !== JSON.stringify(after)) {
       patch[key] = after;
     }

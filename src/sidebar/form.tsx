@@ -14,15 +14,18 @@ import { SshpykResponseError } from '../api';
 import { describeError } from '../errors';
 import {
   errorSchemaFor,
+  initialFormData,
   KernelFormData,
   FormMode,
   newKernelBody,
   onlyRequiredErrors,
   patchBody,
-  uiSchemaFor
+  uiSchemaFor,
+  withSlurmChannels
 } from '../formdata';
 import { ISshpykModel } from '../tokens';
 import { IFormContext } from './context';
+import { FORM_FIELDS } from './slurmform';
 import { FORM_WIDGETS } from './widgets';
 
 /**
@@ -45,7 +48,9 @@ function FieldTemplate(props: FieldTemplateProps): JSX.Element {
   if (hidden) {
     return <div className="jp-sshpyk-hidden">{children}</div>;
   }
-  const isContainer = schema.type === 'object' || schema.type === 'array';
+  // an optional object or list (`["object", "null"]`) is a container too
+  const types = Array.isArray(schema.type) ? schema.type : [schema.type];
+  const isContainer = types.includes('object') || types.includes('array');
   const name = id.replace(/^root_?/, '') || 'root';
   return (
     <div
@@ -196,7 +201,12 @@ export function KernelForm(props: IKernelFormProps): JSX.Element {
   React.useEffect(() => {
     let active = true;
     loadForm(model).then(
-      result => active && setLoaded(result),
+      result => {
+        if (active) {
+          setFormData(data => initialFormData(result.schema, data));
+          setLoaded(result);
+        }
+      },
       error => active && setLoadError(describeError(error))
     );
     return () => {
@@ -307,6 +317,7 @@ export function KernelForm(props: IKernelFormProps): JSX.Element {
         formContext={formContext}
         validator={loaded.validator as any}
         widgets={FORM_WIDGETS}
+        fields={FORM_FIELDS}
         templates={templates as any}
         extraErrors={extraErrors}
         showErrorList={false}
@@ -317,9 +328,9 @@ export function KernelForm(props: IKernelFormProps): JSX.Element {
         buttonStyle="text"
         idPrefix="root"
         onChange={e => {
-          const data = withFills(
-            (e.formData ?? {}) as KernelFormData,
-            pendingFill.current
+          const data = withSlurmChannels(
+            formData,
+            withFills((e.formData ?? {}) as KernelFormData, pendingFill.current)
           );
           pendingFill.current = {};
           setFormData(data);

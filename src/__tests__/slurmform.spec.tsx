@@ -1,0 +1,312 @@
+/**
+ * The kernel form's Slurm section, rendered from the real kernel schema
+ * (`sshpyk/resources/ssh-kernel.schema.json`) with a fake of the model's
+ * server calls: collapsed unless the kernel runs under Slurm, the toggle sets
+ * relay channels, the members keep their schema titles, and the server's
+ * errors land next to the member they name.
+ */
+import * as fs from 'fs';
+import * as path from 'path';
+
+import { nullTranslator } from '@jupyterlab/translation';
+import * as React from 'react';
+import { act } from 'react';
+import { createRoot, Root } from 'react-dom/client';
+
+import { SshpykResponseError } from '../api';
+import {
+  initialFormData,
+  KernelFormData,
+  newKernelBody,
+  patchBody,
+  uiSchemaFor,
+  withSlurmChannels
+} from '../formdata';
+import { KernelForm } from '../sidebar/form';
+
+(globalThis as any).IS_REACT_ACT_ENVIRONMENT = true;
+
+const SCHEMA = JSON.parse(
+  fs.readFileSync(
+    path.join(
+      __dirname,
+      '..',
+      '..',
+      'sshpyk',
+      'resources',
+      'ssh-kernel.schema.json'
+    ),
+    'utf-8'
+  )
+);
+const trans = nullTranslator.load('sshpyk');
+
+// what the server answers for a kernel: every field, at its default if unset
+const DEFAULTS: KernelFormData = Object.fromEntries(
+  Object.entries<any>(SCHEMA.properties)
+    .filter(([, rule]) => 'default' in rule)
+    .map(([key, rule]) => [key, rule.default])
+);
+
+const KERNEL: KernelFormData = {
+  ...DEFAULTS,
+  kernel_name: 'hpc',
+  display_name: 'HPC',
+  language: 'python',
+  interrupt_mode: 'message',
+  ssh_host_alias: 'login',
+  remote_python_prefix: '/opt/env',
+  remote_kernel_name: 'python3',
+  channels: 'forward',
+  slurm: null
+};
+
+/**
+ * A new kernel's data as the Add form starts it: no `slurm` key at all.
+ */
+function withoutSlurm(): KernelFormData {
+  const data = { ...KERNEL };
+  delete data.slurm;
+  return data;
+}
+
+const SLURM = {
+  partition: 'gpu',
+  time: '8:00:00',
+  cpus: null,
+  mem: null,
+  gpus: null,
+  account: null,
+  qos: null,
+  constraint: null,
+  sbatch_options: ['--exclusive'],
+  walltime_warning: 10
+};
+
+function fakeModel(over: Record<string, any> = {}): any {
+  return {
+    schema: async () => SCHEMA,
+    listHosts: async () => ({ ssh_config: '~/.ssh/config', hosts: [] }),
+    discoverKernelspecs: async () => ({ kernelspecs: [] }),
+    add: jest.fn(async (body: KernelFormData) => ({ name: body.kernel_name })),
+    edit: jest.fn(async (name: string) => ({ name })),
+    ...over
+  };
+}
+
+let host: HTMLDivElement;
+let root: Root;
+
+beforeEach(() => {
+  host = document.createElement('div');
+  document.body.appendChild(host);
+  root = createRoot(host);
+});
+
+afterEach(async () => {
+  await act(async () => root.unmount());
+  host.remove();
+});
+
+async function until(check: () => boolean, what: string): Promise<void> {
+  for (let i = 0; i < 200; i++) {
+    if (check()) {
+      return;
+    }
+    await act(async () => new Promise(resolve => setTimeout(resolve, 10)));
+  }
+  throw new Error(`timed out waiting for ${what}`);
+}
+
+async function renderForm(
+  model: any,
+  mode: 'add' | 'edit',
+  initial?: KernelFormData
+): Promise<{ onDone: jest.Mock }> {
+  const onDone = jest.fn();
+  await act(async () =>
+    root.render(
+      <KernelForm
+        model={model}
+        mode={mode}
+        initial={initial}
+        onDone={onDone}
+        onCancel={() => undefined}
+        trans={trans}
+      />
+    )
+  );
+  await until(() => !!q('sshpyk-slurm'), 'the form');
+  return { onDone };
+}
+
+function q(testId: string): HTMLElement | null {
+  return host.querySelector(`[data-testid="${testId}"]`);
+}
+
+function input(id: string): HTMLInputElement | HTMLSelectElement {
+  const el = host.querySelector<HTMLInputElement>(`#${id}`);
+  if (!el) {
+    throw new Error(`no input #${id}`);
+  }
+  return el;
+}
+
+/**
+ * Types into an input the way React sees it (its value setter, then input).
+ */
+async function type(id: string, value: string): Promise<void> {
+  const el = input(id) as HTMLInputElement;
+  const setter = Object.getOwnPropertyDescriptor(
+    HTMLInputElement.prototype,
+    'value'
+  )!.set!;
+  await act(async () => {
+    setter.call(el, value);
+    el.dispatchEvent(new Event('input', { bubbles: true }));
+  });
+}
+
+async function submit(): Promise<void> {
+  await act(async () => q('sshpyk-form-submit')!.click());
+}
+
+describe('the Slurm section of the kernel form', () => {
+  it('is collapsed and off for a new kernel, and off means no slurm', async () => {
+    const model = fakeModel();
+    await renderForm(model, 'add', withoutSlurm());
+    const details = q('sshpyk-slurm') as HTMLDetailsElement;
+    expect(details.open).toBe(false);
+    expect((q('sshpyk-slurm-toggle') as HTMLInputElement).checked).toBe(false);
+    expect(host.querySelector('#root_slurm_partition')).toBeNull();
+    await submit();
+    await until(() => model.add.mock.calls.length === 1, 'the add');
+    const body = model.add.mock.calls[0][0];
+    expect('slurm' in body).toBe(false);
+    expect(body.channels).toBe('forward');
+  });
+
+  it('turned on shows the fields with their schema titles and sets relay', async () => {
+    const model = fakeModel();
+    await renderForm(model, 'add', withoutSlurm());
+    await act(async () => q('sshpyk-slurm-toggle')!.click());
+    expect((q('sshpyk-slurm') as HTMLDetailsElement).open).toBe(true);
+    const members = SCHEMA.properties.slurm.properties;
+    for (const key of ['partition', 'time', 'cpus', 'mem', 'gpus']) {
+      const label = host.querySelector(`label[for="root_slurm_${key}"]`);
+      expect(label?.textContent).toContain(members[key].title);
+    }
+    expect(host.textContent).toContain(members.time.description);
+    expect(host.textContent).toContain(members.sbatch_options.title);
+    const channels = input('root_channels') as HTMLSelectElement;
+    expect(channels.selectedOptions[0].textContent).toBe('relay');
+
+    await type('root_slurm_partition', 'gpu');
+    await type('root_slurm_time', '2:00:00');
+    await submit();
+    await until(() => model.add.mock.calls.length === 1, 'the add');
+    const body = model.add.mock.calls[0][0];
+    expect(body.channels).toBe('relay');
+    expect(body.slurm).toEqual({
+      partition: 'gpu',
+      time: '2:00:00',
+      sbatch_options: [],
+      walltime_warning: 10
+    });
+  });
+
+  it('is open for a Slurm kernel and shows the server error at its member', async () => {
+    const model = fakeModel({
+      edit: jest.fn(async () => {
+        throw new SshpykResponseError(
+          new Response('{}', { status: 400 }),
+          'slurm.sbatch_options[0]: --wrap is not allowed: it runs a program',
+          'slurm.sbatch_options[0]'
+        );
+      })
+    });
+    const initial = { ...KERNEL, channels: 'relay', slurm: SLURM };
+    await renderForm(model, 'edit', initial);
+    expect((q('sshpyk-slurm') as HTMLDetailsElement).open).toBe(true);
+    expect((q('sshpyk-slurm-toggle') as HTMLInputElement).checked).toBe(true);
+    expect(input('root_slurm_partition').value).toBe('gpu');
+    expect(input('root_slurm_sbatch_options_0').value).toBe('--exclusive');
+
+    await type('root_slurm_sbatch_options_0', '--wrap=id');
+    await submit();
+    await until(
+      () => !!q('sshpyk-error-slurm_sbatch_options_0'),
+      'the error at the option'
+    );
+    expect(q('sshpyk-error-slurm_sbatch_options_0')!.textContent).toBe(
+      '--wrap is not allowed: it runs a program'
+    );
+    // the object whole, without its empty members (the server's defaults)
+    expect(model.edit.mock.calls[0][1]).toEqual({
+      slurm: {
+        partition: 'gpu',
+        time: '8:00:00',
+        sbatch_options: ['--wrap=id'],
+        walltime_warning: 10
+      }
+    });
+  });
+
+  it('turned off sends slurm null', async () => {
+    const model = fakeModel();
+    const initial = { ...KERNEL, channels: 'relay', slurm: SLURM };
+    await renderForm(model, 'edit', initial);
+    await act(async () => q('sshpyk-slurm-toggle')!.click());
+    expect(host.querySelector('#root_slurm_partition')).toBeNull();
+    await submit();
+    await until(() => model.edit.mock.calls.length === 1, 'the edit');
+    expect(model.edit.mock.calls[0]).toEqual(['hpc', { slurm: null }]);
+  });
+});
+
+describe('the Slurm form data', () => {
+  it('starts an optional object at null so rjsf does not turn it on', () => {
+    expect(initialFormData(SCHEMA, {}).slurm).toBeNull();
+    expect(initialFormData(SCHEMA, { slurm: SLURM }).slurm).toBe(SLURM);
+    expect(initialFormData(SCHEMA, {}).ssh_config).toBeUndefined();
+  });
+
+  it('sets relay channels only when Slurm is turned on', () => {
+    const off = { channels: 'forward', slurm: null };
+    expect(withSlurmChannels(off, { ...off, slurm: {} }).channels).toBe(
+      'relay'
+    );
+    // already on: the user's own choice stays (the server says why not)
+    const on = { channels: 'relay', slurm: {} };
+    expect(withSlurmChannels(on, { ...on, channels: 'forward' }).channels).toBe(
+      'forward'
+    );
+    expect(withSlurmChannels(off, { ...off, display_name: 'x' })).toEqual({
+      ...off,
+      display_name: 'x'
+    });
+  });
+
+  it('leaves empty members out of the bodies, and an unchanged object out of a patch', () => {
+    expect(
+      newKernelBody({ slurm: { partition: 'gpu', time: undefined, mem: '' } })
+    ).toEqual({ slurm: { partition: 'gpu' } });
+    const edited = { ...KERNEL, slurm: { ...SLURM, cpus: undefined } };
+    expect(patchBody(SCHEMA, { ...KERNEL, slurm: SLURM }, edited)).toEqual({});
+    expect(
+      patchBody(SCHEMA, { ...KERNEL, slurm: SLURM }, { ...KERNEL, slurm: null })
+    ).toEqual({ slurm: null });
+  });
+
+  it('renders slurm with its own field and lists its options unordered', () => {
+    const ui = uiSchemaFor(SCHEMA, 'add');
+    expect(ui.slurm['ui:field']).toBe('slurm');
+    expect(ui.slurm.sbatch_options['ui:options']).toEqual({
+      orderable: false
+    });
+    const order = ui['ui:order'] as string[];
+    expect(order.indexOf('slurm')).toBeLessThan(
+      order.indexOf('mount_local_on_remote')
+    );
+  });
+});
