@@ -162,17 +162,17 @@ def check_sbatch_option(name: str, value: str) -> None:
         raise InvalidField(name, "must not be empty")
     if re.search(r"[\x00-\x1f\x7f]", value):
         raise InvalidField(name, "must not contain newlines, tabs or control characters")
-    if re.search(r"\s", value):
-        raise InvalidField(
-            name,
-            f"{value!r} contains whitespace; write one option as --name=value "
-            "(a space would split it into two words)",
-        )
     if not value.startswith("--"):
         short = SHORT.get(value[1:2]) if value.startswith("-") else None
         meant = f" ({value[:2]} is --{short})" if short else ""
         raise InvalidField(
             name, f"{value!r} is not a long option: write --name or --name=value{meant}"
+        )
+    if re.search(r"\s", value):
+        raise InvalidField(
+            name,
+            f"{value!r} contains whitespace; write one option as --name=value "
+            "(a space would split it into two words)",
         )
     opt, eq, arg = value[2:].partition("=")
     if not _NAME.fullmatch(opt):

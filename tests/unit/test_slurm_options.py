@@ -159,7 +159,7 @@ def test_unknown_options_and_abbreviations_are_not_passed_on(value):
     [
         ("", "must not be empty"),
         ("   ", "must not be empty"),
-        ("-p gpu", "whitespace"),
+        ("-p gpu", "not a long option", "-p is --partition"),
         ("-p", "not a long option", "-p is --partition"),
         ("-J=x", "not a long option", "--job-name"),
         ("-Z", "not a long option"),
