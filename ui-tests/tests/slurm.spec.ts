@@ -211,4 +211,72 @@ test.describe('a Slurm kernel in the queue', () => {
     await card.getByTestId('sshpyk-slurm-cancel').click();
     await expectCancelled(job, item, card);
   });
+
+  test('running: the node, one time-limit warning per job (none after a reload), and why the job ended', async ({
+    page
+  }) => {
+    test.setTimeout(150000);
+    const { prefix } = testHosts();
+    // a 10 min job warned 10 min before its end (the default): at once
+    expect(
+      await addSlurmKernel(page, {
+        kernel_name: KERNEL,
+        display_name: DISPLAY,
+        language: 'python',
+        ssh_host_alias: 'hpc',
+        ssh_config: sshConfig,
+        remote_python_prefix: prefix,
+        remote_kernel_name: 'python3',
+        channels: 'relay',
+        slurm: { time: '10' }
+      })
+    ).toBe(201);
+    await page.evaluate(async kernelName => {
+      await (window as any).jupyterapp.commands.execute('notebook:create-new', {
+        kernelName
+      });
+    }, KERNEL);
+    await page.waitForSelector('.jp-NotebookPanel');
+    await page.notebook.setCell(0, 'code', 'import socket; socket.gethostname()');
+    await page.notebook.runCell(0);
+    expect(await page.notebook.getCellTextOutput(0)).toEqual(["'node1'"]);
+
+    const item = page.getByTestId('sshpyk-status-item');
+    await expect(item).toHaveText('hpc: connected on node1', {
+      timeout: 20000
+    });
+    const title = (await item.getAttribute('title')) ?? '';
+    const job = /Slurm job (\d+) on node1, \d+ min left/.exec(title)?.[1] ?? '';
+    expect(job, title).not.toBe('');
+    const warning = page.getByText(
+      new RegExp(
+        `^Slurm job ${job} \\(kernel ${DISPLAY}\\) ends in \\d+ min \\(its time limit\\): save your work\\.$`
+      )
+    );
+    await expect(warning).toHaveCount(1, { timeout: 10000 });
+    await page.screenshot({ path: 'screenshots/sshpyk-slurm-warning.png' });
+
+    // a reload: the same job is not warned of again
+    // (the notebook comes back from the layout, not the launcher)
+    await page.reload({ waitForIsReady: false });
+    await page.waitForSelector('.jp-NotebookPanel');
+    await expect(item).toHaveText('hpc: connected on node1', {
+      timeout: 20000
+    });
+    await page.waitForTimeout(5000);
+    await expect(warning).toHaveCount(0);
+
+    // the job ends under the kernel (an admin's scancel): Lab says why
+    onLogin(sshConfig, `scancel ${job}`);
+    await expect(item).toHaveText(new RegExp(`^hpc: Slurm job ${job} ended: CANCELLED`), {
+      timeout: 30000
+    });
+    // the notification (Lab's toasts are alerts), once the kernel stayed listed
+    await expect(
+      page
+        .getByRole('alert')
+        .filter({ hasText: new RegExp(`^Slurm job ${job} ended: CANCELLED`) })
+    ).toHaveCount(1, { timeout: 20000 });
+    await page.screenshot({ path: 'screenshots/sshpyk-slurm-ended.png' });
+  });
 });
