@@ -80,7 +80,7 @@ class Direct:
 
 def backend_for(cfg: SSHKernelConfig, kernel_id: str) -> LaunchBackend:
     """The launch backend a kernelspec asks for: the one place a backend is chosen."""
-    if cfg.slurm:
+    if cfg.slurm is not None:  # {}: Slurm with the cluster's defaults
         from .slurm import Slurm
 
         return Slurm(cfg, kernel_id)
