@@ -11,7 +11,8 @@
 import { ServerConnection } from '@jupyterlab/services';
 
 import { requestAPI, requestLines } from './request';
-import { CheckStatus, MountState, SlurmJobState, TunnelState } from './states';
+import type { ISlurmStatus } from './slurm/api';
+import { CheckStatus, MountState, TunnelState } from './states';
 
 export {
   API_NAMESPACE,
@@ -48,7 +49,6 @@ export const ROUTES = {
   orphans: 'orphans',
   orphan: 'orphans/{kernel_id}',
   orphanAttach: 'orphans/{kernel_id}/attach',
-  kernelCancel: 'kernels/{kernel_id}/cancel',
   version: 'version',
   openapi: 'openapi.json'
 } as const;
@@ -215,28 +215,6 @@ export interface ITunnelStatus {
   mounts?: IMountStatus[];
   /** only for a kernel that runs as a Slurm job */
   slurm?: ISlurmStatus | null;
-}
-
-/**
- * The Slurm job of a kernel on a compute node (times are epoch seconds).
- */
-export interface ISlurmStatus {
-  /** null until sbatch answered */
-  job_id: string | null;
-  state: SlurmJobState | null;
-  /** squeue's reason while PENDING (`Resources`, `Priority`, ...) */
-  reason: string | null;
-  node: string | null;
-  /** Slurm's estimate of the start while PENDING */
-  est_start: number | null;
-  /** when the job's time limit ends it */
-  ends_at: number | null;
-  /** when Lab warns that the time limit is near (null: no warning) */
-  warn_at: number | null;
-  /** the time limit as Slurm spells it (`1:00:00`) */
-  time_limit: string | null;
-  /** a sentence saying why the job ended, once it did */
-  ended: string | null;
 }
 
 /**
@@ -490,22 +468,4 @@ export function getTunnelStatus(
   serverSettings: ServerConnection.ISettings
 ): Promise<ITunnelStatus[]> {
   return getKernelsList(ROUTES.status, serverSettings);
-}
-
-/**
- * Stop a launch still in progress (a Slurm kernel queued or starting): its
- * Slurm job is cancelled.
- *
- * @throws {SshpykResponseError} 404 when no launch of that kernel is under
- *   way
- */
-export async function cancelLaunch(
-  serverSettings: ServerConnection.ISettings,
-  kernelId: string
-): Promise<void> {
-  await requestAPI(
-    route(ROUTES.kernelCancel, { kernel_id: kernelId }),
-    serverSettings,
-    json('POST')
-  );
 }

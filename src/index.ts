@@ -25,6 +25,7 @@ export type { CheckRunState } from './checks';
 export type { ServerStatus } from './version';
 export * from './api';
 export * from './login/api';
+export * from './slurm/api';
 export { ISshpykLogins } from './login/tokens';
 export { LOGIN_COMMAND } from './login/plugin';
 

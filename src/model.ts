@@ -11,7 +11,6 @@ import { ISignal, Signal } from '@lumino/signaling';
 import {
   addKernelspec,
   attachOrphan,
-  cancelLaunch,
   deleteKernelspec,
   discoverKernelspecs,
   editKernelspec,
@@ -28,6 +27,7 @@ import {
   shutDownOrphan
 } from './api';
 import { CheckRun } from './checks';
+import { cancelLaunch } from './slurm/api';
 import { describeError } from './errors';
 import { KernelFormData } from './formdata';
 import { IOrphanOutcome, ISshpykModel } from './tokens';

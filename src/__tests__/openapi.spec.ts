@@ -10,6 +10,7 @@ import { ServerConnection } from '@jupyterlab/services';
 
 import * as api from '../api';
 import * as loginApi from '../login/api';
+import * as slurmApi from '../slurm/api';
 import {
   CHECK_STATUSES,
   LOGIN_STATES,
@@ -66,7 +67,8 @@ describe('the routes api.ts calls', () => {
     );
     for (const template of [
       ...Object.values(api.ROUTES),
-      ...Object.values(loginApi.LOGIN_ROUTES)
+      ...Object.values(loginApi.LOGIN_ROUTES),
+      ...Object.values(slurmApi.SLURM_ROUTES)
     ]) {
       const spelled = `/${api.API_NAMESPACE}/${template}`.replace(
         /\{[^}]+\}/g,
@@ -133,7 +135,7 @@ describe('the routes api.ts calls', () => {
       attachOrphan: () => api.attachOrphan(settings, 'o1'),
       shutDownOrphan: () => api.shutDownOrphan(settings, 'o1'),
       getTunnelStatus: () => api.getTunnelStatus(settings),
-      cancelLaunch: () => api.cancelLaunch(settings, 'k1'),
+      cancelLaunch: () => slurmApi.cancelLaunch(settings, 'k1'),
       listLogins: () => loginApi.listLogins(settings),
       startLogin: () => loginApi.startLogin(settings, 'hpc', '/c'),
       answerLogin: () => loginApi.answerLogin(settings, 'l1', 'p1', '123456'),
@@ -143,7 +145,7 @@ describe('the routes api.ts calls', () => {
     it('is called here (a new one must be added to this table)', () => {
       // the generic request functions and the route helper call no route
       const generic = ['requestAPI', 'requestLines', 'route'];
-      const exported = Object.entries({ ...api, ...loginApi })
+      const exported = Object.entries({ ...api, ...loginApi, ...slurmApi })
         .filter(
           ([name, value]) =>
             typeof value === 'function' &&
@@ -192,7 +194,7 @@ describe('the routes api.ts calls', () => {
 
   it("the status's slurm member has exactly the fields ISlurmStatus types", () => {
     // typed: the compiler refuses a missing field and an unknown one
-    const typed: api.ISlurmStatus = {
+    const typed: slurmApi.ISlurmStatus = {
       job_id: null,
       state: null,
       reason: null,

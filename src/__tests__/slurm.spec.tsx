@@ -12,7 +12,8 @@ import * as React from 'react';
 import { act } from 'react';
 import { createRoot } from 'react-dom/client';
 
-import { ISlurmStatus, ITunnelStatus } from '../api';
+import { ITunnelStatus } from '../api';
+import { ISlurmStatus } from '../slurm/api';
 import { SshpykModel } from '../model';
 import { KernelspecList } from '../sidebar/list';
 import { confirmCancelJob } from '../slurm/cancel';

@@ -7,7 +7,8 @@
  */
 import { nullTranslator, TranslationBundle } from '@jupyterlab/translation';
 
-import { ISlurmStatus, ITunnelStatus } from '../api';
+import { ITunnelStatus } from '../api';
+import { ISlurmStatus } from './api';
 import { tunnelLabel } from '../status';
 
 /**
