@@ -23,7 +23,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from . import remote_env
+from . import remote_env, slurm_check
 from .errors import SSHPykError, config_error_summary, remote_failure
 from .localproc import SSH_AT_ONCE, free_local_port, kill_process, run_local
 from .model import schema
@@ -42,6 +42,7 @@ CHECK_IDS = (
     "jupyter_client",
     "remote_kernel",
     "port_forwarding",
+    "slurm",
     "sshfs",
 )
 TITLES = {
@@ -54,6 +55,7 @@ TITLES = {
     "jupyter_client": "Remote jupyter_client",
     "remote_kernel": "Remote kernel",
     "port_forwarding": "Port forwarding",
+    "slurm": "Slurm",
     "sshfs": "SSHFS",
 }
 # checks whose failure leaves nothing to check after them, and what the rest then say
@@ -284,6 +286,8 @@ class _Run:
         for cid in CHECK_IDS[CHECK_IDS.index(after) + 1 :]:
             if cid == "sshfs" and not self.model.get("mount_local_on_remote"):
                 continue
+            if cid == "slurm" and self.model.get("slurm") is None:
+                continue
             self.report(_check(cid, CheckStatus.SKIPPED, hint=STOPS[after]))
 
 
@@ -376,6 +380,7 @@ class Checker:
             self._connection,
             self._remote_environment,
             self._port_forwarding,
+            self._slurm,
             self._sshfs,
         )
         for step in steps:
@@ -432,6 +437,19 @@ class Checker:
             yield port_forwarding_check(transport, run.target.alias, None, e)
             return
         yield port_forwarding_check(transport, run.target.alias, works)
+
+    async def _slurm(self, run: _Run):
+        """Only for a Slurm kernel: the login host's Slurm, and its partition."""
+        if run.model.get("slurm") is None:
+            return
+        try:
+            _, out, _ = await self.master(run.target).run(slurm_check.COMMAND, timeout=self.timeout)
+        except (SSHPykError, asyncio.TimeoutError, OSError) as e:
+            yield _check("slurm", CheckStatus.FAIL, "", str(e))
+            return
+        ok, value, hint = slurm_check.verdict(out, run.model["slurm"], run.target.alias)
+        status = CheckStatus.WARN if ok is None else CheckStatus.OK if ok else CheckStatus.FAIL
+        yield _check("slurm", status, value, hint)
 
     async def _sshfs(self, run: _Run):
         """Only when mounts are configured."""

@@ -9,6 +9,7 @@ Nothing else keeps process-wide state about kernels, mounts or connections.
 
 from __future__ import annotations
 
+import time
 import weakref
 from typing import TYPE_CHECKING, Any
 
@@ -16,6 +17,7 @@ if TYPE_CHECKING:  # no import at run time: every other module may import this o
     from .registry import Record
 
 SETTINGS_KEY = "sshpyk_runtime"
+ENDED_KEPT = 900.0  # seconds the status API still lists a kernel whose allocation ended
 
 
 class Runtime:
@@ -37,6 +39,18 @@ class Runtime:
         # a bare KernelManager): a host that wants a login then fails fast with the hint.
         self.logins: Any = None
         self._attach: dict[str, Record] = {}
+        # Kernels whose allocation ended (a Slurm job's time limit): their last status, kept
+        # a while after the kernel manager dropped them, so Lab can still say why.
+        self.ended: dict[str, tuple[float, dict[str, Any]]] = {}
+
+    def remember_ended(self, kernel_id: str, status: dict[str, Any]) -> None:
+        now = time.monotonic()
+        self.ended = {k: v for k, v in self.ended.items() if now - v[0] < ENDED_KEPT}
+        self.ended[kernel_id] = (now, status)
+
+    def recently_ended(self) -> dict[str, dict[str, Any]]:
+        now = time.monotonic()
+        return {k: st for k, (t, st) in self.ended.items() if now - t < ENDED_KEPT}
 
     # ---- re-attach mailbox ---------------------------------------------------------------
     # Why a mailbox and not an argument: jupyter_client starts a kernel with

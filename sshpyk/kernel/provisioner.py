@@ -127,7 +127,24 @@ class SSHKernelProvisioner(KernelProvisionerBase):
         return self.kernel.remote is not None
 
     async def poll(self) -> int | None:
-        return self.kernel.poll()
+        code = self.kernel.poll()
+        if code is not None and self.kernel.allocation_ended:
+            self._allocation_ended()
+        return code
+
+    def _allocation_ended(self) -> None:
+        """The kernel's allocation ended (a Slurm job's time limit, a node failure): an
+        automatic restart could only fail (or take a new allocation behind the user's
+        back), so jupyter_client's restarter reports the kernel dead at once instead of
+        "restarting", and the status API keeps saying why after the kernel is dropped."""
+        restarter = getattr(self.parent, "_restarter", None)  # jupyter_client's, if any
+        if restarter is not None and getattr(restarter, "restart_limit", 0) != 0:
+            restarter.restart_limit = 0
+            self.log.warning("sshpyk: %s", self.kernel.allocation_ended)
+        self.runtime.remember_ended(
+            str(self.kernel_id),
+            {"kernelspec": getattr(self.parent, "kernel_name", None), **self.status()},
+        )
 
     async def wait(self) -> int | None:
         return await self.kernel.wait()

@@ -79,6 +79,7 @@ class Reattach:
                         continue
                     ended = await self._why_ended()
                     if ended:  # its allocation ended (a time limit...): nothing to reach
+                        self.allocation_ended = ended
                         self._ended(-1, ended)
                         return
                     self.watchdog.overdue()

@@ -80,6 +80,8 @@ class RemoteKernel(Reattach):
         self._exit_unconfirmed = False  # "dead" only because the host could not be asked
         self._warm = WarmLauncher()  # a restart's launcher session, opened ahead
         self._cancelled = asyncio.Event()  # cancel_launch
+        # why the kernel's allocation ended (its backend said so): no restart can help
+        self.allocation_ended: str | None = None
 
     @property
     def alias(self) -> str:
@@ -278,7 +280,8 @@ class RemoteKernel(Reattach):
             msg = None
         if msg is not None:
             code = int(msg["exit"])
-            self._ended(code, await self._why_ended() or f"exited with {code}")
+            self.allocation_ended = await self._why_ended()
+            self._ended(code, self.allocation_ended or f"exited with {code}")
             return
         # The stream ended with no exit report: the link or the master went away, which is
         # not the kernel's death.  poll() keeps saying "alive"; a fresh monitor takes over.

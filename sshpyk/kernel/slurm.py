@@ -129,6 +129,7 @@ class Slurm:
         self.time_limit: str | None = None
         self.ended: str | None = None
         self._cancel = asyncio.Event()
+        self._released: str | None = None  # the job release() cancelled
 
     # ---- the launch ------------------------------------------------------------------------
     async def prepare(self, master: Master, step: Callable[[str], None], timeout: float) -> None:
@@ -236,11 +237,13 @@ class Slurm:
 
     # ---- the end -----------------------------------------------------------------------------
     async def release(self, master: Master) -> None:
-        if self.job is None or self.ended is not None:
+        """scancel: the kernel's end (shutdown, a failed launch) ends its job.  Not news:
+        ``ended`` stays for ends nobody here asked for."""
+        if self.job is None or self.ended is not None or self._released == self.job:
             return
+        self._released = self.job
         with contextlib.suppress(SSHPykError, asyncio.TimeoutError, OSError):
             await master.run(sh(f"scancel {self.job}"), timeout=QUERY_TIMEOUT)
-        self.ended = f"Slurm job {self.job} was cancelled at the kernel's shutdown"
         self.state = J.CANCELLED
 
     async def why_ended(self, master: Master) -> str | None:

@@ -29,18 +29,21 @@ class StatusHandler(SSHPykHandler):
         # the watchdog times the tunnel every second; only a kernel it has not timed yet
         # gets a ping of its own (down its monitor stream: no ssh process spawned)
         await asyncio.gather(*(p.measure_rtt() for _, p, st in found if st["rtt_ms"] is None))
-        self.finish(
+        kernels = [
             {
-                "kernels": [
-                    {
-                        "kernel_id": kid,
-                        "kernelspec": getattr(prov.parent, "kernel_name", None),
-                        **prov.status(),
-                    }
-                    for kid, prov, _ in found
-                ]
+                "kernel_id": kid,
+                "kernelspec": getattr(prov.parent, "kernel_name", None),
+                **prov.status(),
             }
-        )
+            for kid, prov, _ in found
+        ]
+        # kernels whose allocation ended (a Slurm job's time limit): dropped by the kernel
+        # manager, still listed a while as dead with the reason, for Lab to say why
+        listed = {k["kernel_id"] for k in kernels}
+        for kid, status in self.runtime.recently_ended().items():
+            if kid not in listed:
+                kernels.append({"kernel_id": kid, **status})
+        self.finish({"kernels": kernels})
 
 
 class CancelLaunchHandler(SSHPykHandler):

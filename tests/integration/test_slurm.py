@@ -220,7 +220,11 @@ async def test_the_time_limit_is_said_instead_of_kernel_died(cluster, slurm_spec
     assert status["slurm"]["ended"].startswith(f"Slurm job {job} ended: TIMEOUT"), status
     assert "time limit" in status["slurm"]["ended"]
     assert cluster.wait_job(job, "TIMEOUT", timeout=30)["JobState"] == "TIMEOUT"
-    # a restart does not resubmit behind the user's back: it says why
+    # jupyter_client's restarter reports it dead instead of restarting it into nothing
+    await asyncio.sleep(km._restarter.time_to_dead * 2 + 1)
+    assert km.provisioner.kernel.launches == 1
+    assert km._restarter.restart_limit == 0
+    # a restart asked for does not resubmit behind the user's back: it says why
     with pytest.raises(SSHPykError, match="TIMEOUT"):
         await km.restart_kernel(now=True)
     kc.stop_channels()
@@ -287,3 +291,56 @@ async def test_reattach_after_a_server_restart_and_ps_shows_the_job(
         # server_env's own cleanup signals records on the "remote" host: not this one's
         with contextlib.suppress(Exception):
             registry.remove(kid)
+
+
+async def test_a_job_ended_outside_is_said_by_the_server_after_the_kernel_is_dropped(
+    cluster, slurm_spec, server_env
+):
+    """In a real Jupyter server: the job cancelled behind sshpyk's back (an admin, a node
+    failure); the kernel is reported dead at once (no "restarting" into nothing), and the
+    status API keeps saying why after the kernel manager dropped it."""
+    from sshpyk import registry
+
+    slurm_spec("slurm-ended")
+    s = server_env()
+    await s.ready()
+    code, k = await s.call("POST", "api/kernels", {"name": "slurm-ended"})
+    assert code == 201, k
+    kid = k["id"]
+    try:
+        code, st = await s.call("GET", "sshpyk/status")
+        job = next(x for x in st["kernels"] if x["kernel_id"] == kid)["slurm"]["job_id"]
+        assert cluster.run_login(f"scancel {job}").returncode == 0
+
+        async def dropped_with_reason():
+            _, kernels = await s.call("GET", "api/kernels")
+            _, st = await s.call("GET", "sshpyk/status")
+            mine = [x for x in st["kernels"] if x["kernel_id"] == kid]
+            return kid not in {x["id"] for x in kernels} and mine and mine[0]["state"] == "dead"
+
+        assert await wait_until(dropped_with_reason, 30, 0.5)
+        _, st = await s.call("GET", "sshpyk/status")
+        mine = next(x for x in st["kernels"] if x["kernel_id"] == kid)
+        assert mine["slurm"]["ended"] == f"Slurm job {job} ended: CANCELLED (it was cancelled)"
+        assert mine["step"] == mine["slurm"]["ended"] and mine["kernelspec"] == "slurm-ended"
+        # no new job was submitted for it
+        assert [j for j, f in cluster.squeue_json().items() if f.get("JobState") == "RUNNING"] == []
+    finally:
+        with contextlib.suppress(Exception):
+            registry.remove(kid)
+
+
+def test_sshpyk_check_says_the_clusters_slurm_and_partition(cluster, slurm_spec):
+    from helpers import sshpyk_cli
+
+    good = sshpyk_cli("check", slurm_spec("slurm-good", slurm={"partition": "short"}), "--json")
+    checks = {c["id"]: c for c in json.loads(good.stdout)["checks"]}
+    assert checks["slurm"]["status"] == "ok", checks["slurm"]
+    assert checks["slurm"]["value"].startswith("slurm 22.") and "partition short up" in (
+        checks["slurm"]["value"]
+    )
+    assert checks["port_forwarding"]["value"] == "not needed"
+    bad = sshpyk_cli("check", slurm_spec("slurm-nosuch", slurm={"partition": "nosuch"}), "--json")
+    checks = {c["id"]: c for c in json.loads(bad.stdout)["checks"]}
+    assert bad.returncode == 1 and checks["slurm"]["status"] == "fail"
+    assert "'nosuch' is not on this cluster (it has: debug, short)" in checks["slurm"]["hint"]

@@ -155,7 +155,8 @@ def run_checks(model: dict, master: FakeMaster, timeout: float = 3) -> dict:
 def test_everything_in_place_is_ok(fake_ssh):
     model = _model(fake_ssh)
     got = run_checks(model, FakeMaster())
-    assert list(got) == [c for c in CHECK_IDS if c != "sshfs"]  # no mounts: no sshfs check
+    # no mounts, no slurm: neither check
+    assert list(got) == [c for c in CHECK_IDS if c not in ("sshfs", "slurm")]
     assert {c.status for c in got.values()} == {OK}, got
     assert "OpenSSH_9.6p1 fake" in got["ssh_client"].value
     assert got["host_alias"].value == "alice@h.example:22"
