@@ -336,8 +336,9 @@ def test_sshpyk_check_says_the_clusters_slurm_and_partition(cluster, slurm_spec)
     good = sshpyk_cli("check", slurm_spec("slurm-good", slurm={"partition": "short"}), "--json")
     checks = {c["id"]: c for c in json.loads(good.stdout)["checks"]}
     assert checks["slurm"]["status"] == "ok", checks["slurm"]
-    assert checks["slurm"]["value"].startswith("slurm 22.") and "partition short up" in (
-        checks["slurm"]["value"]
+    assert (
+        checks["slurm"]["value"].startswith("slurm 22.")
+        and "partition short up" in (checks["slurm"]["value"])
     )
     assert checks["port_forwarding"]["value"] == "not needed"
     bad = sshpyk_cli("check", slurm_spec("slurm-nosuch", slurm={"partition": "nosuch"}), "--json")
