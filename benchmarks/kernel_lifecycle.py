@@ -44,6 +44,39 @@ def ensure_reference() -> Path:
     return py
 
 
+def slow_python(run, prefix: str) -> str:
+    """A remote python 3 s slow to start (the stall probe's), made with ``run(command)``."""
+    slow = "/home/sshpyktest/slowpy"
+    script = f'#!/bin/sh\nsleep 3\nexec {prefix}/bin/python "$@"\n'
+    setup = (
+        f"mkdir -p {slow}/bin && printf %s {shlex.quote(script)} > {slow}/bin/python "
+        f"&& chmod +x {slow}/bin/python"
+    )
+    assert run(setup).returncode == 0
+    return slow
+
+
+def reference_config(tmp: Path, alias: str, address: str, ssh_config: Path) -> Path:
+    """The reference insists on ControlMaster auto under a dedicated alias."""
+    ref_cfg = tmp / "ref_ssh_config"
+    ref_cfg.write_text(
+        f"Host {alias}\n  HostName {address}\n  ControlMaster auto\n"
+        f"  ControlPath {tmp}/refcm-%C\n  ControlPersist 10m\n" + Path(ssh_config).read_text()
+    )
+    ref_cfg.chmod(0o600)
+    return ref_cfg
+
+
+def report(text: str, results: dict, left: list[str]) -> int:
+    """Print the table and the raw numbers; fail when the teardown left something."""
+    print(text)
+    print("\nraw:", json.dumps(results))
+    if left:
+        print(f"teardown left {left}", file=sys.stderr)
+        return 1
+    return 0
+
+
 def write_spec(root: Path, name: str, spec: dict) -> None:
     d = root / "kernels" / name
     d.mkdir(parents=True, exist_ok=True)
@@ -65,13 +98,7 @@ def provisioned(config: dict, display: str) -> dict:
 def prepare(th, tmp: Path) -> dict[str, tuple[Path, Path, Path | None]]:
     """Kernelspec dirs per implementation: name -> (python, JUPYTER_PATH, its ssh config)."""
     prefix = th.remote_python_prefix
-    slow = "/home/sshpyktest/slowpy"
-    script = f'#!/bin/sh\nsleep 3\nexec {prefix}/bin/python "$@"\n'
-    setup = (
-        f"mkdir -p {slow}/bin && printf %s {shlex.quote(script)} > {slow}/bin/python "
-        f"&& chmod +x {slow}/bin/python"
-    )
-    assert th.ssh("remote", setup).returncode == 0
+    slow = slow_python(lambda cmd: th.ssh("remote", cmd), prefix)
 
     local = tmp / "local"
     write_spec(
@@ -106,12 +133,7 @@ def prepare(th, tmp: Path) -> dict[str, tuple[Path, Path, Path | None]]:
     write_spec(relay, "bench-slow", provisioned({**rel, "remote_python_prefix": slow}, "relay"))
 
     # The reference insists on ControlMaster auto under a dedicated alias.
-    ref_cfg = tmp / "ref_ssh_config"
-    ref_cfg.write_text(
-        f"Host ref-remote\n  HostName {th['remote'].address}\n  ControlMaster auto\n"
-        f"  ControlPath {th.state}/refcm-%C\n  ControlPersist 10m\n" + th.ssh_config.read_text()
-    )
-    ref_cfg.chmod(0o600)
+    ref_cfg = reference_config(tmp, "ref-remote", th["remote"].address, th.ssh_config)
     ref = tmp / "ref"
     rbase = {
         "ssh_host_alias": "ref-remote",
@@ -238,12 +260,7 @@ def main() -> int:
                     faults.clear()
     finally:
         left = down(th.state)
-    print(table(results, args.runs))
-    print("\nraw:", json.dumps(results))
-    if left:
-        print(f"teardown left {left}", file=sys.stderr)
-        return 1
-    return 0
+    return report(table(results, args.runs), results, left)
 
 
 if __name__ == "__main__":

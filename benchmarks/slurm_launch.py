@@ -15,8 +15,6 @@ Prints a table of medians; asserts nothing (noisy machines: targets live in the 
 from __future__ import annotations
 
 import argparse
-import json
-import shlex
 import sys
 import tempfile
 from pathlib import Path
@@ -25,35 +23,28 @@ HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 sys.path.insert(0, str(HERE.parent / "tests"))
 
-from kernel_lifecycle import OURS_PY, ensure_reference, measure, provisioned, write_spec  # noqa: E402
+from kernel_lifecycle import (  # noqa: E402
+    OURS_PY,
+    ensure_reference,
+    measure,
+    provisioned,
+    reference_config,
+    report,
+    slow_python,
+    write_spec,
+)
+from kernel_lifecycle import ROWS as LIFECYCLE_ROWS  # noqa: E402
 
 from harness import down, up  # noqa: E402
 from harness.slurm import up as slurm_up  # noqa: E402
 
-ROWS = [
-    ("start", "start → kernel_info", 1000, "ms"),
-    ("restart", "restart → kernel_info", 1000, "ms"),
-    ("shutdown", "shutdown", 1000, "ms"),
-    ("interrupt", "interrupt → reply", 1000, "ms"),
-    ("execute", "execute('1+1') round trip", 1000, "ms"),
-    ("burst_mb_s", "burst: 1000 x 100 KB display_data", 1, "MB/s"),
-    ("burst_received", "burst: outputs received (of 1000)", 1, ""),
-    ("idle_spawns_per_min", "idle ssh spawns / min", 1, ""),
-    ("idle_cpu_local", "idle CPU, local side", 1, "% core"),
-    ("stall", "worst loop stall, 3 s-slow remote python", 1000, "ms"),
-]
+# the lifecycle benchmark's rows, less the remote helper's (the same program here)
+ROWS = [r for r in LIFECYCLE_ROWS if r[0] not in ("idle_cpu_remote", "helper_rss_mb")]
 
 
 def prepare(sh, tmp: Path) -> dict[str, tuple[Path, Path, Path | None]]:
     prefix = sh.remote_python_prefix
-    # the worker's stall probe: a remote python 3 s slow to start (in the shared $HOME)
-    slow = "/home/sshpyktest/slowpy"
-    script = f'#!/bin/sh\nsleep 3\nexec {prefix}/bin/python "$@"\n'
-    setup = (
-        f"mkdir -p {slow}/bin && printf %s {shlex.quote(script)} > {slow}/bin/python "
-        f"&& chmod +x {slow}/bin/python"
-    )
-    assert sh.run_login(setup).returncode == 0
+    slow = slow_python(sh.run_login, prefix)  # the worker's stall probe
     local = tmp / "local"
     write_spec(
         local,
@@ -80,12 +71,7 @@ def prepare(sh, tmp: Path) -> dict[str, tuple[Path, Path, Path | None]]:
     job = {"slurm": {"time": "30"}}
     write_spec(slurm, "bench", provisioned({**base, **job}, "Slurm job"))
     write_spec(slurm, "bench-slow", provisioned({**slow_base, **job}, "slow"))
-    ref_cfg = tmp / "ref_ssh_config"
-    ref_cfg.write_text(
-        f"Host ref-hpc\n  HostName {sh.login_address}\n  ControlMaster auto\n"
-        f"  ControlPath {tmp}/refcm-%C\n  ControlPersist 10m\n" + Path(sh.ssh_config).read_text()
-    )
-    ref_cfg.chmod(0o600)
+    ref_cfg = reference_config(tmp, "ref-hpc", sh.login_address, Path(sh.ssh_config))
     ref = tmp / "ref"
     rbase = {
         "ssh_host_alias": "ref-hpc",
@@ -137,12 +123,7 @@ def main() -> int:
             )
     finally:
         left = down(th.state)
-    print(table(results, args.runs))
-    print("\nraw:", json.dumps(results))
-    if left:
-        print(f"teardown left {left}", file=sys.stderr)
-        return 1
-    return 0
+    return report(table(results, args.runs), results, left)
 
 
 if __name__ == "__main__":

@@ -165,20 +165,24 @@ async def test_cancelling_a_queued_launch_cancels_its_job(cluster, slurm_spec, m
         cluster.release(blocker)
 
 
-async def test_restart_stays_in_the_job_and_interrupts_work(cluster, slurm_spec, managers):
-    km = managers(slurm_spec("ssh-slurm-signal", interrupt_mode="signal"))
-    kc = await start(km)
-    job = km.provisioner.status()["slurm"]["job_id"]
-    await run_code(kc, "x = 41")
-    # interrupt by signal: down the monitor stream to the kernel's group on the node
+async def interrupted(km, kc) -> str:
+    """Interrupt a sleeping cell; the error name its reply carries."""
     msg_id = kc.execute("import time; time.sleep(60)")
     await asyncio.sleep(1.0)
     await km.interrupt_kernel()
     while True:
         reply = await kc.get_shell_msg(timeout=20)
         if reply["parent_header"].get("msg_id") == msg_id:
-            break
-    assert reply["content"]["ename"] == "KeyboardInterrupt"
+            return reply["content"].get("ename")
+
+
+async def test_restart_stays_in_the_job_and_interrupts_work(cluster, slurm_spec, managers):
+    km = managers(slurm_spec("ssh-slurm-signal", interrupt_mode="signal"))
+    kc = await start(km)
+    job = km.provisioner.status()["slurm"]["job_id"]
+    await run_code(kc, "x = 41")
+    # interrupt by signal: down the monitor stream to the kernel's group on the node
+    assert await interrupted(km, kc) == "KeyboardInterrupt"
     out, _ = await run_code(kc, "print(x + 1)")
     assert out.strip() == "42"
 
@@ -186,7 +190,7 @@ async def test_restart_stays_in_the_job_and_interrupts_work(cluster, slurm_spec,
     await km.restart_kernel(now=True)
     restart = time.monotonic() - t0
     await kc.wait_for_ready(timeout=30)
-    out, reply = await run_code(kc, "print('x' in globals()); " + PROBE)
+    out, _ = await run_code(kc, "print('x' in globals()); " + PROBE)
     assert out.split() == ["False", "node1", job], out  # a new kernel, the same job
     assert km.provisioner.status()["slurm"]["job_id"] == job
     assert cluster.job(job)["JobState"] == "RUNNING"
@@ -194,14 +198,7 @@ async def test_restart_stays_in_the_job_and_interrupts_work(cluster, slurm_spec,
     # interrupt by message after the restart
     km2 = managers(slurm_spec("ssh-slurm-message", interrupt_mode="message"))
     kc2 = await start(km2)
-    msg_id = kc2.execute("import time; time.sleep(60)")
-    await asyncio.sleep(1.0)
-    await km2.interrupt_kernel()
-    while True:
-        reply = await kc2.get_shell_msg(timeout=20)
-        if reply["parent_header"].get("msg_id") == msg_id:
-            break
-    assert reply["content"]["ename"] == "KeyboardInterrupt"
+    assert await interrupted(km2, kc2) == "KeyboardInterrupt"
     for k, c in ((km, kc), (km2, kc2)):
         c.stop_channels()
         await k.shutdown_kernel()

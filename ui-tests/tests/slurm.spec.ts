@@ -54,6 +54,23 @@ function jobState(sshConfig: string, job: string): string {
   return onLogin(sshConfig, `squeue -h -j ${job} -o %T || true`);
 }
 
+/**
+ * The kernelspec every test adds: a 10 min job on the test cluster's login host.
+ */
+function slurmKernel(sshConfig: string, prefix: string): Record<string, unknown> {
+  return {
+    kernel_name: KERNEL,
+    display_name: DISPLAY,
+    language: 'python',
+    ssh_host_alias: 'hpc',
+    ssh_config: sshConfig,
+    remote_python_prefix: prefix,
+    remote_kernel_name: 'python3',
+    channels: 'relay',
+    slurm: { time: '10' }
+  };
+}
+
 async function addSlurmKernel(
   page: IJupyterLabPageFixture,
   config: Record<string, unknown>
@@ -110,17 +127,7 @@ test.describe('a Slurm kernel in the queue', () => {
   async function queuedNotebook(page: IJupyterLabPageFixture) {
     const { prefix } = testHosts();
     expect(
-      await addSlurmKernel(page, {
-        kernel_name: KERNEL,
-        display_name: DISPLAY,
-        language: 'python',
-        ssh_host_alias: 'hpc',
-        ssh_config: sshConfig,
-        remote_python_prefix: prefix,
-        remote_kernel_name: 'python3',
-        channels: 'relay',
-        slurm: { time: '10' }
-      })
+      await addSlurmKernel(page, slurmKernel(sshConfig, prefix))
     ).toBe(201);
 
     // the node is busy: the kernel's job waits with reason Resources
@@ -219,17 +226,7 @@ test.describe('a Slurm kernel in the queue', () => {
     const { prefix } = testHosts();
     // a 10 min job warned 10 min before its end (the default): at once
     expect(
-      await addSlurmKernel(page, {
-        kernel_name: KERNEL,
-        display_name: DISPLAY,
-        language: 'python',
-        ssh_host_alias: 'hpc',
-        ssh_config: sshConfig,
-        remote_python_prefix: prefix,
-        remote_kernel_name: 'python3',
-        channels: 'relay',
-        slurm: { time: '10' }
-      })
+      await addSlurmKernel(page, slurmKernel(sshConfig, prefix))
     ).toBe(201);
     await page.evaluate(async kernelName => {
       await (window as any).jupyterapp.commands.execute('notebook:create-new', {
