@@ -105,7 +105,7 @@ def ended_sentence(job: str, state: J, detail: dict[str, str]) -> str:
     elif state is J.NODE_FAIL and detail.get("BatchHost"):
         why = f"its node {detail['BatchHost']} failed"
     elif state in (J.FAILED, J.OUT_OF_MEMORY) and detail.get("ExitCode"):
-        extra = f" (exit code {detail['ExitCode']})"
+        extra = f", exit code {detail['ExitCode']}"
     return f"Slurm job {job} ended: {state.value} ({why}{extra})"
 
 
