@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import re
 
 
@@ -177,6 +178,14 @@ def classify_ssh_failure(stderr: str, alias: str) -> SSHConnectError:
 
 
 # ---- what a remote program's error means (sshpyk/remote/protocol.py) ------------------------
+def _decoded(b64: object) -> str:
+    """A prelude's output, as the host sent it (base64 of bytes in any encoding)."""
+    try:
+        return base64.b64decode(b64 or "").decode(errors="replace")
+    except (ValueError, TypeError):
+        return ""
+
+
 def remote_failure(
     reply: dict,
     *,
@@ -203,6 +212,13 @@ def remote_failure(
         return (
             f"jupyter_client is not installed in {prefix!r} on {alias!r} "
             f"(python {reply.get('python', '?')}): pip install jupyter_client there"
+        )
+    if kind == "prelude_failed":
+        output = _decoded(reply.get("output"))
+        return (
+            f"the kernelspec's prelude failed on {alias!r}: line {reply.get('line')} "
+            f"ended with exit status {reply.get('rc')}"
+            + (f"; its output:\n{output[-1500:]}" if output.strip() else " and said nothing")
         )
     if kind == "sshfs_missing":
         return f"{reply['message']}: install sshfs on {alias} (Debian: apt-get install sshfs)"

@@ -98,6 +98,7 @@ def model_from_kernel_json(name: str, raw: dict[str, Any]) -> dict[str, Any]:
         "display_name": raw.get("display_name"),
         "language": raw.get("language"),
         "interrupt_mode": raw.get("interrupt_mode", "message"),
+        "env": raw.get("env") or {},
         **config,
     }
     return validate(data)
@@ -110,6 +111,7 @@ def kernel_json_from_model(model: dict[str, Any]) -> dict[str, Any]:
         "display_name": model["display_name"],
         "language": model["language"],
         "interrupt_mode": model["interrupt_mode"],
+        **({"env": model["env"]} if model.get("env") else {}),
         "metadata": {
             "kernel_provisioner": {"provisioner_name": PROVISIONER_NAME, "config": config}
         },

@@ -22,7 +22,8 @@ from .localfiles import check_ssh_config
 from .slurm_options import CHECKS as SLURM_CHECKS
 
 PROVISIONER_NAME = "sshpyk-provisioner"
-SPEC_FIELDS = ("kernel_name", "display_name", "language", "interrupt_mode")
+# kernel.json's own fields (``env``: Jupyter's, which sshpyk sets for the remote kernel)
+SPEC_FIELDS = ("kernel_name", "display_name", "language", "interrupt_mode", "env")
 
 # A plain ssh Host token: never an option (no leading "-"), no whitespace, quotes, control
 # characters or shell metacharacters.
@@ -121,6 +122,17 @@ def check_sshfs_options(name: str, value: str) -> None:
             )
 
 
+def check_env_value(name: str, value: str) -> None:
+    _no_control(name, value)
+
+
+def check_shell_line(name: str, value: str) -> None:
+    """One line of the user's own shell, run on their host at launch (never here)."""
+    _no_control(name, value)
+    if not value.strip():
+        raise InvalidField(name, "must not be blank")
+
+
 def check_ssh_config_path(name: str, value: str) -> None:
     """A path, then the file itself: ssh runs what a config says (see ``localfiles``)."""
     check_local_path(name, value)
@@ -135,6 +147,8 @@ _CHECKS = {
     "text": check_text,
     "kernel_name": check_kernel_name,
     "sshfs_options": check_sshfs_options,
+    "env_value": check_env_value,
+    "shell_line": check_shell_line,
     **SLURM_CHECKS,
 }
 
@@ -181,6 +195,16 @@ def _check(name: str, value: Any, rule: dict) -> None:
                 _check(f"{name}[{i}]", item, items)
     if isinstance(value, dict) and "properties" in rule:
         _check_object(name, value, rule)
+    elif isinstance(value, dict) and "additionalProperties" in rule:  # a map: env
+        if len(value) > rule.get("maxProperties", 1000):
+            raise InvalidField(name, f"has more than {rule['maxProperties']} entries")
+        names = rule.get("propertyNames", {}).get("pattern")
+        for key, v in value.items():
+            if names and not re.fullmatch(names, key):
+                raise InvalidField(
+                    f"{name}.{key}", "is not a variable name (letters, digits and _)"
+                )
+            _check(f"{name}.{key}", v, rule["additionalProperties"])
 
 
 def _check_object(name: str, value: Any, rule: dict) -> None:
@@ -213,7 +237,8 @@ def validate(data: Any, *, only: tuple[str, ...] | None = None) -> dict[str, Any
     out = {}
     for key in allowed:
         rule = props[key]
-        value = data.get(key, rule.get("default"))
+        # a copy: the schema's default is shared, and a caller may change what it gets
+        value = data.get(key, copy.deepcopy(rule.get("default")))
         if key == "mount_local_on_remote" and isinstance(value, list):
             value = [m if isinstance(m, dict) else parse_mount(m, key) for m in value]
         if key == "channels" and key not in data and data.get("slurm") is not None:
@@ -296,6 +321,8 @@ class SSHKernelConfig:
     remote_kernel_name: str
     ssh_config: str | None = None
     ssh: str | None = None
+    remote_cwd: str | None = None  # None: ~ (see remote_cwd.py)
+    prelude: list = field(default_factory=list)
     launch_timeout: int = 60
     shutdown_timeout: int = 10
     lease_timeout: int = 3600

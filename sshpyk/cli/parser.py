@@ -55,6 +55,27 @@ def _add_model_options(p: argparse.ArgumentParser, *, required: bool) -> None:
         if key == SLURM:
             _add_slurm_options(p, rule)
             continue
+        if key == ENV:
+            p.add_argument(
+                opt,
+                dest=key,
+                action="append",
+                type=env_pair,
+                metavar="NAME=VALUE",
+                help=_help(rule) + " Repeatable; on edit each one is added or replaced "
+                "(--clear env removes them all).",
+            )
+            continue
+        if key == PRELUDE:
+            p.add_argument(
+                opt,
+                dest=key,
+                action="append",
+                metavar="LINE",
+                help=_help(rule) + " Repeatable, in order; on edit the lines given replace "
+                "the kernel's (--clear prelude removes them).",
+            )
+            continue
         if key == MOUNTS:
             p.add_argument(
                 opt,
@@ -80,11 +101,22 @@ def _add_model_options(p: argparse.ArgumentParser, *, required: bool) -> None:
         p.add_argument(opt, **kw)
 
 
+ENV, PRELUDE = "env", "prelude"
+
+
+def env_pair(text: str) -> tuple[str, str]:
+    """``--env NAME=VALUE`` (the model checks the name and the value)."""
+    name, eq, value = text.partition("=")
+    if not eq or not name:
+        raise argparse.ArgumentTypeError(f"{text!r} is not NAME=VALUE")
+    return name, value
+
+
 def _help(rule: dict) -> str:
     notes = []
     if "minimum" in rule:
         notes.append(f"{rule['minimum']}-{rule['maximum']}")
-    if rule.get("default") not in (None, []):
+    if rule.get("default") not in (None, [], {}):
         notes.append(f"default {rule['default']}")
     return rule.get("description", "") + (f" ({', '.join(notes)})" if notes else "")
 

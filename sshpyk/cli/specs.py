@@ -17,7 +17,7 @@ from ..model import InvalidField, parse_mount, schema
 from ..states import CheckStatus
 from .checking import check_per_host
 from .exitcodes import EXIT_FAILED, EXIT_OK, UsageError
-from .parser import MOUNTS, OPTIONS, SLURM, SLURM_OPTIONS
+from .parser import ENV, MOUNTS, OPTIONS, PRELUDE, SLURM, SLURM_OPTIONS
 from .render import Progress, Style, check_line, entry_json, local_block, ssh_block
 
 
@@ -68,11 +68,14 @@ def cmd_list(args) -> int:
 
 def _given(args) -> dict[str, Any]:
     """The schema fields given as options (mounts aside: they are edited, not replaced)."""
-    return {
+    given = {
         key: getattr(args, key)
         for key in OPTIONS.values()
         if key not in (MOUNTS, SLURM) and getattr(args, key, None) is not None
     }
+    if ENV in given:  # NAME=VALUE pairs, the last of a name wins
+        given[ENV] = dict(given[ENV])
+    return given
 
 
 def _slurm_given(args) -> dict[str, Any] | None:
@@ -129,7 +132,14 @@ def cmd_edit(args) -> int:
             continue
         if key not in schema()["properties"] or key == "kernel_name":
             raise InvalidField(key, "unknown field (see --help for what --clear accepts)")
-        patch[key] = None
+        # a map or a list is cleared to empty (then to what is given with it), anything
+        # else to its default (None)
+        if key in (ENV, PRELUDE):
+            patch[key] = patch.get(key) or ({} if key == ENV else [])
+        else:
+            patch[key] = None
+    if args.env and ENV not in (args.clear or []):  # --env adds to what the kernel has
+        patch[ENV] = {**((entry.model or {}).get(ENV) or {}), **patch[ENV]}
     _edit_slurm(args, entry, patch, cleared_slurm)
     if args.remove_mounts or args.remove_mount or args.mount_local_on_remote:
         mounts = [] if args.remove_mounts else list((entry.model or {}).get(MOUNTS) or [])

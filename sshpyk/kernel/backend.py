@@ -56,11 +56,14 @@ class Direct:
     pids_reachable = True
     launch_params: dict[str, Any] = {}
 
+    def __init__(self, prelude: tuple[str, ...] | list[str] = ()):
+        self.prelude = tuple(prelude)  # the kernelspec's, before every program of the kernel
+
     async def prepare(self, master: Master, step: Callable[[str], None], timeout: float) -> None:
         return None
 
     def command(self, prefix: str) -> str:
-        return python_command(prefix)
+        return python_command(prefix, prelude=self.prelude)
 
     async def release(self, master: Master) -> None:
         return None
@@ -84,4 +87,4 @@ def backend_for(cfg: SSHKernelConfig, kernel_id: str) -> LaunchBackend:
         from .slurm import Slurm
 
         return Slurm(cfg, kernel_id)
-    return Direct()
+    return Direct(cfg.prelude)

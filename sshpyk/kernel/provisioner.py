@@ -23,6 +23,7 @@ from .. import registry
 from ..errors import SSHPykError
 from ..model import InvalidField, SSHKernelConfig
 from ..mounts import Mounts
+from ..remote_cwd import remote_cwd
 from ..runtime import default_runtime, runtime_of
 from ..transport import Master, Target
 from .backend import backend_for
@@ -179,7 +180,7 @@ class SSHKernelProvisioner(KernelProvisionerBase):
     async def launch_kernel(self, cmd: list[str], **kwargs: Any) -> KernelConnectionInfo:
         restart, self._restarting = self._restarting, False
         rec = self.runtime.take_attach(str(self.kernel_id))
-        params = None if rec else self._launch_params(kwargs.get("env") or {})
+        params = None if rec else self._launch_params(kwargs.get("env") or {}, kwargs.get("cwd"))
         await self.kernel.start(params, rec, restart=restart)
         self._set_connection_info()
         if rec is not None:
@@ -191,10 +192,12 @@ class SSHKernelProvisioner(KernelProvisionerBase):
                 os.remove(self.parent.connection_file)
         return self.connection_info
 
-    def _launch_params(self, env: dict[str, str]) -> dict[str, Any]:
-        """What the remote launcher is told (HMAC key included: it travels over stdin only)."""
+    def _launch_params(self, env: dict[str, str], cwd: str | None = None) -> dict[str, Any]:
+        """What the remote launcher is told (HMAC key included: it travels over stdin only).
+        ``cwd``: the notebook's directory, as jupyter_server gives it (see remote_cwd.py)."""
         km = self.parent
         return {
+            "cwd": remote_cwd(cwd, self.cfg.mount_local_on_remote, self.cfg.remote_cwd),
             "kernel_name": self.cfg.remote_kernel_name,
             "key": km.session.key.decode(),
             "signature_scheme": km.session.signature_scheme,

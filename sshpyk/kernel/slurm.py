@@ -119,6 +119,7 @@ class Slurm:
     def __init__(self, cfg, kernel_id: str):
         self.slurm: dict[str, Any] = dict(cfg.slurm or {})
         self.prefix = cfg.remote_python_prefix
+        self.prelude = tuple(cfg.prelude or ())  # before every program: the agent's included
         self.name = "sshpyk-" + re.sub(r"[^A-Za-z0-9-]", "", str(kernel_id))[:8]
         self.job: str | None = None
         self.node: str | None = None
@@ -154,7 +155,8 @@ class Slurm:
 
     async def _submit(self, master: Master) -> None:
         params = {"job": None, "first_grace": FIRST_GRACE, "idle_grace": IDLE_GRACE}
-        script = SCRIPT_HEAD + python_command(self.prefix, "slurm_agent", params) + "\n"
+        agent = python_command(self.prefix, "slurm_agent", params, self.prelude)
+        script = SCRIPT_HEAD + agent + "\n"
         flags = [
             "--parsable",
             f"--job-name={self.name}",
@@ -210,9 +212,12 @@ class Slurm:
     def command(self, prefix: str) -> str:
         if self.job is None or self.node is None:
             raise SSHPykError("the kernel's Slurm job is not running", kind="slurm_ended")
-        inner = python_command(prefix)
+        inner = python_command(prefix, prelude=self.prelude)
         bridge = python_command(
-            prefix, "slurm_bridge", {"job": self.job, "command": inner, "wait": BRIDGE_WAIT}
+            prefix,
+            "slurm_bridge",
+            {"job": self.job, "command": inner, "wait": BRIDGE_WAIT},
+            self.prelude,
         )
         srun = [
             "srun",

@@ -229,7 +229,12 @@ def params_line(params: dict) -> bytes:
     return f"{json.dumps(params)}\n".encode()
 
 
-def python_command(prefix: str, program: str | None = None, params: dict | None = None) -> str:
+def python_command(
+    prefix: str,
+    program: str | None = None,
+    params: dict | None = None,
+    prelude: tuple[str, ...] | list[str] = (),
+) -> str:
     """The remote shell command that runs a program with ``prefix``'s python.
 
     By default the program comes on stdin (see ``program_stdin``) and reports on stdout.
@@ -239,7 +244,14 @@ def python_command(prefix: str, program: str | None = None, params: dict | None 
 
     The command is one line of printable ASCII, which every login shell sshd may hand it to
     (sh, bash, zsh, fish, csh, tcsh) parses alike: csh/tcsh reject a newline inside quotes,
-    so the program travels base64-encoded (its name stays readable in ``ps``)."""
+    so the program travels base64-encoded (its name stays readable in ``ps``).
+
+    ``prelude`` (the kernelspec's: ``module load …``, ``conda activate …``): lines run one by
+    one, stdin from /dev/null, in a login shell (bash -l where there is bash, else sh -l) and
+    in the same shell as the program's ``exec``, so what they set is the program's
+    environment; the prefix is checked after them (a module may provide it).  The first line
+    that fails ends the program's start with ``{"error": "prelude_failed", "line": n, "rc":
+    rc, "output": base64 of its last output}``."""
     missing_prefix = shlex.quote(MARK + json.dumps({ERROR: "prefix_missing"}))
     missing_python = shlex.quote(MARK + json.dumps({ERROR: "python_missing"}))
     p = remote_path_expr(prefix)
@@ -257,14 +269,39 @@ def python_command(prefix: str, program: str | None = None, params: dict | None 
     # $$ stays the program's pid across exec: the handle to kill it should it hang
     script = (
         f"printf '{MARK}{{\"{SHELL_PID}\": %s}}\\n' $${out}; "
+        f"{prelude_script(prelude, out)}"
         f"if [ ! -d {p} ]; then echo {missing_prefix}{out}; exit 0; fi; "
         f"if [ ! -x {p}/bin/python ]; then echo {missing_python}{out}; exit 0; fi; "
         f"{run}"
     )
-    # through /bin/sh whatever the user's login shell is (csh, fish, ...)
-    command = f"exec /bin/sh -c {shlex.quote(script)}"
+    # through /bin/sh whatever the user's login shell is (csh, fish, ...); a prelude's in a
+    # login shell, whose profile defines `module` and the like
+    if prelude:
+        login = 'command -v bash >/dev/null 2>&1 && exec bash -l -c "$0"; exec sh -l -c "$0"'
+        command = f"exec /bin/sh -c {shlex.quote(login)} {shlex.quote(script)}"
+    else:
+        command = f"exec /bin/sh -c {shlex.quote(script)}"
     assert "\n" not in command and "\r" not in command, "one line, for every shell"
     return command
+
+
+def prelude_script(prelude, out: str = "") -> str:
+    """The shell of ``python_command``'s prelude (see there); "" without one.  The report
+    is an EXIT trap, so a line that ends the shell itself (``exit``, ``set -e``) is
+    reported too."""
+    if not prelude:
+        return ""
+    report = (
+        f'rc=$?; printf "{MARK}{{\\"{ERROR}\\": \\"prelude_failed\\", \\"line\\": %s, '
+        f'\\"rc\\": %s, \\"output\\": \\"%s\\"}}\\n" "$n" "$rc" '
+        f'"$(tail -c 2000 "$t" | base64 | tr -d "\\n")"{out}; rm -f "$t"'
+    )
+    parts = [f"t=$(mktemp) || exit 1; trap {shlex.quote(report)} EXIT; "]
+    for n, line in enumerate(prelude, 1):
+        # eval: in this shell (what it sets stays), and a trailing comment ends at its end
+        parts.append(f'n={n}; eval {shlex.quote(line)} </dev/null >>"$t" 2>&1 || exit $?; ')
+    parts.append('trap - EXIT; rm -f "$t"; ')
+    return "".join(parts)
 
 
 # ---- reading what programs say -----------------------------------------------------------------

@@ -104,6 +104,7 @@ def test_every_subcommand_has_a_runner_and_parses():
         "demo": ["demo", "--stop"],
         "login": ["login", "otp", "--ssh-config", "/tmp/cfg"],
         "logout": ["logout", "otp"],
+        "discover": ["discover", "remote", "--add", "/p", "--add", "m/1", "--name-prefix", "x"],
     }
     assert set(argvs) == set(cli.COMMANDS)
     for command, argv in argvs.items():
@@ -111,6 +112,7 @@ def test_every_subcommand_has_a_runner_and_parses():
         assert args.command == command
     assert parse(*argvs["edit"]).lease_timeout == 600
     assert parse(*argvs["reap"]).all is True
+    assert parse(*argvs["discover"]).add == ["/p", "m/1"]
 
 
 def test_mounts_are_repeatable():
@@ -312,3 +314,26 @@ def test_slurm_from_the_cli_round_trip(capsys):
     assert cli.main(["edit", "k", "--channels", "forward"]) == 0
     assert cli.main(["edit", "k", "--slurm"]) == 0
     assert _config()["slurm"] == {} and _config()["channels"] == "relay"
+
+
+def test_env_and_prelude_from_the_cli_round_trip(capsys):
+    add = ["add", *[x for kv in REQUIRED.items() for x in kv]]
+    argv = [*add, "--env", "OMP_NUM_THREADS=4", "--env", "A=x=y", "--prelude", "module load py"]
+    assert cli.main([*argv, "--prelude", "conda activate ml", "--remote-cwd", "~/work"]) == 0
+    raw = json.loads((kernels_dir() / "k" / "kernel.json").read_text())
+    assert raw["env"] == {"OMP_NUM_THREADS": "4", "A": "x=y"}  # kernel.json's own env
+    assert _config()["prelude"] == ["module load py", "conda activate ml"]
+    assert _config()["remote_cwd"] == "~/work"
+    # --env adds and replaces; --prelude replaces the lines
+    assert cli.main(["edit", "k", "--env", "A=1", "--prelude", "module load py/3.12"]) == 0
+    raw = json.loads((kernels_dir() / "k" / "kernel.json").read_text())
+    assert raw["env"] == {"OMP_NUM_THREADS": "4", "A": "1"}
+    assert _config()["prelude"] == ["module load py/3.12"]
+    assert cli.main(["edit", "k", "--clear", "env", "--clear", "prelude"]) == 0
+    raw = json.loads((kernels_dir() / "k" / "kernel.json").read_text())
+    assert "env" not in raw and "prelude" not in _config()
+    capsys.readouterr()
+    # bad input: nothing written, the field named
+    assert cli.main(["edit", "k", "--env", "NOEQUALS"]) == EXIT_USAGE
+    assert cli.main(["edit", "k", "--env", "1X=y"]) != 0
+    assert "env.1X" in capsys.readouterr().err

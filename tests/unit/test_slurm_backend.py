@@ -18,6 +18,7 @@ from sshpyk.states import SlurmJobState as J
 class Cfg:
     slurm = {"partition": "gpu", "time": "1:00:00", "sbatch_options": ["--exclusive"]}
     remote_python_prefix = "/opt/env"
+    prelude: list[str] = []
 
 
 class Target:
