@@ -146,7 +146,7 @@ def connection_check(took: float | None, error: SSHPykError | None = None) -> Ch
 
 def remote_python_checks(info: dict, prefix: str, alias: str) -> list[Check]:
     """The system and the python of the inspected environment (remote_system, remote_python)."""
-    if info.get("error") in ("prefix_missing", "python_missing"):
+    if info.get("error") in ("prefix_missing", "python_missing", "prelude_failed"):
         hint = remote_failure(info, alias=alias, prefix=prefix)
         return [
             _check("remote_system", CheckStatus.SKIPPED, hint="needs the remote python"),
@@ -350,7 +350,12 @@ class Checker:
         return await self._shared_task(("connect", target), time_connect)
 
     async def inspect(
-        self, target: Target, prefix: str, sshfs: str | None, mount_points: tuple[str, ...] = ()
+        self,
+        target: Target,
+        prefix: str,
+        sshfs: str | None,
+        mount_points: tuple[str, ...] = (),
+        prelude: tuple[str, ...] = (),
     ) -> dict:
         def inspect_environment():
             return remote_env.inspect(
@@ -359,9 +364,10 @@ class Checker:
                 sshfs=sshfs,
                 mount_points=mount_points,
                 timeout=self.timeout,
+                prelude=prelude,
             )
 
-        key = ("inspect", target, prefix, sshfs, mount_points)
+        key = ("inspect", target, prefix, sshfs, mount_points, prelude)
         return await self._shared_task(key, inspect_environment)
 
     async def forwarding(self, target: Target, prefix: str, transport: str) -> bool | None:
@@ -410,7 +416,13 @@ class Checker:
         prefix = model["remote_python_prefix"]
         points = tuple(m["remote_path"] for m in model.get("mount_local_on_remote") or [])
         try:
-            run.info = await self.inspect(run.target, prefix, model.get("remote_sshfs"), points)
+            run.info = await self.inspect(
+                run.target,
+                prefix,
+                model.get("remote_sshfs"),
+                points,
+                tuple(model.get("prelude") or ()),  # as the kernel runs: after its prelude
+            )
         except (SSHPykError, asyncio.TimeoutError) as e:
             yield _check("remote_system", CheckStatus.FAIL, "", str(e))
             return

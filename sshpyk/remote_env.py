@@ -23,14 +23,18 @@ async def inspect(
     sshfs: str | None = None,
     mount_points: Iterable[str] = (),
     timeout: float = TIMEOUT,
+    prelude: tuple[str, ...] = (),
 ) -> dict:
     """The inspection of the environment at ``prefix`` on ``master``'s host (the master is
     up: see ``Master.ensure``), within ``timeout`` seconds; ``sshfs``: the sshfs the kernel
-    names (None: the one on $PATH); ``mount_points``: remote paths to judge for mounting.
+    names (None: the one on $PATH); ``mount_points``: remote paths to judge for mounting;
+    ``prelude``: the kernelspec's, run first as for the kernel (a module's python).
     Raises ``SSHPykError`` (kind ``inspect_failed``) when the program said nothing."""
     params = {"sshfs": sshfs, "mount_points": list(mount_points)}
     rc, out, err = await master.run(
-        python_command(prefix), input=program_stdin("inspect", params), timeout=timeout
+        python_command(prefix, prelude=prelude),
+        input=program_stdin("inspect", params),
+        timeout=timeout,
     )
     found = [m for m in messages(out) if SHELL_PID not in m]
     if not found:

@@ -49,3 +49,17 @@ async def test_a_failing_prelude_says_which_line_and_what_it_said(netns_hosts, s
     assert "prelude failed on 'remote': line 2 ended with exit status 127" in text, text
     assert "module" in text and "not found" in text, text
     assert km.provisioner.status()["state"] == "dead"
+
+
+def test_sshpyk_check_runs_the_prelude_as_the_kernel_would(netns_hosts, specs):
+    import json
+
+    from helpers import sshpyk_cli
+
+    good = sshpyk_cli("check", specs("ssh-check-prelude", prelude=["export X=1"]), "--json")
+    checks = {c["id"]: c for c in json.loads(good.stdout)["checks"]}
+    assert checks["remote_python"]["status"] == "ok", checks["remote_python"]
+    bad = sshpyk_cli("check", specs("ssh-check-badprelude", prelude=["false"]), "--json")
+    checks = {c["id"]: c for c in json.loads(bad.stdout)["checks"]}
+    assert bad.returncode == 1 and checks["remote_python"]["status"] == "fail"
+    assert "prelude failed on 'remote': line 1" in checks["remote_python"]["hint"]
