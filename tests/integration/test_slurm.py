@@ -342,3 +342,12 @@ def test_sshpyk_check_says_the_clusters_slurm_and_partition(cluster, slurm_spec)
     checks = {c["id"]: c for c in json.loads(bad.stdout)["checks"]}
     assert bad.returncode == 1 and checks["slurm"]["status"] == "fail"
     assert "'nosuch' is not on this cluster (it has: debug, short)" in checks["slurm"]["hint"]
+
+
+async def test_the_prelude_runs_on_the_node_in_the_job(cluster, slurm_spec, managers):
+    km = managers(slurm_spec("ssh-slurm-prelude", prelude=["export WHERE=$(hostname)"]))
+    kc = await start(km)
+    out, _ = await run_code(kc, "import os; print(os.environ['WHERE'])")
+    assert out.strip() == "node1"
+    kc.stop_channels()
+    await km.shutdown_kernel()
