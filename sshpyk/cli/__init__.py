@@ -5,8 +5,9 @@ case nothing was run and nothing was written (the mapping: ``exitcodes``).
 
 The package: ``parser`` (the command line, options derived from the kernelspec schema),
 ``specs`` (list/add/edit/delete/check), ``checking`` (many hosts checked at once),
-``running`` (ps/reap), ``login`` (login/logout), ``demo`` (the demo command), ``render``
-(what is printed), ``exitcodes`` (exceptions to exit statuses, in one place).
+``running`` (ps/reap), ``discover`` (a host's environments), ``login`` (login/logout),
+``demo`` (the demo command), ``render`` (what is printed), ``exitcodes`` (exceptions to
+exit statuses, in one place).
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ import sys
 from collections.abc import Callable
 
 from .demo import cmd_demo
+from .discover import cmd_discover
 from .exitcodes import EXIT_FAILED, EXIT_OK, EXIT_USAGE, UsageError, exit_code, message
 from .login import cmd_login, cmd_logout
 from .parser import OPTIONS, build_parser
@@ -38,6 +40,7 @@ COMMANDS: dict[str, Callable[..., int]] = {
     "login": cmd_login,
     "logout": cmd_logout,
     "demo": cmd_demo,
+    "discover": cmd_discover,
 }
 
 

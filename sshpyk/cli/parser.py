@@ -247,6 +247,35 @@ def build_parser() -> Parser:
         p.add_argument("--ssh-config", dest="ssh_config")
         p.add_argument("--ssh")
 
+    p = sub.add_parser(
+        "discover",
+        help="list a host's Python environments (conda, venvs, modules); --add makes kernels",
+    )
+    p.add_argument("host_alias", metavar="HOST_ALIAS")
+    p.add_argument("--ssh-config", dest="ssh_config")
+    p.add_argument("--ssh")
+    p.add_argument("--json", action="store_true", help="machine-readable output")
+    p.add_argument(
+        "--timeout",
+        type=int,
+        default=30,
+        metavar="S",
+        help="seconds the host gets to list and probe its environments (default 30)",
+    )
+    p.add_argument(
+        "--add",
+        action="append",
+        metavar="PREFIX",
+        help="make an SSH kernelspec for the environment at PREFIX (repeatable; it needs "
+        "ipykernel); for a module, its name",
+    )
+    p.add_argument(
+        "--name-prefix",
+        dest="name_prefix",
+        metavar="NAME",
+        help="the kernels --add makes are NAME-<environment> (default: the host alias)",
+    )
+
     p = sub.add_parser("demo", help="a private loopback sshd and an SSH kernel to try sshpyk")
     p.add_argument("--stop", action="store_true", help="remove the demo sandbox and its kernel")
     return parser

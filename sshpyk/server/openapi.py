@@ -17,6 +17,7 @@ from .. import __version__
 from ..model import schema
 from ..states import CheckStatus, LoginState, MountState, SlurmJobState, TunnelState, values
 from .base import SSHPykHandler
+from .discover import ENVIRONMENTS_PATH
 
 # ---- small builders for the shapes the document repeats ---------------------------------
 
@@ -372,6 +373,7 @@ def _paths() -> dict[str, Any]:
                 ),
             ),
         },
+        **ENVIRONMENTS_PATH,  # GET /sshpyk/hosts/{alias}/environments (discover.py)
         "/sshpyk/status": {
             "get": _op(
                 "status",

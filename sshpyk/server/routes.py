@@ -14,6 +14,7 @@ from jupyter_server.base.handlers import APIHandler
 from jupyter_server.utils import url_path_join
 
 from .. import __version__
+from .discover import EnvironmentsHandler
 from .hosts import HostKernelspecsHandler, HostsHandler
 from .logins import LoginAnswerHandler, LoginCancelHandler, LoginsHandler
 from .openapi import OpenAPIHandler
@@ -47,6 +48,7 @@ CURRENT: list[tuple[str, type[APIHandler]]] = [
     (f"kernelspecs/{_arg('name')}/check", CheckHandler),
     ("hosts", HostsHandler),
     (f"hosts/{_arg('alias')}/kernelspecs", HostKernelspecsHandler),
+    (f"hosts/{_arg('alias')}/environments", EnvironmentsHandler),
     ("status", StatusHandler),
     (f"kernels/{_arg('kernel_id')}/cancel", CancelLaunchHandler),
     ("orphans", OrphansHandler),
