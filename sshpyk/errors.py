@@ -213,6 +213,8 @@ def remote_failure(
             f"jupyter_client is not installed in {prefix!r} on {alias!r} "
             f"(python {reply.get('python', '?')}): pip install jupyter_client there"
         )
+    if kind == "cwd_missing":
+        return f"{reply.get('message')} ({alias!r}): create it, or change remote_cwd"
     if kind == "prelude_failed":
         output = _decoded(reply.get("output"))
         return (

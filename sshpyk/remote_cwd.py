@@ -15,6 +15,17 @@ from typing import Any
 DEFAULT = "~"
 
 
+def cwd_params(
+    local_cwd: str | None, mounts: list[dict[str, Any]], fallback: str | None
+) -> dict[str, Any]:
+    """What the launcher is told: ``cwd``, and where to go when it is no directory there
+    (``cwd_else``: an optional mount that failed); a kernelspec's own ``remote_cwd`` that is
+    missing on the host fails the launch (``cwd_strict``), ``~`` is the last resort."""
+    cwd = remote_cwd(local_cwd, mounts, fallback)
+    other = fallback or DEFAULT
+    return {"cwd": cwd, "cwd_else": other if other != cwd else None, "cwd_strict": bool(fallback)}
+
+
 def remote_cwd(local_cwd: str | None, mounts: list[dict[str, Any]], fallback: str | None) -> str:
     """The kernel's remote working directory for a notebook in ``local_cwd``."""
     if local_cwd:

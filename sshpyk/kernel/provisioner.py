@@ -23,7 +23,7 @@ from .. import registry
 from ..errors import SSHPykError
 from ..model import InvalidField, SSHKernelConfig
 from ..mounts import Mounts
-from ..remote_cwd import remote_cwd
+from ..remote_cwd import cwd_params
 from ..runtime import default_runtime, runtime_of
 from ..transport import Master, Target
 from .backend import backend_for
@@ -197,7 +197,7 @@ class SSHKernelProvisioner(KernelProvisionerBase):
         ``cwd``: the notebook's directory, as jupyter_server gives it (see remote_cwd.py)."""
         km = self.parent
         return {
-            "cwd": remote_cwd(cwd, self.cfg.mount_local_on_remote, self.cfg.remote_cwd),
+            **cwd_params(cwd, self.cfg.mount_local_on_remote, self.cfg.remote_cwd),
             "kernel_name": self.cfg.remote_kernel_name,
             "key": km.session.key.decode(),
             "signature_scheme": km.session.signature_scheme,

@@ -264,14 +264,26 @@ def start_and_wait(argv, env, cwd, logpath, transport, ip, ports, deadline, umas
         time.sleep(0.02)
 
 
+def working_dir(params, rundir, sockets):
+    """The kernel's directory: ``cwd`` (the notebook's, mapped into a mount, or the
+    kernelspec's ``remote_cwd``), else ``cwd_else``; a kernelspec's own directory that is
+    missing fails the launch (``cwd_strict``), anything else falls back to the home."""
+    for path in (params.get("cwd"), params.get("cwd_else")):
+        if path and os.path.isdir(os.path.expanduser(path)):
+            return os.path.expanduser(path)
+    if params.get("cwd_strict"):
+        cleanup(rundir, sockets)
+        missing = params.get("cwd_else") or params.get("cwd")
+        fail("cwd_missing", f"the working directory {missing} is not a directory on this host")
+    return os.path.expanduser("~")
+
+
 def start_kernel(params, spec, rundir, sockets, umask, deadline):
     """The kernel, listening: (process, ip, ports), or the launch fails."""
     transport, name = params["transport"], params["kernel_name"]
     env = kernel_env(spec, params)
     logpath = os.path.join(rundir, KERNEL_LOG)
-    cwd = os.path.expanduser(params.get("cwd") or "~")
-    if not os.path.isdir(cwd):
-        cwd = os.path.expanduser("~")
+    cwd = working_dir(params, rundir, sockets)
     # Ports are picked free, then bound by the kernel: another process may take one in
     # between (concurrent launches do).  The kernel then dies with EADDRINUSE: try again.
     for attempt in range(PORT_ATTEMPTS):

@@ -48,7 +48,8 @@ The programs
 ------------
 ``launcher``: parameters ``kernel_name``, ``kernel_id`` (the run dir's name), ``key``,
 ``signature_scheme``, ``transport`` (tcp or ipc), ``launch_timeout``, ``lease_timeout``,
-``kernel_uuid``, ``kernelspec``, ``env``, ``cwd``; it picks the kernel's ports (or sockets)
+``kernel_uuid``, ``kernelspec``, ``env``, ``cwd`` (with ``cwd_else`` and ``cwd_strict``: see
+sshpyk/remote_cwd.py); it picks the kernel's ports (or sockets)
 anew at every launch, restarts included.  It finds the kernelspec, writes the connection
 file, starts the kernel and answers ``{"ready": true, pid, pgid, ip, ports, transport, rundir,
 hostname, host, python}`` or ``{"error": kind, "message": ...}``.  Until ``ack``, EOF on

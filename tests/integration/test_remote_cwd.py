@@ -4,7 +4,10 @@ file a local kernel would; otherwise in the kernelspec's ``remote_cwd`` (default
 
 from __future__ import annotations
 
+import pytest
 from helpers import run_code, start
+
+from sshpyk.errors import RemoteLaunchError
 
 CWD = "import os; print(os.getcwd())"
 
@@ -59,3 +62,11 @@ async def test_elsewhere_the_kernelspecs_remote_cwd_or_home(netns_hosts, specs, 
         await km.shutdown_kernel()
     finally:
         netns_hosts.ssh("remote", "rm -rf ~/work-cwd")
+
+
+async def test_a_missing_remote_cwd_fails_the_launch_in_words(netns_hosts, specs, managers):
+    km = managers(specs("ssh-cwd-missing", remote_cwd="~/no-such-dir-xyz"))
+    with pytest.raises(RemoteLaunchError, match="no-such-dir-xyz is not a directory"):
+        await km.start_kernel()
+    # nothing of the launch is left on the host
+    assert netns_hosts.ssh("remote", "ls ~/.sshpyk/run | wc -l").stdout.strip() == "0"
