@@ -285,3 +285,24 @@ async def test_rest_environments_of_a_host_that_wants_a_login(jp_fetch, login_ho
         jp_fetch, "sshpyk", "hosts", "password", "environments", params=params, expect=502
     )
     assert "sshpyk login password" in err["message"]
+
+
+async def test_add_a_module_kernel_loads_the_module_then_runs(
+    netns_hosts, fake_envs, env, managers
+):
+    r = _discover(netns_hosts, env, "--add", MODULE, "--name-prefix", "mod")
+    assert r.returncode == 0, r.stderr
+    name = "mod-python-3.11-fake"
+    cfg = kernel_json(env, name)["metadata"]["kernel_provisioner"]["config"]
+    assert cfg["prelude"] == [f"module load {MODULE}"]
+    assert cfg["remote_python_prefix"] == fake_envs["modpy"]
+    km = managers(name)
+    kc = await start(km)
+    try:
+        # the module's load put its bin first on PATH: the kernel ran in its environment
+        code = "import os; print(os.environ['PATH'].split(':')[0])"
+        out, reply = await run_code(kc, code)
+        assert reply["status"] == "ok" and out.strip() == f"{fake_envs['modpy']}/bin"
+    finally:
+        kc.stop_channels()
+        await km.shutdown_kernel()
