@@ -16,6 +16,17 @@ class InvalidField(ValueError):
         self.message = message
 
 
+class InvalidFields(InvalidField):
+    """Several fields have bad values (the model names them all at once); as an
+    ``InvalidField`` it names the first, ``errors`` has each."""
+
+    def __init__(self, errors: list[InvalidField]):
+        first, more = errors[0], len(errors) - 1
+        message = f"{first.message} (and {more} more)" if more else first.message
+        super().__init__(first.field, message)
+        self.errors = errors
+
+
 class SSHPykError(RuntimeError):
     """Base of every error sshpyk raises on purpose; ``kind`` is machine-readable."""
 

@@ -17,7 +17,7 @@ from functools import cache
 from importlib.resources import files
 from typing import Any
 
-from .errors import InvalidField
+from .errors import InvalidField, InvalidFields
 from .localfiles import check_ssh_config
 from .slurm_options import CHECKS as SLURM_CHECKS
 
@@ -223,29 +223,44 @@ def _check_object(name: str, value: Any, rule: dict) -> None:
 
 def validate(data: Any, *, only: tuple[str, ...] | None = None) -> dict[str, Any]:
     """Validate ``data`` against the schema (restricted to the fields ``only``) and return it
-    with every missing optional field at its default."""
+    with every missing optional field at its default.  Every invalid field is named at once
+    (``InvalidFields``, an ``InvalidField`` naming the first): a form shows each by its field."""
     if not isinstance(data, dict):
         raise InvalidField("body", "must be a JSON object")
     props = schema()["properties"]
     allowed = only or tuple(props)
+    errors: list[InvalidField] = []
     for key in data:
         if key not in allowed:
-            raise InvalidField(key, "unknown field")
+            errors.append(InvalidField(key, "unknown field"))
+    missing = set()
     for key in schema()["required"]:
         if key in allowed and data.get(key) in (None, ""):
-            raise InvalidField(key, "is required")
+            errors.append(InvalidField(key, "is required"))
+            missing.add(key)
     out = {}
     for key in allowed:
+        if key in missing:
+            continue
         rule = props[key]
         # a copy: the schema's default is shared, and a caller may change what it gets
         value = data.get(key, copy.deepcopy(rule.get("default")))
-        if key == "mount_local_on_remote" and isinstance(value, list):
-            value = [m if isinstance(m, dict) else parse_mount(m, key) for m in value]
-        if key == "channels" and key not in data and data.get("slurm") is not None:
-            value = "relay"  # the only way to reach a kernel on a compute node (see below)
-        _check(key, value, rule)
+        try:
+            if key == "mount_local_on_remote" and isinstance(value, list):
+                value = [m if isinstance(m, dict) else parse_mount(m, key) for m in value]
+            if key == "channels" and key not in data and data.get("slurm") is not None:
+                value = "relay"  # the only way to reach a kernel on a compute node (see below)
+            _check(key, value, rule)
+        except InvalidField as e:
+            errors.append(e)
+            continue
         out[key] = _slurm_filled(value) if key == "slurm" and value is not None else value
-    _check_slurm_fits(out)
+    if not errors:
+        _check_slurm_fits(out)
+    if len(errors) == 1:
+        raise errors[0]
+    if errors:
+        raise InvalidFields(errors)
     return out
 
 

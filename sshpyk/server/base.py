@@ -3,7 +3,8 @@ from the domain's errors to HTTP statuses.
 
 Handlers do not catch errors to answer them: the domain raises (``sshpyk.errors``,
 ``model.InvalidField``, ``registry.Busy``), tornado hands the exception to ``write_error``,
-and ``reply_to`` turns it into a status and the JSON body ``{message, field?}``.  Anything
+and ``reply_to`` turns it into a status and the JSON body ``{message, field?, errors?}``
+(``errors``: each invalid field of a refused input, ``{field, message}``).  Anything
 not in the table is a bug: 500, logged with its traceback, and its text never sent.
 """
 
@@ -70,7 +71,11 @@ def reply_to(exc: BaseException) -> tuple[int, dict[str, Any]]:
         message, field = (exc.message if exc.field == "body" else str(exc)), exc.field
     else:
         message, field = str(exc), getattr(exc, "field", None)
-    return status, {"message": message, **({"field": field} if field else {})}
+    body = {"message": message, **({"field": field} if field else {})}
+    if isinstance(exc, InvalidField):  # each invalid field, for a form to show by its field
+        each = getattr(exc, "errors", None) or [exc]
+        body["errors"] = [{"field": e.field, "message": e.message} for e in each]
+    return status, body
 
 
 class SSHPykHandler(APIHandler):

@@ -62,6 +62,7 @@ def bundled_names(name: str) -> list[str]:
 def test_the_programs_are_the_ones_sshpyk_sends():
     assert PROGRAMS == [
         "attach",
+        "discover",
         "forward_probe",
         "inspect",
         "launcher",

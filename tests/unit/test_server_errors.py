@@ -17,6 +17,7 @@ import sshpyk.server
 from sshpyk import kernelspecs
 from sshpyk.errors import (
     Conflict,
+    InvalidFields,
     KernelSpecConflict,
     KernelSpecError,
     KernelSpecNotFound,
@@ -25,7 +26,7 @@ from sshpyk.errors import (
     SSHConnectError,
     SSHPykError,
 )
-from sshpyk.model import InvalidField
+from sshpyk.model import InvalidField, validate
 from sshpyk.registry import Busy
 from sshpyk.runtime import SETTINGS_KEY, Runtime, default_runtime
 from sshpyk.server.base import NotFound, SSHPykHandler, reply_to, status_of
@@ -69,12 +70,38 @@ def test_no_field_means_no_field_key():
 def test_invalid_field_names_the_field_in_its_message_except_for_the_body():
     assert reply_to(InvalidField("launch_timeout", "must be a number")) == (
         400,
-        {"message": "launch_timeout: must be a number", "field": "launch_timeout"},
+        {
+            "message": "launch_timeout: must be a number",
+            "field": "launch_timeout",
+            "errors": [{"field": "launch_timeout", "message": "must be a number"}],
+        },
     )
-    assert reply_to(InvalidField("body", "is not valid JSON (x)")) == (
-        400,
-        {"message": "is not valid JSON (x)", "field": "body"},
+    assert reply_to(InvalidField("body", "is not valid JSON (x)"))[1]["message"] == (
+        "is not valid JSON (x)"
     )
+
+
+def test_every_invalid_field_is_named_at_once():
+    """A form shows each next to its field: the model collects them all."""
+    bad = {
+        "kernel_name": "k",
+        "display_name": "K",
+        "language": "python",
+        "ssh_host_alias": "-oProxyCommand=x",
+        "remote_python_prefix": "relative/path",
+        "remote_kernel_name": "python3",
+        "launch_timeout": 0,
+    }
+    with pytest.raises(InvalidFields) as e:
+        validate(bad)
+    status, body = reply_to(e.value)
+    assert status == 400 and body["field"] == "ssh_host_alias"
+    assert [x["field"] for x in body["errors"]] == [
+        "ssh_host_alias",
+        "remote_python_prefix",
+        "launch_timeout",
+    ]
+    assert "(and 2 more)" in body["message"]
 
 
 def test_a_bug_is_500_and_its_text_is_never_sent():
