@@ -38,7 +38,8 @@ def exit_code(exc: BaseException) -> int:
 
 
 def message(exc: BaseException) -> str:
-    """The one line printed on stderr for ``exc``."""
+    """What is printed on stderr for ``exc``: one line, or one per invalid field."""
     if isinstance(exc, InvalidField):
-        return f"sshpyk: invalid {exc.field}: {exc.message}"
+        each = getattr(exc, "errors", None) or [exc]
+        return "\n".join(f"sshpyk: invalid {e.field}: {e.message}" for e in each)
     return f"sshpyk: {exc}"

@@ -337,3 +337,13 @@ def test_env_and_prelude_from_the_cli_round_trip(capsys):
     assert cli.main(["edit", "k", "--env", "NOEQUALS"]) == EXIT_USAGE
     assert cli.main(["edit", "k", "--env", "1X=y"]) != 0
     assert "env.1X" in capsys.readouterr().err
+
+
+def test_every_invalid_field_gets_its_own_line(capsys):
+    add = ["add", *[x for kv in REQUIRED.items() for x in kv]]
+    assert cli.main([*add, "--remote-cwd", "relative", "--env", "1X=y"]) == EXIT_USAGE
+    err = [line for line in capsys.readouterr().err.splitlines() if "invalid" in line]
+    assert err == [
+        "sshpyk: invalid remote_cwd: 'relative' must be absolute or start with '~/'",
+        "sshpyk: invalid env.1X: is not a variable name (letters, digits and _)",
+    ]
