@@ -9,6 +9,7 @@ import { IStatusBar } from '@jupyterlab/statusbar';
 import { ITranslator, nullTranslator } from '@jupyterlab/translation';
 
 import { loginPlugin } from './login/plugin';
+import { ISshpykLogins } from './login/tokens';
 import { SshpykModel } from './model';
 import { slurmPlugin } from './slurm/plugin';
 // eslint-disable-next-line jupyter/prefer-lazy-imports -- the panel must be in the shell before the layout is restored
@@ -68,7 +69,8 @@ const plugin: JupyterFrontEndPlugin<void> = {
     ILayoutRestorer,
     ISettingRegistry,
     IStatusBar,
-    ITranslator
+    ITranslator,
+    ISshpykLogins
   ],
   activate: (
     app: JupyterFrontEnd,
@@ -77,7 +79,8 @@ const plugin: JupyterFrontEndPlugin<void> = {
     restorer: ILayoutRestorer | null,
     settingRegistry: ISettingRegistry | null,
     statusBar: IStatusBar | null,
-    translator: ITranslator | null
+    translator: ITranslator | null,
+    logins: ISshpykLogins | null
   ) => {
     const trans = (translator ?? nullTranslator).load('sshpyk');
 
@@ -95,7 +98,9 @@ const plugin: JupyterFrontEndPlugin<void> = {
           kernelPreference: { id: kernelId }
         });
       },
-      login
+      login,
+      // the form's "Check connection" logs in through the login flow
+      logins
     );
     // After the core tabs (file browser, running sessions, TOC, extensions).
     app.shell.add(sidebar, 'left', { rank: 1100 });

@@ -28,6 +28,7 @@ import {
 } from './api';
 import { CheckRun } from './checks';
 import { cancelLaunch } from './slurm/api';
+import { discoverEnvironments, IEnvironments } from './environments';
 import { describeError } from './errors';
 import { KernelFormData } from './formdata';
 import { IOrphanOutcome, ISshpykModel } from './tokens';
@@ -115,6 +116,13 @@ export class SshpykModel implements ISshpykModel {
       remotePythonPrefix,
       sshConfig
     );
+  }
+
+  discoverEnvironments(
+    alias: string,
+    sshConfig?: string | null
+  ): Promise<IEnvironments> {
+    return discoverEnvironments(this.serverSettings, alias, sshConfig);
   }
 
   async refreshKernelspecs(): Promise<void> {

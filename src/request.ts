@@ -13,16 +13,34 @@ export const API_NAMESPACE = 'sshpyk';
 
 /**
  * A refused request, naming the model field it concerns when the server did
- * (`{message, field}`), so the form can put the message next to that field.
+ * (`{message, field}`), so the form can put the message next to that field;
+ * `errors` holds every invalid field when the server lists them
+ * (`errors: [{field, message}]`).
  */
 export class SshpykResponseError extends ServerConnection.ResponseError {
   constructor(
     response: Response,
     message: string,
-    readonly field: string | null = null
+    readonly field: string | null = null,
+    readonly errors: { field: string; message: string }[] = []
   ) {
     super(response, message);
   }
+}
+
+/**
+ * The `errors` list of a refusal's body, keeping only well-formed entries.
+ */
+function fieldErrors(data: any): { field: string; message: string }[] {
+  if (!Array.isArray(data?.errors)) {
+    return [];
+  }
+  return data.errors
+    .filter(
+      (e: any) =>
+        e && typeof e.field === 'string' && typeof e.message === 'string'
+    )
+    .map((e: any) => ({ field: e.field, message: e.message }));
 }
 
 /**
@@ -80,7 +98,12 @@ async function send(
         ? String(data.message)
         : `${response.status} ${response.statusText}`.trim();
     const field = isObject && data.field ? String(data.field) : null;
-    throw new SshpykResponseError(response, message, field);
+    throw new SshpykResponseError(
+      response,
+      message,
+      field,
+      isObject ? fieldErrors(data) : []
+    );
   }
   return response;
 }

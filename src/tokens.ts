@@ -24,6 +24,7 @@ import type {
   ITunnelStatus
 } from './api';
 import type { CheckRun } from './checks';
+import type { IEnvironments } from './environments';
 import type { KernelFormData } from './formdata';
 import type { ServerStatus } from './version';
 
@@ -96,6 +97,16 @@ export interface ISshpykModel {
     remotePythonPrefix: string,
     sshConfig?: string | null
   ): Promise<IRemoteKernelspecs>;
+  /**
+   * The Python environments of a host: connects to it (for the Add form's
+   * short path).
+   *
+   * @throws {SshpykResponseError} when the host cannot be reached.
+   */
+  discoverEnvironments(
+    alias: string,
+    sshConfig?: string | null
+  ): Promise<IEnvironments>;
   /**
    * Load the SSH kernelspecs again; never throws (sets `kernelspecsError`).
    */

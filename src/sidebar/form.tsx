@@ -2,18 +2,24 @@ import { TranslationBundle } from '@jupyterlab/translation';
 import { FormComponent } from '@jupyterlab/ui-components';
 import type {
   ErrorSchema,
-  FieldTemplateProps,
-  IconButtonProps,
   RJSFSchema,
+  RJSFValidationError,
   UiSchema
 } from '@rjsf/utils';
 import type { ReadonlyJSONObject } from '@lumino/coreutils';
 import * as React from 'react';
 
-import { SshpykResponseError } from '../api';
+import { DERIVED_FIELDS, environmentBodies } from '../environments';
 import { describeError } from '../errors';
 import {
-  errorSchemaFor,
+  clientErrors,
+  errorSchemaOf,
+  errorsOf,
+  IFieldError,
+  inAdvanced,
+  summaryWords
+} from '../formerrors';
+import {
   initialFormData,
   KernelFormData,
   FormMode,
@@ -24,95 +30,12 @@ import {
   withSlurmChannels
 } from '../formdata';
 import { ISshpykModel } from '../tokens';
-import { IFormContext } from './context';
+import { IFormContext, IFormLayout } from './context';
+import { ErrorSummary, hasAdvancedValues, RootTemplate } from './layout';
+import { chosenEnvironments, FormLogins, useShortPath } from './shortpath';
 import { FORM_FIELDS } from './slurmform';
+import { arrayButtons, FieldTemplate } from './templates';
 import { FORM_WIDGETS } from './widgets';
-
-/**
- * A field with a real `<label for>` (Lab's own template uses a heading, which
- * leaves inputs unlabelled for screen readers) and its errors below it.
- */
-function FieldTemplate(props: FieldTemplateProps): JSX.Element {
-  const {
-    id,
-    label,
-    required,
-    displayLabel,
-    rawErrors,
-    children,
-    schema,
-    rawDescription,
-    hidden,
-    classNames
-  } = props;
-  if (hidden) {
-    return <div className="jp-sshpyk-hidden">{children}</div>;
-  }
-  // an optional object or list (`["object", "null"]`) is a container too
-  const types = Array.isArray(schema.type) ? schema.type : [schema.type];
-  const isContainer = types.includes('object') || types.includes('array');
-  const name = id.replace(/^root_?/, '') || 'root';
-  return (
-    <div
-      className={`jp-sshpyk-Field ${classNames ?? ''}`}
-      data-testid={`sshpyk-field-${name}`}
-    >
-      {displayLabel && !isContainer && label && (
-        <label htmlFor={id} className="jp-sshpyk-Field-label">
-          {label}
-          {required && (
-            <span className="jp-sshpyk-Field-required" aria-hidden="true">
-              {' *'}
-            </span>
-          )}
-        </label>
-      )}
-      {children}
-      {!isContainer && rawDescription && (
-        <div className="jp-sshpyk-Field-description" id={`${id}__description`}>
-          {rawDescription}
-        </div>
-      )}
-      {rawErrors && rawErrors.length > 0 && (
-        <ul
-          className="jp-sshpyk-Field-errors"
-          role="alert"
-          data-testid={`sshpyk-error-${name}`}
-        >
-          {rawErrors.map(error => (
-            <li key={error}>{error}</li>
-          ))}
-        </ul>
-      )}
-    </div>
-  );
-}
-
-/**
- * The array buttons (the mount rows) as labelled text buttons: rjsf's own
- * show icon-font glyphs that Lab does not load, i.e. empty boxes.
- */
-function arrayButtons(trans: TranslationBundle) {
-  const button =
-    (text: string, className: string) =>
-    (props: IconButtonProps): JSX.Element => (
-      <button
-        type="button"
-        className={`jp-mod-styled ${className} jp-sshpyk-ArrayButton`}
-        onClick={props.onClick}
-        disabled={props.disabled}
-      >
-        {text}
-      </button>
-    );
-  return {
-    AddButton: button(trans.__('Add'), 'jp-mod-accept'),
-    RemoveButton: button(trans.__('Remove'), 'jp-mod-warn'),
-    MoveUpButton: button(trans.__('Move up'), 'jp-mod-reject'),
-    MoveDownButton: button(trans.__('Move down'), 'jp-mod-reject'),
-    CopyButton: button(trans.__('Copy'), 'jp-mod-reject')
-  };
-}
 
 function withFills(
   data: KernelFormData,
@@ -137,6 +60,11 @@ export interface IKernelFormProps {
   onDone: (name: string) => void;
   onCancel: () => void;
   trans: TranslationBundle;
+  /**
+   * The login flow: "Check connection" logs in through it (ssh's questions
+   * in the login dialog); without it the check goes straight to discovery.
+   */
+  logins?: FormLogins | null;
 }
 
 type Validator = (typeof import('@rjsf/validator-ajv8'))['default'];
@@ -156,7 +84,26 @@ async function loadForm(
 }
 
 /**
- * The Add/Edit form, rendered from the kernel model's JSON schema.
+ * The first invalid field's own input, in the order the form shows them (a
+ * combo's typed input before its list).
+ */
+function firstInvalidInput(root: HTMLElement | null): HTMLElement | null {
+  const field = root
+    ?.querySelector('.jp-sshpyk-Field-errors')
+    ?.closest('.jp-sshpyk-Field');
+  return (
+    field?.querySelector<HTMLElement>(
+      'input[type="text"]:not([readonly]), textarea'
+    ) ??
+    field?.querySelector<HTMLElement>('input:not([type="hidden"]), select') ??
+    null
+  );
+}
+
+/**
+ * The Add/Edit form, rendered from the kernel model's JSON schema: the short
+ * path first (host, connection check, environments), every other field under
+ * "Advanced".
  */
 export function KernelForm(props: IKernelFormProps): JSX.Element {
   const { model, mode, initial, trans } = props;
@@ -170,14 +117,29 @@ export function KernelForm(props: IKernelFormProps): JSX.Element {
   const [extraErrors, setExtraErrors] = React.useState<ErrorSchema | undefined>(
     undefined
   );
+  // what the summary names: the form's own finds and the server's
+  const [ownErrors, setOwnErrors] = React.useState<IFieldError[]>([]);
+  const [serverErrors, setServerErrors] = React.useState<IFieldError[]>([]);
+  const [focusRequest, setFocusRequest] = React.useState(0);
+  const [advancedOpen, setAdvancedOpen] = React.useState(mode === 'edit');
   const [erroredData, setErroredData] = React.useState<string | null>(null);
   const [formError, setFormError] = React.useState<string | null>(null);
+  const [added, setAdded] = React.useState<string[]>([]);
   const [busy, setBusy] = React.useState(false);
   const container = React.useRef<HTMLDivElement>(null);
   const templates = React.useMemo(
     () => ({ FieldTemplate, ButtonTemplates: arrayButtons(trans) }),
     [trans]
   );
+  const shortPath = useShortPath(
+    model,
+    props.logins,
+    typeof formData.ssh_host_alias === 'string' ? formData.ssh_host_alias : '',
+    typeof formData.ssh_config === 'string' && formData.ssh_config
+      ? formData.ssh_config
+      : null
+  );
+  const chosen = mode === 'add' ? chosenEnvironments(shortPath.state) : [];
 
   // Keyboard users land in the first field once the form is there.
   React.useEffect(() => {
@@ -189,6 +151,26 @@ export function KernelForm(props: IKernelFormProps): JSX.Element {
         ?.focus();
     }
   }, [loaded]);
+
+  // After a refused submit: the first invalid field gets the focus. rjsf
+  // shows the server's errors a render after it gets them: look a few times.
+  React.useEffect(() => {
+    if (focusRequest === 0) {
+      return;
+    }
+    let tries = 0;
+    let timer: ReturnType<typeof setTimeout> | undefined;
+    const look = () => {
+      const input = firstInvalidInput(container.current);
+      if (input) {
+        input.focus();
+      } else if (tries++ < 20) {
+        timer = setTimeout(look, 25);
+      }
+    };
+    look();
+    return () => clearTimeout(timer);
+  }, [focusRequest]);
 
   const onKeyDown = (event: React.KeyboardEvent) => {
     if (event.key === 'Escape' && !busy) {
@@ -204,6 +186,9 @@ export function KernelForm(props: IKernelFormProps): JSX.Element {
       result => {
         if (active) {
           setFormData(data => initialFormData(result.schema, data));
+          if (mode === 'edit') {
+            setAdvancedOpen(hasAdvancedValues(result.schema, initial ?? {}));
+          }
           setLoaded(result);
         }
       },
@@ -215,7 +200,13 @@ export function KernelForm(props: IKernelFormProps): JSX.Element {
   }, [model]);
 
   const uiSchema = React.useMemo<UiSchema>(
-    () => (schema ? uiSchemaFor(schema, mode, trans) : {}),
+    () =>
+      schema
+        ? {
+            ...uiSchemaFor(schema, mode, trans),
+            'ui:ObjectFieldTemplate': RootTemplate
+          }
+        : {},
     [schema, mode, trans]
   );
 
@@ -227,12 +218,18 @@ export function KernelForm(props: IKernelFormProps): JSX.Element {
     setFormData(previous => withFills(previous, pendingFill.current));
   }, []);
 
+  const layout: IFormLayout = {
+    advancedOpen,
+    setAdvancedOpen,
+    shortPath: mode === 'add' ? shortPath : undefined
+  };
   const formContext: IFormContext = {
     model,
     formData,
     fillEmpty,
     defaultFormData: {},
-    trans
+    trans,
+    layout
   };
 
   const title =
@@ -260,36 +257,79 @@ export function KernelForm(props: IKernelFormProps): JSX.Element {
     return <p className="jp-sshpyk-Muted">{trans.__('Loading the form…')}</p>;
   }
 
+  /**
+   * Show these errors: each at its field, "Advanced" opened when one is
+   * there, and the focus on the first.
+   */
+  const showErrors = (errors: IFieldError[]) => {
+    if (inAdvanced(errors)) {
+      setAdvancedOpen(true);
+    }
+    setFocusRequest(n => n + 1);
+  };
+
+  const save = async (data: KernelFormData): Promise<string> => {
+    if (mode === 'edit') {
+      const name = String(initial?.kernel_name);
+      const patch = patchBody(schema, initial ?? {}, data);
+      if (Object.keys(patch).length > 0) {
+        await model.edit(name, patch);
+      }
+      return name;
+    }
+    if (chosen.length === 0) {
+      return (await model.add(newKernelBody(data))).name;
+    }
+    // one kernelspec per environment, each name unique among those there
+    const taken = (model.kernelspecs ?? []).map(k => k.name);
+    const names: string[] = [];
+    for (const body of environmentBodies(schema, data, chosen, taken)) {
+      names.push((await model.add(body)).name);
+      setAdded([...names]);
+      shortPath.toggle(String(body.remote_python_prefix), false);
+    }
+    return names[0];
+  };
+
   const submit = async (data: KernelFormData) => {
     setBusy(true);
     setFormError(null);
     setExtraErrors(undefined);
+    setOwnErrors([]);
+    setServerErrors([]);
     try {
-      let name: string;
-      if (mode === 'add') {
-        name = (await model.add(newKernelBody(data))).name;
-      } else {
-        name = String(initial?.kernel_name);
-        const patch = patchBody(schema, initial ?? {}, data);
-        if (Object.keys(patch).length > 0) {
-          await model.edit(name, patch);
-        }
-      }
-      props.onDone(name);
+      props.onDone(await save(data));
     } catch (error) {
-      const message = describeError(error);
-      const field = error instanceof SshpykResponseError ? error.field : null;
-      const errors = errorSchemaFor(schema, field, message);
-      if (errors) {
-        setExtraErrors(errors);
+      const { errorSchema, placed, unplaced } = errorSchemaOf(
+        schema,
+        errorsOf(error),
+        trans
+      );
+      if (placed.length > 0) {
+        setExtraErrors(errorSchema);
+        setServerErrors(placed);
         setErroredData(JSON.stringify(data));
-      } else {
-        setFormError(message);
+        showErrors(placed);
+      }
+      if (placed.length === 0 || unplaced.length > 0) {
+        setFormError(unplaced.join(' ') || describeError(error));
       }
     } finally {
       setBusy(false);
     }
   };
+
+  const transformErrors = (errors: RJSFValidationError[]) => {
+    const required = onlyRequiredErrors(errors, trans.__('is required'));
+    // an environment chosen fills these in, per environment
+    return chosen.length > 0
+      ? required.filter(
+          e => !DERIVED_FIELDS.includes(e.params?.missingProperty)
+        )
+      : required;
+  };
+
+  const summary = [...ownErrors, ...serverErrors];
 
   return (
     <div
@@ -310,6 +350,11 @@ export function KernelForm(props: IKernelFormProps): JSX.Element {
           {formError}
         </p>
       )}
+      {added.length > 0 && (
+        <p className="jp-sshpyk-FieldNote" role="status">
+          {trans.__('Added: %1', added.join(', '))}
+        </p>
+      )}
       <FormComponent
         schema={schema as RJSFSchema}
         uiSchema={uiSchema as any}
@@ -321,9 +366,13 @@ export function KernelForm(props: IKernelFormProps): JSX.Element {
         templates={templates as any}
         extraErrors={extraErrors}
         showErrorList={false}
-        transformErrors={errors =>
-          onlyRequiredErrors(errors, trans.__('is required'))
-        }
+        transformErrors={transformErrors}
+        onError={errors => {
+          const found = clientErrors(errors);
+          setOwnErrors(found);
+          setServerErrors([]);
+          showErrors(found);
+        }}
         noHtml5Validate
         buttonStyle="text"
         idPrefix="root"
@@ -337,12 +386,19 @@ export function KernelForm(props: IKernelFormProps): JSX.Element {
           // A server message stays until the user changes something.
           if (erroredData !== null && JSON.stringify(data) !== erroredData) {
             setExtraErrors(undefined);
+            setServerErrors([]);
             setErroredData(null);
           }
         }}
         onSubmit={e => void submit((e.formData ?? {}) as KernelFormData)}
       >
         <div className="jp-sshpyk-Form-buttons">
+          <ErrorSummary
+            text={
+              summary.length > 0 ? summaryWords(schema, summary, trans) : null
+            }
+            trans={trans}
+          />
           <button
             type="button"
             className="jp-mod-styled jp-mod-reject"
@@ -359,9 +415,11 @@ export function KernelForm(props: IKernelFormProps): JSX.Element {
           >
             {busy
               ? trans.__('Saving…')
-              : mode === 'add'
-                ? trans.__('Add')
-                : trans.__('Save')}
+              : mode === 'edit'
+                ? trans.__('Save')
+                : chosen.length > 1
+                  ? trans.__('Add %1 kernels', chosen.length)
+                  : trans.__('Add')}
           </button>
         </div>
       </FormComponent>

@@ -9,6 +9,7 @@ import { KernelFormData } from '../formdata';
 import { sshpykIcon } from '../icons';
 import { ISshpykModel } from '../tokens';
 import { KernelForm } from './form';
+import type { FormLogins } from './shortpath';
 import { KernelspecList } from './list';
 import { Orphans } from './orphans';
 
@@ -110,7 +111,8 @@ export class SshpykSidebar extends ReactWidget {
     private readonly _model: ISshpykModel,
     private readonly _trans: TranslationBundle,
     private readonly _openConsole?: (kernelId: string) => void,
-    private readonly _login?: (alias: string, sshConfig: string | null) => void
+    private readonly _login?: (alias: string, sshConfig: string | null) => void,
+    private readonly _logins?: FormLogins | null
   ) {
     super();
     this.id = SIDEBAR_ID;
@@ -230,6 +232,7 @@ export class SshpykSidebar extends ReactWidget {
             onDone={this._backToList}
             onCancel={() => this._backToList()}
             trans={trans}
+            logins={this._logins}
           />
         ) : (
           <UseSignal signal={this._model.kernelspecsChanged}>

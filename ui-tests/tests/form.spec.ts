@@ -5,6 +5,7 @@ import {
   deleteKernelQuietly,
   fillTarget,
   getKernel,
+  openAdvanced,
   openSidebar,
   testHosts
 } from './utils';
@@ -166,6 +167,7 @@ test('the sidebar and the form are readable in the dark theme', async ({
   await panel.screenshot({ path: 'screenshots/sshpyk-sidebar-dark.png' });
 
   await panel.getByTestId('sshpyk-add').click();
+  await openAdvanced(panel);
   const input = panel.getByRole('textbox', {
     name: 'Remote Python prefix',
     exact: true
@@ -209,14 +211,21 @@ test('the form works with the keyboard alone', async ({ page }) => {
   const form = panel.getByTestId('sshpyk-form');
   await expect(form).toBeVisible();
 
-  // The first field has the focus; Tab walks every field up to the buttons,
-  // and every field it reaches is named by its label.
+  // The host (the short path's first field) has the focus; "Advanced" opens
+  // from the keyboard; then Tab walks every field up to the buttons, and
+  // every field it reaches is named by its label.
   const focused = page.locator(':focus');
-  await expect(
-    panel.getByRole('textbox', { name: 'SSH config file', exact: true })
-  ).toBeFocused();
+  const hostSelect = panel.getByTestId('sshpyk-host-select');
+  await expect(hostSelect).toBeFocused();
+  await tabTo(page, panel.getByTestId('sshpyk-advanced-toggle'), 4);
+  await page.keyboard.press('Enter');
+  await expect(panel.getByTestId('sshpyk-advanced')).toHaveAttribute(
+    'open',
+    ''
+  );
+  await hostSelect.focus();
   const names: string[] = [];
-  for (let i = 0; i < 40; i++) {
+  for (let i = 0; i < 60; i++) {
     const info = await focused.evaluate(el => ({
       tag: el.tagName.toLowerCase(),
       text: (el.textContent ?? '').trim()
@@ -257,9 +266,7 @@ test('the form works with the keyboard alone', async ({ page }) => {
   // Escape closes it from any field.
   await page.keyboard.press('Enter');
   await expect(form).toBeVisible();
-  await panel
-    .getByRole('textbox', { name: 'Display name', exact: true })
-    .focus();
+  await panel.getByTestId('sshpyk-host-select').focus();
   await page.keyboard.press('Escape');
   await expect(form).toHaveCount(0);
   await expect(add).toBeFocused();

@@ -28,14 +28,26 @@ export async function openSidebar(
 }
 
 /**
- * Fill the form's connection part the way a user does: the ssh config path,
- * the host picked from its list, the prefix.
+ * Open the form's "Advanced" section (every field but the host), when closed.
+ */
+export async function openAdvanced(panel: Locator): Promise<void> {
+  const advanced = panel.getByTestId('sshpyk-advanced');
+  if ((await advanced.getAttribute('open')) === null) {
+    await panel.getByTestId('sshpyk-advanced-toggle').click();
+  }
+  await expect(advanced).toHaveAttribute('open', '');
+}
+
+/**
+ * Fill the form's connection part the way a user does: the ssh config path
+ * (under "Advanced", left open), the host picked from its list, the prefix.
  */
 export async function fillTarget(
   panel: Locator,
   sshConfig: string,
   prefix: string
 ): Promise<void> {
+  await openAdvanced(panel);
   await panel
     .getByRole('textbox', { name: 'SSH config file', exact: true })
     .fill(sshConfig);

@@ -1,0 +1,201 @@
+/**
+ * "Adding a kernel takes a minute": the Add form's short path against the
+ * real test hosts (host from the ssh config → Check connection → the host's
+ * environments → Add), and the error summary of a refused submit.
+ */
+import { execFileSync } from 'child_process';
+import * as path from 'path';
+
+import { expect, test } from '@jupyterlab/galata';
+import type { Locator } from '@playwright/test';
+
+import { deleteKernelQuietly, getKernel, openSidebar, testHosts } from './utils';
+
+/**
+ * Set the ssh config under "Advanced" (the test hosts have their own), and
+ * close "Advanced" again, as a user would after.
+ */
+async function useSshConfig(panel: Locator, sshConfig: string): Promise<void> {
+  const advanced = panel.getByTestId('sshpyk-advanced');
+  await panel.getByTestId('sshpyk-advanced-toggle').click();
+  await expect(advanced).toHaveAttribute('open', '');
+  await panel
+    .getByRole('textbox', { name: 'SSH config file', exact: true })
+    .fill(sshConfig);
+  await panel.getByTestId('sshpyk-advanced-toggle').click();
+  await expect(advanced).not.toHaveAttribute('open', '');
+}
+
+async function pickRemote(panel: Locator): Promise<void> {
+  const hostSelect = panel.getByTestId('sshpyk-host-select');
+  await expect(hostSelect.locator('option[value="remote"]')).toHaveCount(1, {
+    timeout: 20000
+  });
+  await hostSelect.selectOption('remote');
+}
+
+/**
+ * A shell command on the test host `remote`, as its user.
+ */
+function onRemote(sshConfig: string, command: string): string {
+  return execFileSync(
+    'ssh',
+    ['-F', sshConfig, '-o', 'BatchMode=yes', 'remote', command],
+    { encoding: 'utf-8', timeout: 30000 }
+  );
+}
+
+test.describe('the short path', () => {
+  let added: string | null = null;
+  // venvs where discovery looks (~/.venvs/*), named for this instance (the
+  // test user's home is shared): the test hosts' environment, with ipykernel,
+  // and a bare one without
+  let venv: string | null = null;
+  let bare: string | null = null;
+
+  test.beforeAll(() => {
+    const { sshConfig, prefix } = testHosts();
+    const name = `galata-${path.basename(path.dirname(sshConfig))}`;
+    [venv, bare] = onRemote(
+      sshConfig,
+      `mkdir -p ~/.venvs && ln -sfn ${prefix} ~/.venvs/${name} && ` +
+        `python3 -m venv --without-pip ~/.venvs/${name}-bare && ` +
+        `echo ~/.venvs/${name} ~/.venvs/${name}-bare`
+    )
+      .trim()
+      .split(' ');
+  });
+
+  test.afterAll(() => {
+    if (venv && bare) {
+      onRemote(testHosts().sshConfig, `rm -rf ${venv} ${bare}`);
+    }
+  });
+
+  test.afterEach(async ({ page }) => {
+    if (added) {
+      await deleteKernelQuietly(page, added);
+    }
+  });
+
+  test('host, check, environment, Add', async ({ page }) => {
+    test.setTimeout(120000);
+    const { sshConfig } = testHosts();
+    const panel = await openSidebar(page);
+    await panel.getByTestId('sshpyk-add').click();
+    const advanced = panel.getByTestId('sshpyk-advanced');
+    // every field but the host is out of the way
+    await expect(advanced).not.toHaveAttribute('open', '');
+    await expect(panel.getByTestId('sshpyk-host-select')).toBeFocused();
+    await useSshConfig(panel, sshConfig);
+    await pickRemote(panel);
+
+    await panel.getByTestId('sshpyk-check-connection').click();
+    const note = panel.getByTestId('sshpyk-connection-note');
+    await expect(note).toHaveAttribute('data-phase', /done|failed/, {
+      timeout: 60000
+    });
+    await expect(note).toHaveAttribute('data-phase', 'done');
+    // the venv made above: listed, pickable
+    const row = panel
+      .getByTestId('sshpyk-env')
+      .and(panel.locator(`[data-prefix="${venv}"]`));
+    await expect(row).toHaveCount(1);
+    await expect(row).toContainText('venv');
+    await expect(row.getByRole('checkbox')).toBeEnabled();
+    await row.getByRole('checkbox').check();
+    // no ipykernel: listed, not pickable, with the pip line that fixes it
+    const bareRow = panel
+      .getByTestId('sshpyk-env')
+      .and(panel.locator(`[data-prefix="${bare}"]`));
+    await expect(bareRow.getByRole('checkbox')).toBeDisabled();
+    await expect(bareRow.getByTestId('sshpyk-env-hint')).toContainText(
+      `${bare}/bin/python -m pip install ipykernel`
+    );
+    await panel.screenshot({ path: 'screenshots/add-short-path.png' });
+
+    await expect(panel.getByTestId('sshpyk-picked')).toHaveText(
+      '1 environment chosen: one kernel each.'
+    );
+    await panel.getByTestId('sshpyk-form-submit').click();
+    await expect(panel.getByTestId('sshpyk-form')).toHaveCount(0, {
+      timeout: 30000
+    });
+    const card = panel.locator('.jp-sshpyk-Kernel.jp-mod-selected');
+    await expect(card).toContainText(
+      `Python (${path.basename(venv!)}) on remote`
+    );
+    added = (await card.getAttribute('data-testid'))!.replace(
+      'sshpyk-kernel-',
+      ''
+    );
+    expect(added).toMatch(/^ssh-remote-/);
+    const saved = await getKernel(page, added);
+    expect(saved.status).toBe(200);
+    expect(saved.body.config).toMatchObject({
+      ssh_host_alias: 'remote',
+      remote_python_prefix: venv,
+      ssh_config: sshConfig,
+      remote_kernel_name: 'python3'
+    });
+  });
+});
+
+test('a refused Add: every error at its field, a summary, the focus on the first', async ({
+  page
+}) => {
+  test.setTimeout(60000);
+  const { sshConfig, prefix } = testHosts();
+  const panel = await openSidebar(page);
+  await panel.getByTestId('sshpyk-add').click();
+  await useSshConfig(panel, sshConfig);
+  await pickRemote(panel);
+
+  // the form's own finds: no environment chosen, the fields it would fill empty
+  await panel.getByTestId('sshpyk-form-submit').click();
+  const summary = panel.getByTestId('sshpyk-form-summary');
+  await expect(summary).toHaveText(
+    '5 fields need attention: Remote Python prefix, Remote kernel, Display name, Kernel name, Language'
+  );
+  await expect(panel.getByTestId('sshpyk-advanced')).toHaveAttribute(
+    'open',
+    ''
+  );
+  await expect(
+    panel.getByRole('textbox', { name: 'Remote Python prefix', exact: true })
+  ).toBeFocused();
+
+  // the server's: a kernel name it refuses, said in words
+  await panel
+    .getByRole('textbox', { name: 'Remote Python prefix', exact: true })
+    .fill(prefix);
+  await panel.getByTestId('sshpyk-remote-kernel-select').selectOption({
+    label: 'Another kernel (type its name)…'
+  });
+  await panel.getByTestId('sshpyk-remote-kernel-input').fill('python3');
+  await panel
+    .getByRole('textbox', { name: 'Display name', exact: true })
+    .fill('Refused');
+  await panel
+    .getByRole('textbox', { name: 'Kernel name', exact: true })
+    .fill('Not A Name');
+  await panel
+    .getByRole('textbox', { name: 'Language', exact: true })
+    .fill('python');
+  await panel.getByTestId('sshpyk-form-submit').click();
+  await expect(summary).toHaveText('1 field needs attention: Kernel name');
+  const error = panel.getByTestId('sshpyk-error-kernel_name');
+  await expect(error).toHaveText(
+    "'Not A Name' is not valid: use lowercase letters, digits, '.', '_' and '-' only (no spaces or capitals)"
+  );
+  await expect(error).not.toContainText('^');
+  await expect(
+    panel.getByRole('textbox', { name: 'Kernel name', exact: true })
+  ).toBeFocused();
+  await panel.screenshot({ path: 'screenshots/add-errors-field.png' });
+  // the summary sits with the buttons
+  const buttons = panel.locator('.jp-sshpyk-Form-buttons');
+  await expect(buttons.getByTestId('sshpyk-form-summary')).toBeVisible();
+  await buttons.getByTestId('sshpyk-form-submit').scrollIntoViewIfNeeded();
+  await panel.screenshot({ path: 'screenshots/add-errors.png' });
+});
