@@ -19,6 +19,7 @@ import { createRoot, Root } from 'react-dom/client';
 
 import { requestAPI, SshpykResponseError } from '../api';
 import {
+  ENVIRONMENTS_ROUTE,
   environmentBodies,
   IEnvironment,
   uniqueKernelName
@@ -549,6 +550,28 @@ describe('the error summary', () => {
 });
 
 describe('the pieces', () => {
+  it('call the environments route as the OpenAPI document has it', () => {
+    const doc = JSON.parse(
+      fs.readFileSync(
+        path.join(__dirname, '..', '..', 'sshpyk', 'resources', 'openapi.json'),
+        'utf-8'
+      )
+    );
+    const get = doc.paths[`/sshpyk/${ENVIRONMENTS_ROUTE}`].get;
+    expect(get.deprecated ?? false).toBe(false);
+    const names = [
+      ...(doc.paths[`/sshpyk/${ENVIRONMENTS_ROUTE}`].parameters ?? []),
+      ...(get.parameters ?? [])
+    ].map((p: any) => p.name);
+    expect(names).toContain('ssh_config');
+    const reply = get.responses['200'].content['application/json'].schema;
+    expect(reply.required).toEqual(['environments', 'errors']);
+    // typed: the compiler refuses a missing field and an unknown one
+    expect(Object.keys(env({})).sort()).toEqual(
+      Object.keys(reply.properties.environments.items.properties).sort()
+    );
+  });
+
   it('reads every invalid field of a refusal', async () => {
     const settings = ServerConnection.makeSettings({
       baseUrl: 'http://localhost:8888/',

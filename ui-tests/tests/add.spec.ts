@@ -34,6 +34,31 @@ async function pickRemote(panel: Locator): Promise<void> {
   await hostSelect.selectOption('remote');
 }
 
+const REPO = path.resolve(__dirname, '..', '..');
+const VENV_BIN = path.join(REPO, '.venv', 'bin');
+
+/**
+ * The harness instance of an ssh config (`/tmp/spk0/...`: prefix spk, 0).
+ */
+function instance(sshConfig: string): string[] {
+  const match = /^(.*?)(\d+)$/.exec(path.basename(path.dirname(sshConfig)));
+  if (!match) {
+    throw new Error(`no harness instance in ${sshConfig}`);
+  }
+  return ['--prefix', match[1], '--index', match[2]];
+}
+
+/**
+ * A one-time code the `otp` host takes now, and for 5 s more.
+ */
+function otpCode(sshConfig: string): string {
+  return execFileSync(
+    path.join(VENV_BIN, 'python'),
+    ['-m', 'harness', 'otp', ...instance(sshConfig)],
+    { cwd: path.join(REPO, 'tests'), encoding: 'utf-8' }
+  ).trim();
+}
+
 /**
  * A shell command on the test host `remote`, as its user.
  */
@@ -138,6 +163,47 @@ test.describe('the short path', () => {
       ssh_config: sshConfig,
       remote_kernel_name: 'python3'
     });
+  });
+
+  test('a host that wants a login: the check asks in the login dialog', async ({
+    page
+  }) => {
+    test.setTimeout(120000);
+    const { sshConfig } = testHosts();
+    const panel = await openSidebar(page);
+    await panel.getByTestId('sshpyk-add').click();
+    await useSshConfig(panel, sshConfig);
+    const hostSelect = panel.getByTestId('sshpyk-host-select');
+    await expect(hostSelect.locator('option[value="otp"]')).toHaveCount(1, {
+      timeout: 20000
+    });
+    await hostSelect.selectOption('otp');
+    try {
+      await panel.getByTestId('sshpyk-check-connection').click();
+      const note = panel.getByTestId('sshpyk-connection-note');
+      await expect(note).toHaveAttribute('data-phase', 'login');
+      const dialog = page.getByTestId('sshpyk-login-dialog');
+      await expect(dialog).toBeVisible({ timeout: 30000 });
+      const answer = dialog.getByTestId('sshpyk-login-answer');
+      await answer.fill(otpCode(sshConfig));
+      await answer.press('Enter');
+      await expect(dialog).toHaveCount(0);
+      await expect(note).toHaveAttribute('data-phase', 'done', {
+        timeout: 60000
+      });
+      await expect(
+        panel
+          .getByTestId('sshpyk-env')
+          .and(panel.locator(`[data-prefix="${venv}"]`))
+      ).toHaveCount(1);
+    } finally {
+      // the login made otp's master: end it, as the login tests do
+      execFileSync(
+        path.join(VENV_BIN, 'sshpyk'),
+        ['logout', '--ssh-config', sshConfig, 'otp'],
+        { encoding: 'utf-8' }
+      );
+    }
   });
 });
 
