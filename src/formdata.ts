@@ -1,5 +1,5 @@
 import { nullTranslator, TranslationBundle } from '@jupyterlab/translation';
-import type { ErrorSchema, RJSFValidationError, UiSchema } from '@rjsf/utils';
+import type { RJSFValidationError, UiSchema } from '@rjsf/utils';
 
 /**
  * The order fields appear in: the order a user fills them in (the ssh config
@@ -159,27 +159,6 @@ export function fieldPath(field: string): string[] {
 export function fieldMessage(field: string, message: string): string {
   const prefix = `${field}: `;
   return message.startsWith(prefix) ? message.slice(prefix.length) : message;
-}
-
-/**
- * An rjsf error schema holding one server message at the field it names, or
- * `null` when the schema has no such field (the message then goes on top of
- * the form).
- */
-export function errorSchemaFor(
-  schema: Record<string, any>,
-  field: string | null | undefined,
-  message: string
-): ErrorSchema | null {
-  if (!field) {
-    return null;
-  }
-  const path = fieldPath(field);
-  if (!(path[0] in (schema.properties ?? {}))) {
-    return null;
-  }
-  const leaf: any = { __errors: [fieldMessage(field, message)] };
-  return path.reduceRight<any>((inner, key) => ({ [key]: inner }), leaf);
 }
 
 function isEmpty(value: unknown): boolean {

@@ -1,5 +1,5 @@
+import { errorSchemaOf } from '../formerrors';
 import {
-  errorSchemaFor,
   fieldPath,
   newKernelBody,
   onlyRequiredErrors,
@@ -21,10 +21,12 @@ const schema = {
   }
 };
 
-describe('errorSchemaFor', () => {
+describe('errorSchemaOf', () => {
   it('puts a top-level message at its field without the name prefix', () => {
     expect(
-      errorSchemaFor(schema, 'ssh_config', "ssh_config: 'x;y' contains ';'")
+      errorSchemaOf(schema, [
+        { field: 'ssh_config', message: "ssh_config: 'x;y' contains ';'" }
+      ]).errorSchema
     ).toEqual({ ssh_config: { __errors: ["'x;y' contains ';'"] } });
   });
 
@@ -35,11 +37,13 @@ describe('errorSchemaFor', () => {
       'remote_path'
     ]);
     expect(
-      errorSchemaFor(
-        schema,
-        'mount_local_on_remote[0].remote_path',
-        "mount_local_on_remote[0].remote_path: 'rel' must be absolute"
-      )
+      errorSchemaOf(schema, [
+        {
+          field: 'mount_local_on_remote[0].remote_path',
+          message:
+            "mount_local_on_remote[0].remote_path: 'rel' must be absolute"
+        }
+      ]).errorSchema
     ).toEqual({
       mount_local_on_remote: {
         0: { remote_path: { __errors: ["'rel' must be absolute"] } }
@@ -48,8 +52,13 @@ describe('errorSchemaFor', () => {
   });
 
   it('has no field for the body or unknown names', () => {
-    expect(errorSchemaFor(schema, 'body', 'is not JSON')).toBeNull();
-    expect(errorSchemaFor(schema, null, 'boom')).toBeNull();
+    const { errorSchema, placed, unplaced } = errorSchemaOf(schema, [
+      { field: 'body', message: 'is not JSON' },
+      { field: '', message: 'boom' }
+    ]);
+    expect(errorSchema).toEqual({});
+    expect(placed).toEqual([]);
+    expect(unplaced).toEqual(['is not JSON', 'boom']);
   });
 });
 
