@@ -1,12 +1,12 @@
-"""GET /sshpyk/hosts/{alias}/environments: the Python environments of a host (conda, venvs,
+"""POST /sshpyk/hosts/{alias}/environments: the Python environments of a host (conda, venvs,
 modules, the system's), for the Lab form's picker; ``sshpyk.discovery`` does the work.
 
-A GET: it only reads the host (nothing is written there or here), and naming a config
-(``?ssh_config=PATH``) is allowed here, unlike ``GET /sshpyk/hosts``, because the form
-calls it as the contract of issue #18 says; the config must still pass the model's check (a
-regular file of the user's or root's, not writable by others), and the ssh client is the
-server's, never the request's.  A host that wants a login answers as the other host routes
-do: the master's failure (502, its message naming ``sshpyk login``).
+A POST, like ``POST /sshpyk/hosts/{alias}/kernelspecs``: it writes nothing, but it connects
+to a host and runs programs there, with a config the body names (a config is a program in
+disguise: ``ProxyCommand``), so it is XSRF-checked as no GET is.  The config must pass the
+model's check (a regular file of the user's or root's, not writable by others), and the ssh
+client is the server's, never the request's.  A host that wants a login answers as the
+other host routes do: the master's failure (502, its message naming ``sshpyk login``).
 """
 
 from __future__ import annotations
@@ -15,9 +15,10 @@ import tornado
 from jupyter_server.auth.decorator import authorized
 
 from ..discovery import FIELDS, KINDS, TIMEOUT, discover
-from ..model import InvalidField, validate
+from ..model import validate
 from ..transport import Master, Target
 from .base import SSHPykHandler
+from .hosts import body_fields
 
 # ---- its part of the OpenAPI document (openapi.py merges the path) ---------------------------
 _STR, _OPT_STR, _BOOL = {"type": "string"}, {"type": ["string", "null"]}, {"type": "boolean"}
@@ -60,23 +61,31 @@ ERROR = {"$ref": "#/components/schemas/Error"}
 ENVIRONMENTS_PATH = {
     "/sshpyk/hosts/{alias}/environments": {
         "parameters": [{"name": "alias", "in": "path", "required": True, "schema": _STR}],
-        "get": {
+        "post": {
             "operationId": "discoverEnvironments",
             "summary": "the Python environments of a host (conda, venvs, modules, the "
-            "system's), each with whether ipykernel and jupyter_client are installed; reads "
-            "the host only",
-            "parameters": [
-                {
-                    "name": "ssh_config",
-                    "in": "query",
-                    "required": False,
-                    "schema": _STR,
-                    "description": "the ssh config file (default: ssh's own)",
-                }
-            ],
+            "system's), each with whether ipykernel and jupyter_client are installed; writes "
+            "nothing",
+            "requestBody": {
+                "required": False,
+                "content": {
+                    "application/json": {
+                        "schema": {
+                            "type": "object",
+                            "additionalProperties": False,
+                            "properties": {
+                                "ssh_config": {
+                                    **_OPT_STR,
+                                    "description": "the ssh config file (default: ssh's own)",
+                                }
+                            },
+                        }
+                    }
+                },
+            },
             "responses": {
                 "200": _answer("the host's Python environments", ENVIRONMENTS),
-                "400": _answer("invalid alias or ssh config, or a query naming ssh", ERROR),
+                "400": _answer("invalid alias or ssh config, or a body naming ssh", ERROR),
                 "502": _answer(
                     "the host could not be reached, wants a login, or has no python", ERROR
                 ),
@@ -93,16 +102,11 @@ class EnvironmentsHandler(SSHPykHandler):
 
     @tornado.web.authenticated
     @authorized
-    async def get(self, alias: str):
+    async def post(self, alias: str):
         """``{"environments": [Environment...], "errors": [str...]}`` of ``alias``."""
-        if self.get_query_argument("ssh", None) is not None:
-            raise InvalidField(
-                "ssh", "the ssh client comes from the server's configuration (SSHPykSettings.ssh)"
-            )
-        config = self.get_query_argument("ssh_config", None) or None
-        fields = {"ssh_host_alias": alias, **({"ssh_config": config} if config else {})}
         # InvalidField (400) before any ssh: the alias and the config file
-        validate(fields, only=tuple(fields))
+        fields = {"ssh_host_alias": alias, **body_fields(self.json_body(), ("ssh_config",))}
+        validate(fields, only=("ssh_host_alias", "ssh_config"))
         target = Target.from_config({**fields, "ssh": self.sshpyk_settings.ssh})
         master = Master.for_target(target, pool=self.runtime.masters)
         await master.ensure(CONNECT_TIMEOUT)  # SSHPykError (502): unreachable, or wants a login

@@ -5,7 +5,7 @@ a faked conda (``~/.conda/environments.txt``, a ``conda`` on the login PATH answ
 hangs.  The environments with ipykernel run ``/opt/sshpyk-remote-env``'s python through a
 wrapper (a symlink would lose that venv: python resolves it to ``/usr/bin/python3``); the
 ones without run Debian's ``/usr/bin/python3``.  Checked through ``sshpyk discover`` (JSON,
-the table, ``--add`` whose kernel then runs code) and ``GET
+the table, ``--add`` whose kernel then runs code) and ``POST
 /sshpyk/hosts/{alias}/environments``.  Everything put in the remote home is removed after."""
 
 from __future__ import annotations
@@ -207,8 +207,10 @@ async def test_add_makes_a_kernel_that_runs_and_refuses_an_env_without_ipykernel
 
 
 async def test_rest_environments(jp_fetch, netns_hosts, fake_envs):
-    params = {"ssh_config": str(netns_hosts.ssh_config)}
-    found = await call(jp_fetch, "sshpyk", "hosts", "remote", "environments", params=params)
+    body = {"ssh_config": str(netns_hosts.ssh_config)}
+    found = await call(
+        jp_fetch, "sshpyk", "hosts", "remote", "environments", method="POST", body=body
+    )
     assert set(found) == {"environments", "errors"}
     by = _by_prefix(found)
     for e in found["environments"]:
@@ -231,7 +233,9 @@ async def test_rest_environments(jp_fetch, netns_hosts, fake_envs):
 
 async def test_rest_environments_errors(jp_fetch, netns_hosts, tmp_path):
     cfg = str(netns_hosts.ssh_config)
-    bad = await call(jp_fetch, "sshpyk", "hosts", "-oProxyCommand=x", "environments", expect=400)
+    bad = await call(
+        jp_fetch, "sshpyk", "hosts", "-oProxyCommand=x", "environments", method="POST", expect=400
+    )
     assert bad["field"] == "ssh_host_alias"
     ssh = await call(
         jp_fetch,
@@ -239,7 +243,8 @@ async def test_rest_environments_errors(jp_fetch, netns_hosts, tmp_path):
         "hosts",
         "remote",
         "environments",
-        params={"ssh": "/bin/sh"},
+        method="POST",
+        body={"ssh": "/bin/sh"},
         expect=400,
     )
     assert ssh["field"] == "ssh"
@@ -252,7 +257,8 @@ async def test_rest_environments_errors(jp_fetch, netns_hosts, tmp_path):
         "hosts",
         "remote",
         "environments",
-        params={"ssh_config": str(unsafe)},
+        method="POST",
+        body={"ssh_config": str(unsafe)},
         expect=400,
     )
     assert refused["field"] == "ssh_config"
@@ -262,7 +268,8 @@ async def test_rest_environments_errors(jp_fetch, netns_hosts, tmp_path):
         "hosts",
         "remote",
         "environments",
-        params={"ssh_config": str(tmp_path / "nope")},
+        method="POST",
+        body={"ssh_config": str(tmp_path / "nope")},
         expect=400,
     )
     assert missing["field"] == "ssh_config"
@@ -273,16 +280,24 @@ async def test_rest_environments_errors(jp_fetch, netns_hosts, tmp_path):
         "hosts",
         "internal-direct",
         "environments",
-        params={"ssh_config": cfg},
+        method="POST",
+        body={"ssh_config": cfg},
         expect=502,
     )
     assert down["message"]
 
 
 async def test_rest_environments_of_a_host_that_wants_a_login(jp_fetch, login_hosts):
-    params = {"ssh_config": str(login_hosts.ssh_config)}
+    body = {"ssh_config": str(login_hosts.ssh_config)}
     err = await call(
-        jp_fetch, "sshpyk", "hosts", "password", "environments", params=params, expect=502
+        jp_fetch,
+        "sshpyk",
+        "hosts",
+        "password",
+        "environments",
+        method="POST",
+        body=body,
+        expect=502,
     )
     assert "sshpyk login password" in err["message"]
 
