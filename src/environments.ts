@@ -40,7 +40,9 @@ export interface IEnvironments {
 }
 
 /**
- * The Python environments of a host: connects to it (the host's master).
+ * The Python environments of a host: connects to it (the host's master) and
+ * runs programs there, hence a POST; the ssh config goes in the body, never
+ * in a query.
  *
  * @throws {SshpykResponseError} 400 for a bad alias or ssh config, 502 when
  *   the host cannot be reached
@@ -50,11 +52,13 @@ export async function discoverEnvironments(
   alias: string,
   sshConfig?: string | null
 ): Promise<IEnvironments> {
-  const query = sshConfig ? `?ssh_config=${encodeURIComponent(sshConfig)}` : '';
   const data = await requestAPI<Partial<IEnvironments>>(
-    ENVIRONMENTS_ROUTE.replace('{alias}', encodeURIComponent(alias)) + query,
+    ENVIRONMENTS_ROUTE.replace('{alias}', encodeURIComponent(alias)),
     serverSettings,
-    { method: 'GET' }
+    {
+      method: 'POST',
+      body: JSON.stringify(sshConfig ? { ssh_config: sshConfig } : {})
+    }
   );
   return {
     environments: data?.environments ?? [],

@@ -121,7 +121,7 @@ function fakeServer(existing: string[] = []): IServer {
             ssh_config: '/home/u/.ssh/config',
             hosts: [{ alias: 'remote', hostname: '10.200.7.2', port: 22 }]
           });
-        case 'GET /sshpyk/hosts/remote/environments':
+        case 'POST /sshpyk/hosts/remote/environments':
           return json({ environments: ENVS, errors: [] });
         case 'POST /sshpyk/kernelspecs':
           return server.onAdd(body, adds++);
@@ -381,11 +381,14 @@ describe('the short path of the Add form', () => {
     const asked = server.requests.find(r =>
       r.url.pathname.endsWith('/environments')
     )!;
-    expect(asked.method).toBe('GET');
+    // a POST: it runs programs on the host; the config in the body, never
+    // in a query
+    expect(asked.method).toBe('POST');
     expect(asked.url.pathname).toBe(
       '/sshpyk/hosts/me%4010.200.7.2/environments'
     );
-    expect(asked.url.searchParams.get('ssh_config')).toBe('/tmp/cfg');
+    expect(asked.url.searchParams.has('ssh_config')).toBe(false);
+    expect(asked.body).toEqual({ ssh_config: '/tmp/cfg' });
     server.model.dispose();
   });
 });
@@ -557,14 +560,14 @@ describe('the pieces', () => {
         'utf-8'
       )
     );
-    const get = doc.paths[`/sshpyk/${ENVIRONMENTS_ROUTE}`].get;
-    expect(get.deprecated ?? false).toBe(false);
-    const names = [
-      ...(doc.paths[`/sshpyk/${ENVIRONMENTS_ROUTE}`].parameters ?? []),
-      ...(get.parameters ?? [])
-    ].map((p: any) => p.name);
-    expect(names).toContain('ssh_config');
-    const reply = get.responses['200'].content['application/json'].schema;
+    const post = doc.paths[`/sshpyk/${ENVIRONMENTS_ROUTE}`].post;
+    expect(post.deprecated ?? false).toBe(false);
+    expect(
+      Object.keys(
+        post.requestBody.content['application/json'].schema.properties
+      )
+    ).toEqual(['ssh_config']);
+    const reply = post.responses['200'].content['application/json'].schema;
     expect(reply.required).toEqual(['environments', 'errors']);
     // typed: the compiler refuses a missing field and an unknown one
     expect(Object.keys(env({})).sort()).toEqual(
