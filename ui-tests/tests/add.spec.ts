@@ -231,7 +231,7 @@ test('a refused Add: every error at its field, a summary, the focus on the first
     panel.getByRole('textbox', { name: 'Remote Python prefix', exact: true })
   ).toBeFocused();
 
-  // the server's: a kernel name it refuses, said in words
+  // the server's: a kernel name (said in words) and a timeout it refuses
   await panel
     .getByRole('textbox', { name: 'Remote Python prefix', exact: true })
     .fill(prefix);
@@ -248,8 +248,15 @@ test('a refused Add: every error at its field, a summary, the focus on the first
   await panel
     .getByRole('textbox', { name: 'Language', exact: true })
     .fill('python');
+  await panel.locator('#root_launch_timeout').fill('0');
   await panel.getByTestId('sshpyk-form-submit').click();
-  await expect(summary).toHaveText('1 field needs attention: Kernel name');
+  // the server names both at once
+  await expect(summary).toHaveText(
+    '2 fields need attention: Kernel name, Launch timeout (s)'
+  );
+  await expect(panel.getByTestId('sshpyk-error-launch_timeout')).toHaveText(
+    '0 must be from 1 to 3600'
+  );
   const error = panel.getByTestId('sshpyk-error-kernel_name');
   await expect(error).toHaveText(
     "'Not A Name' is not valid: use lowercase letters, digits, '.', '_' and '-' only (no spaces or capitals)"
