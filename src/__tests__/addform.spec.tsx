@@ -35,21 +35,11 @@ import { SshpykModel } from '../model';
 import { KernelForm } from '../sidebar/form';
 import { hasAdvancedValues } from '../sidebar/layout';
 
+import { KERNEL_SCHEMA } from './kernelschema';
+
 (globalThis as any).IS_REACT_ACT_ENVIRONMENT = true;
 
-const SCHEMA = JSON.parse(
-  fs.readFileSync(
-    path.join(
-      __dirname,
-      '..',
-      '..',
-      'sshpyk',
-      'resources',
-      'ssh-kernel.schema.json'
-    ),
-    'utf-8'
-  )
-);
+const SCHEMA = KERNEL_SCHEMA;
 const trans = nullTranslator.load('sshpyk');
 
 function env(over: Partial<IEnvironment>): IEnvironment {

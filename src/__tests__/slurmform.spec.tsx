@@ -5,8 +5,6 @@
  * relay channels, the members keep their schema titles, and the server's
  * errors land next to the member they name.
  */
-import * as fs from 'fs';
-import * as path from 'path';
 
 import { nullTranslator } from '@jupyterlab/translation';
 import * as React from 'react';
@@ -24,21 +22,11 @@ import {
 } from '../formdata';
 import { KernelForm } from '../sidebar/form';
 
+import { KERNEL_SCHEMA } from './kernelschema';
+
 (globalThis as any).IS_REACT_ACT_ENVIRONMENT = true;
 
-const SCHEMA = JSON.parse(
-  fs.readFileSync(
-    path.join(
-      __dirname,
-      '..',
-      '..',
-      'sshpyk',
-      'resources',
-      'ssh-kernel.schema.json'
-    ),
-    'utf-8'
-  )
-);
+const SCHEMA = KERNEL_SCHEMA;
 const trans = nullTranslator.load('sshpyk');
 
 // what the server answers for a kernel: every field, at its default if unset
