@@ -111,6 +111,16 @@ export function uniqueKernelName(
 }
 
 /**
+ * One word for a POSIX shell: a module's name is the host's word, and the
+ * prelude runs in a shell.
+ */
+export function shellWord(text: string): string {
+  return /^[A-Za-z0-9_.\/+@%:=-]+$/.test(text)
+    ? text
+    : `'${text.replace(/'/g, "'\"'\"'")}'`;
+}
+
+/**
  * The `POST /sshpyk/kernelspecs` bodies for the chosen environments: the
  * form's own values (the Advanced fields) for each, the environment's prefix,
  * and a name and display name per environment. A name or display name typed
@@ -148,7 +158,7 @@ export function environmentBodies(
     };
     // a module's python runs once the module is loaded: its line comes first
     if (env.module && schema.properties?.prelude) {
-      const line = `module load ${env.module}`;
+      const line = `module load ${shellWord(env.module)}`;
       const lines = Array.isArray(body.prelude) ? body.prelude : [];
       body.prelude = lines.includes(line) ? lines : [line, ...lines];
     }

@@ -133,7 +133,9 @@ def usable(env: dict) -> None:
     if not env["ipykernel"]:
         hint = PIP_HINT.format(prefix=env["prefix"])
         if env["module"]:
-            hint = f"install ipykernel there: module load {env['module']} && {MODULE_PIP}"
+            hint = (
+                f"install ipykernel there: module load {shlex.quote(env['module'])} && {MODULE_PIP}"
+            )
         raise Refused(f"{where} has no ipykernel: {hint}", field="prefix")
 
 
@@ -161,5 +163,6 @@ def kernelspec_model(
     if ssh_config:
         model["ssh_config"] = ssh_config
     if env["module"] and "prelude" in schema()["properties"]:
-        model["prelude"] = [f"module load {env['module']}"]
+        # quoted: a module's name is the host's word, the prelude runs in a shell
+        model["prelude"] = [f"module load {shlex.quote(env['module'])}"]
     return model

@@ -22,6 +22,7 @@ import {
   ENVIRONMENTS_ROUTE,
   environmentBodies,
   IEnvironment,
+  shellWord,
   uniqueKernelName
 } from '../environments';
 import {
@@ -669,5 +670,8 @@ describe('the pieces', () => {
       kernel_name: 'ssh-hpc-python-3.11',
       prelude: ['module load python/3.11', 'export A=1']
     });
+    // the host's word for a module is quoted for the shell the prelude runs in
+    expect(shellWord('python/3.11')).toBe('python/3.11');
+    expect(shellWord("py;it's")).toBe(`'py;it'"'"'s'`);
   });
 });

@@ -205,6 +205,9 @@ def test_a_module_kernel_loads_its_module_first():
     model = discovery.kernelspec_model("h", mod)
     assert model["prelude"] == ["module load python/3.11"]
     assert validate(model)["kernel_name"] == "h-python-3.11"
+    # the host's word for it is quoted for the shell the prelude runs in
+    odd = {**mod, "module": "py;touch x"}
+    assert discovery.kernelspec_model("h", odd)["prelude"] == ["module load 'py;touch x'"]
 
 
 def test_an_env_without_ipykernel_is_refused_saying_how_to_install_it():
