@@ -115,7 +115,7 @@ export function uniqueKernelName(
  * prelude runs in a shell.
  */
 export function shellWord(text: string): string {
-  return /^[A-Za-z0-9_.\/+@%:=-]+$/.test(text)
+  return /^[A-Za-z0-9_./+@%:=-]+$/.test(text)
     ? text
     : `'${text.replace(/'/g, "'\"'\"'")}'`;
 }
