@@ -202,17 +202,25 @@ ROWS = [
 ]
 
 
-def table(results: dict[str, dict[str, dict]], runs: int) -> str:
+def table(
+    results: dict[str, dict[str, dict]],
+    runs: int,
+    rows=None,
+    title: str = "Kernel lifecycle",
+) -> str:
+    """Medians per metric (``rows``, default ``ROWS``), a column per implementation and
+    condition ({condition: {implementation: {metric: value}}})."""
+    rows = ROWS if rows is None else rows
     conds = list(results)
     impls = list(next(iter(results.values())))
     head = "| metric | " + " | ".join(f"{i} ({c})" for c in conds for i in impls) + " |"
     lines = [
-        f"Kernel lifecycle, median of {runs} runs",
+        f"{title}, median of {runs} runs",
         "",
         head,
         "|---|" + "---:|" * (len(conds) * len(impls)),
     ]
-    for key, label, scale, unit in ROWS:
+    for key, label, scale, unit in rows:
         cells = []
         for c in conds:
             for i in impls:

@@ -31,6 +31,7 @@ from kernel_lifecycle import (  # noqa: E402
     reference_config,
     report,
     slow_python,
+    table,
     write_spec,
 )
 from kernel_lifecycle import ROWS as LIFECYCLE_ROWS  # noqa: E402
@@ -91,23 +92,6 @@ def prepare(sh, tmp: Path) -> dict[str, tuple[Path, Path, Path | None]]:
     }
 
 
-def table(results: dict[str, dict], runs: int) -> str:
-    impls = list(results)
-    lines = [
-        f"Slurm launch (idle cluster), median of {runs} runs",
-        "",
-        "| metric | " + " | ".join(impls) + " |",
-        "|---|" + "---:|" * len(impls),
-    ]
-    for key, label, scale, unit in ROWS:
-        cells = []
-        for i in impls:
-            v = results[i].get(key)
-            cells.append("n/a" if v is None else f"{v * scale:.1f}{' ' + unit if unit else ''}")
-        lines.append(f"| {label} | " + " | ".join(cells) + " |")
-    return "\n".join(lines)
-
-
 def main() -> int:
     ap = argparse.ArgumentParser()
     ap.add_argument("--runs", type=int, default=5)
@@ -123,7 +107,8 @@ def main() -> int:
             )
     finally:
         left = down(th.state)
-    return report(table(results, args.runs), results, left)
+    text = table({"idle cluster": results}, args.runs, ROWS, "Slurm launch")
+    return report(text, results, left)
 
 
 if __name__ == "__main__":

@@ -12,6 +12,7 @@ place of their own.
 
 from __future__ import annotations
 
+import copy
 import json
 import os
 import shutil
@@ -224,7 +225,7 @@ def update(name: str, patch: dict[str, Any]) -> KernelEntry:
         if value is None:
             if key in required:
                 raise InvalidField(key, "is required and cannot be cleared")
-            base[key] = props[key].get("default")
+            base[key] = copy.deepcopy(props[key].get("default"))  # the schema's is shared
         else:
             base[key] = value
     return write(base, replace=True)

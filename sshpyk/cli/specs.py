@@ -132,12 +132,9 @@ def cmd_edit(args) -> int:
             continue
         if key not in schema()["properties"] or key == "kernel_name":
             raise InvalidField(key, "unknown field (see --help for what --clear accepts)")
-        # a map or a list is cleared to empty (then to what is given with it), anything
-        # else to its default (None)
-        if key in (ENV, PRELUDE):
-            patch[key] = patch.get(key) or ({} if key == ENV else [])
-        else:
-            patch[key] = None
+        # None: back to its default (``kernelspecs.update``); a map or a list given with it
+        # is what it becomes
+        patch[key] = patch.get(key) if key in (ENV, PRELUDE) else None
     if args.env and ENV not in (args.clear or []):  # --env adds to what the kernel has
         patch[ENV] = {**((entry.model or {}).get(ENV) or {}), **patch[ENV]}
     _edit_slurm(args, entry, patch, cleared_slurm)
