@@ -37,6 +37,7 @@ import { KernelForm } from '../sidebar/form';
 import { hasAdvancedValues } from '../sidebar/layout';
 
 import { KERNEL_SCHEMA } from './kernelschema';
+import { until } from './until';
 
 (globalThis as any).IS_REACT_ACT_ENVIRONMENT = true;
 
@@ -174,16 +175,6 @@ afterEach(async () => {
   await act(async () => root.unmount());
   host.remove();
 });
-
-async function until(check: () => boolean, what: string): Promise<void> {
-  for (let i = 0; i < 300; i++) {
-    if (check()) {
-      return;
-    }
-    await act(async () => new Promise(resolve => setTimeout(resolve, 10)));
-  }
-  throw new Error(`timed out waiting for ${what}`);
-}
 
 function q(testId: string): HTMLElement | null {
   return host.querySelector(`[data-testid="${testId}"]`);

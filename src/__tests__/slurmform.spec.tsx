@@ -23,6 +23,7 @@ import {
 import { KernelForm } from '../sidebar/form';
 
 import { KERNEL_SCHEMA } from './kernelschema';
+import { until } from './until';
 
 (globalThis as any).IS_REACT_ACT_ENVIRONMENT = true;
 
@@ -95,16 +96,6 @@ afterEach(async () => {
   await act(async () => root.unmount());
   host.remove();
 });
-
-async function until(check: () => boolean, what: string): Promise<void> {
-  for (let i = 0; i < 200; i++) {
-    if (check()) {
-      return;
-    }
-    await act(async () => new Promise(resolve => setTimeout(resolve, 10)));
-  }
-  throw new Error(`timed out waiting for ${what}`);
-}
 
 async function renderForm(
   model: any,
