@@ -133,6 +133,45 @@ def check_shell_line(name: str, value: str) -> None:
         raise InvalidField(name, "must not be blank")
 
 
+# Runtime options sshpyk sets itself, which the kernel's channels and its stop depend on
+_CONTAINER_OWN = {
+    "--name": "sshpyk names the container, to stop it with the kernel",
+    "-d": "the kernel's container must stay attached to sshpyk's launcher",
+    "--detach": "the kernel's container must stay attached to sshpyk's launcher",
+    "--network": "the kernel shares the host's network (its channels listen there)",
+    "--net": "the kernel shares the host's network (its channels listen there)",
+}
+
+
+def check_container_image(name: str, value: str) -> None:
+    _no_control(name, value)
+    if value.startswith("-"):
+        raise InvalidField(name, f"{value!r} starts with '-' (the runtime would read an option)")
+    if not re.fullmatch(r"[A-Za-z0-9_.~/][A-Za-z0-9_.~/:@+=-]*", value):
+        raise InvalidField(
+            name,
+            f"{value!r} is not an image reference or file: letters, digits and . _ ~ / : @ + = -"
+            " only, no spaces",
+        )
+
+
+def check_container_python(name: str, value: str) -> None:
+    _no_control(name, value)
+    if not re.fullmatch(r"[A-Za-z0-9_./+][A-Za-z0-9_./+-]*", value):
+        raise InvalidField(
+            name, f"{value!r} is not a command or a path (letters, digits and . _ / + -)"
+        )
+
+
+def check_container_option(name: str, value: str) -> None:
+    _no_control(name, value)
+    if not value.startswith("-") or value.strip("-") == "":
+        raise InvalidField(name, f"{value!r} is not an option (e.g. --nv or --gpus=all)")
+    flag = value.split("=", 1)[0]
+    if _CONTAINER_OWN.get(flag):
+        raise InvalidField(name, f"{flag} is not allowed: {_CONTAINER_OWN[flag]}")
+
+
 def check_ssh_config_path(name: str, value: str) -> None:
     """A path, then the file itself: ssh runs what a config says (see ``localfiles``)."""
     check_local_path(name, value)
@@ -149,6 +188,9 @@ _CHECKS = {
     "sshfs_options": check_sshfs_options,
     "env_value": check_env_value,
     "shell_line": check_shell_line,
+    "container_image": check_container_image,
+    "container_python": check_container_python,
+    "container_option": check_container_option,
     **SLURM_CHECKS,
 }
 
@@ -254,7 +296,7 @@ def validate(data: Any, *, only: tuple[str, ...] | None = None) -> dict[str, Any
         except InvalidField as e:
             errors.append(e)
             continue
-        out[key] = _slurm_filled(value) if key == "slurm" and value is not None else value
+        out[key] = _filled(key, value) if key in OBJECT_FIELDS and value is not None else value
     if not errors:
         _check_slurm_fits(out)
     if len(errors) == 1:
@@ -264,12 +306,16 @@ def validate(data: Any, *, only: tuple[str, ...] | None = None) -> dict[str, Any
     return out
 
 
-def _slurm_filled(slurm: dict[str, Any]) -> dict[str, Any]:
-    """Every member of a checked ``slurm`` object, a missing or null one at its default: the
-    launch reads one shape."""
-    members = schema()["properties"]["slurm"]["properties"]
+# The optional sections (an object or null): set, every member is there (``_filled``)
+OBJECT_FIELDS = ("container", "slurm")
+
+
+def _filled(section: str, value: dict[str, Any]) -> dict[str, Any]:
+    """Every member of a checked ``slurm`` or ``container`` object, a missing or null one at
+    its default: the launch reads one shape."""
+    members = schema()["properties"][section]["properties"]
     return {
-        key: slurm[key] if slurm.get(key) is not None else copy.deepcopy(rule.get("default"))
+        key: value[key] if value.get(key) is not None else copy.deepcopy(rule.get("default"))
         for key, rule in members.items()
     }
 
@@ -349,6 +395,8 @@ class SSHKernelConfig:
     remote_sshfs: str | None = None
     ssh_host_alias_local_on_remote: str | None = None
     mount_local_on_remote: list = field(default_factory=list)
+    # None: no container; else every member of the schema's ``container`` (``validate``)
+    container: dict | None = None
     # None: not a Slurm kernel; else every member of the schema's ``slurm`` (``validate``)
     slurm: dict | None = None
 
@@ -364,9 +412,11 @@ class SSHKernelConfig:
             for f in fields(self)
             if getattr(self, f.name) != props[f.name].get("default")
         }
-        if self.slurm is not None:  # {} stays: a Slurm kernel with the cluster's defaults
-            members = props["slurm"]["properties"]
-            out["slurm"] = {
-                k: v for k, v in self.slurm.items() if v != members.get(k, {}).get("default")
-            }
+        for section in OBJECT_FIELDS:  # {} stays: a Slurm kernel with the cluster's defaults
+            value = getattr(self, section)
+            if value is not None:
+                members = props[section]["properties"]
+                out[section] = {
+                    k: v for k, v in value.items() if v != members.get(k, {}).get("default")
+                }
         return out
