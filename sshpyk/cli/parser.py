@@ -8,8 +8,10 @@ import sys
 from typing import Any
 
 from .. import __version__
-from ..model import schema
+from ..model import OBJECT_FIELDS, schema
 from .exitcodes import UsageError
+from .sections import LIST_OPTIONS, SLURM, dest, kinds, words
+from .sections import OPTIONS as SECTION_OPTIONS
 
 
 # Every field of the kernelspec schema is an option named after it (lease_timeout ->
@@ -21,27 +23,18 @@ def option_name(field: str) -> str:
 
 OPTIONS = {option_name(field): field for field in schema()["properties"]}
 MOUNTS = "mount_local_on_remote"  # a list: repeatable --mount-local-on-remote /L:/R[:...]
-SLURM = "slurm"  # an object: --slurm, and one --slurm-MEMBER option per member
-
-
-def slurm_option(member: str) -> str:
-    """``--slurm-partition`` ... for each member of ``slurm``; the list of sbatch options is
-    given one by one: ``--slurm-option=--exclusive``."""
-    return "--slurm-option" if member == "sbatch_options" else "--slurm-" + member.replace("_", "-")
-
-
-# option -> member of slurm; argparse keeps each in the dest "slurm_" + member
-SLURM_OPTIONS = {
-    slurm_option(member): member for member in schema()["properties"][SLURM]["properties"]
-}
+# the optional sections (slurm, container): --SECTION, one --SECTION-MEMBER option per member
+# (``sections``); SLURM_OPTIONS: option -> member of slurm, each kept in the dest "slurm_MEMBER"
+SLURM_OPTIONS = SECTION_OPTIONS[SLURM]
 
 
 class Parser(argparse.ArgumentParser):
     def error(self, message: str):  # argparse exits 2 too; keep our prefix and wording
         self.print_usage(sys.stderr)
-        if "--slurm-option" in message and "expected one argument" in message:
-            # argparse takes "--exclusive" after a space for an option of its own
-            message += "; write it with '=': --slurm-option=--NAME[=VALUE]"
+        for opt in LIST_OPTIONS:
+            if opt in message and "expected one argument" in message:
+                # argparse takes "--exclusive" after a space for an option of its own
+                message += f"; write it with '=': {opt}=--NAME[=VALUE]"
         raise UsageError(message)
 
 
@@ -52,8 +45,8 @@ def _add_model_options(p: argparse.ArgumentParser, *, required: bool) -> None:
         if key == "kernel_name":  # names the kernel: each command takes it its own way
             continue
         rule = props[key]
-        if key == SLURM:
-            _add_slurm_options(p, rule)
+        if key in OBJECT_FIELDS:
+            _add_section_options(p, key)
             continue
         if key == ENV:
             p.add_argument(
@@ -121,35 +114,32 @@ def _help(rule: dict) -> str:
     return rule.get("description", "") + (f" ({', '.join(notes)})" if notes else "")
 
 
-def _add_slurm_options(p: argparse.ArgumentParser, rule: dict) -> None:
-    g = p.add_argument_group(
-        "Slurm", "run the kernel on a compute node (any --slurm-* option implies --slurm)"
-    )
-    g.add_argument(
-        "--slurm",
-        dest=SLURM,
-        action="store_true",
-        default=None,
-        help="run the kernel in a Slurm job, with the cluster's defaults for what is not given "
-        "(channels then default to relay)",
-    )
-    for opt, member in SLURM_OPTIONS.items():
+def _add_section_options(p: argparse.ArgumentParser, section: str) -> None:
+    """``--SECTION`` and one option per member of an optional section (``sections``)."""
+    rule, said = schema()["properties"][section], words(section)
+    g = p.add_argument_group(rule.get("title", section), said.group)
+    g.add_argument(f"--{section}", dest=section, action="store_true", default=None, help=said.on)
+    for opt, member in SECTION_OPTIONS[section].items():
         sub = rule["properties"][member]
-        kinds = set(sub["type"] if isinstance(sub["type"], list) else [sub["type"]])
-        kw: dict[str, Any] = {"dest": f"{SLURM}_{member}", "help": _help(sub)}
-        if member == "sbatch_options":
+        types = kinds(sub)
+        kw: dict[str, Any] = {"dest": dest(section, member), "help": _help(sub)}
+        if "array" in types:
             kw.update(action="append", metavar="--NAME[=VALUE]")
             kw["help"] = kw["help"].rstrip(".") + (
-                "; repeatable, written with '=' since the value starts with '--', e.g. "
-                "--slurm-option=--exclusive --slurm-option=--gres=gpu:1 (on edit, the "
-                "options given replace the kernel's)"
+                f"; repeatable, written with '=' since the value starts with '-', e.g. "
+                f"{opt}=--NAME or {opt}=--NAME=VALUE (on edit, the options given replace "
+                "the kernel's)"
             )
-        elif kinds <= {"integer", "null"}:
-            kw.update(type=int, metavar="MIN" if member == "walltime_warning" else "N")
-        elif kinds <= {"string", "null"}:
+        elif types <= {"integer", "null"}:
+            # "Warn before the time limit (min)": minutes
+            minutes = sub.get("title", "").endswith("(min)")
+            kw.update(type=int, metavar="MIN" if minutes else "N")
+        elif types <= {"string", "null"}:
             kw.update(type=str, metavar=member.upper())
+            if "enum" in sub:
+                kw["choices"] = sub["enum"]
         else:  # as for the top-level fields: never skip a member silently
-            raise TypeError(f"no command-line option for slurm member {member!r}")
+            raise TypeError(f"no command-line option for {section} member {member!r}")
         g.add_argument(opt, **kw)
 
 
@@ -200,13 +190,11 @@ def build_parser() -> Parser:
         action="append",
         metavar="FIELD",
         help="put an optional field back to its default, e.g. --clear ssh_config; "
-        "slurm.MEMBER clears one Slurm setting, e.g. --clear slurm.time",
+        "SECTION.MEMBER clears one setting of a section, e.g. --clear slurm.time, "
+        "--clear container.options",
     )
-    p.add_argument(
-        "--no-slurm",
-        action="store_true",
-        help="run the kernel on the SSH host again, not in a Slurm job (the same as --clear slurm)",
-    )
+    for section in OBJECT_FIELDS:
+        p.add_argument(f"--no-{section}", action="store_true", help=words(section).off)
     p.add_argument(
         "--remove-mount",
         action="append",

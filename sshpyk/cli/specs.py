@@ -13,11 +13,12 @@ from typing import Any
 
 from ..checks import CHECK_IDS, TITLES, Check, check_many
 from ..kernelspecs import KernelEntry, delete, get_ssh_entry, list_entries, update, write
-from ..model import InvalidField, parse_mount, schema
+from ..model import OBJECT_FIELDS, InvalidField, parse_mount, schema
 from ..states import CheckStatus
+from . import sections
 from .checking import check_per_host
 from .exitcodes import EXIT_FAILED, EXIT_OK, UsageError
-from .parser import ENV, MOUNTS, OPTIONS, PRELUDE, SLURM, SLURM_OPTIONS
+from .parser import ENV, MOUNTS, OPTIONS, PRELUDE
 from .render import Progress, Style, check_line, entry_json, local_block, ssh_block
 
 
@@ -67,26 +68,16 @@ def cmd_list(args) -> int:
 
 
 def _given(args) -> dict[str, Any]:
-    """The schema fields given as options (mounts aside: they are edited, not replaced)."""
+    """The schema fields given as options (mounts aside: they are edited, not replaced; the
+    optional sections too: ``sections``)."""
     given = {
         key: getattr(args, key)
         for key in OPTIONS.values()
-        if key not in (MOUNTS, SLURM) and getattr(args, key, None) is not None
+        if key != MOUNTS and key not in OBJECT_FIELDS and getattr(args, key, None) is not None
     }
     if ENV in given:  # NAME=VALUE pairs, the last of a name wins
         given[ENV] = dict(given[ENV])
     return given
-
-
-def _slurm_given(args) -> dict[str, Any] | None:
-    """The Slurm members given as ``--slurm-*`` options; None when neither they nor
-    ``--slurm`` were given."""
-    given = {
-        member: getattr(args, f"{SLURM}_{member}")
-        for member in SLURM_OPTIONS.values()
-        if getattr(args, f"{SLURM}_{member}", None) is not None
-    }
-    return given if given or getattr(args, SLURM, None) else None
 
 
 def kernel_name(args) -> str:
@@ -110,9 +101,11 @@ def _new_mounts(args) -> list[dict[str, Any]]:
 def cmd_add(args) -> int:
     data = {"interrupt_mode": "message", **_given(args)}
     data[MOUNTS] = _new_mounts(args)
-    slurm = _slurm_given(args)
-    if slurm is not None:  # without --channels the model chooses relay, a Slurm kernel's
-        data[SLURM] = slurm
+    for section in OBJECT_FIELDS:
+        value = sections.given(args, section)
+        if value is not None:  # without --channels the model chooses relay for Slurm
+            sections.require(section, value)
+            data[section] = value
     entry = write(data, replace=args.replace)
     print(f"added SSH kernel {entry.name!r} in {entry.resource_dir}")
     return EXIT_OK
@@ -123,13 +116,9 @@ def cmd_edit(args) -> int:
     entry = get_ssh_entry(name)
     patch = _given(args)
     patch.pop("kernel_name", None)
-    cleared_slurm = []
     for key in args.clear or []:
-        if key.startswith(f"{SLURM}."):
-            if key[len(SLURM) + 1 :] not in SLURM_OPTIONS.values():
-                raise InvalidField(key, "unknown Slurm setting (see --help for the --slurm-* ones)")
-            cleared_slurm.append(key[len(SLURM) + 1 :])
-            continue
+        if key.partition(".")[0] in OBJECT_FIELDS and "." in key:
+            continue  # one member of a section: ``sections.edit``
         if key not in schema()["properties"] or key == "kernel_name":
             raise InvalidField(key, "unknown field (see --help for what --clear accepts)")
         # None: back to its default (``kernelspecs.update``); a map or a list given with it
@@ -137,7 +126,8 @@ def cmd_edit(args) -> int:
         patch[key] = patch.get(key) if key in (ENV, PRELUDE) else None
     if args.env and ENV not in (args.clear or []):  # --env adds to what the kernel has
         patch[ENV] = {**((entry.model or {}).get(ENV) or {}), **patch[ENV]}
-    _edit_slurm(args, entry, patch, cleared_slurm)
+    for section in OBJECT_FIELDS:
+        sections.edit(args, entry.model, entry.name, patch, section)
     if args.remove_mounts or args.remove_mount or args.mount_local_on_remote:
         mounts = [] if args.remove_mounts else list((entry.model or {}).get(MOUNTS) or [])
         for path in args.remove_mount or []:
@@ -151,29 +141,6 @@ def cmd_edit(args) -> int:
     entry = update(name, patch)
     print(f"updated SSH kernel {entry.name!r}")
     return EXIT_OK
-
-
-def _edit_slurm(args, entry: KernelEntry, patch: dict[str, Any], cleared: list[str]) -> None:
-    """The Slurm part of an edit: the members given change, the others stay (the options
-    given replace the kernel's); turning Slurm on also turns relay channels on, unless
-    ``--channels`` says otherwise (the model then refuses 'forward' with its reason)."""
-    given = _slurm_given(args)
-    if args.no_slurm:
-        if given is not None or cleared:
-            raise UsageError("--no-slurm turns Slurm off: give it without --slurm options")
-        patch[SLURM] = None
-        return
-    if given is None and not cleared:
-        return
-    current = (entry.model or {}).get(SLURM)
-    if current is None and given is None:
-        raise InvalidField(SLURM, f"{entry.name!r} does not run under Slurm: nothing to clear")
-    slurm = {**(current or {}), **(given or {})}
-    for member in cleared:
-        slurm[member] = None
-    patch[SLURM] = slurm
-    if current is None and "channels" not in patch:
-        patch["channels"] = "relay"
 
 
 def cmd_delete(args) -> int:
