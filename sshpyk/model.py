@@ -415,8 +415,12 @@ class SSHKernelConfig:
         for section in OBJECT_FIELDS:  # {} stays: a Slurm kernel with the cluster's defaults
             value = getattr(self, section)
             if value is not None:
-                members = props[section]["properties"]
+                # a required member stays even at its default: without it the section is
+                # refused when read back (container.runtime: apptainer)
+                members, required = props[section]["properties"], props[section].get("required", [])
                 out[section] = {
-                    k: v for k, v in value.items() if v != members.get(k, {}).get("default")
+                    k: v
+                    for k, v in value.items()
+                    if k in required or v != members.get(k, {}).get("default")
                 }
         return out

@@ -343,3 +343,15 @@ def test_config_to_dict_keeps_only_what_differs_and_round_trips():
     ]
     assert "shutdown_timeout" not in d
     assert SSHKernelConfig.from_dict(d) == cfg
+
+
+def test_a_container_at_the_default_runtime_round_trips():
+    # runtime is required and has a default (apptainer): to_dict keeps it, or kernel.json
+    # would hold a container that is refused when read back
+    cfg = SSHKernelConfig.from_dict(
+        dict(CONFIG, container={"runtime": "apptainer", "image": "~/ml.sif"})
+    )
+    d = cfg.to_dict()
+    assert d["container"] == {"runtime": "apptainer", "image": "~/ml.sif"}
+    assert SSHKernelConfig.from_dict(d) == cfg
+    assert cfg.container["python"] == "python3" and cfg.container["options"] == []
