@@ -122,6 +122,7 @@ def ssh_rows(entry: KernelEntry, checks: list[Check] | None, style: Style) -> li
         ("SSHFS Mounting", marked("yes", "sshfs") if mounts else "no"),
     ]
     rows += [(f"  Mount {i + 1}", format_mount(mount)) for i, mount in enumerate(mounts)]
+    rows += container_rows(model.get("container"))
     rows += slurm_rows(model.get("slurm"))
     if not checks:  # what only a host can tell
         rows = [
@@ -130,6 +131,18 @@ def ssh_rows(entry: KernelEntry, checks: list[Check] | None, style: Style) -> li
             if label not in ("Remote System", "Remote Interrupt Mode", "Remote Command")
         ]
     return rows
+
+
+def container_rows(container: dict[str, Any] | None) -> list[tuple[str, str]]:
+    """The image the kernel runs in, when it runs in a container."""
+    if container is None:
+        return []
+    return [
+        ("Container", container["runtime"]),
+        ("  Image", container["image"]),
+        ("  Python", container["python"]),  # every member is there (model._filled)
+        ("  Runtime Options", shlex.join(container["options"]) or "none"),
+    ]
 
 
 def slurm_rows(slurm: dict[str, Any] | None) -> list[tuple[str, str]]:

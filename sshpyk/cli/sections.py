@@ -12,6 +12,7 @@ the kernelspec with ``given`` and ``edit``; the model then checks every value.
 
 from __future__ import annotations
 
+import copy
 from dataclasses import dataclass
 from typing import Any
 
@@ -182,8 +183,8 @@ def edit(args, model: dict[str, Any] | None, name: str, patch: dict[str, Any], s
     if current is None and new is None:
         raise InvalidField(section, f"{name!r} {words(section).absent}: nothing to clear")
     value = {**(current or {}), **(new or {})}
-    for member in members_cleared:
-        value[member] = None
+    for member in members_cleared:  # back to its default (a list's is [], not null)
+        value[member] = copy.deepcopy(members(section)[member].get("default"))
     turned_on = current is None and (model or {}).get(section) is None
     require(section, value, f" ({name!r} {words(section).absent} yet)" if turned_on else "")
     patch[section] = value

@@ -9,7 +9,7 @@ import pytest
 from helpers import add_args, kernel_json, sshpyk
 
 from sshpyk.cli import parser as cli
-from sshpyk.model import schema
+from sshpyk.model import OBJECT_FIELDS, schema
 
 
 def _dests(command: str) -> dict[str, str]:
@@ -88,14 +88,56 @@ def test_check_edit_delete_take_the_name_alike(test_hosts, env):
     assert sshpyk(env, "check", "ssh-r").returncode == 2  # gone: bad input, not a failure
 
 
+@pytest.mark.parametrize("section", OBJECT_FIELDS)
 @pytest.mark.parametrize("command", ["add", "edit"])
-def test_every_slurm_member_has_a_cli_option(command):
-    # the slurm object's members each get --slurm-MEMBER (its options: --slurm-option)
+def test_every_member_of_a_section_has_a_cli_option(command, section):
+    # each member of an optional section (slurm, container) gets --SECTION-MEMBER, its list
+    # of options --SECTION-option (--slurm-option=--exclusive, --container-option=--nv)
     dests = _dests(command)
-    for member in schema()["properties"]["slurm"]["properties"]:
+    assert dests.get(section) == f"--{section}"
+    for member, rule in schema()["properties"][section]["properties"].items():
         want = (
-            "--slurm-option"
-            if member == "sbatch_options"
-            else "--slurm-" + member.replace("_", "-")
+            f"--{section}-option"
+            if "array" in rule["type"]
+            else f"--{section}-" + member.replace("_", "-")
         )
-        assert dests.get(f"slurm_{member}") == want, member
+        assert dests.get(f"{section}_{member}") == want, member
+    if command == "edit":
+        assert dests.get(f"no_{section}") == f"--no-{section}"
+
+
+def test_a_container_from_the_command_line(env):
+    # the installed command, as a user runs it; only files are written (no host is asked)
+    add = [
+        "add", "--kernel-name", "ctr", "--display-name", "In a container",
+        "--language", "python", "--ssh-host-alias", "remote",
+        "--remote-python-prefix", "/opt/env", "--remote-kernel-name", "python3",
+    ]  # fmt: skip
+    bad = sshpyk(env, *add, "--container-runtime", "docker", "--container-image=-x")
+    assert bad.returncode == 2 and "invalid container.image: '-x' starts with '-'" in bad.stderr
+    image = ["--container-runtime", "apptainer", "--container-image", "~/images/ml.sif"]
+    r = sshpyk(env, *add, *image, "--container-option=--nv")
+    assert r.returncode == 0, r.stderr
+
+    def container():
+        return kernel_json(env, "ctr")["metadata"]["kernel_provisioner"]["config"].get("container")
+
+    assert container() == {"runtime": "apptainer", "image": "~/images/ml.sif", "options": ["--nv"]}
+    shown = sshpyk(env, "list", "--no-check", "--remote").stdout
+    assert "Container:" in shown and "apptainer" in shown and "--nv" in shown
+    listed = json.loads(sshpyk(env, "list", "--json", "--no-check").stdout)
+    assert listed["ssh"][0]["config"]["container"]["image"] == "~/images/ml.sif"
+
+    ed = sshpyk(env, "edit", "ctr", "--container-python", "python3.11")
+    assert ed.returncode == 0, ed.stderr
+    assert container()["python"] == "python3.11" and container()["options"] == ["--nv"]
+    before = kernel_json(env, "ctr")
+    bad = sshpyk(env, "edit", "ctr", "--container-option=--name=foo")
+    assert bad.returncode == 2 and "container.options[0]: --name is not allowed" in bad.stderr
+    assert kernel_json(env, "ctr") == before
+    assert sshpyk(env, "edit", "ctr", "--clear", "container.options").returncode == 0
+    assert "options" not in container()
+    assert sshpyk(env, "edit", "ctr", "--no-container").returncode == 0
+    assert container() is None
+    bad = sshpyk(env, "edit", "ctr", "--container-python", "python3")
+    assert bad.returncode == 2 and "'ctr' has no container yet" in bad.stderr

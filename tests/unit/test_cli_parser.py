@@ -12,6 +12,7 @@ import pytest
 
 from sshpyk import cli
 from sshpyk.cli import parser as cli_parser
+from sshpyk.cli import sections
 from sshpyk.cli.exitcodes import (
     EXIT_CODES,
     EXIT_FAILED,
@@ -32,7 +33,7 @@ from sshpyk.errors import (
     SSHPykError,
 )
 from sshpyk.kernelspecs import kernels_dir
-from sshpyk.model import InvalidField, schema
+from sshpyk.model import OBJECT_FIELDS, InvalidField, schema
 
 REQUIRED = {
     "--kernel-name": "k",
@@ -347,3 +348,162 @@ def test_every_invalid_field_gets_its_own_line(capsys):
         "sshpyk: invalid remote_cwd: 'relative' must be absolute or start with '~/'",
         "sshpyk: invalid env.1X: is not a variable name (letters, digits and _)",
     ]
+
+
+# ---- every optional section alike (model.OBJECT_FIELDS): the container --------------------
+
+
+@pytest.mark.parametrize("section", OBJECT_FIELDS)
+def test_each_section_has_its_options_from_the_schema(section):
+    members = schema()["properties"][section]["properties"]
+    options = sections.OPTIONS[section]
+    assert set(options.values()) == set(members)
+    for command in ("add", "edit"):
+        acts = {a.dest: a for a in subparser(command)._actions}
+        assert {f"{section}_{m}" for m in members} | {section} <= set(acts), command
+        for option, member in options.items():
+            assert acts[f"{section}_{member}"].option_strings == [option]
+            assert not acts[f"{section}_{member}"].required
+    assert f"no_{section}" in {a.dest for a in subparser("edit")._actions}
+
+
+def test_the_container_options_by_name():
+    assert sections.OPTIONS["container"] == {
+        "--container-runtime": "runtime",
+        "--container-image": "image",
+        "--container-python": "python",
+        "--container-option": "options",
+    }
+    assert set(sections.LIST_OPTIONS) == {"--slurm-option", "--container-option"}
+    args = parse(
+        "edit", "k", "--container-runtime", "podman", "--container-image", "python:3.11",
+        "--container-python", "/usr/bin/python3",
+        "--container-option=--gpus=all", "--container-option=-e",
+    )  # fmt: skip
+    assert args.container is None  # implied by the others, not given
+    assert (args.container_runtime, args.container_image) == ("podman", "python:3.11")
+    assert args.container_python == "/usr/bin/python3"
+    assert args.container_options == ["--gpus=all", "-e"]
+    assert parse("edit", "k", "--container").container is True
+    assert parse("edit", "k", "--no-container").no_container is True
+
+
+def test_bad_container_command_lines_exit_2(capsys):
+    assert cli.main(["edit", "k", "--container-option", "--nv"]) == EXIT_USAGE
+    assert "--container-option=--NAME[=VALUE]" in capsys.readouterr().err
+    assert cli.main(["edit", "k", "--container-runtime", "lxc"]) == EXIT_USAGE
+    err = capsys.readouterr().err
+    assert "--container-runtime" in err and "apptainer" in err
+
+
+def test_container_from_the_cli_round_trip(capsys):
+    add = ["add", *[x for kv in REQUIRED.items() for x in kv]]
+    # a container needs its runtime and image, named with their options; nothing written
+    assert cli.main([*add, "--container-image", "python:3.11"]) == EXIT_USAGE
+    assert capsys.readouterr().err.splitlines() == [
+        "sshpyk: invalid container.runtime: is required: give --container-runtime "
+        "(apptainer, singularity, podman, docker)"
+    ]
+    assert cli.main([*add, "--container"]) == EXIT_USAGE
+    assert len(capsys.readouterr().err.splitlines()) == 2  # runtime and image
+    # the model's own checks, in words, naming the member
+    for argv, words in (
+        (["--container-image=-x"], "invalid container.image: '-x' starts with '-'"),
+        (["--container-image", "a b"], "invalid container.image: 'a b' is not an image"),
+        (["--container-image", "i", "--container-option=--name=foo"],
+         "invalid container.options[0]: --name is not allowed: sshpyk names the container"),
+        (["--container-image", "i", "--container-python", "py;id"],
+         "invalid container.python: 'py;id' is not a command or a path"),
+    ):  # fmt: skip
+        assert cli.main([*add, "--container-runtime", "docker", *argv]) == EXIT_USAGE, argv
+        assert words in capsys.readouterr().err, argv
+    assert not (kernels_dir() / "k").exists()
+
+    # apptainer is the runtime's default: kept all the same (it is required)
+    opts = ["--container-option=--nv", "--container-option=--bind=/scratch"]
+    argv = [*add, "--container-runtime", "apptainer", "--container-image", "~/ml.sif", *opts]
+    assert cli.main(argv) == 0
+    cfg = _config()
+    assert cfg["container"] == {
+        "runtime": "apptainer",
+        "image": "~/ml.sif",
+        "options": ["--nv", "--bind=/scratch"],
+    }
+    assert "channels" not in cfg  # a container changes nothing else
+    capsys.readouterr()
+    assert cli.main(["list", "--no-check", "-r"]) == 0
+    out = capsys.readouterr().out
+    for line in (
+        "Container:            apptainer",
+        "  Image:              ~/ml.sif",
+        "  Python:             python3",
+        "  Runtime Options:    --nv --bind=/scratch",
+    ):
+        assert line in out.splitlines(), out
+
+    # members change one by one; the options given replace the kernel's
+    argv = ["edit", "k", "--container-python", "/opt/py/bin/python", "--container-option=-e"]
+    assert cli.main(argv) == 0
+    assert _config()["container"] == {
+        "runtime": "apptainer",
+        "image": "~/ml.sif",
+        "python": "/opt/py/bin/python",
+        "options": ["-e"],
+    }
+    assert cli.main(["edit", "k", "--clear", "container.options"]) == 0
+    assert cli.main(["edit", "k", "--container-runtime", "podman"]) == 0
+    assert _config()["container"] == {
+        "runtime": "podman",
+        "image": "~/ml.sif",
+        "python": "/opt/py/bin/python",
+    }
+
+    # refused edits name the field and leave the file as it was
+    before = _config()
+    for argv, words in (
+        (["--container-image=-x"], "container.image: '-x' starts with '-'"),
+        (["--container-option=--name=foo"], "container.options[0]: --name is not allowed"),
+        (["--container-option=--network=none"], "the kernel shares the host's network"),
+        (["--clear", "container.image"], "container.image: is required: give --container-image"),
+        (["--clear", "container.colour"], "unknown container setting"),
+        (["--no-container", "--container-python", "x"], "--no-container turns the container off"),
+    ):
+        assert cli.main(["edit", "k", *argv]) == EXIT_USAGE, argv
+        assert words in capsys.readouterr().err, argv
+    assert _config() == before
+
+    # --clear container with members: a new container, nothing kept from the old one
+    argv = ["--clear", "container", "--container-runtime", "docker", "--container-image", "i:1"]
+    assert cli.main(["edit", "k", *argv]) == 0
+    assert _config()["container"] == {"runtime": "docker", "image": "i:1"}
+
+    assert cli.main(["edit", "k", "--no-container"]) == 0
+    assert "container" not in _config()
+    assert cli.main(["edit", "k", "--clear", "container.python"]) == EXIT_USAGE
+    assert "'k' has no container: nothing to clear" in capsys.readouterr().err
+    # a kernel without a container given only its python: what else it needs, in words
+    assert cli.main(["edit", "k", "--container-python", "python3.12"]) == EXIT_USAGE
+    assert capsys.readouterr().err.splitlines() == [
+        "sshpyk: invalid container.runtime: is required ('k' has no container yet): "
+        "give --container-runtime (apptainer, singularity, podman, docker)",
+        "sshpyk: invalid container.image: is required ('k' has no container yet): "
+        "give --container-image",
+    ]
+    assert "container" not in _config()
+    argv = ["--container-runtime", "singularity", "--container-image", "docker://python:3.11"]
+    assert cli.main(["edit", "k", *argv]) == 0
+    assert _config()["container"] == {"runtime": "singularity", "image": "docker://python:3.11"}
+
+
+def test_a_container_and_slurm_together(capsys):
+    add = ["add", *[x for kv in REQUIRED.items() for x in kv]]
+    argv = ["--slurm-partition", "gpu", "--container-runtime", "apptainer"]
+    assert cli.main([*add, *argv, "--container-image", "~/ml.sif"]) == 0
+    cfg = _config()
+    assert cfg["slurm"] == {"partition": "gpu"} and cfg["channels"] == "relay"
+    assert cfg["container"] == {"runtime": "apptainer", "image": "~/ml.sif"}
+    # each section's options touch only their own section
+    assert cli.main(["edit", "k", "--no-slurm", "--container-option=--nv"]) == 0
+    cfg = _config()
+    assert "slurm" not in cfg
+    assert cfg["container"] == {"runtime": "apptainer", "image": "~/ml.sif", "options": ["--nv"]}

@@ -223,3 +223,27 @@ def test_ssh_rows_say_a_kernel_runs_under_slurm():
     bare = rows(ssh_entry(slurm=validate({**relay, "slurm": {"walltime_warning": 0}})["slurm"]))
     assert bare["Runs On"] == "a compute node, in a Slurm job"
     assert bare["  sbatch Flags"] == "(the cluster's defaults)" and bare["  Time Warning"] == "none"
+
+
+def test_ssh_rows_show_the_container():
+    assert "Container" not in rows(ssh_entry())  # no container: nothing about one
+    model = validate(
+        {
+            **MODEL,
+            "container": {
+                "runtime": "docker",
+                "image": "ghcr.io/org/ml:2.1",
+                "options": ["--gpus=all", "--env=A=b c"],
+            },
+        }
+    )
+    got = rows(ssh_entry(container=model["container"]))
+    assert got["Container"] == "docker"
+    assert got["  Image"] == "ghcr.io/org/ml:2.1"
+    assert got["  Python"] == "python3"  # the schema's default
+    assert got["  Runtime Options"] == "--gpus=all '--env=A=b c'"  # one quoted word each
+    bare = validate({**MODEL, "container": {"runtime": "apptainer", "image": "~/ml.sif"}})
+    assert rows(ssh_entry(container=bare["container"]))["  Runtime Options"] == "none"
+    # the rows come in the block, after the mounts
+    labels = [label for label, _ in render.ssh_rows(ssh_entry(**bare), None, PLAIN)]
+    assert labels.index("Container") == labels.index("SSHFS Mounting") + 1
