@@ -35,6 +35,7 @@ class Parser(argparse.ArgumentParser):
             if opt in message and "expected one argument" in message:
                 # argparse takes "--exclusive" after a space for an option of its own
                 message += f"; write it with '=': {opt}=--NAME[=VALUE]"
+                break
         raise UsageError(message)
 
 
