@@ -16,6 +16,10 @@ export const FIELD_ORDER = [
   'language',
   'slurm',
   'mount_local_on_remote',
+  'remote_cwd',
+  'env',
+  'prelude',
+  'container',
   '*'
 ];
 
@@ -94,12 +98,24 @@ export function uiSchemaFor(
     }
     ui.slurm = slurm;
   }
+  if ('container' in props) {
+    const members: Record<string, unknown> =
+      (props.container as Record<string, any>).properties ?? {};
+    const container: UiSchema = { 'ui:field': 'container' };
+    if ('options' in members) {
+      container.options = {
+        'ui:options': { orderable: false },
+        items: { 'ui:title': trans.__('Option'), 'ui:placeholder': '--nv' }
+      };
+    }
+    ui.container = container;
+  }
   return ui;
 }
 
 /**
  * The form's first data: an optional object field whose default is `null`
- * (`slurm`) starts as `null`. Left out, rjsf would fill it with its members'
+ * (`slurm`, `container`) starts as `null`. Left out, rjsf would fill it with its members'
  * defaults, i.e. turn it on.
  */
 export function initialFormData(
@@ -170,7 +186,7 @@ function isPlainObject(value: unknown): value is Record<string, unknown> {
 }
 
 /**
- * A nested object (`slurm`) without its empty members: the server applies
+ * A nested object (`slurm`, `container`) without its empty members: the server applies
  * their defaults, and an unchanged object compares equal to the server's.
  */
 function compact(value: unknown): unknown {

@@ -1,9 +1,9 @@
 /**
- * The kernel form's Slurm section, rendered from the real kernel schema
- * (`sshpyk/resources/ssh-kernel.schema.json`) with a fake of the model's
- * server calls: collapsed unless the kernel runs under Slurm, the toggle sets
- * relay channels, the members keep their schema titles, and the server's
- * errors land next to the member they name.
+ * The kernel form's optional sections, Slurm and the container, rendered
+ * from the real kernel schema (`sshpyk/resources/ssh-kernel.schema.json`)
+ * with a fake of the model's server calls: collapsed unless on, the Slurm
+ * toggle sets relay channels, the members keep their schema titles, and the
+ * form's and the server's errors land next to the member they name.
  */
 
 import { nullTranslator } from '@jupyterlab/translation';
@@ -287,5 +287,174 @@ describe('the Slurm form data', () => {
     expect(order.indexOf('slurm')).toBeLessThan(
       order.indexOf('mount_local_on_remote')
     );
+  });
+});
+
+const CONTAINER = {
+  runtime: 'podman',
+  image: 'localhost/sshpyk-test:1',
+  python: 'python3',
+  options: ['--device=nvidia.com/gpu=all']
+};
+
+/**
+ * A new kernel's data as the Add form starts it: no `container` key.
+ */
+function withoutContainer(): KernelFormData {
+  const data = withoutSlurm();
+  delete data.container;
+  return data;
+}
+
+/**
+ * The option a select shows (rjsf's options are valued by their index).
+ */
+function shown(id: string): string | null {
+  return (input(id) as HTMLSelectElement).selectedOptions[0].textContent;
+}
+
+/**
+ * Picks the option with these words, the way React sees it.
+ */
+function select(id: string, words: string): Promise<void> {
+  const el = input(id) as HTMLSelectElement;
+  const option = [...el.options].find(o => o.textContent === words);
+  if (!option) {
+    throw new Error(`no option ${words} in #${id}`);
+  }
+  return act(async () => {
+    el.value = option.value;
+    el.dispatchEvent(new Event('change', { bubbles: true }));
+  });
+}
+
+describe('the container section of the kernel form', () => {
+  it('sits under Advanced after the prelude, off and collapsed for a new kernel', async () => {
+    const model = fakeModel();
+    await renderForm(model, 'add', withoutContainer());
+    const details = q('sshpyk-container') as HTMLDetailsElement;
+    expect(q('sshpyk-advanced')!.contains(details)).toBe(true);
+    expect(q('sshpyk-field-prelude')!.nextElementSibling).toBe(
+      q('sshpyk-field-container')
+    );
+    expect(details.open).toBe(false);
+    const toggle = q('sshpyk-container-toggle') as HTMLInputElement;
+    expect(toggle.checked).toBe(false);
+    expect(toggle.parentElement!.textContent).toContain(
+      'Run the kernel in a container'
+    );
+    expect(host.querySelector('#root_container_image')).toBeNull();
+    await submit();
+    await until(() => model.add.mock.calls.length === 1, 'the add');
+    expect('container' in model.add.mock.calls[0][0]).toBe(false);
+  });
+
+  it('turned on shows its members, asks for the image, and sends what the server takes', async () => {
+    const model = fakeModel();
+    await renderForm(model, 'add', withoutContainer());
+    await act(async () => q('sshpyk-container-toggle')!.click());
+    expect((q('sshpyk-container') as HTMLDetailsElement).open).toBe(true);
+    const members = SCHEMA.properties.container.properties;
+    for (const key of ['runtime', 'image', 'python']) {
+      const label = host.querySelector(`label[for="root_container_${key}"]`);
+      expect(label?.textContent).toContain(members[key].title);
+    }
+    expect(host.textContent).toContain(members.image.description);
+    expect(host.textContent).toContain(members.options.title);
+    // the schema's defaults: apptainer, the image's python3
+    expect(shown('root_container_runtime')).toBe('apptainer');
+    expect(input('root_container_python').value).toBe('python3');
+    // Slurm's relay is not a container's business
+    expect(shown('root_channels')).toBe('forward');
+
+    // the image is required: said at the field and in the summary
+    await submit();
+    await until(() => !!q('sshpyk-error-container_image'), 'the error');
+    expect(q('sshpyk-error-container_image')!.textContent).toBe('is required');
+    expect(q('sshpyk-form-summary')!.textContent).toBe(
+      '1 field needs attention: Container: Image'
+    );
+    expect(model.add).not.toHaveBeenCalled();
+
+    await select('root_container_runtime', 'podman');
+    await type('root_container_image', 'localhost/sshpyk-test:1');
+    await submit();
+    await until(() => model.add.mock.calls.length === 1, 'the add');
+    expect(model.add.mock.calls[0][0].container).toEqual({
+      runtime: 'podman',
+      image: 'localhost/sshpyk-test:1',
+      python: 'python3',
+      options: []
+    });
+  });
+
+  it("shows the server's errors at the members they name, and names them in the summary", async () => {
+    const model = fakeModel({
+      add: jest.fn(async () => {
+        throw new SshpykResponseError(
+          new Response('{}', { status: 400 }),
+          '2 fields are invalid',
+          'container.image',
+          [
+            {
+              field: 'container.image',
+              message:
+                "container.image: '-x' starts with '-' (the runtime would read an option)"
+            },
+            {
+              field: 'container.options[0]',
+              message:
+                'container.options[0]: --name is not allowed: sshpyk names the container, to stop it with the kernel'
+            }
+          ]
+        );
+      })
+    });
+    const initial = {
+      ...withoutContainer(),
+      container: { ...CONTAINER, image: '-x', options: ['--name=k'] }
+    };
+    await renderForm(model, 'add', initial);
+    expect((q('sshpyk-container') as HTMLDetailsElement).open).toBe(true);
+    await submit();
+    await until(() => !!q('sshpyk-error-container_image'), 'the errors');
+    expect(q('sshpyk-error-container_image')!.textContent).toBe(
+      "'-x' starts with '-' (the runtime would read an option)"
+    );
+    expect(q('sshpyk-error-container_options_0')!.textContent).toBe(
+      '--name is not allowed: sshpyk names the container, to stop it with the kernel'
+    );
+    expect(q('sshpyk-form-summary')!.textContent).toBe(
+      '2 fields need attention: Container: Image, Container: Runtime options 1'
+    );
+    await until(
+      () => document.activeElement === input('root_container_image'),
+      'the focus on the image'
+    );
+  });
+
+  it('is open for a kernel in a container, and turned off sends container null', async () => {
+    const model = fakeModel();
+    await renderForm(model, 'edit', { ...KERNEL, container: CONTAINER });
+    expect((q('sshpyk-container') as HTMLDetailsElement).open).toBe(true);
+    expect((q('sshpyk-container-toggle') as HTMLInputElement).checked).toBe(
+      true
+    );
+    expect(shown('root_container_runtime')).toBe('podman');
+    expect(input('root_container_options_0').value).toBe(
+      '--device=nvidia.com/gpu=all'
+    );
+    await act(async () => q('sshpyk-container-toggle')!.click());
+    expect(host.querySelector('#root_container_image')).toBeNull();
+    await submit();
+    await until(() => model.edit.mock.calls.length === 1, 'the edit');
+    expect(model.edit.mock.calls[0]).toEqual(['hpc', { container: null }]);
+  });
+
+  it('renders container with its own field and lists its options unordered', () => {
+    const ui = uiSchemaFor(SCHEMA, 'add');
+    expect(ui.container['ui:field']).toBe('container');
+    expect(ui.container.options['ui:options']).toEqual({ orderable: false });
+    expect(initialFormData(SCHEMA, {}).container).toBeNull();
   });
 });

@@ -33,7 +33,7 @@ import { ISshpykModel } from '../tokens';
 import { IFormContext, IFormLayout } from './context';
 import { ErrorSummary, hasAdvancedValues, RootTemplate } from './layout';
 import { chosenEnvironments, FormLogins, useShortPath } from './shortpath';
-import { FORM_FIELDS } from './slurmform';
+import { FORM_FIELDS } from './sections';
 import { arrayButtons, FieldTemplate } from './templates';
 import { FORM_WIDGETS } from './widgets';
 

@@ -1,15 +1,24 @@
 /**
  * "Adding a kernel takes a minute": the Add form's short path against the
  * real test hosts (host from the ssh config → Check connection → the host's
- * environments → Add), and the error summary of a refused submit.
+ * environments → Add), the error summary of a refused submit, and a kernel
+ * added with a container. The short path and the error summary are
+ * photographed for the documentation (`ui-tests/screenshots/add-short-path.png`,
+ * `add-error-summary.png`, committed).
  */
 import { execFileSync } from 'child_process';
 import * as path from 'path';
 
-import { expect, test } from '@jupyterlab/galata';
+import { expect, IJupyterLabPageFixture, test } from '@jupyterlab/galata';
 import type { Locator } from '@playwright/test';
 
-import { deleteKernelQuietly, getKernel, openSidebar, testHosts } from './utils';
+import {
+  deleteKernelQuietly,
+  fillTarget,
+  getKernel,
+  openSidebar,
+  testHosts
+} from './utils';
 
 /**
  * Set the ssh config under "Advanced" (the test hosts have their own), and
@@ -32,6 +41,28 @@ async function pickRemote(panel: Locator): Promise<void> {
     timeout: 20000
   });
   await hostSelect.selectOption('remote');
+}
+
+/**
+ * A picture of the form as the sidebar shows it now: the form alone, cut to
+ * the part in view (with "Advanced" open it is several screens tall).
+ */
+async function formShot(
+  page: IJupyterLabPageFixture,
+  panel: Locator,
+  file: string
+): Promise<void> {
+  const form = await panel.getByTestId('sshpyk-form').boundingBox();
+  const view = await panel.boundingBox();
+  if (!form || !view) {
+    throw new Error('the form is not on the page');
+  }
+  const top = Math.max(form.y, view.y);
+  const bottom = Math.min(form.y + form.height, view.y + view.height);
+  await page.screenshot({
+    path: `screenshots/${file}`,
+    clip: { x: form.x, y: top, width: form.width, height: bottom - top }
+  });
 }
 
 const REPO = path.resolve(__dirname, '..', '..');
@@ -137,7 +168,7 @@ test.describe('the short path', () => {
     await expect(bareRow.getByTestId('sshpyk-env-hint')).toContainText(
       `${bare}/bin/python -m pip install ipykernel`
     );
-    await panel.screenshot({ path: 'screenshots/add-short-path.png' });
+    await formShot(page, panel, 'add-short-path.png');
 
     await expect(panel.getByTestId('sshpyk-picked')).toHaveText(
       '1 environment chosen: one kernel each.'
@@ -270,5 +301,80 @@ test('a refused Add: every error at its field, a summary, the focus on the first
   const buttons = panel.locator('.jp-sshpyk-Form-buttons');
   await expect(buttons.getByTestId('sshpyk-form-summary')).toBeVisible();
   await buttons.getByTestId('sshpyk-form-submit').scrollIntoViewIfNeeded();
-  await panel.screenshot({ path: 'screenshots/add-errors.png' });
+  await formShot(page, panel, 'add-error-summary.png');
+});
+
+test.describe('a kernel in a container', () => {
+  let added: string | null = null;
+
+  test.afterEach(async ({ page }) => {
+    if (added) {
+      await deleteKernelQuietly(page, added);
+    }
+  });
+
+  test('the Container section: a refused image at its field, then the kernelspec holds it', async ({
+    page
+  }) => {
+    test.setTimeout(60000);
+    const { sshConfig, prefix } = testHosts();
+    const name = `galata-container-${path.basename(path.dirname(sshConfig))}`;
+    const panel = await openSidebar(page);
+    await panel.getByTestId('sshpyk-add').click();
+    await fillTarget(panel, sshConfig, prefix);
+    await panel.getByTestId('sshpyk-remote-kernel-select').selectOption({
+      label: 'Another kernel (type its name)…'
+    });
+    await panel.getByTestId('sshpyk-remote-kernel-input').fill('python3');
+    await panel
+      .getByRole('textbox', { name: 'Display name', exact: true })
+      .fill('In a container');
+    await panel
+      .getByRole('textbox', { name: 'Kernel name', exact: true })
+      .fill(name);
+    await panel
+      .getByRole('textbox', { name: 'Language', exact: true })
+      .fill('python');
+
+    const section = panel.getByTestId('sshpyk-container');
+    // closed and off: opened by its title, turned on by its toggle
+    await expect(section).not.toHaveAttribute('open', '');
+    await section.locator('summary').click();
+    await expect(section).toHaveAttribute('open', '');
+    const toggle = panel.getByTestId('sshpyk-container-toggle');
+    await expect(toggle).not.toBeChecked();
+    await toggle.check();
+    const runtime = section.getByRole('combobox', {
+      name: 'Runtime',
+      exact: true
+    });
+    // the schema's default
+    await expect(runtime.locator('option:checked')).toHaveText('apptainer');
+    await runtime.selectOption({ label: 'podman' });
+    const image = section.getByRole('textbox', { name: 'Image', exact: true });
+    await image.fill('-x');
+    await panel.getByTestId('sshpyk-form-submit').click();
+    await expect(panel.getByTestId('sshpyk-error-container_image')).toHaveText(
+      "'-x' starts with '-' (the runtime would read an option)"
+    );
+    await expect(panel.getByTestId('sshpyk-form-summary')).toHaveText(
+      '1 field needs attention: Container: Image'
+    );
+    await expect(image).toBeFocused();
+
+    await image.fill('localhost/sshpyk-test:1');
+    await panel.getByTestId('sshpyk-form-submit').click();
+    await expect(panel.getByTestId('sshpyk-form')).toHaveCount(0, {
+      timeout: 30000
+    });
+    added = name;
+    const saved = await getKernel(page, name);
+    expect(saved.status).toBe(200);
+    expect(saved.body.config.container).toEqual({
+      runtime: 'podman',
+      image: 'localhost/sshpyk-test:1',
+      python: 'python3',
+      options: []
+    });
+  });
 });
