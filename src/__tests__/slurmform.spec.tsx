@@ -20,6 +20,7 @@ import {
   uiSchemaFor,
   withSlurmChannels
 } from '../formdata';
+import { errorSchemaOf } from '../formerrors';
 import { KernelForm } from '../sidebar/form';
 
 import { KERNEL_SCHEMA } from './kernelschema';
@@ -456,5 +457,29 @@ describe('the container section of the kernel form', () => {
     expect(ui.container['ui:field']).toBe('container');
     expect(ui.container.options['ui:options']).toEqual({ orderable: false });
     expect(initialFormData(SCHEMA, {}).container).toBeNull();
+  });
+
+  it("places the server's dotted and indexed names at their members", () => {
+    const { errorSchema, placed, unplaced } = errorSchemaOf(SCHEMA, [
+      { field: 'slurm.time', message: "slurm.time: '9h' is not a time" },
+      { field: 'container.image', message: 'container.image: is required' },
+      {
+        field: 'container.options[0]',
+        message: "container.options[0]: 'x' is not an option"
+      }
+    ]);
+    expect(unplaced).toEqual([]);
+    expect(placed.map(e => e.field)).toEqual([
+      'slurm.time',
+      'container.image',
+      'container.options[0]'
+    ]);
+    expect(errorSchema).toEqual({
+      slurm: { time: { __errors: ["'9h' is not a time"] } },
+      container: {
+        image: { __errors: ['is required'] },
+        options: { 0: { __errors: ["'x' is not an option"] } }
+      }
+    });
   });
 });
