@@ -355,6 +355,8 @@ describe('the container section of the kernel form', () => {
     await renderForm(model, 'add', withoutContainer());
     await act(async () => q('sshpyk-container-toggle')!.click());
     expect((q('sshpyk-container') as HTMLDetailsElement).open).toBe(true);
+    // the summary says "Container"; no second heading with the key
+    expect(host.querySelector('#root_container__title')).toBeNull();
     const members = SCHEMA.properties.container.properties;
     for (const key of ['runtime', 'image', 'python']) {
       const label = host.querySelector(`label[for="root_container_${key}"]`);

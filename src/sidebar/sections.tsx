@@ -47,7 +47,8 @@ function sectionField(section: ISection) {
         ...(schema as RJSFSchema),
         type: 'object',
         default: undefined,
-        title: undefined,
+        // an empty title: rjsf would otherwise head the members with the key
+        title: '',
         description: undefined
       }),
       [schema]

@@ -361,6 +361,7 @@ test.describe('a kernel in a container', () => {
       '1 field needs attention: Container: Image'
     );
     await expect(image).toBeFocused();
+    await formShot(page, panel, 'add-container-error.png');
 
     await image.fill('localhost/sshpyk-test:1');
     await panel.getByTestId('sshpyk-form-submit').click();
