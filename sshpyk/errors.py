@@ -212,7 +212,7 @@ def remote_failure(
     if kind == "prefix_missing":
         return f"remote python prefix {prefix!r} does not exist on {alias!r}"
     if kind == "python_missing":
-        return f"{prefix}/bin/python on {alias!r} is missing or not executable"
+        return f"{prefix}/bin/python (or python3) on {alias!r} is missing or not executable"
     if kind == "kernelspec_not_found":
         avail = ", ".join(reply.get("available") or []) or "none"
         return (

@@ -10,7 +10,8 @@ not run on the CI machine can never pass silently.
 Tiers, marked here by where a test lives (``-m unit`` and so on select them): ``tests/unit``
 (no sshd, no root, no network: seconds), ``tests/integration`` (the test hosts) and
 ``tests/resilience`` (fault injection: also ``slow``).  A test that asks for the namespace
-hosts (``netns_hosts``, ``login_hosts``, ``faults``, ``slurm_hosts``) is ``netns`` too.  Nothing
+hosts (``netns_hosts``, ``login_hosts``, ``faults``, ``slurm_hosts``, ``podman_image``) is ``netns``
+too.  Nothing
 here is costly until a test asks for it: the test hosts are built by the first test that
 requests them, the Slurm cluster (``slurm_hosts``) by the first that requests it.
 """
@@ -26,7 +27,7 @@ import pytest
 from helpers import Server
 from jupyter_client.ioloop import AsyncIOLoopKernelManager as AsyncKernelManager
 
-from harness import Faults, HarnessError, TestHosts, down, slurm, up
+from harness import Faults, HarnessError, TestHosts, containers, down, slurm, up
 from sshpyk import registry
 
 pytest_plugins = ("pytest_jupyter.jupyter_server",)
@@ -77,6 +78,19 @@ def slurm_hosts(netns_hosts: TestHosts) -> slurm.SlurmHosts:
     assert not left, f"Slurm test host teardown left {left}"
 
 
+@pytest.fixture(scope="session")
+def podman_image(netns_hosts: TestHosts) -> str:
+    """Rootless podman on ``remote`` with the test image (``containers.IMAGE``: the host's
+    python and test environment, and ``/etc/sshpyk-test-image``), imported by the first
+    test that asks for it (about 8 s); see containers.py."""
+    if not containers.available():
+        pytest.fail("podman is not installed (./dev and .ci/run install it)")
+    try:
+        return containers.ensure_image(netns_hosts)
+    except RuntimeError as e:
+        pytest.fail(f"could not make the test image: {e}")
+
+
 @pytest.fixture
 def faults(netns_hosts: TestHosts):
     f = Faults(netns_hosts)
@@ -97,7 +111,7 @@ def jp_server_config(jp_server_config):
 
 TESTS = Path(__file__).resolve().parent
 TIERS = {"unit": ("unit",), "integration": ("integration",), "resilience": ("resilience", "slow")}
-NETNS_FIXTURES = {"netns_hosts", "login_hosts", "faults", "slurm_hosts"}
+NETNS_FIXTURES = {"netns_hosts", "login_hosts", "faults", "slurm_hosts", "podman_image"}
 
 
 def tier_of(path: Path) -> str:

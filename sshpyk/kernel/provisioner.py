@@ -209,6 +209,10 @@ class SSHKernelProvisioner(KernelProvisionerBase):
             "kernel_uuid": str(self.kernel_id),
             "kernelspec": km.kernel_name,
             "env": {**self.kernel_spec.env, **{k: env[k] for k in FORWARDED_ENV if k in env}},
+            # the image the kernel runs in, and what is bound into it besides sshpyk's own
+            # directories (remote/container.py)
+            "container": self.cfg.container,
+            "binds": [m["remote_path"] for m in self.cfg.mount_local_on_remote or []],
         }
 
     def _set_connection_info(self) -> None:

@@ -153,7 +153,12 @@ def parse_probe(text):
 
 
 def python_of(prefix):
-    return os.path.join(prefix, "bin", "python")
+    """bin/python, else bin/python3 (a system prefix such as Debian's /usr has only that):
+    the one sshpyk's launch command runs (protocol.python_command)."""
+    python = os.path.join(prefix, "bin", "python")
+    if os.access(python, os.X_OK):
+        return python
+    return os.path.join(prefix, "bin", "python3")
 
 
 def is_env(prefix):
@@ -329,7 +334,7 @@ def guarded(probe, env, deadline, step, *args):
 def probe_env(env, deadline, step):
     python = python_of(env["prefix"])
     if not os.access(python, os.X_OK):
-        env["error"] = f"no {python} (sshpyk starts <prefix>/bin/python)"
+        env["error"] = f"no {python} (sshpyk starts <prefix>/bin/python or python3)"
         return
     rc, out = run([python, "-c", PROBE], deadline.left(step))
     settle(env, rc, out, step)

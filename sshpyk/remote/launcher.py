@@ -36,6 +36,12 @@ from ._prelude import (  # sshpyk: bundled
     run_root,
     write_private,
 )
+from .container import (  # sshpyk: bundled
+    bind_paths,
+    container_name,
+    inner_argv,
+    run_argv,
+)
 from .nanny import Nanny, cleanup, split_off_nanny, touch  # sshpyk: bundled
 from .relay_hub import Hub  # sshpyk: bundled
 from .relay_journal import JOURNAL_LIMIT  # sshpyk: bundled
@@ -45,6 +51,10 @@ PROBLEMS = {
     "kernel_died": "the kernel exited during start-up",
     "launch_timeout": "the kernel did not listen within the launch timeout",
     "kernel_exec_failed": "the kernel's command could not be run",
+}
+CONTAINER_PROBLEMS = {
+    "kernel_died": "the kernel's container ended during start-up",
+    "kernel_exec_failed": "the container runtime could not be run",
 }
 # A unix socket's path must fit sockaddr_un.sun_path, NUL included.
 SUN_PATH = 104 if sys.platform == "darwin" or "bsd" in sys.platform else 108
@@ -278,18 +288,41 @@ def working_dir(params, rundir, sockets):
     return os.path.expanduser("~")
 
 
+def container_command(params, rundir, sockets, cwd, cf):
+    """The runtime's command that runs the kernel in the kernelspec's image (container.py)."""
+    container = params["container"]
+    # a mount's parent, not the mount: a FUSE mount answers only its own user, and the
+    # runtime that makes the binds is someone else (the container's root, the daemon)
+    mounts = [os.path.dirname(os.path.expanduser(m).rstrip("/")) for m in params.get("binds") or []]
+    binds = bind_paths([rundir, sockets, cwd, *mounts])
+    bad = [b for b in binds if ":" in b or "," in b]
+    if bad:
+        cleanup(rundir, sockets)
+        fail(
+            "container_bind",
+            f"{bad[0]} cannot be bound into a container: its path has a ':' or a ','",
+        )
+    inner = inner_argv(container, params["kernel_name"], cf, cwd)
+    names = sorted(params.get("env") or {})
+    return run_argv(container, params["container_name"], inner, binds, names)
+
+
 def start_kernel(params, spec, rundir, sockets, umask, deadline):
     """The kernel, listening: (process, ip, ports), or the launch fails."""
     transport, name = params["transport"], params["kernel_name"]
     env = kernel_env(spec, params)
     logpath = os.path.join(rundir, KERNEL_LOG)
     cwd = working_dir(params, rundir, sockets)
+    container = params.get("container")
     # Ports are picked free, then bound by the kernel: another process may take one in
     # between (concurrent launches do).  The kernel then dies with EADDRINUSE: try again.
     for attempt in range(PORT_ATTEMPTS):
         ip, ports = endpoints(transport, sockets)
         cf = write_connection_file(rundir, ports, ip, transport, params, name)
-        argv = kernel_argv(spec, cf)
+        if container:
+            argv = container_command(params, rundir, sockets, cwd, cf)
+        else:
+            argv = kernel_argv(spec, cf)
         proc, problem = start_and_wait(
             argv, env, cwd, logpath, transport, ip, ports, deadline, umask
         )
@@ -304,7 +337,8 @@ def start_kernel(params, spec, rundir, sockets, umask, deadline):
         )
         if not retry:
             cleanup(rundir, sockets)
-            fail(problem, PROBLEMS[problem], log=tail)
+            words = (CONTAINER_PROBLEMS if container else {}).get(problem) or PROBLEMS[problem]
+            fail(problem, words, log=tail)
         with open(logpath, "wb"):
             pass  # the next attempt's log starts clean
 
@@ -315,7 +349,19 @@ def launch(params):
     deadline = time.monotonic() + float(params["launch_timeout"])
     lease_timeout = float(params.get("lease_timeout") or 3600)
     name = params["kernel_name"]
-    spec = kernelspec(name)
+    container = params.get("container")
+    if container:
+        # the kernelspec is the image's (container.py); this python only runs sshpyk
+        spec = {"argv": [], "env": {}, "resource_dir": ""}
+        params["container_name"] = container_name(params["kernel_id"])
+        if shutil.which(container["runtime"]) is None:
+            fail(
+                "container_runtime_missing",
+                f"{container['runtime']} is not on the host's PATH (a prelude line such as "
+                f"'module load {container['runtime']}' may provide it)",
+            )
+    else:
+        spec = kernelspec(name)
     private_dir(os.path.dirname(run_root()))
     rundir = private_dir(os.path.join(private_dir(run_root()), params["kernel_id"][:12]))
     # sshpyk's own files are the user's alone; the kernel gets the login umask back
@@ -332,6 +378,8 @@ def launch(params):
     proc, ip, ports = start_kernel(params, spec, rundir, sockets, login_umask, deadline)
     host = host_identity()
     facts = {"pid": proc.pid, "pgid": proc.pid, "ip": ip, "ports": ports, "transport": transport}
+    if container:  # to end it when its client is killed (container.stop)
+        facts["container"] = {"runtime": container["runtime"], "name": params["container_name"]}
     if os.environ.get("SLURM_JOB_ID"):  # inside a Slurm job (kernel/slurm.py): `sshpyk ps`
         facts["slurm_job"] = os.environ["SLURM_JOB_ID"]
     hub = None
@@ -366,7 +414,7 @@ def launch(params):
         host=host,
         python=sys.version.split()[0],
     )
-    return Nanny(proc, rundir, sockets, host, lease_timeout, hub)
+    return Nanny(proc, rundir, sockets, host, lease_timeout, hub, facts.get("container"))
 
 
 def main():

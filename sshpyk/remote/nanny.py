@@ -32,6 +32,7 @@ from ._prelude import (  # sshpyk: bundled
     wait_for_eof,
     write_private,
 )
+from .container import stop_container  # sshpyk: bundled
 from .relay_hub import EXIT_FLUSH  # sshpyk: bundled
 
 LEASE_TICK = 2.0
@@ -158,7 +159,7 @@ def read_ack(fd):
 class Nanny:
     """The kernel's parent from "ready" on (see the top of this file)."""
 
-    def __init__(self, proc, rundir, sockets, host, lease_timeout, hub=None):
+    def __init__(self, proc, rundir, sockets, host, lease_timeout, hub=None, container=None):
         self.proc, self.pgid = proc, proc.pid  # start_new_session: the kernel leads its group
         self.rundir, self.sockets, self.host = rundir, sockets, host
         self.lease = os.path.join(self.rundir, LEASE)
@@ -167,6 +168,7 @@ class Nanny:
         self.detached = threading.Event()
         self.hub = hub
         self.told = False  # the relay delivered the kernel's exit to a link
+        self.container = container  # {runtime, name}: a kernel in a container (container.py)
 
     def signal(self, n):
         # not once the kernel is reaped: its pid (the group's id) may be reused
@@ -228,6 +230,8 @@ class Nanny:
         rc = self.proc.wait()
         # the whole group: children the kernel left behind must not outlive it
         kill_group(self.pgid, signal.SIGKILL)
+        if rc == -signal.SIGKILL:  # whoever killed it: its container outlives a killed client
+            stop_container(self.container)
         if self.hub is not None:
             if self.acked.is_set():
                 self.hub.kernel_exited(rc)

@@ -258,7 +258,7 @@ def python_command(
     p = remote_path_expr(prefix)
     if program is None:
         out = ""
-        run = f"exec {p}/bin/python -c {shlex.quote(LOADER)}"
+        run = f'exec "$py" -c {shlex.quote(LOADER)}'
     else:
         out = " >&2"
         code = base64.b64encode(source(program).encode()).decode()
@@ -266,13 +266,15 @@ def python_command(
         loader = f'import base64;exec(compile(base64.b64decode("{code}"),"sshpyk-{program}",'
         loader += '"exec"))'
         args = f"{shlex.quote(loader)} {shlex.quote(json.dumps(params or {}))}"
-        run = f"exec {p}/bin/python -c {args}"
+        run = f'exec "$py" -c {args}'
     # $$ stays the program's pid across exec: the handle to kill it should it hang
     script = (
         f"printf '{MARK}{{\"{SHELL_PID}\": %s}}\\n' $${out}; "
         f"{prelude_script(prelude, out)}"
         f"if [ ! -d {p} ]; then echo {missing_prefix}{out}; exit 0; fi; "
-        f"if [ ! -x {p}/bin/python ]; then echo {missing_python}{out}; exit 0; fi; "
+        # bin/python, else bin/python3: a system prefix (/usr on Debian) has only the latter
+        f'py={p}/bin/python; [ -x "$py" ] || py={p}/bin/python3; '
+        f'if [ ! -x "$py" ]; then echo {missing_python}{out}; exit 0; fi; '
         f"{run}"
     )
     # through /bin/sh whatever the user's login shell is (csh, fish, ...); a prelude's in a

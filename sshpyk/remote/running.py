@@ -31,6 +31,7 @@ from ._prelude import (  # sshpyk: bundled
     running,
     where,
 )
+from .container import stop_container  # sshpyk: bundled
 
 
 def kernels(here):
@@ -84,7 +85,11 @@ def wait_for(meta, keys, grace):
 
 def end(meta, wait=5.0):
     for sig, grace in ((signal.SIGTERM, wait), (signal.SIGKILL, 2.0)):
-        if not signal_group(meta, sig) or wait_for(meta, ["pid"], grace):
+        if not signal_group(meta, sig):
+            break
+        if sig == signal.SIGKILL and not running(meta, "nanny"):
+            stop_container(meta.get("container"))  # else its nanny does (nanny.py)
+        if wait_for(meta, ["pid"], grace):
             break
     # its nanny cleans up and ends right after it, and with it the launch session's relay
     wait_for(meta, ["nanny", "session"], 2.0)

@@ -310,6 +310,12 @@ def _sshd_config(
     ``port`` (same host key and environment, PAM authentication: logins.py)."""
     suffix = f"-{login}" if login else ""
     cfg = hostdir / f"sshd_config{suffix}"
+    # the user's runtime directory, as logind makes /run/user/UID on a real host: per host
+    # (rootless podman keeps its pause process and state there, container.py's tests)
+    rundir = hostdir / "run"
+    rundir.mkdir(mode=0o700, exist_ok=True)
+    pw = pwd.getpwnam(user)
+    os.chown(rundir, pw.pw_uid, pw.pw_gid)
     auth = (
         logins.sshd_auth(login)
         if login
@@ -352,7 +358,9 @@ UseDNS no
 MaxSessions {4 if host.name == "internal" else 100}
 MaxStartups 100:30:200
 Subsystem sftp internal-sftp
-SetEnv SPK_HOST={host.name} SPK_STATE={hostdir.parent.parent}{f" {setenv}" if setenv else ""}
+SetEnv SPK_HOST={host.name} SPK_STATE={hostdir.parent.parent} XDG_RUNTIME_DIR={rundir}{
+        f" {setenv}" if setenv else ""
+    }
 LogLevel VERBOSE
 {extra}{noforward}""")
     return cfg
@@ -491,9 +499,15 @@ def up_netns(prefix: str = "spk", index: int = 0) -> TestHosts:
             noforward_port=NOFORWARD_PORT if h.name == "remote" else None,
         )
         # own hostname (UTS ns) and own $HOME (bind mount in the private mount ns that
-        # `ip netns exec` makes); sshd daemonizes and writes its PidFile.
+        # `ip netns exec` makes); sshd daemonizes and writes its PidFile.  `ip netns exec`
+        # mounts a fresh /sys, without the cgroup mounts: the unified hierarchy goes there,
+        # as on a cgroup v2 host (rootless podman's runtimes need one; containers.py).
         script = (
             f"hostname {h.name} && mount --bind {d}/home {home} && "
+            "{ mount -t cgroup2 none /sys/fs/cgroup || true; } && "
+            # shared, as systemd makes "/": a mount made later (sshfs) reaches the mount
+            # namespaces made after it started (rootless podman's)
+            "mount --make-rshared / && "
             f"exec {SSHD} -f {cfg} -E {d}/sshd.log"
         )
         h.sshd_pid = _start_sshd(

@@ -213,7 +213,8 @@ def test_a_missing_prefix_skips_the_system_and_fails_the_python(fake_ssh):
     assert got["remote_python"].hint == "remote python prefix '/opt/py' does not exist on 'h'"
     assert got["jupyter_client"].hint == STOPS["remote_python"]
     got = run_checks(_model(fake_ssh), FakeMaster({"error": "python_missing"}))
-    assert "/opt/py/bin/python on 'h' is missing or not executable" in got["remote_python"].hint
+    hint = got["remote_python"].hint
+    assert "/opt/py/bin/python (or python3) on 'h' is missing or not executable" in hint
 
 
 def test_an_inspection_without_answer_fails_the_system(fake_ssh):

@@ -79,7 +79,7 @@ def test_the_helpers_params_travel_in_its_command(tmp_path):
         (None, "ssh: connection closed", "mount_failed", "failed: ssh: connection closed"),
         (None, "", "mount_failed", "no answer"),
         ({"error": "prefix_missing"}, "", "prefix_missing", "'/opt/py' does not exist on 'h'"),
-        ({"error": "python_missing"}, "", "python_missing", "/opt/py/bin/python on 'h' is"),
+        ({"error": "python_missing"}, "", "python_missing", "/opt/py/bin/python (or python3) on"),
         ({"error": "sshfs_missing", "message": "no sshfs"}, "", "sshfs_missing", "install sshfs"),
         ({"error": "busy", "message": "in use"}, "", "busy", "cannot mount"),
     ],

@@ -35,7 +35,7 @@ from sshpyk.remote.protocol import (
 REMOTE = Path(sshpyk.remote.__file__).parent
 # relay_wire, relay_journal and relay_hub are no programs: modules bundled into the launcher
 # (tests/unit/test_relay_wire.py)
-BUNDLED_MODULES = ("_prelude", "relay_wire", "relay_journal", "relay_hub", "nanny")
+BUNDLED_MODULES = ("_prelude", "relay_wire", "relay_journal", "relay_hub", "nanny", "container")
 NOT_PROGRAMS = ("__init__", "protocol", *BUNDLED_MODULES)
 PROGRAMS = sorted(p.stem for p in REMOTE.glob("*.py") if p.stem not in NOT_PROGRAMS)
 
@@ -273,7 +273,7 @@ def test_remote_failure_words_each_kind():
         "remote python prefix '/opt/env' does not exist on 'gpu'"
     )
     assert say({"error": "python_missing"}) == (
-        "/opt/env/bin/python on 'gpu' is missing or not executable"
+        "/opt/env/bin/python (or python3) on 'gpu' is missing or not executable"
     )
     assert say({"error": "kernelspec_not_found", "available": ["ir", "julia"]}) == (
         "remote kernelspec 'python3' not found in '/opt/env' on 'gpu'; available: ir, julia"

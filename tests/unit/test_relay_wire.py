@@ -381,12 +381,16 @@ def test_the_module_is_ascii_and_compiles_for_python_3_8():
 
 def test_the_existing_programs_travel_as_before():
     prelude = protocol.BUNDLED.sub("", (REMOTE / "_prelude.py").read_text())
-    for name in ("attach", "running", "mount"):
+    for name in ("attach", "mount"):
         program = protocol.BUNDLED.sub("", (REMOTE / f"{name}.py").read_text())
         assert protocol.source(name) == prelude + "\n\n" + program
-    # the launcher carries the nanny and, for channels: relay, the relay's remote half
-    # (each bundled module after those it bundles itself)
-    bundled = ("relay_wire", "relay_journal", "relay_hub", "nanny")
+    # running ends a container whose nanny is gone (container.py)
+    container = protocol.BUNDLED.sub("", (REMOTE / "container.py").read_text())
+    program = protocol.BUNDLED.sub("", (REMOTE / "running.py").read_text())
+    assert protocol.source("running") == "\n\n".join([prelude, container, program])
+    # the launcher carries the container's command, the nanny and, for channels: relay, the
+    # relay's remote half (each bundled module after those it bundles itself)
+    bundled = ("container", "relay_wire", "relay_journal", "relay_hub", "nanny")
     texts = [(REMOTE / f"{m}.py").read_text() for m in bundled]
     program = (REMOTE / "launcher.py").read_text()
     expected = "\n\n".join(protocol.BUNDLED.sub("", x) for x in [prelude, *texts, program])

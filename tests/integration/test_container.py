@@ -1,0 +1,159 @@
+"""The kernel in a container (issue #18's ``container``), with real rootless podman on the
+test host and an image that is not the host (``podman_image``: harness/containers.py).
+
+sshpyk's launcher and nanny run on the host; only the kernel runs in the image, with the
+run dir, the working directory and the mounts bound in (remote/container.py)."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+
+import pytest
+from helpers import run_code, start
+
+from harness import containers
+from sshpyk.errors import RemoteLaunchError
+
+# the image's python (the test image holds the test environment at the host's path)
+IMAGE_PYTHON = "/opt/sshpyk-remote-env/bin/python"
+WHERE = (
+    "import os; print(os.path.exists('/etc/sshpyk-test-image'), "
+    "os.path.exists('/etc/debian_version'), os.getuid(), os.getcwd(), "
+    "os.environ.get('OMP_NUM_THREADS'))"
+)
+
+
+def container(image: str, **more) -> dict:
+    return {"runtime": "podman", "image": image, "python": IMAGE_PYTHON, **more}
+
+
+async def no_container_left(th, within: float = 20.0) -> None:
+    """``podman run --rm`` removes its container as it ends, a moment after the kernel."""
+    deadline = time.monotonic() + within
+    while containers.containers(th):
+        assert time.monotonic() < deadline, f"left running: {containers.containers(th)}"
+        await asyncio.sleep(0.3)
+
+
+async def test_the_kernel_runs_in_the_image_where_the_user_works(
+    netns_hosts, podman_image, specs, managers, channels
+):
+    """In the image (its marker file, not the host's files), as the user, in remote_cwd,
+    with the kernelspec's env; writes land on the host; interrupt by signal; restart; and
+    its shutdown leaves no container."""
+    uid = int(netns_hosts.ssh("remote", "id -u").stdout)
+    assert netns_hosts.ssh("remote", "mkdir -p ~/ct-work").returncode == 0
+    try:
+        km = managers(
+            specs(
+                f"ssh-ct-{channels}",
+                interrupt_mode="signal",
+                remote_cwd="~/ct-work",
+                container=container(podman_image),
+            )
+        )
+        km.kernel_spec.env = {"OMP_NUM_THREADS": "3"}
+        kc = await start(km)
+        out, _ = await run_code(kc, WHERE)
+        home = f"/home/{netns_hosts.user}"
+        assert out.split() == ["True", "False", str(uid), f"{home}/ct-work", "3"], out
+        out, reply = await run_code(kc, "open('made-inside.txt', 'w').write('hello')")
+        assert reply["status"] == "ok"
+        assert netns_hosts.ssh("remote", "cat ~/ct-work/made-inside.txt").stdout == "hello"
+        # interrupt by signal: through the runtime's client, which passes it on
+        kc.execute("import time; time.sleep(60)")
+        await asyncio.sleep(1.5)
+        t0 = time.monotonic()
+        await km.interrupt_kernel()
+        reply = await kc.get_shell_msg(timeout=15)
+        while reply["msg_type"] != "execute_reply":
+            reply = await kc.get_shell_msg(timeout=15)
+        assert reply["content"]["status"] == "error"
+        assert reply["content"]["ename"] == "KeyboardInterrupt"
+        assert time.monotonic() - t0 < 15
+        name = km.provisioner.kernel.remote["container"]["name"]
+        assert name in containers.containers(netns_hosts)
+        await km.restart_kernel(now=True)
+        await kc.wait_for_ready(timeout=30)
+        out, _ = await run_code(kc, WHERE)
+        assert out.split()[:2] == ["True", "False"], out
+        kc.stop_channels()
+        await km.shutdown_kernel()
+        await no_container_left(netns_hosts)
+    finally:
+        netns_hosts.ssh("remote", "rm -rf ~/ct-work")
+
+
+async def test_a_killed_runtime_client_takes_its_container_with_it(
+    netns_hosts, podman_image, specs, managers
+):
+    """podman's container outlives a SIGKILLed `podman run` (conmon holds it): the nanny
+    removes it, so an OOM kill or a forced end leaves no kernel running unseen."""
+    km = managers(specs("ssh-ct-kill", container=container(podman_image)))
+    kc = await start(km)
+    remote = km.provisioner.kernel.remote
+    name, pid = remote["container"]["name"], remote["pid"]
+    assert name in containers.containers(netns_hosts)
+    assert netns_hosts.ssh("remote", f"kill -KILL {pid}").returncode == 0
+    deadline = time.monotonic() + 20
+    while name in containers.containers(netns_hosts):
+        assert time.monotonic() < deadline, f"container {name} still there"
+        await asyncio.sleep(0.5)
+    kc.stop_channels()
+    await km.shutdown_kernel(now=True)
+    await no_container_left(netns_hosts)
+
+
+async def test_a_mount_is_bound_into_the_container(
+    netns_hosts, podman_image, specs, managers, tmp_path, mountpoint
+):
+    """A notebook in a mounted local directory: the kernel in the image starts in the
+    mounted path and reads the local file."""
+    share = tmp_path / "project"
+    share.mkdir()
+    (share / "data.csv").write_text("a,b\n1,2\n")
+    km = managers(
+        specs(
+            "ssh-ct-mount",
+            channels="relay",
+            mount_local_on_remote=[{"local_path": str(share), "remote_path": f"~/{mountpoint}"}],
+            container=container(podman_image),
+        )
+    )
+    await km.start_kernel(cwd=str(share))
+    kc = km.client()
+    kc.start_channels()
+    await kc.wait_for_ready(timeout=30)
+    out, reply = await run_code(
+        kc,
+        "import os; print(os.path.exists('/etc/sshpyk-test-image'), os.getcwd()); "
+        "print(open('data.csv').read().splitlines()[1])",
+    )
+    assert reply["status"] == "ok", reply
+    assert out.split() == ["True", f"/home/{netns_hosts.user}/{mountpoint}", "1,2"], out
+    kc.stop_channels()
+    await km.shutdown_kernel()
+    await no_container_left(netns_hosts)
+
+
+async def test_a_missing_image_fails_the_launch_with_the_runtimes_words(
+    netns_hosts, podman_image, specs, managers
+):
+    # the runtime's options are passed on: no pull attempt (none could reach a registry)
+    bad = container("localhost/sshpyk-nosuch:1", options=["--pull=never"])
+    km = managers(specs("ssh-ct-noimage", container=bad))
+    with pytest.raises(RemoteLaunchError) as e:
+        await km.start_kernel()
+    text = str(e.value)
+    assert "the kernel's container ended during start-up" in text, text
+    assert "localhost/sshpyk-nosuch" in text, text
+    await no_container_left(netns_hosts)
+
+
+async def test_a_runtime_the_host_lacks_is_named(netns_hosts, specs, managers):
+    km = managers(
+        specs("ssh-ct-noruntime", container={"runtime": "apptainer", "image": "~/ml.sif"})
+    )
+    with pytest.raises(RemoteLaunchError, match="apptainer is not on the host's PATH"):
+        await km.start_kernel()
