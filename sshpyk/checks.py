@@ -23,7 +23,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from . import remote_env, slurm_check
+from . import container_check, remote_env, slurm_check
 from .errors import SSHPykError, config_error_summary, remote_failure
 from .localproc import SSH_AT_ONCE, free_local_port, kill_process, run_local
 from .model import schema
@@ -42,6 +42,7 @@ CHECK_IDS = (
     "jupyter_client",
     "remote_kernel",
     "port_forwarding",
+    "container",
     "slurm",
     "sshfs",
 )
@@ -55,6 +56,7 @@ TITLES = {
     "jupyter_client": "Remote jupyter_client",
     "remote_kernel": "Remote kernel",
     "port_forwarding": "Port forwarding",
+    "container": "Container",
     "slurm": "Slurm",
     "sshfs": "SSHFS",
 }
@@ -286,7 +288,7 @@ class _Run:
         for cid in CHECK_IDS[CHECK_IDS.index(after) + 1 :]:
             if cid == "sshfs" and not self.model.get("mount_local_on_remote"):
                 continue
-            if cid == "slurm" and self.model.get("slurm") is None:
+            if cid in ("slurm", "container") and self.model.get(cid) is None:
                 continue
             self.report(_check(cid, CheckStatus.SKIPPED, hint=STOPS[after]))
 
@@ -386,7 +388,7 @@ class Checker:
             self._connection,
             self._remote_environment,
             self._port_forwarding,
-            self._slurm,
+            self._sections,
             self._sshfs,
         )
         for step in steps:
@@ -428,6 +430,10 @@ class Checker:
             return
         for check in remote_python_checks(run.info, prefix, alias):
             yield check
+        if model.get("container") is not None:  # the kernel's python is the image's
+            for cid in ("jupyter_client", "remote_kernel"):
+                yield _check(cid, CheckStatus.SKIPPED, "in the image", "see the Container check")
+            return
         yield jupyter_client_check(run.info, prefix, alias)
         yield remote_kernel_check(run.info, model["remote_kernel_name"])
 
@@ -450,18 +456,22 @@ class Checker:
             return
         yield port_forwarding_check(transport, run.target.alias, works)
 
-    async def _slurm(self, run: _Run):
-        """Only for a Slurm kernel: the login host's Slurm, and its partition."""
-        if run.model.get("slurm") is None:
-            return
-        try:
-            _, out, _ = await self.master(run.target).run(slurm_check.COMMAND, timeout=self.timeout)
-        except (SSHPykError, asyncio.TimeoutError, OSError) as e:
-            yield _check("slurm", CheckStatus.FAIL, "", str(e))
-            return
-        ok, value, hint = slurm_check.verdict(out, run.model["slurm"], run.target.alias)
-        status = CheckStatus.WARN if ok is None else CheckStatus.OK if ok else CheckStatus.FAIL
-        yield _check("slurm", status, value, hint)
+    async def _sections(self, run: _Run):
+        """A container kernel's runtime and image, a Slurm kernel's login host: one command
+        each (container_check.py, slurm_check.py); a first run may pull an image."""
+        for cid, module in (("container", container_check), ("slurm", slurm_check)):
+            section = run.model.get(cid)
+            if section is None:
+                continue
+            cmd = module.command(section, run.model.get("prelude") or ())
+            try:
+                _, out, _ = await self.master(run.target).run(cmd, timeout=self.timeout * 3)
+            except (SSHPykError, asyncio.TimeoutError, OSError) as e:
+                yield _check(cid, CheckStatus.FAIL, "", str(e))
+                continue
+            ok, value, hint = module.verdict(out, section, run.target.alias)
+            status = CheckStatus.WARN if ok is None else CheckStatus.OK if ok else CheckStatus.FAIL
+            yield _check(cid, status, value, hint)
 
     async def _sshfs(self, run: _Run):
         """Only when mounts are configured."""

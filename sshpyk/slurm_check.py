@@ -15,6 +15,11 @@ COMMAND = (
 OVERLAP = (20, 11)  # srun --overlap: a step beside the batch step, never queued behind it
 
 
+def command(slurm: dict, prelude=()) -> str:
+    """The one command (the same for every Slurm kernel of a host)."""
+    return COMMAND
+
+
 def verdict(out: str, slurm: dict, alias: str) -> tuple[bool | None, str, str]:
     """(ok, value, hint) from ``COMMAND``'s output: None for a warning."""
     missing = [line.split()[1] for line in out.splitlines() if line.startswith("MISSING ")]

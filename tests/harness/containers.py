@@ -106,8 +106,27 @@ def _write_as_user(th: TestHosts, path: str, text: str) -> None:
         raise RuntimeError(f"writing {path} on remote: {r.stderr}")
 
 
+def _ensure_subids(user: str) -> None:
+    """Subordinate uids and gids for the test user: rootless podman maps the image's users
+    to them (useradd adds a range only where /etc/subuid already exists)."""
+    ends, present = [0], []
+    for path in ("/etc/subuid", "/etc/subgid"):
+        lines = Path(path).read_text().splitlines() if Path(path).exists() else []
+        fields = [line.split(":") for line in lines]
+        present.append(any(f[0] == user for f in fields))
+        ends += [int(f[1]) + int(f[2]) for f in fields if len(f) == 3]
+    if all(present):
+        return
+    start = max(100000, *ends)
+    span = f"{start}-{start + 65535}"
+    subprocess.run(
+        ["usermod", "--add-subuids", span, "--add-subgids", span, user], check=True, timeout=30
+    )
+
+
 def ensure_image(th: TestHosts) -> str:
     """The test image in the remote host's podman storage (imported on first use)."""
+    _ensure_subids(th.user)
     _write_as_user(th, "~/.config/containers/containers.conf", CONTAINERS_CONF)
     _write_as_user(th, "~/.config/containers/storage.conf", STORAGE_CONF)
     if th.ssh("remote", f"podman image exists {IMAGE}").returncode == 0:

@@ -157,3 +157,21 @@ async def test_a_runtime_the_host_lacks_is_named(netns_hosts, specs, managers):
     )
     with pytest.raises(RemoteLaunchError, match="apptainer is not on the host's PATH"):
         await km.start_kernel()
+
+
+def test_sshpyk_check_runs_the_image(netns_hosts, podman_image, specs):
+    import json
+
+    from helpers import sshpyk_cli
+
+    good = sshpyk_cli("check", specs("ssh-ct-check", container=container(podman_image)), "--json")
+    checks = {c["id"]: c for c in json.loads(good.stdout)["checks"]}
+    assert good.returncode == 0, good.stdout
+    assert checks["container"]["status"] == "ok", checks["container"]
+    assert checks["container"]["value"].startswith(f"podman {podman_image}: ipykernel ")
+    assert checks["remote_kernel"]["status"] == "skipped"
+    bad = container(podman_image, python="/nowhere/python")
+    out = sshpyk_cli("check", specs("ssh-ct-badcheck", container=bad), "--json")
+    checks = {c["id"]: c for c in json.loads(out.stdout)["checks"]}
+    assert out.returncode == 1 and checks["container"]["status"] == "fail"
+    assert "/nowhere/python" in checks["container"]["hint"], checks["container"]

@@ -156,7 +156,7 @@ def test_everything_in_place_is_ok(fake_ssh):
     model = _model(fake_ssh)
     got = run_checks(model, FakeMaster())
     # no mounts, no slurm: neither check
-    assert list(got) == [c for c in CHECK_IDS if c not in ("sshfs", "slurm")]
+    assert list(got) == [c for c in CHECK_IDS if c not in ("sshfs", "slurm", "container")]
     assert {c.status for c in got.values()} == {OK}, got
     assert "OpenSSH_9.6p1 fake" in got["ssh_client"].value
     assert got["host_alias"].value == "alice@h.example:22"
