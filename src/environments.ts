@@ -78,6 +78,10 @@ export function isUsable(env: IEnvironment): boolean {
  * The command that makes an environment usable.
  */
 export function pipHint(env: IEnvironment): string {
+  if (env.kind === 'system') {
+    // Debian's /usr has only bin/python3, and its pip refuses (PEP 668)
+    return 'apt install python3-ipykernel, or a venv: python3 -m venv ~/jupyter-env && ~/jupyter-env/bin/pip install ipykernel';
+  }
   return `${env.prefix}/bin/python -m pip install ipykernel`;
 }
 

@@ -36,6 +36,18 @@ PYTHONS = (
     "/opt/conda/bin/python",
 )
 PIP_HINT = "install ipykernel there: {prefix}/bin/python -m pip install ipykernel"
+# a system python (Debian's /usr: only bin/python3, and pip refuses it, PEP 668)
+SYSTEM_HINT = (
+    "install the system's package (Debian: apt install python3-ipykernel), or make a venv: "
+    "python3 -m venv ~/jupyter-env && ~/jupyter-env/bin/pip install ipykernel"
+)
+
+
+def pip_hint(env: dict) -> str:
+    """How to give an environment ipykernel."""
+    return SYSTEM_HINT if env.get("kind") == "system" else PIP_HINT.format(prefix=env["prefix"])
+
+
 MODULE_PIP = "python3 -m pip install --user ipykernel"  # after the module's load
 
 
@@ -131,7 +143,7 @@ def usable(env: dict) -> None:
     if env["error"] and not env["python"]:
         raise Refused(f"{where}: {env['error']}", field="prefix")
     if not env["ipykernel"]:
-        hint = PIP_HINT.format(prefix=env["prefix"])
+        hint = pip_hint(env)
         if env["module"]:
             hint = (
                 f"install ipykernel there: module load {shlex.quote(env['module'])} && {MODULE_PIP}"

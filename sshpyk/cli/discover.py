@@ -12,7 +12,7 @@ import asyncio
 import json
 from typing import Any
 
-from ..discovery import MODULE_PIP, PIP_HINT, discover, find, kernelspec_model
+from ..discovery import MODULE_PIP, discover, find, kernelspec_model, pip_hint
 from ..errors import KernelSpecConflict, KernelSpecNotFound, Refused
 from ..kernelspecs import get_entry, write
 from ..model import validate
@@ -54,7 +54,7 @@ def table(found: dict[str, Any], alias: str) -> list[str]:
         lines.append(f"! {error}")
     lacking = [e for e in found["environments"] if e["python"] and not e["ipykernel"]]
     for env in lacking:
-        how = PIP_HINT.format(**env)
+        how = pip_hint(env)
         if env["module"]:
             how = f"install ipykernel there: module load {env['module']} && {MODULE_PIP}"
         lines.append(f"hint: {env['name']} has no ipykernel; {how}")

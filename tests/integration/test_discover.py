@@ -169,6 +169,9 @@ def test_discover_table_and_hint(netns_hosts, fake_envs, env):
     assert rows[fake_envs["good"]][:2] == ["conda", "good"] and rows[fake_envs["good"]][3] == "yes"
     assert rows[fake_envs["plain"]][3] == "no"
     assert rows[fake_envs["modpy"]][:2] == ["module", MODULE]
+    # Debian's own python: /usr has only bin/python3, probed (sshpyk starts python3 there)
+    assert rows["/usr"][:2] == ["system", "system"] and rows["/usr"][2].startswith("3.")
+    assert any("has no ipykernel; install the system's package" in ln for ln in lines)
     hint = f"install ipykernel there: {fake_envs['plain']}/bin/python -m pip install ipykernel"
     assert any(hint in ln for ln in lines)
     assert any(ln.startswith(f"! {fake_envs['hang']}: ") for ln in lines)

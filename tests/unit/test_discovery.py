@@ -286,3 +286,12 @@ def test_the_program_finds_and_bounds_everything(tmp_path):
     assert mod["python"] == sys.version.split()[0]
     assert any("/nonexistent/env" in e for e in found["errors"])
     assert found["home"] == str(home)
+
+
+def test_a_system_python_is_given_its_package_or_a_venv_not_pip():
+    from sshpyk.discovery import pip_hint
+
+    assert "apt install python3-ipykernel" in pip_hint({"kind": "system", "prefix": "/usr"})
+    assert pip_hint({"kind": "venv", "prefix": "/opt/e"}).endswith(
+        "/opt/e/bin/python -m pip install ipykernel"
+    )
