@@ -17,8 +17,7 @@ import {
   fillTarget,
   getKernel,
   openSidebar,
-  testHosts
-} from './utils';
+  testHosts, fillKernel } from './utils';
 
 /**
  * Set the ssh config under "Advanced" (the test hosts have their own), and
@@ -266,19 +265,7 @@ test('a refused Add: every error at its field, a summary, the focus on the first
   await panel
     .getByRole('textbox', { name: 'Remote Python prefix', exact: true })
     .fill(prefix);
-  await panel.getByTestId('sshpyk-remote-kernel-select').selectOption({
-    label: 'Another kernel (type its name)…'
-  });
-  await panel.getByTestId('sshpyk-remote-kernel-input').fill('python3');
-  await panel
-    .getByRole('textbox', { name: 'Display name', exact: true })
-    .fill('Refused');
-  await panel
-    .getByRole('textbox', { name: 'Kernel name', exact: true })
-    .fill('Not A Name');
-  await panel
-    .getByRole('textbox', { name: 'Language', exact: true })
-    .fill('python');
+  await fillKernel(panel, 'Refused', 'Not A Name');
   await panel.locator('#root_launch_timeout').fill('0');
   await panel.getByTestId('sshpyk-form-submit').click();
   // the server names both at once
@@ -322,19 +309,7 @@ test.describe('a kernel in a container', () => {
     const panel = await openSidebar(page);
     await panel.getByTestId('sshpyk-add').click();
     await fillTarget(panel, sshConfig, prefix);
-    await panel.getByTestId('sshpyk-remote-kernel-select').selectOption({
-      label: 'Another kernel (type its name)…'
-    });
-    await panel.getByTestId('sshpyk-remote-kernel-input').fill('python3');
-    await panel
-      .getByRole('textbox', { name: 'Display name', exact: true })
-      .fill('In a container');
-    await panel
-      .getByRole('textbox', { name: 'Kernel name', exact: true })
-      .fill(name);
-    await panel
-      .getByRole('textbox', { name: 'Language', exact: true })
-      .fill('python');
+    await fillKernel(panel, 'In a container', name);
 
     const section = panel.getByTestId('sshpyk-container');
     // closed and off: opened by its title, turned on by its toggle

@@ -7,8 +7,7 @@ import {
   getKernel,
   openAdvanced,
   openSidebar,
-  testHosts
-} from './utils';
+  testHosts, fillKernel } from './utils';
 
 const MOUNT_KERNEL = 'galata-mount';
 
@@ -25,19 +24,7 @@ test.describe('SSHFS mounts', () => {
     const panel = await openSidebar(page);
     await panel.getByTestId('sshpyk-add').click();
     await fillTarget(panel, sshConfig, prefix);
-    await panel.getByTestId('sshpyk-remote-kernel-select').selectOption({
-      label: 'Another kernel (type its name)…'
-    });
-    await panel.getByTestId('sshpyk-remote-kernel-input').fill('python3');
-    await panel
-      .getByRole('textbox', { name: 'Display name', exact: true })
-      .fill('Galata mount');
-    await panel
-      .getByRole('textbox', { name: 'Kernel name', exact: true })
-      .fill(MOUNT_KERNEL);
-    await panel
-      .getByRole('textbox', { name: 'Language', exact: true })
-      .fill('python');
+    await fillKernel(panel, 'Galata mount', MOUNT_KERNEL);
 
     const mounts = panel.getByTestId('sshpyk-field-mount_local_on_remote');
     await mounts.getByRole('button', { name: 'Add', exact: true }).click();

@@ -1,7 +1,7 @@
 import { expect, IJupyterLabPageFixture, test } from '@jupyterlab/galata';
 import type { Locator } from '@playwright/test';
 
-import { fillTarget, openSidebar, testHosts } from './utils';
+import { fillTarget, openSidebar, testHosts, fillKernel } from './utils';
 
 const KERNEL = 'galata-remote';
 const DISPLAY = 'Galata remote';
@@ -48,13 +48,7 @@ test('a server validation error shows next to its field', async ({ page }) => {
   const panel = await openSidebar(page);
   await panel.getByTestId('sshpyk-empty-add').click();
   await fillTarget(panel, sshConfig, 'relative/env');
-  await panel.getByTestId('sshpyk-remote-kernel-select').selectOption({
-    label: 'Another kernel (type its name)…'
-  });
-  await panel.getByTestId('sshpyk-remote-kernel-input').fill('python3');
-  await panel.getByRole('textbox', { name: 'Display name', exact: true }).fill('Bad prefix');
-  await panel.getByRole('textbox', { name: 'Kernel name', exact: true }).fill('galata-bad');
-  await panel.getByRole('textbox', { name: 'Language', exact: true }).fill('python');
+  await fillKernel(panel, 'Bad prefix', 'galata-bad');
   await panel.getByTestId('sshpyk-form-submit').click();
 
   const error = panel.getByTestId('sshpyk-error-remote_python_prefix');

@@ -62,6 +62,30 @@ export async function fillTarget(
 }
 
 /**
+ * Fill the kernel's own part: the remote kernel typed in (not picked from the
+ * host's list), the display name, the kernel name and the language.
+ */
+export async function fillKernel(
+  panel: Locator,
+  displayName: string,
+  kernelName: string
+): Promise<void> {
+  await panel.getByTestId('sshpyk-remote-kernel-select').selectOption({
+    label: 'Another kernel (type its name)…'
+  });
+  await panel.getByTestId('sshpyk-remote-kernel-input').fill('python3');
+  await panel
+    .getByRole('textbox', { name: 'Display name', exact: true })
+    .fill(displayName);
+  await panel
+    .getByRole('textbox', { name: 'Kernel name', exact: true })
+    .fill(kernelName);
+  await panel
+    .getByRole('textbox', { name: 'Language', exact: true })
+    .fill('python');
+}
+
+/**
  * `GET /sshpyk/kernelspecs/<name>` from the page, as the frontend calls it.
  */
 export async function getKernel(
