@@ -9,12 +9,20 @@ the routes, and warns of kernels an earlier server left running.
 from __future__ import annotations
 
 from . import __version__, registry, runtime
+from .local_platform import UnsupportedPlatform, check_platform, raise_open_files_limit
 from .login.logins import Logins
 from .server import settings
 from .server.routes import setup_route_handlers
 
 
 def load(server_app) -> None:
+    try:
+        check_platform()
+    except UnsupportedPlatform as e:  # the server runs on; its SSH kernels cannot
+        server_app.log.error("sshpyk: %s", e)
+        return
+    # macOS starts a process with 256 open files; each kernel costs a few dozen
+    raise_open_files_limit()
     web_app = server_app.web_app
     web_app.settings[settings.SETTINGS_KEY] = settings.SSHPykSettings(parent=server_app)
     rt = web_app.settings[runtime.SETTINGS_KEY] = runtime.Runtime()

@@ -2,16 +2,16 @@
 
 One directory per user, shared by every sshpyk process of that user (servers, CLI), so they
 share their masters.  It must be private (a socket there is a logged-in connection) and
-short (a unix socket path holds 104 bytes on macOS, 108 on Linux).
+short: every unix socket sshpyk makes locally lives here (masters' ``cm-*``, the askpass
+bridge's ``login-*.sock``) and must fit ``SOCKET_PATH_MAX`` whatever the runtime directory
+is (a unix socket path holds 104 bytes on macOS, 108 on Linux; macOS's ``$TMPDIR`` is long).
 """
 
 from __future__ import annotations
 
 import contextlib
 import errno
-import fcntl
 import os
-import pwd
 import re
 import socket
 import sys
@@ -22,9 +22,14 @@ from pathlib import Path
 from .errors import SSHPykError
 from .localfs import owned_dir, private_dir, same_file, try_flock
 
-# longest control dir we accept: its sockets (cm-<16 hex>-N, plus the 17 characters ssh adds
-# while it creates one) must fit a unix socket path (104 bytes on macOS, 108 on Linux)
-MAX_CONTROL_DIR = 60
+# bytes of the longest unix socket path sshpyk makes: macOS's sun_path holds 104, Linux's 108
+SOCKET_PATH_MAX = 100
+# the longest socket name in the control dir: a master's cm-<16 hex>-<shard>, with the 17
+# characters ssh adds while it creates one (login-<12 hex>.sock, the askpass's, is shorter)
+LONGEST_SOCKET_NAME = len("cm-") + 16 + len("-99") + 17
+# longest control dir we accept, so that every socket in it fits SOCKET_PATH_MAX
+MAX_CONTROL_DIR = SOCKET_PATH_MAX - 1 - LONGEST_SOCKET_NAME
+_RANDOM = 8  # characters mkdtemp adds
 # A master leaves ``<control_path>.log`` and ``.lock`` behind when it ends.  Those of a master
 # gone for this long are removed whenever this user's sshpyk starts a master, so the control
 # dir does not keep one pair per (ssh, config, alias) ever used; minutes, not seconds, so the
@@ -42,10 +47,10 @@ def control_dir() -> Path:
     ``${XDG_CACHE_HOME:-~/.cache}/sshpyk/control-dir``, so every sshpyk process of the
     user (servers, CLI) shares its masters."""
     runtime = os.environ.get("XDG_RUNTIME_DIR", "")
-    if runtime and len(runtime) < 40 and owned_dir(Path(runtime)):
+    if runtime and _bytes(runtime) < 40 and owned_dir(Path(runtime)):
         return private_dir(Path(runtime) / "sshpyk")
     tmpdir = os.environ.get("TMPDIR", "")
-    if sys.platform == "darwin" and tmpdir and len(tmpdir) < MAX_CONTROL_DIR - 7:
+    if sys.platform == "darwin" and tmpdir and _bytes(tmpdir) < MAX_CONTROL_DIR - 7:
         if owned_dir(Path(tmpdir)):
             return private_dir(Path(tmpdir) / "sshpyk")
     try:
@@ -61,14 +66,24 @@ def control_dir() -> Path:
 _OWN_DIR: Path | None = None
 
 
+def _bytes(path: str) -> int:
+    """A path's length as the system counts it (a non-ASCII name takes more than one)."""
+    return len(os.fsencode(path))
+
+
 def _tmp_base() -> str:
-    base = os.environ.get("TMPDIR", "")
-    return base if base and len(base) < MAX_CONTROL_DIR - 20 else "/tmp"  # noqa: S108
+    """$TMPDIR when a directory made in it fits MAX_CONTROL_DIR, else /tmp (mkdtemp's 0700
+    directory of random name: never a fixed name another local user could make first)."""
+    base = os.environ.get("TMPDIR", "").rstrip("/")
+    made = _bytes(base) + len(f"/sshpyk-{os.getuid()}-") + _RANDOM
+    return base if base and made <= MAX_CONTROL_DIR else "/tmp"  # noqa: S108
 
 
 def _home() -> Path:
     """The account's home from the password database: the same for every process of the
     user, even one started with another $HOME (as test servers are)."""
+    import pwd  # POSIX only: imported here so that native Windows gets its refusal
+
     try:
         return Path(pwd.getpwuid(os.getuid()).pw_dir)
     except KeyError:  # a uid without an entry (containers)
@@ -76,6 +91,8 @@ def _home() -> Path:
 
 
 def _remembered_dir() -> Path:
+    import fcntl  # POSIX only (see _home)
+
     cache = Path(os.environ.get("XDG_CACHE_HOME") or _home() / ".cache") / "sshpyk"
     cache.mkdir(parents=True, exist_ok=True)
     private_dir(cache)
@@ -85,7 +102,7 @@ def _remembered_dir() -> Path:
         fcntl.flock(fd, fcntl.LOCK_EX)  # local file, held for microseconds
         with contextlib.suppress(OSError, SSHPykError):
             known = Path(pointer.read_text().strip())
-            if known.is_absolute() and len(str(known)) <= MAX_CONTROL_DIR:
+            if known.is_absolute() and _bytes(str(known)) <= MAX_CONTROL_DIR:
                 return private_dir(known, create=False)
         # gone (tmp cleaned at boot), or not ours any more: a new one
         made = Path(tempfile.mkdtemp(prefix=f"sshpyk-{os.getuid()}-", dir=_tmp_base()))

@@ -7,7 +7,6 @@ local user can write to or plant a symlink in; every helper here refuses what is
 from __future__ import annotations
 
 import contextlib
-import fcntl
 import os
 import stat
 from pathlib import Path
@@ -40,6 +39,8 @@ def owned_dir(path: Path) -> bool:
 def try_flock(path: Path) -> int | None:
     """``path`` opened as a lock file (0600, never through a symlink) and flocked without
     waiting: the fd (closing it releases the lock), or None while another process holds it."""
+    import fcntl  # POSIX only: imported here so that native Windows gets its refusal
+
     fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600)
     try:
         fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)

@@ -16,6 +16,7 @@ import logging
 import sys
 from collections.abc import Callable
 
+from ..local_platform import check_platform, raise_open_files_limit
 from .demo import cmd_demo
 from .discover import cmd_discover
 from .exitcodes import EXIT_FAILED, EXIT_OK, EXIT_USAGE, UsageError, exit_code, message
@@ -56,6 +57,8 @@ def _setup_logging(verbosity: int) -> None:
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     try:
+        check_platform()  # native Windows: one message naming WSL2, exit 1
+        raise_open_files_limit()  # macOS gives 256; `sshpyk ps` holds one master per host
         args = parser.parse_args(argv)
         _setup_logging(args.verbose)
         if not args.command:

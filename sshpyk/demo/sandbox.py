@@ -13,7 +13,6 @@ from __future__ import annotations
 import contextlib
 import json
 import os
-import pwd
 import shutil
 import socket
 import subprocess
@@ -158,6 +157,8 @@ def stop_sandbox(root: Path | None = None) -> list[str]:
 
 
 def _build_and_start(root: Path) -> DemoSandbox:
+    import pwd  # POSIX only: imported here so that native Windows gets its refusal
+
     user = pwd.getpwuid(os.geteuid()).pw_name
     sshd = _find_sshd()
     host_key = root / "ssh_host_ed25519_key"

@@ -21,6 +21,7 @@ from jupyter_client.provisioning.provisioner_base import KernelProvisionerBase
 
 from .. import registry
 from ..errors import SSHPykError
+from ..local_platform import check_platform
 from ..model import InvalidField, SSHKernelConfig
 from ..mounts import Mounts
 from ..remote_cwd import cwd_params
@@ -44,6 +45,7 @@ class SSHKernelProvisioner(KernelProvisionerBase):
         own = {"kernel_id", "kernel_spec", "parent", "config", "log"}
         config = {k: kwargs.pop(k) for k in list(kwargs) if k not in own}
         super().__init__(**kwargs)
+        check_platform()  # native Windows: refused here, at the kernel's start, naming WSL2
         try:
             self.cfg = SSHKernelConfig.from_dict(config)
         except InvalidField as e:
