@@ -10,7 +10,9 @@ extension, a kernel's launch).
 - **Open files**: macOS starts processes with a soft limit of 256 open files.  Each kernel
   costs the Jupyter server a few dozen fds (its ZeroMQ sockets and their clients' and, on
   the monitor session, the local ssh's pipes: README "Local platforms"), so the soft limit is
-  raised toward the hard one at start, best effort.
+  raised toward the hard one at start, best effort (jupyter_server raises it to 4096 itself,
+  ``c.ServerApp.min_open_files_limit``; the CLI has no such knob), with a warning when it
+  stays low.
 """
 
 from __future__ import annotations
@@ -28,6 +30,9 @@ WINDOWS_MESSAGE = (
     "WSL2 (a Linux distribution on Windows: `wsl --install`, then `pip install sshpyk` and "
     "`jupyter lab` there), with your ssh config and keys in WSL's ~/.ssh"
 )
+# Most open files one kernel costs the Jupyter server's process, with one client (an open
+# notebook): measured on Linux by tests/integration/test_local_fds.py, which holds us to it
+FDS_PER_KERNEL = 64
 # open files wanted: a few dozen per kernel (README "Local platforms") for a few hundred
 # kernels, well under what macOS allows a process (kern.maxfilesperproc, OPEN_MAX 10240)
 WANTED_OPEN_FILES = 8192
@@ -69,5 +74,9 @@ def raise_open_files_limit(wanted: int = WANTED_OPEN_FILES) -> int | None:
         except (OSError, ValueError):
             target //= 2  # macOS refuses more than kern.maxfilesperproc: ask for less
     if soft != resource.RLIM_INFINITY and soft < 1024:
-        log.warning("sshpyk: only %d open files allowed (ulimit -n): few kernels fit", soft)
+        log.warning(
+            "sshpyk: only %d open files allowed (ulimit -n): about %d kernels fit at once",
+            soft,
+            soft // FDS_PER_KERNEL,
+        )
     return soft

@@ -167,8 +167,9 @@ def _build_and_start(root: Path) -> DemoSandbox:
     keygen(client_key, "sshpyk-demo-client")
     write_private(root / "authorized_keys", pubkey(client_key) + "\n")
 
-    if os.geteuid() == 0:
-        # sshd refuses to start as root without its compiled-in privsep directory.
+    if os.geteuid() == 0 and sys.platform.startswith("linux"):
+        # sshd refuses to start as root without its compiled-in privsep directory (Debian's
+        # /run/sshd; macOS's /var/empty is always there, and its / is read-only).
         Path("/run/sshd").mkdir(mode=0o755, exist_ok=True)
 
     log = root / "sshd.log"

@@ -222,7 +222,7 @@ def test_a_tmpdir_too_long_for_a_big_uid_falls_back_to_tmp(monkeypatch):
     assert cd._tmp_base() == "/tmp"
     monkeypatch.setattr(cd.os, "getuid", lambda: 501)
     assert cd._tmp_base() == "/" + "t" * 38
-    # bytes count, not characters: 20 × "é" is 40 bytes
+    # bytes count, not characters: twenty "é" are 40 bytes
     monkeypatch.setenv("TMPDIR", "/" + "é" * 20)
     assert cd._tmp_base() == "/tmp"
 
@@ -344,3 +344,16 @@ def test_sshpyk_imports_without_posix_only_modules_so_windows_sees_the_refusal()
     r = subprocess.run([sys.executable, "-c", BLOCK_POSIX], capture_output=True, text=True)
     assert r.returncode == 1, r.stderr
     assert r.stderr.startswith("sshpyk: native Windows is not supported") and "WSL2" in r.stderr
+
+
+def test_a_limit_that_cannot_be_raised_is_kept_and_said():
+    code = textwrap.dedent("""
+        import logging, resource
+        from sshpyk.local_platform import raise_open_files_limit
+        logging.basicConfig()
+        resource.setrlimit(resource.RLIMIT_NOFILE, (200, 200))  # a hard limit of 200
+        print(raise_open_files_limit(), resource.getrlimit(resource.RLIMIT_NOFILE))
+    """)
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert r.stdout.split() == ["200", "(200,", "200)"]
+    assert "only 200 open files allowed (ulimit -n): about 3 kernels fit at once" in r.stderr
