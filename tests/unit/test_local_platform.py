@@ -357,3 +357,22 @@ def test_a_limit_that_cannot_be_raised_is_kept_and_said():
     r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert r.stdout.split() == ["200", "(200,", "200)"]
     assert "only 200 open files allowed (ulimit -n): about 3 kernels fit at once" in r.stderr
+
+
+def test_the_program_hands_ssh_a_tuned_connected_socket(tmp_path):
+    """As ssh runs it (``ProxyUseFdpass``, ``python -I -S``): the connected socket comes
+    back over the unix socket that is its stdout, with the options already set."""
+    ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
+    log = tmp_path / "log"
+    with socket.create_server(("127.0.0.1", 0)) as server, ours, theirs:
+        port = server.getsockname()[1]
+        argv = [sys.executable, "-I", "-S", tcp_connect.__file__, "127.0.0.1", str(port), "5"]
+        rc = subprocess.run([*argv, str(log)], stdout=theirs, timeout=30).returncode
+        assert rc == 0 and not log.exists()
+        _, fds, _, _ = socket.recv_fds(ours, 1, 1)
+        with socket.socket(fileno=fds[0]) as passed:
+            peer, _ = server.accept()
+            with peer:
+                assert passed.getpeername() == peer.getsockname()
+                assert passed.getsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY) == 1
+                assert passed.getsockopt(socket.SOL_SOCKET, socket.SO_KEEPALIVE) == 1
