@@ -4,6 +4,7 @@ directory is, the open-files limit, and native Windows refused with one message.
 
 from __future__ import annotations
 
+import logging
 import os
 import resource
 import shutil
@@ -376,3 +377,15 @@ def test_the_program_hands_ssh_a_tuned_connected_socket(tmp_path):
                 assert passed.getpeername() == peer.getsockname()
                 assert passed.getsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY) == 1
                 assert passed.getsockopt(socket.SOL_SOCKET, socket.SO_KEEPALIVE) == 1
+
+
+def test_the_server_extension_on_native_windows_says_why_and_adds_nothing(monkeypatch, caplog):
+    from sshpyk import _load_jupyter_server_extension
+
+    monkeypatch.setattr(local_platform.sys, "platform", "win32")
+    web_app = SimpleNamespace(settings={}, add_handlers=lambda *a: pytest.fail("routes added"))
+    server = SimpleNamespace(web_app=web_app, log=logging.getLogger("test-server-app"))
+    with caplog.at_level(logging.ERROR, "test-server-app"):
+        _load_jupyter_server_extension(server)  # the server runs on
+    assert web_app.settings == {}
+    assert [r.getMessage() for r in caplog.records] == [f"sshpyk: {local_platform.WINDOWS_MESSAGE}"]
