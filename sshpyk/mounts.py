@@ -3,7 +3,8 @@
 Design (why, in short; README "SSHFS" has the long form): the remote runs
 ``sshfs -o passive``, which speaks SFTP on its stdin/stdout, in an ssh session on the
 host's existing master; that session's stdin/stdout are pipes to ``sshpyk.sftp_server``,
-a local SFTP-only server confined to the shared directory by ``openat2(RESOLVE_IN_ROOT)``.
+a local SFTP-only server confined to the shared directory (``sshpyk.confine``: openat2's
+RESOLVE_IN_ROOT where Linux has it, else a walk that follows no symlink).
 So nothing listens anywhere, no local sshd, no key, no authorized_keys change, no
 credential to leak, and the remote can do SFTP on that one directory and nothing else.
 
@@ -29,7 +30,7 @@ import sys
 import time
 from typing import Any
 
-from . import sftp_server
+from . import confine, sftp_server
 from .errors import SSHPykError, remote_failure
 from .localproc import kill_process
 from .remote.protocol import EXPIRED, MOUNTED, REPLACED, python_command, read_message
@@ -157,12 +158,10 @@ class Mount:
                 f"local directory {self.local_path} to mount on {alias} does not exist",
                 kind="local_dir_missing",
             )
-        # before any raw syscall: off Linux one can kill this very process (SIGSYS on macOS)
-        reason = sftp_server.unsupported_reason()
-        if reason is not None:
-            raise MountError(f"cannot share {self.local_path}: {reason}", kind="sftp_unsupported")
+        # confine makes no raw syscall where openat2's number is unknown (off Linux one can
+        # kill this very process: SIGSYS on macOS); without openat2 the server walks paths
         try:
-            sftp_server.check_supported(self.local_path)
+            confine.check_supported(self.local_path)
         except OSError as e:
             raise MountError(f"cannot share {self.local_path}: {e}", kind="sftp_unsupported") from e
         try:
@@ -226,7 +225,9 @@ class Mount:
         with contextlib.suppress(ValueError, ConnectionError):
             while line := await proc.stderr.readline():
                 text = line.decode(errors="replace").rstrip()
-                log.warning("sshpyk: sftp server for %s: %s", self.local_path, text[:500])
+                # which confinement serves the share (openat2, or the walk): not a problem
+                said = log.info if text.startswith(sftp_server.CONFINED_BY) else log.warning
+                said("sshpyk: sftp server for %s: %s", self.local_path, text[:500])
 
     async def _message(self) -> dict | None:
         """The helper's next report (its reports come on ssh's stderr), None at EOF."""

@@ -5,15 +5,15 @@ through an ssh session on the kernel host's master connection, to this program's
 stdin/stdout (see ``sshpyk.mounts``).  So there is no listening socket, no local sshd,
 no key, and the only thing the remote side can ever do is send the SFTP requests below.
 
-Confinement is the kernel's, not ours: every path is resolved with ``openat2(root_fd, path,
-RESOLVE_IN_ROOT | RESOLVE_NO_MAGICLINKS)``, which treats the shared directory as ``/`` the
-way chroot does — ``..`` stops at it, absolute paths and absolute symlinks start at it, and
-a symlink can never lead outside.  Operations on a name (lstat, mkdir, rename, ...) resolve
-the parent that way and then act on the last component relative to the parent's fd, never
-following it.  Lexical path checks would race against symlinks swapped in meanwhile;
-these cannot.  Needs Linux >= 5.6: elsewhere (macOS, BSD, older Linux, an ABI whose syscall
-number we do not know) a mount is refused before any raw syscall is made, since an unknown
-number is another call, or a fatal SIGSYS (XNU), rather than an error.
+Every path is confined to the shared directory by ``sshpyk.confine``, chosen once at start:
+``openat2(root_fd, path, RESOLVE_IN_ROOT | RESOLVE_NO_MAGICLINKS)`` where the kernel has it
+(Linux >= 5.6; the share is ``/`` as in a chroot, symlinks are followed inside it), else a
+component-by-component walk from the share's fd that never follows a symlink (macOS, BSD,
+older Linux; what it refuses is in ``confine``'s docstring).  Operations on a name (lstat,
+mkdir, rename, ...) resolve the parent that way and then act on the last component relative
+to the parent's fd, never following it.  Lexical path checks alone would race against
+symlinks swapped in meanwhile; these cannot.  The server says which one it runs on stderr
+(``CONFINED_BY``), once, before it serves.
 
 The remote side is not trusted: modes it sends lose their setuid/setgid/sticky bits, owner
 changes are ignored, and with ``--read-only`` every request that would change the share is
@@ -31,14 +31,14 @@ import ctypes
 import errno
 import functools
 import os
-import platform
 import signal
 import stat
 import struct
 import sys
-import sysconfig
 import threading
 import time
+
+from . import confine, no_openat2
 
 # --- protocol constants (draft-ietf-secsh-filexfer-02 = version 3, what OpenSSH speaks) ---
 INIT, VERSION, OPEN, CLOSE, READ, WRITE, LSTAT, FSTAT, SETSTAT, FSETSTAT = range(1, 11)
@@ -74,6 +74,7 @@ WRITE_PFLAGS = PF_WRITE | PF_APPEND | PF_CREAT | PF_TRUNC | PF_EXCL
 WRITE_REQUESTS = {WRITE, SETSTAT, FSETSTAT, REMOVE, MKDIR, RMDIR, RENAME, SYMLINK}
 WRITE_EXTENSIONS = {b"posix-rename@openssh.com", b"hardlink@openssh.com"}
 ST_RDONLY = 1
+CONFINED_BY = "sshpyk sftp: paths confined by "  # + the resolver's name, on stderr at start
 
 _ERRNO_STATUS = {
     errno.ENOENT: FX_NO_SUCH_FILE,
@@ -82,119 +83,11 @@ _ERRNO_STATUS = {
     errno.EPERM: FX_PERMISSION_DENIED,
     # a rename or link across file systems inside the share: a plain failure, which sshfs's
     # workaround=renamexdev turns back into EXDEV so that `mv` falls back to copying
-    # (openat2's own EXDEV, a path leaving the root, is made EACCES in openat2())
+    # (openat2's own EXDEV, a path leaving the root, is made EACCES in confine.openat2())
     errno.EXDEV: FX_FAILURE,
     errno.ELOOP: FX_PERMISSION_DENIED,
     errno.EROFS: FX_PERMISSION_DENIED,
 }
-
-# --- openat2(2) -----------------------------------------------------------------------------
-RESOLVE_NO_MAGICLINKS, RESOLVE_IN_ROOT = 0x02, 0x10
-O_PATH = getattr(os, "O_PATH", 0o10000000)
-EAGAIN_RETRIES = 32  # openat2 says EAGAIN when a rename/mount raced with a ".." lookup
-# Linux numbers new syscalls alike on every architecture since 5.1 (437 = openat2), except
-# these offset tables; an architecture in neither list is refused, never guessed.
-_UNIFIED = (
-    "x86_64", "amd64", "i386", "i486", "i586", "i686", "aarch64", "arm", "riscv", "ppc",
-    "powerpc", "s390", "loongarch", "sparc", "parisc", "m68k", "sh", "xtensa", "microblaze",
-    "arc", "csky", "or1k", "openrisc", "nios2", "hexagon",
-)  # fmt: skip
-
-
-class _OpenHow(ctypes.Structure):
-    _fields_ = [("flags", ctypes.c_uint64), ("mode", ctypes.c_uint64), ("resolve", ctypes.c_uint64)]
-
-
-class Unsupported(OSError):
-    """This system cannot confine paths (no openat2)."""
-
-
-@functools.cache
-def _linux_number(machine: str, multiarch: str, pointer: int) -> int | None:
-    if machine.startswith("alpha"):
-        return 547
-    if machine.startswith("ia64"):
-        return 1461
-    if machine.startswith("mips"):
-        if pointer == 8:
-            return 5437  # n64
-        if "abin32" in multiarch:
-            return 6437
-        return 4437 if multiarch.startswith("mips") else None  # o32, or unknown
-    if "x32" in multiarch:
-        return None  # x32 numbers carry a flag bit: not worth guessing
-    return 437 if machine.startswith(_UNIFIED) else None
-
-
-def openat2_number() -> int | None:
-    """openat2's syscall number for this process, or None: then no raw syscall at all."""
-    if sys.platform != "linux":
-        return None
-    return _linux_number(
-        platform.machine().lower(),
-        sysconfig.get_config_var("MULTIARCH") or "",
-        ctypes.sizeof(ctypes.c_void_p),
-    )
-
-
-def unsupported_reason() -> str | None:
-    """Why this system cannot serve a share confined (None: it may, if the kernel has
-    openat2; ``check_supported`` tries that)."""
-    if sys.platform != "linux":
-        return f"SSHFS mounts need Linux >= 5.6 on the Jupyter server's machine, not {sys.platform}"
-    if openat2_number() is None:
-        return f"SSHFS mounts do not know openat2's syscall number on {platform.machine()}"
-    return None
-
-
-@functools.cache
-def _libc():
-    # only ever loaded on Linux, after the checks above (CDLL(None) fails on Windows)
-    libc = ctypes.CDLL(None, use_errno=True)
-    libc.syscall.restype = ctypes.c_long
-    return libc
-
-
-def openat2(dirfd: int, path: bytes, flags: int, mode: int = 0) -> int:
-    if b"\0" in path:
-        raise OSError(errno.EINVAL, "NUL in path")
-    number = openat2_number()
-    if number is None:
-        raise Unsupported(errno.ENOSYS, unsupported_reason())
-    # openat2 insists on mode 0 unless a file may be created
-    mode = mode if flags & os.O_CREAT else 0
-    how = _OpenHow(flags | os.O_CLOEXEC, mode, RESOLVE_IN_ROOT | RESOLVE_NO_MAGICLINKS)
-    retries = EAGAIN_RETRIES
-    while True:
-        fd = _libc().syscall(
-            ctypes.c_long(number),
-            ctypes.c_int(dirfd),
-            ctypes.c_char_p(path or b"."),
-            ctypes.byref(how),
-            ctypes.c_size_t(ctypes.sizeof(how)),
-        )
-        if fd >= 0:
-            return fd
-        err = ctypes.get_errno()
-        if err == errno.EINTR:
-            continue
-        if err == errno.EAGAIN and retries > 0:
-            retries -= 1
-            continue
-        if err == errno.ENOSYS:
-            raise Unsupported(err, "openat2 is not available (Linux >= 5.6 needed)")
-        if err == errno.EXDEV:  # the lookup would have left the root (a racing rename)
-            err = errno.EACCES
-        raise OSError(err, os.strerror(err), path.decode(errors="replace"))
-
-
-def check_supported(root: str) -> None:
-    """Raise ``Unsupported``/``OSError`` unless ``root`` can be served confined."""
-    fd = os.open(root, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
-    try:
-        os.close(openat2(fd, b".", O_PATH | os.O_DIRECTORY))
-    finally:
-        os.close(fd)
 
 
 class Failure(Exception):
@@ -283,17 +176,6 @@ def longname(name: bytes, st: os.stat_result) -> bytes:
     )
 
 
-def split_parent(path: bytes) -> tuple[bytes, bytes]:
-    """(parent, last component); the last component is never ``.``/``..``/empty."""
-    stripped = path.rstrip(b"/")
-    parent, _, name = stripped.rpartition(b"/")
-    if name in (b"", b".", b".."):
-        raise Failure(FX_PERMISSION_DENIED, "not allowed on this path")
-    if b"\0" in path:
-        raise Failure(FX_BAD_MESSAGE, "NUL in path")
-    return (parent or (b"/" if stripped.startswith(b"/") else b".")), name
-
-
 def offset(value: int) -> int:
     if value > MAX_OFFSET:
         raise Failure(FX_BAD_MESSAGE, "offset or size out of range")
@@ -326,6 +208,11 @@ class Handle:
 class Server:
     def __init__(self, root: str, rfd: int = 0, wfd: int = 1, read_only: bool = False):
         self.root = os.open(root, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+        try:
+            self.paths = confine.choose(self.root)
+        except BaseException:
+            os.close(self.root)
+            raise
         self.read_only = read_only
         self.rfd, self.wfd = rfd, wfd
         self.handles: dict[int, Handle] = {}
@@ -390,11 +277,10 @@ class Server:
 
     # ---- path resolution -------------------------------------------------------------------
     def open_path(self, path: bytes, flags: int, mode: int = 0) -> int:
-        return openat2(self.root, path, flags, mode)
+        return self.paths.open(path, flags, mode)
 
     def parent_fd(self, path: bytes) -> tuple[int, bytes]:
-        parent, name = split_parent(path)
-        return self.open_path(parent, O_PATH | os.O_DIRECTORY), name
+        return self.paths.parent(path)
 
     def handle(self, r: Reader) -> Handle:
         raw = r.string()
@@ -421,27 +307,31 @@ class Server:
         finally:
             os.close(pfd)
 
-    def apply_attrs(self, fd: int, a: dict, *, by_path: bool) -> None:
-        # fd may be O_PATH (SETSTAT): act through its /proc link, which is the file itself
-        target = f"/proc/self/fd/{fd}" if by_path else fd
+    def apply_attrs(self, a: dict, target, dir_fd: int | None = None, follow=True) -> None:
+        """``target``: an open file's fd (FSETSTAT), or a name from ``dir_fd`` (SETSTAT, as
+        the resolver's ``attr_target`` gives it; never followed unless ``follow``)."""
+        at = {} if isinstance(target, int) else {"dir_fd": dir_fd, "follow_symlinks": follow}
         if "size" in a:
             size = offset(a["size"])
             # only regular files: opening a FIFO for writing would wait for a reader forever
-            if not stat.S_ISREG(os.fstat(fd).st_mode):
+            if not stat.S_ISREG(os.stat(target, **at).st_mode):
                 raise Failure(FX_PERMISSION_DENIED, "not a regular file")
-            if by_path:
-                wfd = os.open(target, os.O_WRONLY | os.O_NONBLOCK | os.O_NOCTTY | os.O_CLOEXEC)
+            if isinstance(target, int):
+                os.ftruncate(target, size)
+            else:
+                flags = os.O_WRONLY | os.O_NONBLOCK | os.O_NOCTTY | os.O_CLOEXEC
+                wfd = os.open(target, flags | (0 if follow else os.O_NOFOLLOW), dir_fd=dir_fd)
                 try:
+                    if not stat.S_ISREG(os.fstat(wfd).st_mode):  # swapped meanwhile
+                        raise Failure(FX_PERMISSION_DENIED, "not a regular file")
                     os.ftruncate(wfd, size)
                 finally:
                     os.close(wfd)
-            else:
-                os.ftruncate(fd, size)
         if "perm" in a:
-            os.chmod(target, a["perm"] & MODE_MASK)
+            os.chmod(target, a["perm"] & MODE_MASK, **at)
         # "uid"/"gid" (ATTR_UIDGID) are ignored on purpose: the remote never picks owners
         if "atime" in a:
-            os.utime(target, (a["atime"], a["mtime"]))
+            os.utime(target, (a["atime"], a["mtime"]), **at)
 
     # ---- requests --------------------------------------------------------------------------
     def skip_noise(self) -> None:
@@ -522,28 +412,18 @@ class Server:
             self.status(rid, FX_OK)
         elif kind in (LSTAT, STAT):
             path = r.string()
-            if kind == LSTAT:
-                st = self.lstat(path)
-            else:
-                fd = self.open_path(path, O_PATH)
-                try:
-                    st = os.fstat(fd)
-                finally:
-                    os.close(fd)
+            st = self.lstat(path) if kind == LSTAT else self.paths.stat(path)
             self.send(struct.pack(">BI", ATTRS, rid), encode_attrs(st))
         elif kind == FSTAT:
             self.send(struct.pack(">BI", ATTRS, rid), encode_attrs(os.fstat(self.handle(r).fd)))
         elif kind == SETSTAT:
             path, a = r.string(), r.attrs()
-            fd = self.open_path(path, O_PATH)
-            try:
-                self.apply_attrs(fd, a, by_path=True)
-            finally:
-                os.close(fd)
+            with self.paths.attr_target(path) as (name, dir_fd, follow):
+                self.apply_attrs(a, name, dir_fd, follow)
             self.status(rid, FX_OK)
         elif kind == FSETSTAT:
             h = self.handle(r)
-            self.apply_attrs(h.fd, r.attrs(), by_path=False)
+            self.apply_attrs(r.attrs(), h.fd)
             self.status(rid, FX_OK)
         elif kind == OPENDIR:
             fd = self.open_path(r.string(), os.O_RDONLY | os.O_DIRECTORY)
@@ -685,11 +565,7 @@ class Server:
             os.fsync(self.handle(r).fd)
             self.status(rid, FX_OK)
         elif name == b"statvfs@openssh.com":
-            fd = self.open_path(r.string(), O_PATH)
-            try:
-                v = os.fstatvfs(fd)
-            finally:
-                os.close(fd)
+            v = self.paths.statvfs(r.string())
             self.send(
                 struct.pack(
                     ">BI11Q",
@@ -714,6 +590,12 @@ class Server:
 
 PR_SET_PDEATHSIG = 1
 PARENT_POLL = 1.0
+
+
+@functools.cache
+def _libc():
+    # only ever loaded on Linux (CDLL(None) fails on Windows)
+    return ctypes.CDLL(None, use_errno=True)
 
 
 def tie_to_parent(parent: int) -> None:
@@ -758,15 +640,21 @@ def main(argv: list[str] | None = None) -> int:
     if len(rest) != 1:
         sys.stderr.write(USAGE)
         return 2
+    if no_openat2.requested():  # a test switch (see no_openat2): before anything else runs
+        try:
+            no_openat2.deny()
+        except OSError as e:
+            sys.stderr.write(f"sshpyk sftp: cannot make openat2 unavailable: {e}\n")
+            return 1
     if parent is not None:
         tie_to_parent(parent)
     root = rest[0]
     try:
-        check_supported(root)
         server = Server(root, read_only=flags["--read-only"])
     except OSError as e:
         sys.stderr.write(f"sshpyk sftp: cannot serve {root}: {e}\n")
         return 1
+    sys.stderr.write(f"{CONFINED_BY}{server.paths.name}\n")
     try:
         server.serve(flags["--skip-noise"])
         server.flush()

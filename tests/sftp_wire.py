@@ -1,15 +1,75 @@
 """A raw SFTP v3 client for tests: sends exactly the requests an attacker on the remote
-side could send to ``sshpyk.sftp_server``, with no client-side path clean-up."""
+side could send to ``sshpyk.sftp_server``, with no client-side path clean-up; and the
+``confinement`` fixture, which runs a test against each of the server's path resolvers."""
 
 from __future__ import annotations
 
+import logging
 import os
 import select
 import struct
 import subprocess
 import sys
 
+import pytest
+
+from sshpyk import no_openat2
 from sshpyk import sftp_server as P
+
+CONFINEMENTS = ["openat2", "walk"]
+SERVER = [sys.executable, "-m", "sshpyk.sftp_server"]
+
+
+def confined_by(stderr: bytes) -> str | None:
+    """The resolver a server said it runs (None: it never got to serve)."""
+    for line in stderr.decode(errors="replace").splitlines():
+        if line.startswith(P.CONFINED_BY):
+            return line[len(P.CONFINED_BY) :]
+    return None
+
+
+@pytest.fixture(params=CONFINEMENTS)
+def confinement(request, monkeypatch, caplog):
+    """The test, once with each of the server's resolvers (ids ``[openat2]``/``[walk]``).
+
+    For ``walk`` openat2 is really gone from every server the test starts, as on Linux < 5.6:
+    ``SSHPYK_SFTP_NO_OPENAT2=1`` makes the server's entry point install a seccomp filter
+    answering ENOSYS.  Afterwards every server the test started (a ``Client``, ``run_server``,
+    or a mount's, by its log) must have said that it ran this resolver, and there must be
+    one: a test that started none ran against neither."""
+    if request.param == "walk":
+        monkeypatch.setenv(no_openat2.ENV, "1")
+    else:
+        monkeypatch.delenv(no_openat2.ENV, raising=False)
+    caplog.set_level(logging.INFO, logger="sshpyk.mounts")
+    first = len(STARTED)
+    yield request.param
+    said = []
+    for started in STARTED[first:]:
+        if isinstance(started, Client):
+            if started.stderr is None:  # the test failed before closing it
+                started.proc.kill()
+                started.proc.wait()
+                started.stderr = started.proc.stderr.read()
+            started = started.stderr
+        said.append(confined_by(started))
+    for record in caplog.get_records("call"):  # a mount's server, through its log
+        message = record.getMessage()
+        if P.CONFINED_BY in message:
+            said.append(message.split(P.CONFINED_BY, 1)[1].strip())
+    served = [name for name in said if name is not None]  # None: refused before serving
+    assert served, f"no SFTP server served in this test: nothing ran against {request.param}"
+    assert set(served) == {request.param}, said
+
+
+STARTED: list = []  # every Client and run_server stderr, for ``confinement``
+
+
+def run_server(*args: str, input: bytes) -> subprocess.CompletedProcess:
+    """The server run to its end on ``input`` (its stderr is checked by ``confinement``)."""
+    proc = subprocess.run([*SERVER, *args], input=input, capture_output=True, timeout=30)
+    STARTED.append(proc.stderr)
+    return proc
 
 
 def s(b: bytes | str) -> bytes:
@@ -47,11 +107,13 @@ class Client:
 
     def __init__(self, root: str, *args: str):
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "sshpyk.sftp_server", *args, root],
+            [*SERVER, *args, root],
             stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
         )
+        self.stderr: bytes | None = None  # all the server said, once it ended
+        STARTED.append(self)
         self.rid = 0
         self.buf = bytearray()
         self.raw(struct.pack(">BI", P.INIT, 3))
@@ -166,3 +228,8 @@ class Client:
             self.proc.kill()  # a hung server must not outlive the test
             self.proc.wait()
             raise
+        finally:
+            self.stderr = self.proc.stderr.read()
+
+    def confined_by(self) -> str | None:
+        return confined_by(self.stderr or b"")

@@ -1,5 +1,6 @@
 """The SFTP server against a hostile remote (issue #12: M1, L1, M7 and the EXDEV/EAGAIN notes):
-raw protocol requests, as the remote side of a mount could send them."""
+raw protocol requests, as the remote side of a mount could send them, against both path
+resolvers (``[openat2]``, ``[walk]``: ``sftp_wire.confinement``)."""
 
 from __future__ import annotations
 
@@ -8,13 +9,18 @@ import errno
 import os
 import struct
 import subprocess
+import threading
 import time
 
 import pytest
+import sftp_wire
 from helpers import SETID, snapshot
 from sftp_wire import Client, attrs, s
 
+from sshpyk import confine
 from sshpyk import sftp_server as P
+
+confinement = sftp_wire.confinement  # the fixture: [openat2] and [walk]
 
 
 @pytest.fixture
@@ -36,7 +42,7 @@ def handle(c: Client, path, pflags=P.PF_READ, attr=None) -> bytes:
 # ---- M1: no setuid/setgid/sticky bit and no owner from the remote ------------------------
 
 
-def test_remote_modes_lose_setid_bits_and_owner_changes_are_ignored(share):
+def test_remote_modes_lose_setid_bits_and_owner_changes_are_ignored(share, confinement):
     owner = os.stat(share / "inner.txt")
     c = Client(str(share))
     try:
@@ -62,6 +68,49 @@ def test_remote_modes_lose_setid_bits_and_owner_changes_are_ignored(share):
         assert st.st_mode & 0o700 == perm & 0o700, (name, oct(st.st_mode))
     st = os.stat(share / "inner.txt")
     assert (st.st_uid, st.st_gid) == (owner.st_uid, owner.st_gid)
+
+
+# ---- #19: a local rename race never takes a request outside, whichever resolver ------------
+
+
+def test_a_rename_race_never_takes_a_request_outside(share, tmp_path, confinement):
+    """A local process flips sub/ between the real directory and a symlink to a directory
+    outside (same names in it) while the remote reads, writes, chmods and makes directories
+    in sub/: requests may fail, none may reach outside."""
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    (outside / "inner.txt").write_bytes(b"outside")
+    os.chmod(outside / "inner.txt", 0o644)
+    (share / "sub" / "inner.txt").write_bytes(b"inside")
+    before = snapshot(outside)
+    real, parked, link = share / "sub", share / "parked", share / "flip"
+    link.symlink_to(outside)
+    stop = threading.Event()
+
+    def flip():
+        while not stop.is_set():
+            os.rename(real, parked)
+            os.rename(link, real)  # sub -> outside
+            os.rename(real, link)
+            os.rename(parked, real)
+
+    flipper = threading.Thread(target=flip)
+    c = Client(str(share))
+    got = set()
+    flipper.start()
+    try:
+        for _ in range(300):
+            got.add(c.read_all("sub/inner.txt"))
+            c.write_file("sub/new.txt", b"from the remote")
+            c.status_of(P.SETSTAT, s("sub/inner.txt"), attrs(perm=0o600))
+            c.status_of(P.MKDIR, s("sub/made"), attrs())
+            c.status_of(P.RMDIR, s("sub/made"))
+    finally:
+        stop.set()
+        flipper.join()
+        assert c.close() == 0
+    assert b"outside" not in got and b"inside" in got, got
+    assert snapshot(outside) == before
 
 
 # ---- L1: bad names and numbers are errors, never the end of the server --------------------
@@ -97,7 +146,7 @@ def nul_requests():
     ]
 
 
-def test_nul_in_any_name_is_an_error_status(share):
+def test_nul_in_any_name_is_an_error_status(share, confinement):
     before = snapshot(share)
     c = Client(str(share))
     try:
@@ -110,7 +159,7 @@ def test_nul_in_any_name_is_an_error_status(share):
     assert snapshot(share) == before
 
 
-def test_offsets_and_sizes_beyond_off_t_are_errors(share):
+def test_offsets_and_sizes_beyond_off_t_are_errors(share, confinement):
     c = Client(str(share))
     try:
         h = handle(c, "inner.txt", P.PF_READ | P.PF_WRITE)
@@ -125,7 +174,7 @@ def test_offsets_and_sizes_beyond_off_t_are_errors(share):
         assert c.close() == 0
 
 
-def test_truncating_a_fifo_is_refused_at_once(share):
+def test_truncating_a_fifo_is_refused_at_once(share, confinement):
     c = Client(str(share))
     c.timeout = 3
     try:
@@ -141,7 +190,7 @@ def test_truncating_a_fifo_is_refused_at_once(share):
 # ---- M7: a read-only share is read-only in the local server -------------------------------
 
 
-def test_read_only_share_refuses_every_write_request(share):
+def test_read_only_share_refuses_every_write_request(share, confinement):
     before = snapshot(share)
     c = Client(str(share), "--read-only")
     try:
@@ -201,7 +250,7 @@ def inner_mount(share):
     subprocess.run(["umount", "-l", str(point)], check=True)
 
 
-def test_rename_across_file_systems_is_a_plain_failure(share, inner_mount):
+def test_rename_across_file_systems_is_a_plain_failure(share, inner_mount, confinement):
     c = Client(str(share))
     try:
         for kind, *fields in [
@@ -238,15 +287,15 @@ def test_openat2_eagain_is_retried_a_bounded_number_of_times(share, monkeypatch)
     root = os.open(share, os.O_RDONLY | os.O_DIRECTORY)
     try:
         racing = _Racing(3)
-        monkeypatch.setattr(P, "_libc", lambda: racing)
-        fd = P.openat2(root, b"inner.txt", os.O_RDONLY)
+        monkeypatch.setattr(confine, "_libc", lambda: racing)
+        fd = confine.openat2(root, b"inner.txt", os.O_RDONLY)
         assert os.read(fd, 10) == b"inner" and racing.calls == 4
         os.close(fd)
         endless = _Racing(10**6)
-        monkeypatch.setattr(P, "_libc", lambda: endless)
+        monkeypatch.setattr(confine, "_libc", lambda: endless)
         with pytest.raises(OSError) as e:
-            P.openat2(root, b"inner.txt", os.O_RDONLY)
+            confine.openat2(root, b"inner.txt", os.O_RDONLY)
         assert e.value.errno == errno.EAGAIN
-        assert endless.calls == P.EAGAIN_RETRIES + 1
+        assert endless.calls == confine.EAGAIN_RETRIES + 1
     finally:
         os.close(root)

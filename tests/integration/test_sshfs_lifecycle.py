@@ -1,6 +1,7 @@
 """SSHFS mounts hardened (issue #12), end to end on the real test hosts: setid bits and `ro`
-through a real sshfs mount, EXDEV for `mv`, no mount off Linux (H2), nothing outliving what
-it serves (M2), a remote command every login shell parses (L7), the server's stderr logged."""
+through a real sshfs mount (against both path resolvers, ``[openat2]``/``[walk]``), EXDEV for
+`mv`, mounts where openat2 is missing (H2, issue #19), nothing outliving what it serves (M2),
+a remote command every login shell parses (L7), the server's stderr logged."""
 
 from __future__ import annotations
 
@@ -17,6 +18,7 @@ import textwrap
 import time
 
 import pytest
+import sftp_wire
 from helpers import (
     SETID,
     kernel_procs,
@@ -29,9 +31,13 @@ from helpers import (
     wait_until,
 )
 
+from sshpyk import confine, no_openat2
 from sshpyk.mounts import MountError, Mounts
 from sshpyk.remote.protocol import messages, python_command
+from sshpyk.sftp_server import CONFINED_BY
 from sshpyk.transport import Master, Target
+
+confinement = sftp_wire.confinement  # the fixture: [openat2] and [walk]
 
 
 @pytest.fixture
@@ -59,7 +65,7 @@ def inner_mount(share):
 
 
 async def test_no_setid_bits_through_the_mount_and_mv_across_file_systems_copies(
-    netns_hosts, specs, managers, share, mountpoint, inner_mount
+    netns_hosts, specs, managers, share, mountpoint, inner_mount, confinement
 ):
     th = netns_hosts
     km = managers(
@@ -128,7 +134,7 @@ def _try_writes(mp: str) -> str:
 
 
 async def test_a_kernel_cannot_write_through_a_read_only_mount(
-    netns_hosts, specs, managers, share, mountpoint
+    netns_hosts, specs, managers, share, mountpoint, confinement
 ):
     th = netns_hosts
     before = snapshot(share)
@@ -149,7 +155,7 @@ async def test_a_kernel_cannot_write_through_a_read_only_mount(
 
 
 async def test_the_remote_cannot_get_around_ro_by_mounting_read_write(
-    netns_hosts, share, mountpoint
+    netns_hosts, share, mountpoint, confinement
 ):
     """The remote side owns its sshfs: it may drop `ro` (remount, or its own sshfs on the
     stream).  Here its sshfs runs read-write; the local server still refuses every write."""
@@ -175,10 +181,10 @@ async def test_the_remote_cannot_get_around_ro_by_mounting_read_write(
     assert snapshot(share) == before
 
 
-# ---- H2: where openat2 is missing a mount is refused, the process lives on --------------------
+# ---- H2 (issue #19): where openat2 is missing the share is served by the walk ----------------
 
 XNU = r"""
-import asyncio, ctypes, json, os, signal, sys, types
+import asyncio, ctypes, json, logging, os, signal, sys, types
 
 class XNU(ctypes.CDLL):
     # what macOS does with syscall(437): SIGSYS, and no handler means the process dies
@@ -189,27 +195,26 @@ class XNU(ctypes.CDLL):
 
 ctypes.CDLL = XNU
 from jupyter_client.ioloop import AsyncIOLoopKernelManager
-import sshpyk.sftp_server as sftp
+import sshpyk.confine as confine
 # the platform, as the support probe sees it
-sftp.sys = types.SimpleNamespace(**{**vars(sys), "platform": "darwin"})
+confine.sys = types.SimpleNamespace(**{**vars(sys), "platform": "darwin"})
+logging.basicConfig(level=logging.INFO, stream=sys.stderr)
 
 async def main():
-    out = {}
+    mp = sys.argv[2]
     km = AsyncIOLoopKernelManager(kernel_name=sys.argv[1])
-    try:
-        await km.start_kernel()
-        out["required"] = "started"
-        await km.shutdown_kernel(now=True)
-    except Exception as e:
-        out["required"] = f"{type(e).__name__}: {e}"
-    km = AsyncIOLoopKernelManager(kernel_name=sys.argv[2])
     await km.start_kernel()
     kc = km.client()
     kc.start_channels()
     await kc.wait_for_ready(timeout=30)
-    reply = await kc.execute_interactive("6 * 7", timeout=20, output_hook=lambda msg: None)
-    out["optional_kernel"] = reply["content"]["status"]
-    out["optional_mount"] = km.provisioner.status()["mounts"][0]
+    code = f"open('{mp}/from_remote.txt', 'w').write('x'); print(open('{mp}/inner.txt').read())"
+    outs = []
+    def hook(msg):
+        if msg["msg_type"] == "stream":
+            outs.append(msg["content"]["text"])
+    reply = await kc.execute_interactive(code, timeout=20, output_hook=hook)
+    out = {"status": reply["content"]["status"], "out": "".join(outs).strip()}
+    out["mount"] = km.provisioner.status()["mounts"][0]["state"]
     kc.stop_channels()
     await km.shutdown_kernel()
     print(json.dumps(out))
@@ -218,46 +223,47 @@ asyncio.run(main())
 """
 
 
-async def test_no_openat2_refuses_the_mount_and_the_process_lives_on(
+async def test_without_openat2_the_share_is_mounted_by_the_walk(
     netns_hosts, specs, share, mountpoint, tmp_path
 ):
+    """As on macOS: the Jupyter process makes no raw syscall (one would kill it here, as
+    XNU does) and its server has no openat2 (seccomp): the mount works, served by the walk."""
     th = netns_hosts
-    mount = {"local_path": str(share), "remote_path": f"~/{mountpoint}"}
-    required = specs("ssh-mount-xnu", mount_local_on_remote=[mount])
-    optional = specs("ssh-mount-xnu-opt", mount_local_on_remote=[{**mount, "optional": True}])
+    mp = f"/home/{th.user}/{mountpoint}"
+    required = specs(
+        "ssh-mount-xnu",
+        mount_local_on_remote=[{"local_path": str(share), "remote_path": f"~/{mountpoint}"}],
+    )
     script = tmp_path / "xnu.py"
     script.write_text(XNU)
     proc = await asyncio.create_subprocess_exec(
         sys.executable,
         str(script),
         required,
-        optional,
+        mp,
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
+        env={**os.environ, no_openat2.ENV: "1"},
     )
     stdout, stderr = await asyncio.wait_for(proc.communicate(), 120)
     assert proc.returncode == 0, (proc.returncode, stderr.decode()[-2000:])
     out = json.loads(stdout.decode().strip().splitlines()[-1])
-    assert out["required"].startswith("MountError"), out
-    assert "need Linux >= 5.6" in out["required"] and "darwin" in out["required"]
-    assert out["optional_kernel"] == "ok"
-    assert out["optional_mount"]["state"] == "failed"
-    assert "need Linux >= 5.6" in out["optional_mount"]["error"]
+    assert out == {"status": "ok", "out": "inner", "mount": "mounted"}, out
+    assert (share / "from_remote.txt").read_text() == "x"
+    assert f"{CONFINED_BY}walk" in stderr.decode()  # the mount logged what its server said
     assert await _nothing_left(th, share)
 
 
-def test_no_known_syscall_number_means_no_mount():
-    from sshpyk import sftp_server as P
-
-    assert P._linux_number("alpha", "", 8) == 547
-    assert P._linux_number("mips64", "mips64el-linux-gnuabi64", 8) == 5437
-    assert P._linux_number("mips64", "mips64el-linux-gnuabin32", 4) == 6437
-    assert P._linux_number("mips", "mipsel-linux-gnu", 4) == 4437
-    assert P._linux_number("mips", "", 4) is None
-    assert P._linux_number("x86_64", "x86_64-linux-gnux32", 4) is None
-    assert P._linux_number("vax", "", 4) is None
+def test_openat2_numbers_per_abi_and_none_where_unknown():
+    assert confine._linux_number("alpha", "", 8) == 547
+    assert confine._linux_number("mips64", "mips64el-linux-gnuabi64", 8) == 5437
+    assert confine._linux_number("mips64", "mips64el-linux-gnuabin32", 4) == 6437
+    assert confine._linux_number("mips", "mipsel-linux-gnu", 4) == 4437
+    assert confine._linux_number("mips", "", 4) is None
+    assert confine._linux_number("x86_64", "x86_64-linux-gnux32", 4) is None
+    assert confine._linux_number("vax", "", 4) is None
     for machine in ("x86_64", "aarch64", "armv7l", "riscv64", "ppc64le", "s390x", "i686"):
-        assert P._linux_number(machine, "", 8) == 437
+        assert confine._linux_number(machine, "", 8) == 437
 
 
 # ---- M2: nothing local or remote outlives what it serves ------------------------------------
