@@ -20,6 +20,8 @@ def command(container: dict, prelude: list[str] | tuple[str, ...] = ()) -> str:
     inner = [*inner_argv(container, "python3", "", "/")[:1], "-c", PROBE]
     # the user is kept as a launch keeps it; docker's --user is the host's uid, known there
     argv = run_argv(container, name, inner, [], [], uid=1, gid=1)
+    if argv[1] == "run":  # podman/docker: a check's container goes at once (no nanny here)
+        argv.insert(2, "--rm")
     if "--user" in argv:
         i = argv.index("--user")
         argv[i + 1 : i + 2] = ["$(id -u):$(id -g)"]

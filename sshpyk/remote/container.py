@@ -80,7 +80,9 @@ def run_argv(container, name, inner, binds, env_names, uid=None, gid=None):
         for b in binds:
             argv += ["--bind", b]
         return [*argv, *options, image, *inner]
-    argv = [runtime, "run", "--rm", "--name", name, "--network=host"]
+    # no --rm: the client would end seconds after the kernel, while it removes the container
+    # (a shutdown waits for that end); the nanny removes it once the end is told (nanny.py)
+    argv = [runtime, "run", "--name", name, "--network=host"]
     # the user's own uid inside, so the run dir (0700) and the files it writes stay theirs
     if runtime == "podman":
         if uid != 0:
@@ -98,8 +100,8 @@ def run_argv(container, name, inner, binds, env_names, uid=None, gid=None):
 
 
 def stop_container(info):
-    """End a kernel's container whose runtime client was killed: podman's and docker's
-    containers outlive their client (conmon, the daemon hold them).  Quiet when it is gone."""
+    """End and remove a kernel's podman or docker container: it outlives a killed client
+    (conmon, the daemon hold it), and an ended one stays until removed.  Quiet when gone."""
     if not info or info.get("runtime") not in ("podman", "docker") or not info.get("name"):
         return
     with contextlib.suppress(OSError, subprocess.SubprocessError):

@@ -230,8 +230,15 @@ class Nanny:
         rc = self.proc.wait()
         # the whole group: children the kernel left behind must not outlive it
         kill_group(self.pgid, signal.SIGKILL)
-        if rc == -signal.SIGKILL:  # whoever killed it: its container outlives a killed client
+        try:
+            self.tell(rc, relay)
+        finally:
+            # a podman/docker container outlives a killed client, and an ended one stays: it
+            # goes once the end is told (the session may be closing: it must not wait for
+            # the runtime, nor for `podman run --rm`, which ends seconds after its kernel)
             stop_container(self.container)
+
+    def tell(self, rc, relay):
         if self.hub is not None:
             if self.acked.is_set():
                 self.hub.kernel_exited(rc)

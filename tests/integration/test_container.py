@@ -24,6 +24,19 @@ WHERE = (
 )
 
 
+@pytest.fixture(autouse=True)
+def nothing_left_in_the_run_dirs(netns_hosts):
+    """Whatever a test did, its kernels' run dirs are gone afterwards (as for every kernel)."""
+    yield
+    deadline = time.monotonic() + 10
+    while True:
+        left = netns_hosts.ssh("remote", "ls -A ~/.sshpyk/run 2>/dev/null").stdout.split()
+        if not left or time.monotonic() > deadline:
+            break
+        time.sleep(0.3)
+    assert left == [], left
+
+
 def container(image: str, **more) -> dict:
     return {"runtime": "podman", "image": image, "python": IMAGE_PYTHON, **more}
 
