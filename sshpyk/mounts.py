@@ -64,6 +64,8 @@ def _read_only(options: str) -> bool:
 
 def _pipe() -> tuple[int, int]:
     r, w = os.pipe()  # close-on-exec already (PEP 446), and portable unlike pipe2
+    if not sys.platform.startswith("linux"):
+        return r, w  # 1031 is Linux's F_SETPIPE_SZ only: elsewhere the system's pipe size
     with contextlib.suppress(OSError, ImportError):
         import fcntl
 
