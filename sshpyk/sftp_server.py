@@ -184,16 +184,7 @@ def offset(value: int) -> int:
 
 def realpath(path: bytes) -> bytes:
     """Lexical, clamped at the root: what the client should call this path."""
-    out: list[bytes] = []
-    for part in path.split(b"/"):
-        if part in (b"", b"."):
-            continue
-        if part == b"..":
-            if out:
-                out.pop()
-        else:
-            out.append(part)
-    return b"/" + b"/".join(out)
+    return b"/" + b"/".join(confine.components(path))
 
 
 class Handle:

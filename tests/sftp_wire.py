@@ -4,12 +4,14 @@ side could send to ``sshpyk.sftp_server``, with no client-side path clean-up; an
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import select
 import struct
 import subprocess
 import sys
+import threading
 
 import pytest
 
@@ -233,3 +235,27 @@ class Client:
 
     def confined_by(self) -> str | None:
         return confined_by(self.stderr or b"")
+
+
+@contextlib.contextmanager
+def flipping(share, outside):
+    """While inside: a local thread flips ``share/sub`` between the real directory and a
+    symlink to ``outside`` (a rename race against whatever resolves paths under it)."""
+    real, parked, link = share / "sub", share / "parked", share / "flip"
+    link.symlink_to(outside)
+    stop = threading.Event()
+
+    def flip():
+        while not stop.is_set():
+            os.rename(real, parked)
+            os.rename(link, real)  # sub -> outside
+            os.rename(real, link)
+            os.rename(parked, real)
+
+    flipper = threading.Thread(target=flip)
+    flipper.start()
+    try:
+        yield
+    finally:
+        stop.set()
+        flipper.join()

@@ -9,13 +9,12 @@ import errno
 import os
 import struct
 import subprocess
-import threading
 import time
 
 import pytest
 import sftp_wire
 from helpers import SETID, snapshot
-from sftp_wire import Client, attrs, s
+from sftp_wire import Client, attrs, flipping, s
 
 from sshpyk import confine
 from sshpyk import sftp_server as P
@@ -83,32 +82,16 @@ def test_a_rename_race_never_takes_a_request_outside(share, tmp_path, confinemen
     os.chmod(outside / "inner.txt", 0o644)
     (share / "sub" / "inner.txt").write_bytes(b"inside")
     before = snapshot(outside)
-    real, parked, link = share / "sub", share / "parked", share / "flip"
-    link.symlink_to(outside)
-    stop = threading.Event()
-
-    def flip():
-        while not stop.is_set():
-            os.rename(real, parked)
-            os.rename(link, real)  # sub -> outside
-            os.rename(real, link)
-            os.rename(parked, real)
-
-    flipper = threading.Thread(target=flip)
     c = Client(str(share))
     got = set()
-    flipper.start()
-    try:
+    with flipping(share, outside):
         for _ in range(300):
             got.add(c.read_all("sub/inner.txt"))
             c.write_file("sub/new.txt", b"from the remote")
             c.status_of(P.SETSTAT, s("sub/inner.txt"), attrs(perm=0o600))
             c.status_of(P.MKDIR, s("sub/made"), attrs())
             c.status_of(P.RMDIR, s("sub/made"))
-    finally:
-        stop.set()
-        flipper.join()
-        assert c.close() == 0
+    assert c.close() == 0
     assert b"outside" not in got and b"inside" in got, got
     assert snapshot(outside) == before
 

@@ -9,10 +9,10 @@ import os
 import struct
 import subprocess
 import sys
-import threading
 
 import pytest
 import sftp_wire
+from sftp_wire import flipping
 
 from sshpyk import confine, no_openat2
 from sshpyk import sftp_server as P
@@ -92,30 +92,14 @@ def test_the_walk_never_follows_a_link_even_one_inside(tree):
 def test_a_rename_race_never_leads_outside(paths, tree):
     """``sub`` flips between the real directory and a symlink to outside/ while the
     resolver opens ``sub/secret.txt`` again and again: it may fail, never read outside."""
-    share, _ = tree
-    real, parked, link = share / "sub", share / "parked", share / "flip"
-    link.symlink_to(tree[1])
-    stop = threading.Event()
-
-    def flip():
-        while not stop.is_set():
-            os.rename(real, parked)
-            os.rename(link, real)  # sub -> outside
-            os.rename(real, link)
-            os.rename(parked, real)
-
-    flipper = threading.Thread(target=flip)
-    flipper.start()
+    share, outside = tree
     got = set()
-    try:
+    with flipping(share, outside):
         for _ in range(3000):
             try:
                 got.add(read(paths, b"sub/secret.txt"))
             except OSError:
                 got.add(None)
-    finally:
-        stop.set()
-        flipper.join()
     assert SECRET not in got
     assert b"inside" in got  # the race did run both ways
 
