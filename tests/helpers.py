@@ -25,27 +25,21 @@ from jupyter_client import AsyncKernelClient
 from jupyter_client.ioloop import AsyncIOLoopKernelManager as AsyncKernelManager
 from tornado.httpclient import HTTPClientError
 
+from harness import procinfo
 from sshpyk.remote.protocol import LOADER
 
 
 def remote_procs(th, host="remote") -> list[str]:
     """Live processes started through this instance's sshd of ``host`` (they carry its
     SetEnv markers), apart from sshd itself.  The test hosts share this machine's pid
-    namespace, so /proc sees them all, and other instances' processes are left out."""
-    marks = {f"SPK_HOST={host}".encode(), f"SPK_STATE={th.state}".encode()}
-    found = []
-    for d in Path("/proc").iterdir():
-        if not d.name.isdigit():
-            continue
-        try:
-            env = set((d / "environ").read_bytes().split(b"\0"))
-            cmd = (d / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
-            state = (d / "status").read_text()
-        except OSError:
-            continue
-        if marks <= env and "State:\tZ" not in state and not cmd.startswith("sshd"):
-            found.append(f"{d.name} {cmd.strip()}")
-    return found
+    namespace, so /proc (``ps`` on a Mac) sees them all, and other instances' processes are
+    left out."""
+    marks = {f"SPK_HOST={host}", f"SPK_STATE={th.state}"}
+    return [
+        f"{p.pid} {p.cmdline}"
+        for p in procinfo.processes(with_env=True)
+        if marks <= p.env and not p.zombie and not p.cmdline.startswith("sshd")
+    ]
 
 
 # how a remote program sent on stdin shows in ps: the loader's first statement
@@ -62,15 +56,10 @@ def kernel_procs(th, host="remote") -> list[str]:
 
 def local_ssh_procs(config: Path) -> list[str]:
     found = []
-    for d in Path("/proc").iterdir():
-        if not d.name.isdigit():
-            continue
-        try:
-            cmd = (d / "cmdline").read_bytes().split(b"\0")
-        except OSError:
-            continue
-        if cmd and cmd[0].endswith(b"ssh") and str(config).encode() in cmd:
-            found.append(b" ".join(cmd).decode())
+    for p in procinfo.processes():
+        argv = p.cmdline.split(" ")
+        if argv[0].endswith("ssh") and str(config) in argv:
+            found.append(p.cmdline)
     return found
 
 
@@ -295,16 +284,11 @@ def sshfs_procs(th) -> list[str]:
 
 
 def local_servers(share: Path) -> list[int]:
-    found = []
-    for d in Path("/proc").iterdir():
-        if d.name.isdigit():
-            try:
-                cmd = (d / "cmdline").read_bytes()
-            except OSError:
-                continue
-            if b"sshpyk.sftp_server" in cmd and str(share).encode() in cmd:
-                found.append(int(d.name))
-    return found
+    return [
+        p.pid
+        for p in procinfo.processes()
+        if "sshpyk.sftp_server" in p.cmdline and str(share) in p.cmdline
+    ]
 
 
 def snapshot(root):

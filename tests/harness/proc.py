@@ -8,6 +8,9 @@ import signal
 import subprocess
 import time
 
+# pid_alive: /proc on Linux, ps without it (macOS); the harness imports it from here
+from .procinfo import pid_alive
+
 
 class HarnessError(RuntimeError):
     """The test hosts could not be built or checked; the message says why."""
@@ -23,18 +26,6 @@ def run(argv: list[str], *, check: bool = True, timeout: float = 30, **kw):
 
 def is_root() -> bool:
     return os.geteuid() == 0
-
-
-def pid_alive(pid: int) -> bool:
-    """A zombie counts as dead: PID 1 here reaps orphans late and kill(0) succeeds on them."""
-    try:
-        with open(f"/proc/{pid}/status") as f:
-            for line in f:
-                if line.startswith("State:"):
-                    return "Z" not in line.split()[1]
-    except (FileNotFoundError, ProcessLookupError):
-        return False
-    return False
 
 
 def kill_pids(pids, grace: float = 2.0) -> None:

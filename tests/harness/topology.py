@@ -40,7 +40,7 @@ import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-from . import logins
+from . import logins, procinfo
 from .proc import HarnessError, is_root, kill_pids, pid_alive, run
 
 SAFETY_ROUTE = "10.200.0.0/16"
@@ -198,11 +198,8 @@ class TestHosts:
         left += [
             f"link {v}" for v in veth_names(self.prefix) if f" {v}@" in links or f" {v}:" in links
         ]
-        mounts = Path("/proc/self/mounts").read_text()
         left += [
-            f"mount {line.split()[1]}"
-            for line in mounts.splitlines()
-            if line.split()[1].startswith(str(self.state) + "/")
+            f"mount {m}" for m in procinfo.mount_points() if m.startswith(str(self.state) + "/")
         ]
         left += [f"pid {p}" for p in self.pids if pid_alive(p)]
         left += [
@@ -232,20 +229,12 @@ def veth_names(prefix: str) -> list[str]:
 def processes_mentioning(state: str) -> list[tuple[int, str]]:
     """Processes of a test-host instance: its state dir on their command line, or started by
     one of its sshds (they carry SPK_STATE in their environment, even when detached)."""
-    found = []
-    marker = f"SPK_STATE={state}".encode()
-    for d in Path("/proc").iterdir():
-        if not d.name.isdigit() or int(d.name) == os.getpid():
-            continue
-        try:
-            raw = (d / "cmdline").read_bytes()
-            env = (d / "environ").read_bytes()
-        except OSError:
-            continue
-        cmd = raw.replace(b"\0", b" ").decode(errors="replace")
-        if (state in cmd or marker in env.split(b"\0")) and pid_alive(int(d.name)):
-            found.append((int(d.name), cmd))
-    return found
+    marker = f"SPK_STATE={state}"
+    return [
+        (p.pid, p.cmdline)
+        for p in procinfo.others(procinfo.processes(with_env=True))
+        if (state in p.cmdline or marker in p.env) and not p.zombie
+    ]
 
 
 # ==== building ================================================================================
@@ -724,8 +713,7 @@ def down(state: Path) -> list[str]:
     kill_pids([h.sshd_pid for h in th.login_hosts.values() if h.sshd_pid in ours])
     if th.mode == "netns":
         logins.teardown(state, th.user)
-    for line in reversed(Path("/proc/self/mounts").read_text().splitlines()):
-        target = line.split()[1]
+    for target in reversed(procinfo.mount_points()):
         if target.startswith(str(state) + "/"):
             run(["umount", "-l", target], check=False)
     existing = set(netns_list())

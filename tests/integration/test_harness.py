@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import shlex
 import socket
 import statistics
@@ -11,7 +12,7 @@ import uuid
 
 import pytest
 
-from harness import Faults, down, up
+from harness import Faults, down, procinfo, up
 from harness.topology import netns_list, pid_alive, processes_mentioning, run
 
 
@@ -214,3 +215,57 @@ def test_teardown_leaves_nothing_behind(test_hosts, mode):
         in run(["ip", "route", "show", "type", "unreachable"], check=False).stdout
         or mode == "loopback"
     )
+
+
+# ---- the fallback without /proc (macOS), run for real here and held to /proc's answer -------
+
+
+def test_ps_fallback_sees_processes_as_proc_does():
+    env = {"PATH": "/usr/bin:/bin", "SPK_PROCINFO": f"mark-{uuid.uuid4().hex}"}
+    child = subprocess.Popen(["sh", "-c", "sleep 30; true", "marker arg"], env=env)
+    zombie = subprocess.Popen(["sleep", "30"])
+    try:
+        zombie.kill()
+        while procinfo.pid_alive(zombie.pid):  # /proc's answer: dead once a zombie
+            time.sleep(0.01)
+        ps = {p.pid: p for p in procinfo.ps_processes(with_env=True)}
+        proc = {p.pid: p for p in procinfo._proc_processes(with_env=False)}
+        for pid in (os.getpid(), child.pid, zombie.pid):
+            assert (ps[pid].pid, ps[pid].ppid, ps[pid].zombie) == (
+                proc[pid].pid,
+                proc[pid].ppid,
+                proc[pid].zombie,
+            )
+        assert ps[os.getpid()].cmdline == proc[os.getpid()].cmdline
+        assert ps[child.pid].cmdline == proc[child.pid].cmdline == "sh -c sleep 30; true marker arg"
+        # a zombie's environment is gone (/proc/PID/environ: ESRCH), so without it here
+        proc = {p.pid: p for p in procinfo._proc_processes(with_env=True)}
+        assert ps[child.pid].env == proc[child.pid].env == {f"{k}={v}" for k, v in env.items()}
+        # this process: every variable without a space /proc shows, ps shows too
+        mine = {e for e in proc[os.getpid()].env if not any(c.isspace() for c in e)}
+        assert mine and mine <= ps[os.getpid()].env
+        assert ps[zombie.pid].zombie and not ps[child.pid].zombie
+        assert procinfo.ps_pid_alive(child.pid) and procinfo.pid_alive(child.pid)
+        assert not procinfo.ps_pid_alive(zombie.pid)
+    finally:
+        child.kill()
+        child.wait()
+        zombie.wait()
+    assert not procinfo.ps_pid_alive(child.pid) and not procinfo.pid_alive(child.pid)
+
+
+def test_lsof_fallback_sees_listeners_as_ss_does():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        s.listen()
+        port = s.getsockname()[1]
+        lsof = [t for t in procinfo.lsof_listening_tcp() if t[1] == port]
+        ss = [t for t in procinfo.listening_tcp() if t[1] == port]
+    assert [t[:3] for t in lsof] == [t[:3] for t in ss] == [("127.0.0.1", port, os.getpid())]
+    assert [t for t in procinfo.lsof_listening_tcp() if t[1] == port] == []
+
+
+def test_mount_fallback_sees_the_mounts_of_proc():
+    plain = [m for m in procinfo.mount_points() if "\\" not in m]
+    from_mount = procinfo.parse_mount(run(["mount"]).stdout)
+    assert plain and set(plain) <= set(from_mount)
