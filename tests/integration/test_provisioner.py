@@ -15,6 +15,7 @@ from pathlib import Path
 import pytest
 from helpers import kernel_procs, local_ssh_procs, remote_procs, run_code, start, wait_until
 
+from harness import procinfo
 from harness.topology import run
 from sshpyk import orphans, registry
 from sshpyk.errors import SSHPykError
@@ -38,20 +39,20 @@ async def test_launch_execute_shutdown_leaves_nothing(test_hosts, specs, manager
     info = km.get_connection_info()
     assert info["ip"] == "127.0.0.1" and info["transport"] == "tcp"
     # the local channel ports (forwards, or the relay's endpoints) listen on loopback only
-    listening = run(["ss", "-Hltnp"]).stdout.splitlines()
+    listening = procinfo.listening_tcp()  # ss on Linux, lsof on a Mac
     owners = []
     for port in (info[n] for n in PORT_NAMES):
         socket.create_connection(("127.0.0.1", port), 2).close()
-        mine = [ln.split() for ln in listening if ln.split()[3].endswith(f":{port}")]
-        assert [f[3] for f in mine] == [f"127.0.0.1:{port}"], mine
-        owners.append(mine[0][-1])
+        mine = [t for t in listening if t[1] == port]  # one row per owner of the socket
+        assert mine and {t[0] for t in mine} == {"127.0.0.1"}, mine
+        owners += [(pid, cmd) for _, _, pid, cmd in mine]
     prov = km.provisioner
     if channels == "forward":  # five -L forwards on the master: ssh holds the ports
         assert len(prov.forwards) == len(PORT_NAMES), prov.forwards
-        assert all('(("ssh",' in o for o in owners), owners
+        assert all(cmd == "ssh" for _, cmd in owners), owners
     else:  # no forward on the master: this process binds them; the kernel is on ipc
         assert prov.forwards == [], prov.forwards
-        assert all(f",pid={os.getpid()}," in o and "ssh" not in o for o in owners), owners
+        assert all(pid == os.getpid() and "ssh" not in cmd for pid, cmd in owners), owners
         assert prov.remote["transport"] == "ipc"
     assert kernel_procs(test_hosts)
     kc.stop_channels()
