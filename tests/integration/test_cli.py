@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 from helpers import BIN, add_args, kernel_json, sshpyk
 
+from harness import procinfo
 from sshpyk.checks import CHECK_IDS
 
 
@@ -298,17 +299,8 @@ def _demo_round_trip(env, r, root_dir, shell_env):
     assert not root.exists()
     assert not root.parent.exists(), "an empty <data dir>/sshpyk stayed behind"
     assert not (Path(env["JUPYTER_DATA_DIR"]) / "kernels" / "ssh-demo").exists()
-    marker = f"SSHPYK_DEMO={root}".encode()
-    left = []
-    for d in Path("/proc").iterdir():
-        if d.name.isdigit():
-            try:
-                if marker in (d / "environ").read_bytes().split(b"\0"):
-                    status = (d / "status").read_text()
-                    if "State:\tZ" not in status:
-                        left.append(d.name)
-            except OSError:
-                continue
+    marker = f"SSHPYK_DEMO={root}"
+    left = [p.pid for p in procinfo.processes(with_env=True) if marker in p.env and not p.zombie]
     assert left == []
     assert control_dir().is_dir()
     again = sshpyk(env, "demo", "--stop")

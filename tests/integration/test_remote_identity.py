@@ -25,6 +25,7 @@ from pathlib import Path
 import pytest
 from helpers import call, kernel_procs, remote_procs, run_code, sshpyk_cli, start
 
+from harness import procinfo
 from sshpyk import orphans, registry
 from sshpyk.errors import SSHPykError
 from sshpyk.remote.protocol import messages, program_stdin, python_command, source
@@ -63,11 +64,7 @@ def _stranger(th, tag: int) -> int:
 
 
 def _alive(pid: int) -> bool:
-    try:
-        state = Path(f"/proc/{pid}/status").read_text()
-    except OSError:
-        return False
-    return "State:\tZ" not in state
+    return procinfo.pid_alive(pid)  # a zombie is dead; /proc here, ps on a Mac
 
 
 def _start_ticks(pid: int) -> str:
