@@ -7,12 +7,16 @@ run dir, the working directory and the mounts bound in (remote/container.py)."""
 from __future__ import annotations
 
 import asyncio
+import json
+import os
 import time
+from pathlib import Path
 
 import pytest
-from helpers import run_code, start
+from helpers import kernel_client, run_code, sshpyk_cli, start
 
 from harness import containers
+from sshpyk import registry
 from sshpyk.errors import RemoteLaunchError
 
 # the image's python (the test image holds the test environment at the host's path)
@@ -173,10 +177,6 @@ async def test_a_runtime_the_host_lacks_is_named(netns_hosts, specs, managers):
 
 
 def test_sshpyk_check_runs_the_image(netns_hosts, podman_image, specs):
-    import json
-
-    from helpers import sshpyk_cli
-
     good = sshpyk_cli("check", specs("ssh-ct-check", container=container(podman_image)), "--json")
     checks = {c["id"]: c for c in json.loads(good.stdout)["checks"]}
     assert good.returncode == 0, good.stdout
@@ -188,3 +188,39 @@ def test_sshpyk_check_runs_the_image(netns_hosts, podman_image, specs):
     checks = {c["id"]: c for c in json.loads(out.stdout)["checks"]}
     assert out.returncode == 1 and checks["container"]["status"] == "fail"
     assert "/nowhere/python" in checks["container"]["hint"], checks["container"]
+
+
+async def test_a_kernel_in_a_container_is_taken_up_after_a_server_kill9(
+    netns_hosts, podman_image, specs, server_env
+):
+    """The container outlives the Jupyter server (its client is the nanny's child on the
+    host); a new server attaches to it with its state, then its shutdown removes it."""
+    runtime = Path(os.environ["JUPYTER_RUNTIME_DIR"])
+    specs("ssh-ct-persist", lease_timeout=600, container=container(podman_image))
+    s1 = server_env()
+    await s1.ready()
+    code, k = await s1.call("POST", "api/kernels", {"name": "ssh-ct-persist"})
+    assert code == 201, k
+    kid = k["id"]
+    kc = kernel_client(runtime, kid)
+    await kc.wait_for_ready(timeout=30)
+    await run_code(kc, "z = 'survived in the image'")
+    kc.stop_channels()
+    name = registry.load(kid).remote["container"]["name"]
+    s1.kill9()
+    assert name in containers.containers(netns_hosts)
+    ps = sshpyk_cli("ps", "--json")
+    (listed,) = [e for e in json.loads(ps.stdout)["kernels"] if e["kernel_id"] == kid]
+    assert listed["orphan"] and listed["alive"]
+    s2 = server_env()
+    await s2.ready()
+    code, model = await s2.call("POST", f"sshpyk/orphans/{kid}/attach", {})
+    assert code == 201, model
+    kc = kernel_client(runtime, kid)
+    await kc.wait_for_ready(timeout=30)
+    out, reply = await run_code(kc, "import os; print(z, os.path.exists('/etc/sshpyk-test-image'))")
+    assert reply["status"] == "ok" and out.strip() == "survived in the image True", out
+    kc.stop_channels()
+    code, _ = await s2.call("DELETE", f"api/kernels/{kid}")
+    assert code == 204
+    await no_container_left(netns_hosts)
