@@ -8,33 +8,29 @@ from __future__ import annotations
 import shlex
 import uuid
 
-from .remote.container import inner_argv, run_argv
-from .remote.protocol import ERROR, MARK, message, prelude_script
+from .remote.container import image_python, run_argv
+from .remote.protocol import ERROR, MARK, message, prelude_script, shell_command
 
 PROBE = "import ipykernel, jupyter_client; print('IPYKERNEL', ipykernel.__version__)"
+# the user is kept as a launch keeps it: the host's ids, known only there
+HOST_UID, HOST_GID = "$(id -u)", "$(id -g)"
 
 
 def command(container: dict, prelude: list[str] | tuple[str, ...] = ()) -> str:
     runtime = container["runtime"]
     name = f"sshpyk-check-{uuid.uuid4().hex[:12]}"
-    inner = [*inner_argv(container, "python3", "", "/")[:1], "-c", PROBE]
-    # the user is kept as a launch keeps it; docker's --user is the host's uid, known there
-    argv = run_argv(container, name, inner, [], [], uid=1, gid=1)
+    inner = [image_python(container), "-c", PROBE]
+    argv = run_argv(container, name, inner, [], [], uid=HOST_UID, gid=HOST_GID)
     if argv[1] == "run":  # podman/docker: a check's container goes at once (no nanny here)
         argv.insert(2, "--rm")
-    if "--user" in argv:
-        i = argv.index("--user")
-        argv[i + 1 : i + 2] = ["$(id -u):$(id -g)"]
-    run = " ".join(a if a.startswith("$(") else shlex.quote(a) for a in argv)
+    # the ids expand on the host (double quotes); everything else is quoted as it is
+    run = " ".join(f'"{a}"' if HOST_UID in a or HOST_GID in a else shlex.quote(a) for a in argv)
     script = (
         f"{prelude_script(prelude)}"
         f"command -v {shlex.quote(runtime)} >/dev/null 2>&1 || {{ echo MISSING; exit 0; }}; "
         f"{run} 2>&1 | tail -c 1500"
     )
-    if prelude:
-        login = 'command -v bash >/dev/null 2>&1 && exec bash -l -c "$0"; exec sh -l -c "$0"'
-        return f"exec /bin/sh -c {shlex.quote(login)} {shlex.quote(script)}"
-    return f"exec /bin/sh -c {shlex.quote(script)}"
+    return shell_command(script, login=bool(prelude))
 
 
 def verdict(out: str, container: dict, alias: str) -> tuple[bool, str, str]:
@@ -49,5 +45,8 @@ def verdict(out: str, container: dict, alias: str) -> tuple[bool, str, str]:
     if found:
         return True, f"{runtime} {image}: ipykernel {found[0]}", ""
     said = out.strip().splitlines()[-1][:300] if out.strip() else "nothing"
-    python = container.get("python") or "python3"
-    return False, f"{runtime} {image}", f"the image did not run {python} with ipykernel: {said}"
+    return (
+        False,
+        f"{runtime} {image}",
+        f"the image did not run {image_python(container)} with ipykernel: {said}",
+    )

@@ -193,6 +193,19 @@ def kernel_client(runtime: Path, kernel_id: str) -> AsyncKernelClient:
     return kc
 
 
+async def kernel_with_state(server, spec: str, code: str) -> str:
+    """A kernel of ``spec`` started through ``server`` (a real Jupyter server, its runtime dir
+    ``$JUPYTER_RUNTIME_DIR``), ready, with ``code`` run in it: state a later server must
+    find.  Returns its id; the client is stopped."""
+    code_, model = await server.call("POST", "api/kernels", {"name": spec})
+    assert code_ == 201, model
+    kc = kernel_client(Path(os.environ["JUPYTER_RUNTIME_DIR"]), model["id"])
+    await kc.wait_for_ready(timeout=30)
+    await run_code(kc, code)
+    kc.stop_channels()
+    return model["id"]
+
+
 def sshpyk_cli(*args: str) -> subprocess.CompletedProcess:
     """The installed ``sshpyk`` command, as a user runs it."""
     exe = str(Path(sys.executable).parent / "sshpyk")

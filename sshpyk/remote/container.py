@@ -52,9 +52,13 @@ def container_name(kernel_id):
     return f"sshpyk-{kernel_id[:12]}-{os.getpid()}"
 
 
+def image_python(container):
+    """The kernel's python in the image (the schema's default: ``python3`` on its PATH)."""
+    return container.get("python") or "python3"
+
+
 def inner_argv(container, kernel_name, connection_file, cwd):
-    python = container.get("python") or "python3"
-    return [python, "-c", START, cwd, kernel_name, connection_file]
+    return [image_python(container), "-c", START, cwd, kernel_name, connection_file]
 
 
 def bind_paths(paths):

@@ -277,15 +277,19 @@ def python_command(
         f'if [ ! -x "$py" ]; then echo {missing_python}{out}; exit 0; fi; '
         f"{run}"
     )
-    # through /bin/sh whatever the user's login shell is (csh, fish, ...); a prelude's in a
-    # login shell, whose profile defines `module` and the like
-    if prelude:
-        login = 'command -v bash >/dev/null 2>&1 && exec bash -l -c "$0"; exec sh -l -c "$0"'
-        command = f"exec /bin/sh -c {shlex.quote(login)} {shlex.quote(script)}"
-    else:
-        command = f"exec /bin/sh -c {shlex.quote(script)}"
+    command = shell_command(script, login=bool(prelude))
     assert "\n" not in command and "\r" not in command, "one line, for every shell"
     return command
+
+
+def shell_command(script: str, login: bool = False) -> str:
+    """``script`` run through /bin/sh whatever the user's login shell is (csh, fish, ...);
+    ``login`` (a prelude's): in a login shell, bash -l where there is bash, else sh -l, whose
+    profile defines ``module`` and the like."""
+    if login:
+        shell = 'command -v bash >/dev/null 2>&1 && exec bash -l -c "$0"; exec sh -l -c "$0"'
+        return f"exec /bin/sh -c {shlex.quote(shell)} {shlex.quote(script)}"
+    return f"exec /bin/sh -c {shlex.quote(script)}"
 
 
 def prelude_script(prelude, out: str = "") -> str:

@@ -13,7 +13,7 @@ import time
 from pathlib import Path
 
 import pytest
-from helpers import kernel_client, run_code, sshpyk_cli, start
+from helpers import kernel_client, kernel_with_state, run_code, sshpyk_cli, start
 
 from harness import containers
 from sshpyk import registry
@@ -199,13 +199,7 @@ async def test_a_kernel_in_a_container_is_taken_up_after_a_server_kill9(
     specs("ssh-ct-persist", lease_timeout=600, container=container(podman_image))
     s1 = server_env()
     await s1.ready()
-    code, k = await s1.call("POST", "api/kernels", {"name": "ssh-ct-persist"})
-    assert code == 201, k
-    kid = k["id"]
-    kc = kernel_client(runtime, kid)
-    await kc.wait_for_ready(timeout=30)
-    await run_code(kc, "z = 'survived in the image'")
-    kc.stop_channels()
+    kid = await kernel_with_state(s1, "ssh-ct-persist", "z = 'survived in the image'")
     name = registry.load(kid).remote["container"]["name"]
     s1.kill9()
     assert name in containers.containers(netns_hosts)

@@ -12,6 +12,7 @@ from helpers import (
     LOADER_MARK,
     kernel_client,
     kernel_procs,
+    kernel_with_state,
     local_ssh_procs,
     run_code,
     start,
@@ -87,13 +88,7 @@ async def test_server_kill9_ends_the_monitor_sessions_and_the_kernel_lives(
     runtime = Path(os.environ["JUPYTER_RUNTIME_DIR"])
     s1 = server_env()
     await s1.ready()
-    code, k = await s1.call("POST", "api/kernels", {"name": "ssh-persist"})
-    assert code == 201, k
-    kid = k["id"]
-    kc = kernel_client(runtime, kid)
-    await kc.wait_for_ready(timeout=30)
-    await run_code(kc, "z = 'kept'")
-    kc.stop_channels()
+    kid = await kernel_with_state(s1, "ssh-persist", "z = 'kept'")
     rec = registry.load(kid)
     meta = json.loads(_sh(th, f"cat {rec.remote['rundir']}/meta.json"))
     assert _monitor_clients(th)

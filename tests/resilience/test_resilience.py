@@ -10,7 +10,16 @@ import time
 from pathlib import Path
 
 import pytest
-from helpers import kernel_client, kernel_procs, run_code, sshpyk_cli, start, wait_state, wait_until
+from helpers import (
+    kernel_client,
+    kernel_procs,
+    kernel_with_state,
+    run_code,
+    sshpyk_cli,
+    start,
+    wait_state,
+    wait_until,
+)
 
 from sshpyk import registry
 
@@ -160,13 +169,7 @@ async def test_server_kill9_then_reattach_with_state_intact(netns_hosts, server_
     runtime = Path(os.environ["JUPYTER_RUNTIME_DIR"])
     s1 = server_env()
     await s1.ready()
-    code, k = await s1.call("POST", "api/kernels", {"name": "ssh-persist"})
-    assert code == 201, k
-    kid = k["id"]
-    kc = kernel_client(runtime, kid)
-    await kc.wait_for_ready(timeout=30)
-    await run_code(kc, "z = 'survived'")
-    kc.stop_channels()
+    kid = await kernel_with_state(s1, "ssh-persist", "z = 'survived'")
     rec = registry.load(kid)
     assert rec is not None and rec.server_pid == s1.proc.pid
     assert oct(os.stat(registry.directory()).st_mode & 0o777) == "0o700"
