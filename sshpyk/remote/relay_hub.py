@@ -35,6 +35,7 @@ import time
 from ._prelude import CHANNELS, RELAY_SOCKET, kill_group  # sshpyk: bundled
 from .relay_journal import Inbox, Journal, marker_message  # sshpyk: bundled
 from .relay_wire import (  # sshpyk: bundled
+    ZERO_COPY,
     Ack,
     Decoder,
     Exit,
@@ -69,7 +70,6 @@ def _iov_max():
 
 
 IOV_BATCH = _iov_max()  # buffers per writev
-ZERO_COPY = 4096  # bytes: a part longer than this is relayed from zmq's own buffer
 TRIM_AFTER = 8 << 20  # journal bytes held, after which an empty journal trims the heap
 PIPE_SIZE = 1 << 20  # a session pipe's buffer (Linux's default 64 KiB costs throughput)
 
@@ -376,7 +376,8 @@ class Hub:
                 frames = sock.recv_multipart(zmq.NOBLOCK, copy=False)
             except zmq.Again:
                 break
-            # big parts stay in zmq's buffers (no copy until they are written to the link)
+            # big parts (over relay_wire's ZERO_COPY) stay in zmq's buffers: no copy until
+            # they are written to the link
             parts = [f.buffer if len(f) > ZERO_COPY else f.bytes for f in frames]
             if channel == "hb":  # never journaled: a late echo would fake a live link
                 if self.link is not None and self.link.sent is not None:

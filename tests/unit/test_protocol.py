@@ -35,7 +35,14 @@ from sshpyk.remote.protocol import (
 REMOTE = Path(sshpyk.remote.__file__).parent
 # relay_wire, relay_journal and relay_hub are no programs: modules bundled into the launcher
 # (tests/unit/test_relay_wire.py)
-BUNDLED_MODULES = ("_prelude", "relay_wire", "relay_journal", "relay_hub", "nanny", "container")
+BUNDLED_MODULES = (
+    "_prelude",
+    "relay_wire",
+    "relay_journal",
+    "relay_hub",
+    "nanny",
+    "container",
+)
 NOT_PROGRAMS = ("__init__", "protocol", *BUNDLED_MODULES)
 PROGRAMS = sorted(p.stem for p in REMOTE.glob("*.py") if p.stem not in NOT_PROGRAMS)
 
@@ -45,8 +52,11 @@ def top_level_names(tree: ast.Module) -> set[str]:
     for node in tree.body:
         if isinstance(node, (ast.FunctionDef, ast.ClassDef)):
             names.add(node.name)
-        elif isinstance(node, ast.Assign):
-            names |= {t.id for t in node.targets if isinstance(t, ast.Name)}
+        elif isinstance(node, (ast.Assign, ast.AnnAssign, ast.AugAssign)):
+            targets = node.targets if isinstance(node, ast.Assign) else [node.target]
+            for target in targets:
+                elements = target.elts if isinstance(target, ast.Tuple) else [target]
+                names |= {t.id for t in elements if isinstance(t, ast.Name)}
     return names
 
 
@@ -138,6 +148,25 @@ def test_no_program_shadows_what_the_prelude_defines(name):
     own = top_level_names(ast.parse((REMOTE / f"{name}.py").read_text()))
     assert not own & prelude, name
     assert set(bundled_names(name)) <= prelude, name
+
+
+@pytest.mark.parametrize("name", PROGRAMS)
+def test_no_two_bundled_modules_define_one_name(name):
+    """Bundled, the modules of a program share one namespace: two that define one name
+    would leave each the later one's (whatever the first module's own code meant)."""
+    modules = BUNDLED.findall(source_with_marks(name))
+    seen: dict[str, str] = {}
+    for module in [*dict.fromkeys(modules), name]:
+        for defined in top_level_names(ast.parse((REMOTE / f"{module}.py").read_text())):
+            assert defined not in seen, f"{defined}: {seen.get(defined)} and {module} ({name})"
+            seen[defined] = module
+
+
+def source_with_marks(name: str) -> str:
+    """The modules ``name`` bundles, transitively, with their marks (``source`` drops them)."""
+    text = (REMOTE / f"{name}.py").read_text()
+    found = [m for m in BUNDLED.findall(text) if m != "_prelude"]
+    return text + "".join(source_with_marks(m) for m in found)
 
 
 def test_the_bundled_mark_is_removed_in_both_forms():
