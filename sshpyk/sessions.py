@@ -1,5 +1,6 @@
 """Remote programs on a host's sessions: ``start_program`` is the one place that decides
-when a program moves to the host's next connection (sshd's MaxSessions filled one), and
+when a program moves to the host's next connection (sshd's MaxSessions filled one) and
+whether a program travels whole or by the name the host keeps it under (``Kept``), and
 ``abandon_session`` ends a session whose program never got its "ack".  The connections
 themselves are ``transport.Master``'s.
 """
@@ -15,7 +16,7 @@ from typing import Any
 
 from .errors import RemoteLaunchError, SSHConnectError, SSHPykError
 from .localproc import kill_process
-from .remote.protocol import SHELL_PID, read_message
+from .remote.protocol import ERROR, PROGRAM_MISSING, SHELL_PID, program_stdin, read_message
 from .transport import Master
 
 # what a mux client says when the host refused a session on a full connection
@@ -25,6 +26,41 @@ SESSION_REFUSED = "open refused"
 def session_refused(stderr: str) -> bool:
     """Whether ssh's words say the host refused a session on a full connection."""
     return SESSION_REFUSED in stderr.lower() or "administratively prohibited" in stderr.lower()
+
+
+# ---- programs the hosts keep ---------------------------------------------------------------
+
+
+class Kept:
+    """Which programs each host keeps (``protocol.LOADER``: the loader stores every program
+    it is sent, in the user's home there), as far as this process has seen: a program that
+    ran whole once goes by its sha256 after that.  A host that answers ``program_missing``
+    (its copy removed, or a home it cannot write) gets whole programs from then on, so an
+    unwritable home costs no round trip per launch."""
+
+    def __init__(self) -> None:
+        self._kept: dict[tuple, set[str]] = {}
+        self._refused: set[tuple] = set()
+
+    @staticmethod
+    def _host(master: Master) -> tuple:
+        # shards of a host (and its masters over time) share one home
+        return (master.target.alias, master.target.config, master.target.ssh)
+
+    def has(self, master: Master, name: str) -> bool:
+        host = self._host(master)
+        return host not in self._refused and name in self._kept.get(host, ())
+
+    def ran(self, master: Master, name: str) -> None:
+        self._kept.setdefault(self._host(master), set()).add(name)
+
+    def missing(self, master: Master) -> None:
+        host = self._host(master)
+        self._refused.add(host)
+        self._kept.pop(host, None)
+
+
+KEPT = Kept()
 
 
 # ---- the session-shard policy ---------------------------------------------------------------
@@ -52,6 +88,7 @@ async def start_program(
     open_session: Callable[[Master], Awaitable[Any]] | None = None,
     spare: Any = None,
     kill_by_pid: bool = True,
+    program: tuple[str, dict] | None = None,
 ) -> ProgramStart:
     """Start a remote program in a session of ``master`` and read its first answer.
 
@@ -73,7 +110,11 @@ async def start_program(
 
     A session without an answer is ended here (``abandon_session``; with ``open_session``,
     killed); so is the session of a start that fails or is cancelled.  Otherwise the caller
-    owns ``ProgramStart.session``; ``ProgramStart.master`` tells whether it moved."""
+    owns ``ProgramStart.session``; ``ProgramStart.master`` tells whether it moved.
+
+    ``program`` (``(name, params)``, instead of ``stdin``): ``remote/<name>.py`` with its
+    parameters, by its sha256 where the host keeps it (``Kept``), else whole; a host that
+    has lost it gets it whole in a new session at once."""
 
     async def end(master: Master, session, shell_pid: int | None) -> None:
         if open_session is None:
@@ -81,7 +122,11 @@ async def start_program(
         else:  # a data stream: its program ends with the stream, no pid to kill
             await kill_process(session, grace=1.0)
 
+    kept = False
     while True:
+        if program is not None:
+            kept = KEPT.has(master, program[0])
+            stdin = program_stdin(*program, kept=kept)
         if spare is not None:
             session, spare = spare, None
         elif open_session is None:
@@ -105,7 +150,14 @@ async def start_program(
                 if reply is None or SHELL_PID not in reply:
                     break
                 shell_pid = int(reply[SHELL_PID])
+            if kept and reply is not None and reply.get(ERROR) == PROGRAM_MISSING:
+                KEPT.missing(master)  # the loader has ended: the program goes whole
+                await end(master, session, shell_pid)
+                continue
             if reply is not None:
+                if program is not None and ERROR not in reply:
+                    # it ran, so the loader has it now (a shell's error comes before it)
+                    KEPT.ran(master, program[0])
                 return ProgramStart(master, session, reply, "", shell_pid)
             if reports is session.stderr:
                 err = "\n".join(noise)

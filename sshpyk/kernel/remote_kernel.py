@@ -219,7 +219,8 @@ class RemoteKernel(Reattach):
             started = await start_program(
                 self.master,
                 command,
-                protocol.program_stdin("launcher", params),
+                None,
+                program=("launcher", params),
                 # The host allows no more sessions on this connection (sshd MaxSessions): a
                 # new kernel goes to the host's next one.  A restarting kernel stays where
                 # its channels are.

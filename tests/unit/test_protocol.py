@@ -176,7 +176,7 @@ def test_the_bundled_mark_is_removed_in_both_forms():
     assert BUNDLED.sub("", "from .other import x\n") == "from .other import x\n"
 
 
-def test_the_loader_runs_a_program_from_stdin():
+def test_the_loader_runs_a_program_from_stdin(tmp_path):
     """The loader with this python: the program, then its parameters, then whatever the
     session sends after them (here nothing: the probe ends at once)."""
     proc = subprocess.run(
@@ -185,6 +185,7 @@ def test_the_loader_runs_a_program_from_stdin():
         capture_output=True,
         timeout=30,
         check=False,
+        env={**os.environ, "HOME": str(tmp_path)},  # where it keeps the program
     )
     assert proc.returncode == 0, proc.stderr
     (said,) = messages(proc.stdout.decode())

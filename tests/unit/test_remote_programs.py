@@ -24,6 +24,7 @@ from sshpyk.remote.protocol import (
     ack_command,
     messages,
     ping_command,
+    program_sha256,
     program_stdin,
     signal_command,
 )
@@ -67,10 +68,10 @@ def pids():
             os.kill(pid, signal.SIGKILL)
 
 
-def run(program: str, params: dict, extra: bytes = b"") -> list[dict]:
+def run(program: str, params: dict, extra: bytes = b"", kept: bool = False) -> list[dict]:
     proc = subprocess.run(
         [sys.executable, "-c", LOADER],
-        input=program_stdin(program, params) + extra,
+        input=program_stdin(program, params, kept=kept) + extra,
         capture_output=True,
         timeout=60,
         check=False,
@@ -354,3 +355,57 @@ def test_launch_names_a_missing_kernelspec_and_what_there_is(home, fake_kernelsp
     (out,) = [m for m in run("launcher", launch_params("nope")) if "shell_pid" not in m]
     assert out["error"] == "kernelspec_not_found" and "fake" in out["available"]
     assert not (home / ".sshpyk" / "run" / "abcd1234-1").exists()
+
+
+# ---- programs the host keeps (protocol.LOADER) -------------------------------------------------
+PROBE_PARAMS = {"transport": "tcp", "timeout": 0}
+
+
+def kept_file(home: Path, name: str = "forward_probe") -> Path:
+    return home / ".sshpyk" / "programs" / program_sha256(name)
+
+
+def test_a_program_sent_whole_is_kept_and_later_runs_by_its_sha256(home):
+    (said,) = run("forward_probe", PROBE_PARAMS)
+    assert said["probe"] > 0
+    kept = kept_file(home)
+    # the user's alone: 0600 in 0700 directories, named by its content's sha256
+    assert kept.stat().st_mode & 0o777 == 0o600
+    assert (home / ".sshpyk" / "programs").stat().st_mode & 0o777 == 0o700
+    assert (home / ".sshpyk").stat().st_mode & 0o777 == 0o700
+    assert [p.name for p in kept.parent.iterdir()] == [kept.name]  # no temporary file left
+    sent = program_stdin("forward_probe", PROBE_PARAMS, kept=True)
+    assert len(sent) < 200  # the parameters alone cross the link
+    (said,) = run("forward_probe", PROBE_PARAMS, kept=True)
+    assert said["probe"] > 0
+
+
+def test_a_program_the_host_does_not_keep_is_asked_for_and_nothing_runs(home):
+    assert run("forward_probe", PROBE_PARAMS, kept=True) == [{"error": "program_missing"}]
+    assert not (home / ".sshpyk" / "programs").exists()
+
+
+@pytest.mark.parametrize("change", ["content", "mode", "symlink"])
+def test_a_kept_program_is_trusted_only_as_written(home, tmp_path, change):
+    """Its content must have the sha256 it is named by, no one else may write it, and it is
+    a file, not a symlink: else it is missing (the local side then sends it whole)."""
+    run("forward_probe", PROBE_PARAMS)
+    kept = kept_file(home)
+    if change == "content":
+        kept.write_text('print("SSHPYK {}")\n')
+    elif change == "mode":
+        kept.chmod(0o666)
+    else:
+        target = tmp_path / "elsewhere.py"
+        target.write_bytes(kept.read_bytes())
+        kept.unlink()
+        kept.symlink_to(target)
+    assert run("forward_probe", PROBE_PARAMS, kept=True) == [{"error": "program_missing"}]
+
+
+def test_a_home_that_cannot_keep_programs_still_runs_them_whole(home):
+    (home / ".sshpyk").mkdir(mode=0o700)
+    (home / ".sshpyk" / "programs").write_text("not a directory")
+    (said,) = run("forward_probe", PROBE_PARAMS)
+    assert said["probe"] > 0
+    assert run("forward_probe", PROBE_PARAMS, kept=True) == [{"error": "program_missing"}]

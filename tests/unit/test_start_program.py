@@ -6,7 +6,8 @@ from __future__ import annotations
 import asyncio
 import json
 
-from sshpyk.remote.protocol import MARK
+from sshpyk import sessions
+from sshpyk.remote.protocol import MARK, program_stdin
 from sshpyk.sessions import start_program
 from sshpyk.transport import SHARDS, Target
 
@@ -208,3 +209,63 @@ def test_a_data_stream_session_without_answer_gives_sshs_words():
     )
     assert started.reply is None and started.stderr == "line one\nline two"
     assert host.runs == []  # a data stream's program ends with its stream: no pid to kill
+
+
+# ---- programs the host keeps (sessions.Kept) -------------------------------------------------
+class KeepingHost(FakeHost):
+    """A host whose loader keeps what it is sent whole (unless ``can_keep`` is false) and
+    answers ``program_missing`` for a sha256 it does not keep."""
+
+    def __init__(self, can_keep: bool = True):
+        super().__init__()
+        self.can_keep, self.kept, self.stdins = can_keep, False, []
+
+    def session_for(self, master: FakeMaster, command: str) -> FakeSession:
+        session = FakeSession(b"", b"", ends=False)
+        session.stdout = asyncio.StreamReader()
+        host = self
+
+        class Loader(FakeStdin):
+            def write(self, data: bytes) -> None:
+                super().write(data)
+                host.stdins.append(data)
+                if data.startswith(b"=") and not host.kept:
+                    answer = _line({"error": "program_missing"})
+                else:
+                    host.kept = host.kept or host.can_keep
+                    answer = _line({"shell_pid": 42}) + _line({"ready": True})
+                session.stdout.feed_data(answer)
+
+        session.stdin = Loader()
+        return session
+
+
+def start_kept(host: KeepingHost):
+    return asyncio.run(
+        start_program(
+            host.master(0), "cmd", None, move=True, timeout=7.0, program=("launcher", {"a": 1})
+        )
+    )
+
+
+def test_a_program_goes_whole_once_then_by_its_sha256(monkeypatch):
+    monkeypatch.setattr(sessions, "KEPT", sessions.Kept())
+    host = KeepingHost()
+    for _ in range(3):
+        assert start_kept(host).reply == {"ready": True}
+    whole, *later = host.stdins
+    assert whole == program_stdin("launcher", {"a": 1})
+    assert later == [program_stdin("launcher", {"a": 1}, kept=True)] * 2
+    assert len(later[0]) < 100
+
+
+def test_a_host_that_lost_the_program_gets_it_whole_at_once_and_from_then_on(monkeypatch):
+    monkeypatch.setattr(sessions, "KEPT", sessions.Kept())
+    host = KeepingHost(can_keep=False)  # a home it cannot write
+    assert start_kept(host).reply == {"ready": True}
+    started = start_kept(host)  # asks by sha256, is told it is missing, sends it whole
+    assert started.reply == {"ready": True}
+    assert [s.startswith(b"=") for s in host.stdins] == [False, True, False]
+    assert host.sessions[1][1].stdin.closed  # the asking session was ended
+    assert start_kept(host).reply == {"ready": True}
+    assert [s.startswith(b"=") for s in host.stdins] == [False, True, False, False]
