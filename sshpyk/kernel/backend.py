@@ -63,7 +63,7 @@ class Direct:
         return None
 
     def command(self, prefix: str) -> str:
-        return python_command(prefix, prelude=self.prelude)
+        return python_command(prefix, prelude=self.prelude, preload="launcher")
 
     async def release(self, master: Master) -> None:
         return None

@@ -212,7 +212,7 @@ class Slurm:
     def command(self, prefix: str) -> str:
         if self.job is None or self.node is None:
             raise SSHPykError("the kernel's Slurm job is not running", kind="slurm_ended")
-        inner = python_command(prefix, prelude=self.prelude)
+        inner = python_command(prefix, prelude=self.prelude, preload="launcher")
         bridge = python_command(
             prefix,
             "slurm_bridge",

@@ -106,6 +106,7 @@ in a private ``sshpyk-*`` temporary dir when that path is too long for a socket 
 
 from __future__ import annotations
 
+import ast
 import asyncio
 import base64
 import functools
@@ -175,31 +176,28 @@ PROBE = "probe"
 # answered with {"error": "program_missing"}: the local side sends it whole (sessions.py).
 # The kept file is trusted only when it is the user's own, no one else may write it, and
 # its content has the sha256 it is named by (so it is this very program, whoever wrote it).
-# The program runs in a namespace of its own.
+# The program runs in a namespace of its own.  ``python_command(preload=...)`` names a
+# program's sha256 in argv: a kept one is compiled and its definitions run while the stdin
+# is on its way (~40 ms of a launch), and its ``main()`` runs when the stdin asks for it.
 PROGRAMS_DIR = "~/.sshpyk/programs"
 PROGRAM_MISSING = "program_missing"
 _LOADER_SOURCE = f"""
-b = sys.stdin.buffer
-head = b.readline().strip()
-keep = os.path.expanduser({PROGRAMS_DIR!r})
-src = None
-if head[:1] == b"=":
-    name = head[1:].decode("ascii", "replace")
-    if re.fullmatch("[0-9a-f]{{64}}", name):
-        try:
-            fd = os.open(os.path.join(keep, name), os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0))
-            with os.fdopen(fd, "rb") as f:
-                st = os.fstat(f.fileno())
-                if st.st_uid == os.getuid() and not st.st_mode & 0o022:
-                    src = f.read()
-        except OSError:
-            pass
-    if src is None or hashlib.sha256(src).hexdigest() != name:
-        sys.stdout.write({MARK!r} + '{{"error": "{PROGRAM_MISSING}"}}' + "\\n")
-        sys.stdout.flush()
-        sys.exit(0)
-else:
-    src = zlib.decompress(b.read(int(head)))
+def kept(name):
+    if not re.fullmatch("[0-9a-f]{{64}}", name):
+        return None
+    try:
+        fd = os.open(os.path.join(keep, name), os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0))
+        with os.fdopen(fd, "rb") as f:
+            st = os.fstat(f.fileno())
+            if st.st_uid != os.getuid() or st.st_mode & 0o022:
+                return None
+            src = f.read()
+    except OSError:
+        return None
+    return src if hashlib.sha256(src).hexdigest() == name else None
+
+
+def store(src):
     name = hashlib.sha256(src).hexdigest()
     try:
         for d in (os.path.dirname(keep), keep):
@@ -214,9 +212,39 @@ else:
             os.replace(tmp, os.path.join(keep, name))
     except OSError:
         pass
-code = compile(src, "sshpyk-remote", "exec")
-del b, head, keep, src, name
-exec(code, {{"__name__": "__main__", "__builtins__": __builtins__}})
+
+
+def run(src):
+    code = compile(src, "sshpyk-remote", "exec")
+    exec(code, {{"__name__": "__main__", "__builtins__": __builtins__}})
+
+
+keep = os.path.expanduser({PROGRAMS_DIR!r})
+ready = None
+if len(sys.argv) > 1:
+    src = kept(sys.argv[1])
+    if src is not None:
+        try:
+            ready = {{"__name__": "sshpyk-preloaded", "__builtins__": __builtins__}}
+            exec(compile(src, "sshpyk-remote", "exec"), ready)
+        except Exception:
+            ready = None
+b = sys.stdin.buffer
+head = b.readline().strip()
+if head[:1] != b"=":
+    src = zlib.decompress(b.read(int(head)))
+    store(src)
+    run(src)
+elif ready and callable(ready.get("main")) and head[1:].decode("ascii", "replace") == sys.argv[1]:
+    ready["__name__"] = "__main__"
+    ready["main"]()
+else:
+    src = kept(head[1:].decode("ascii", "replace"))
+    if src is None:
+        sys.stdout.write({MARK!r} + '{{"error": "{PROGRAM_MISSING}"}}' + "\\n")
+        sys.stdout.flush()
+        sys.exit(0)
+    run(src)
 """
 LOADER = (
     "import sys,zlib,base64,hashlib,os,re,stat;"
@@ -268,6 +296,26 @@ def program_stdin(name: str, params: dict, kept: bool = False) -> bytes:
 
 
 @functools.lru_cache(maxsize=None)
+def runs_main_only(name: str) -> bool:
+    """Whether ``remote/<name>.py`` only defines things, but for a last ``if __name__ ==
+    "__main__": main()``: what the loader may run ahead of its stdin (``preload``)."""
+    body = ast.parse(_text(name)).body
+    last = body[-1] if body else None
+    guarded = (
+        isinstance(last, ast.If)
+        and ast.unparse(last.test) == "__name__ == '__main__'"
+        and [ast.unparse(x) for x in last.body] == ["main()"]
+    )
+    quiet = (ast.Import, ast.ImportFrom, ast.FunctionDef, ast.ClassDef, ast.Assign)
+
+    def defines(node) -> bool:
+        docstring = isinstance(node, ast.Expr) and isinstance(node.value, ast.Constant)
+        return docstring or isinstance(node, quiet)
+
+    return guarded and all(map(defines, body[:-1]))
+
+
+@functools.lru_cache(maxsize=None)
 def program_sha256(name: str) -> str:
     """The name the host keeps ``remote/<name>.py`` under (its source as the loader runs it)."""
     return hashlib.sha256(source(name).encode()).hexdigest()
@@ -296,10 +344,12 @@ def python_command(
     program: str | None = None,
     params: dict | None = None,
     prelude: tuple[str, ...] | list[str] = (),
+    preload: str | None = None,
 ) -> str:
     """The remote shell command that runs a program with ``prefix``'s python.
 
-    By default the program comes on stdin (see ``program_stdin``) and reports on stdout.
+    By default the program comes on stdin (see ``program_stdin``) and reports on stdout;
+    ``preload``: the program it will most likely be, made ready ahead if the host keeps it.
     With ``program``, it and its ``params`` go in argv and every report goes to stderr: for
     programs whose stdin and stdout are a data stream.  argv is visible to every user of
     the host, so such params must never hold a secret.
@@ -320,6 +370,9 @@ def python_command(
     if program is None:
         out = ""
         run = f'exec "$py" -c {shlex.quote(LOADER)}'
+        if preload:  # the program the stdin will most likely name (see LOADER)
+            assert runs_main_only(preload), f"{preload} must run its main() only as __main__"
+            run += f" {program_sha256(preload)}"
     else:
         out = " >&2"
         code = base64.b64encode(source(program).encode()).decode()

@@ -49,7 +49,7 @@ def test_the_concrete_classes_have_every_method_of_their_seam():
 
 async def test_direct_runs_programs_on_the_ssh_host_and_holds_nothing():
     d = Direct()
-    assert d.command("/opt/py") == python_command("/opt/py")
+    assert d.command("/opt/py") == python_command("/opt/py", preload="launcher")
     steps = []
     assert await d.prepare(None, steps.append, 1.0) is None
     assert steps == []  # nothing to wait for

@@ -409,3 +409,41 @@ def test_a_home_that_cannot_keep_programs_still_runs_them_whole(home):
     (said,) = run("forward_probe", PROBE_PARAMS)
     assert said["probe"] > 0
     assert run("forward_probe", PROBE_PARAMS, kept=True) == [{"error": "program_missing"}]
+
+
+def preloading(program: str, params: dict, stdin: bytes) -> list[dict]:
+    """The loader as ``python_command(preload=program)`` runs it: the sha256 in argv."""
+    proc = subprocess.run(
+        [sys.executable, "-c", LOADER, program_sha256(program)],
+        input=stdin,
+        capture_output=True,
+        timeout=60,
+        check=False,
+    )
+    assert proc.returncode == 0, proc.stderr.decode()[-2000:]
+    return messages(proc.stdout.decode())
+
+
+def test_a_preloaded_program_runs_its_main_when_the_stdin_names_it(home):
+    params = {"action": "list"}
+    # nothing kept yet: the program comes whole, as always
+    (out,) = preloading("running", params, program_stdin("running", params))
+    assert out["kernels"] == []
+    (out,) = preloading("running", params, program_stdin("running", params, kept=True))
+    assert out["kernels"] == []
+    # the stdin names another program: that one runs, kept or whole
+    (said,) = preloading("running", PROBE_PARAMS, program_stdin("forward_probe", PROBE_PARAMS))
+    assert said["probe"] > 0
+    kept = program_stdin("forward_probe", PROBE_PARAMS, kept=True)
+    (said,) = preloading("running", PROBE_PARAMS, kept)
+    assert said["probe"] > 0
+
+
+def test_only_programs_that_merely_define_things_may_be_preloaded():
+    """Preloaded, a program's top level runs before its stdin says what to run."""
+    from sshpyk.remote.protocol import python_command, runs_main_only
+
+    assert runs_main_only("launcher") and not runs_main_only("forward_probe")
+    assert program_sha256("launcher") in python_command("/opt/py", preload="launcher")
+    with pytest.raises(AssertionError):
+        python_command("/opt/py", preload="forward_probe")
