@@ -253,16 +253,13 @@ async def test_key_never_in_any_argv_nor_logs(test_hosts, specs, managers, chann
     stop = threading.Event()
 
     def sample():
-        # one /proc serves both sides: the test hosts share this machine's pid namespace
+        # one process table serves both sides: the test hosts share this machine's pids
+        # (/proc on Linux, ps elsewhere: tests/harness/procinfo.py)
         while not stop.is_set():
-            for d in Path("/proc").iterdir():
-                if d.name.isdigit():
-                    try:
-                        cmd = (d / "cmdline").read_bytes().decode(errors="replace")
-                    except OSError:
-                        continue
-                    if "ssh" in cmd or "python" in cmd or "kernel" in cmd:
-                        seen.append(cmd)
+            for proc in procinfo.processes():
+                cmd = proc.cmdline
+                if "ssh" in cmd or "python" in cmd or "kernel" in cmd:
+                    seen.append(cmd)
             time.sleep(0.002)
 
     t = threading.Thread(target=sample, daemon=True)

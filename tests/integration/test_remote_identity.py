@@ -28,6 +28,7 @@ from helpers import call, kernel_procs, remote_procs, run_code, sshpyk_cli, star
 from harness import procinfo
 from sshpyk import orphans, registry
 from sshpyk.errors import SSHPykError
+from sshpyk.remote import _prelude
 from sshpyk.remote.protocol import messages, program_stdin, python_command, source
 from sshpyk.transport import Target
 
@@ -68,15 +69,14 @@ def _alive(pid: int) -> bool:
 
 
 def _start_ticks(pid: int) -> str:
-    return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[19]
+    # as a run dir records it (/proc's start ticks, ps's start time where there is none)
+    return _prelude.process_start(pid)
 
 
 def _identity(th) -> dict:
-    code = "import json,socket;print(json.dumps([socket.gethostname()] + [open(p).read().strip() for p in ('/proc/sys/kernel/random/boot_id', '/etc/machine-id')]))"  # noqa: E501
-    name, boot, machine = json.loads(
-        _sh(th, f"{th.remote_python_prefix}/bin/python -c {shlex.quote(code)}")
-    )
-    return {"hostname": name, "boot_id": boot, "machine_id": machine}
+    """The host's identity as its own python tells it (the prelude's, run there)."""
+    code = Path(_prelude.__file__).read_text() + "\nprint(json.dumps(host_identity()))\n"
+    return json.loads(_sh(th, f"{th.remote_python_prefix}/bin/python -c {shlex.quote(code)}"))
 
 
 def _fake_rundir(th, name: str, meta: dict, lease_age: float = 3600) -> str:
