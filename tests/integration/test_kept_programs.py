@@ -32,13 +32,17 @@ async def test_the_launcher_goes_whole_once_then_by_its_sha256(test_hosts, specs
     sha = program_sha256("launcher")
     test_hosts.ssh("remote", f"rm -f {PROGRAMS_DIR}/{sha}")
     spec = specs("ssh-kept")
-    for expected in ([False], [False, True]):
+
+    async def a_kernel_runs() -> None:
         km = managers(spec)
         kc = await start(km)
         out, reply = await run_code(kc, "print(6 * 7)")
         assert reply["status"] == "ok" and out.strip() == "42"
         kc.stop_channels()
         await km.shutdown_kernel()
+
+    for expected in ([False], [False, True]):
+        await a_kernel_runs()
         assert sent == expected
     # kept as the user's alone, under its sha256
     listing = test_hosts.ssh("remote", f"stat -c '%a %U' {PROGRAMS_DIR} {PROGRAMS_DIR}/{sha}")
@@ -47,17 +51,9 @@ async def test_the_launcher_goes_whole_once_then_by_its_sha256(test_hosts, specs
 
     # the host loses it: the launch asks again, gets it whole and runs
     test_hosts.ssh("remote", f"rm -rf {PROGRAMS_DIR}")
-    km = managers(spec)
-    kc = await start(km)
-    out, reply = await run_code(kc, "print(6 * 7)")
-    assert reply["status"] == "ok" and out.strip() == "42"
-    kc.stop_channels()
-    await km.shutdown_kernel()
+    await a_kernel_runs()
     assert sent == [False, True, True, False]
     # and from then on this host gets it whole (a home that cannot keep it costs no round
     # trip per launch)
-    km = managers(spec)
-    kc = await start(km)
-    kc.stop_channels()
-    await km.shutdown_kernel()
+    await a_kernel_runs()
     assert sent == [False, True, True, False, False]
