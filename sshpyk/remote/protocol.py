@@ -181,6 +181,7 @@ PROBE = "probe"
 # is on its way (~40 ms of a launch), and its ``main()`` runs when the stdin asks for it.
 PROGRAMS_DIR = "~/.sshpyk/programs"
 PROGRAM_MISSING = "program_missing"
+KEEP_DAYS = 30  # a kept program no launch used for this long is removed (older versions)
 _LOADER_SOURCE = f"""
 def kept(name):
     if not re.fullmatch("[0-9a-f]{{64}}", name):
@@ -192,9 +193,15 @@ def kept(name):
             if st.st_uid != os.getuid() or st.st_mode & 0o022:
                 return None
             src = f.read()
+            if hashlib.sha256(src).hexdigest() != name:
+                return None
+            try:
+                os.utime(f.fileno())  # in use: not pruned (store)
+            except (OSError, NotImplementedError):
+                pass
     except OSError:
         return None
-    return src if hashlib.sha256(src).hexdigest() == name else None
+    return src
 
 
 def store(src):
@@ -210,6 +217,10 @@ def store(src):
             with os.fdopen(os.open(tmp, flags, 0o600), "wb") as f:
                 f.write(src)
             os.replace(tmp, os.path.join(keep, name))
+            for old in os.listdir(keep):  # what no launch used for KEEP_DAYS (upgrades)
+                path = os.path.join(keep, old)
+                if os.lstat(path).st_mtime < time.time() - {KEEP_DAYS} * 86400:
+                    os.unlink(path)
     except OSError:
         pass
 
@@ -247,7 +258,7 @@ else:
     run(src)
 """
 LOADER = (
-    "import sys,zlib,base64,hashlib,os,re,stat;"
+    "import sys,zlib,base64,hashlib,os,re,stat,time;"
     f"exec(base64.b64decode('{base64.b64encode(_LOADER_SOURCE.encode()).decode()}'))"
 )
 

@@ -447,3 +447,18 @@ def test_only_programs_that_merely_define_things_may_be_preloaded():
     assert program_sha256("launcher") in python_command("/opt/py", preload="launcher")
     with pytest.raises(AssertionError):
         python_command("/opt/py", preload="forward_probe")
+
+
+def test_kept_programs_no_launch_used_for_a_month_are_removed(home):
+    run("forward_probe", PROBE_PARAMS)
+    programs = home / ".sshpyk" / "programs"
+    month = time.time() - 31 * 86400
+    stale = programs / ("0" * 64)  # an older sshpyk's launcher, say
+    stale.write_text("x")
+    os.utime(stale, (month, month))
+    used = kept_file(home)
+    os.utime(used, (month, month))
+    (said,) = run("forward_probe", PROBE_PARAMS, kept=True)  # a launch uses it: kept on
+    assert said["probe"] > 0 and used.stat().st_mtime > month + 86400
+    run("running", {"action": "list"})  # a program sent whole: the directory is pruned
+    assert not stale.exists() and used.exists()
