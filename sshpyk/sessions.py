@@ -32,8 +32,8 @@ def session_refused(stderr: str) -> bool:
 
 
 class Kept:
-    """Which programs each host keeps (``protocol.LOADER``: the loader stores every program
-    it is sent, in the user's home there), as far as this process has seen: a program that
+    """Which programs each host keeps (``protocol.LOADER``: the loader stores a program it is
+    sent to keep, in the user's home there), as far as this process has seen: a program that
     ran whole once goes by its sha256 after that.  A host that answers ``program_missing``
     (its copy removed, or a home it cannot write) gets whole programs from then on, so an
     unwritable home costs no round trip per launch."""
@@ -126,7 +126,7 @@ async def start_program(
     while True:
         if program is not None:
             kept = KEPT.has(master, program[0])
-            stdin = program_stdin(*program, kept=kept)
+            stdin = program_stdin(*program, kept=kept, keep=not kept)
         if spare is not None:
             session, spare = spare, None
         elif open_session is None:

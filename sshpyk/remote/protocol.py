@@ -166,14 +166,15 @@ EXITED = "exited"
 PROBE = "probe"
 
 # ---- how programs travel -----------------------------------------------------------------------
-# Runs the program sent on stdin: its length, a newline, the program (zlib); or "=" and the
-# sha256 of a program the host keeps from an earlier launch (PROGRAMS_DIR, where the loader
-# stores every program it is sent).  Why: the launcher is 82 kB of source, 26 kB compressed,
-# and a new connection (or one idle a while) starts with a 10-packet window: on a slow link
-# every 15 kB costs a round trip (+150 ms at +150 ms RTT, measured), and sshd's zero window
-# until the command runs already costs one.  A kept program makes a launch's stdin its
-# parameters alone.  A program the host lacks (removed, or a home it cannot write) is
-# answered with {"error": "program_missing"}: the local side sends it whole (sessions.py).
+# Runs the program sent on stdin: its length, a newline, the program (zlib); "+" before the
+# length asks the host to keep it (PROGRAMS_DIR, named by its sha256: what a launch sends);
+# or "=" and the sha256 of a program the host keeps from an earlier launch.  Why: the
+# launcher is 82 kB of source, 26 kB compressed, and a new connection (or one idle a while)
+# starts with a 10-packet window: on a slow link every 15 kB more costs up to a round trip
+# (70 ms of a launch at +150 ms RTT, measured), and sshd's zero window until the command
+# runs already costs one.  A kept program makes a launch's stdin its parameters alone.  A
+# program the host lacks (removed, or a home it cannot write) is answered with {"error":
+# "program_missing"}: the local side sends it whole (sessions.py).
 # The kept file is trusted only when it is the user's own, no one else may write it, and
 # its content has the sha256 it is named by (so it is this very program, whoever wrote it).
 # The program runs in a namespace of its own.  ``python_command(preload=...)`` names a
@@ -243,8 +244,9 @@ if len(sys.argv) > 1:
 b = sys.stdin.buffer
 head = b.readline().strip()
 if head[:1] != b"=":
-    src = zlib.decompress(b.read(int(head)))
-    store(src)
+    src = zlib.decompress(b.read(int(head)))  # "+n": n bytes, to keep
+    if head[:1] == b"+":
+        store(src)
     run(src)
 elif ready and callable(ready.get("main")) and head[1:].decode("ascii", "replace") == sys.argv[1]:
     ready["__name__"] = "__main__"
@@ -297,13 +299,15 @@ def source(name: str) -> str:
     return "\n\n".join(BUNDLED.sub("", text) for text in texts)
 
 
-def program_stdin(name: str, params: dict, kept: bool = False) -> bytes:
+def program_stdin(name: str, params: dict, kept: bool = False, keep: bool = False) -> bytes:
     """What to write to the session: the program ``remote/<name>.py``, then its parameters.
     ``kept``: the host keeps the program from an earlier launch (see ``LOADER``): its sha256
-    goes instead, and the loader answers ``program_missing`` when it has no such program."""
+    goes instead, and the loader answers ``program_missing`` when it has no such program.
+    ``keep``: the host is to keep it (a launch's; checks and discovery leave no file)."""
     if kept:
         return f"={program_sha256(name)}\n".encode() + params_line(params)
-    return program_head(name) + params_line(params)
+    head = program_head(name)
+    return (b"+" if keep else b"") + head + params_line(params)
 
 
 @functools.lru_cache(maxsize=None)

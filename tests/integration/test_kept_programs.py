@@ -19,10 +19,11 @@ def sent(monkeypatch):
     forms: list[bool] = []
     real = sessions.program_stdin
 
-    def spy(name, params, kept=False):
+    def spy(name, params, kept=False, keep=False):
         if name == "launcher":
             forms.append(kept)
-        return real(name, params, kept=kept)
+            assert keep is not kept  # whole ones are to be kept
+        return real(name, params, kept=kept, keep=keep)
 
     monkeypatch.setattr(sessions, "program_stdin", spy)
     return forms

@@ -68,10 +68,12 @@ def pids():
             os.kill(pid, signal.SIGKILL)
 
 
-def run(program: str, params: dict, extra: bytes = b"", kept: bool = False) -> list[dict]:
+def run(
+    program: str, params: dict, extra: bytes = b"", kept: bool = False, keep: bool = False
+) -> list[dict]:
     proc = subprocess.run(
         [sys.executable, "-c", LOADER],
-        input=program_stdin(program, params, kept=kept) + extra,
+        input=program_stdin(program, params, kept=kept, keep=keep) + extra,
         capture_output=True,
         timeout=60,
         check=False,
@@ -366,7 +368,10 @@ def kept_file(home: Path, name: str = "forward_probe") -> Path:
 
 
 def test_a_program_sent_whole_is_kept_and_later_runs_by_its_sha256(home):
+    # a check's or discovery's program is only run; a launch's is kept
     (said,) = run("forward_probe", PROBE_PARAMS)
+    assert said["probe"] > 0 and not (home / ".sshpyk").exists()
+    (said,) = run("forward_probe", PROBE_PARAMS, keep=True)
     assert said["probe"] > 0
     kept = kept_file(home)
     # the user's alone: 0600 in 0700 directories, named by its content's sha256
@@ -389,7 +394,7 @@ def test_a_program_the_host_does_not_keep_is_asked_for_and_nothing_runs(home):
 def test_a_kept_program_is_trusted_only_as_written(home, tmp_path, change):
     """Its content must have the sha256 it is named by, no one else may write it, and it is
     a file, not a symlink: else it is missing (the local side then sends it whole)."""
-    run("forward_probe", PROBE_PARAMS)
+    run("forward_probe", PROBE_PARAMS, keep=True)
     kept = kept_file(home)
     if change == "content":
         kept.write_text('print("SSHPYK {}")\n')
@@ -406,7 +411,7 @@ def test_a_kept_program_is_trusted_only_as_written(home, tmp_path, change):
 def test_a_home_that_cannot_keep_programs_still_runs_them_whole(home):
     (home / ".sshpyk").mkdir(mode=0o700)
     (home / ".sshpyk" / "programs").write_text("not a directory")
-    (said,) = run("forward_probe", PROBE_PARAMS)
+    (said,) = run("forward_probe", PROBE_PARAMS, keep=True)
     assert said["probe"] > 0
     assert run("forward_probe", PROBE_PARAMS, kept=True) == [{"error": "program_missing"}]
 
@@ -427,12 +432,13 @@ def preloading(program: str, params: dict, stdin: bytes) -> list[dict]:
 def test_a_preloaded_program_runs_its_main_when_the_stdin_names_it(home):
     params = {"action": "list"}
     # nothing kept yet: the program comes whole, as always
-    (out,) = preloading("running", params, program_stdin("running", params))
+    (out,) = preloading("running", params, program_stdin("running", params, keep=True))
     assert out["kernels"] == []
     (out,) = preloading("running", params, program_stdin("running", params, kept=True))
     assert out["kernels"] == []
     # the stdin names another program: that one runs, kept or whole
-    (said,) = preloading("running", PROBE_PARAMS, program_stdin("forward_probe", PROBE_PARAMS))
+    whole = program_stdin("forward_probe", PROBE_PARAMS, keep=True)
+    (said,) = preloading("running", PROBE_PARAMS, whole)
     assert said["probe"] > 0
     kept = program_stdin("forward_probe", PROBE_PARAMS, kept=True)
     (said,) = preloading("running", PROBE_PARAMS, kept)
@@ -450,7 +456,7 @@ def test_only_programs_that_merely_define_things_may_be_preloaded():
 
 
 def test_kept_programs_no_launch_used_for_a_month_are_removed(home):
-    run("forward_probe", PROBE_PARAMS)
+    run("forward_probe", PROBE_PARAMS, keep=True)
     programs = home / ".sshpyk" / "programs"
     month = time.time() - 31 * 86400
     stale = programs / ("0" * 64)  # an older sshpyk's launcher, say
@@ -460,5 +466,5 @@ def test_kept_programs_no_launch_used_for_a_month_are_removed(home):
     os.utime(used, (month, month))
     (said,) = run("forward_probe", PROBE_PARAMS, kept=True)  # a launch uses it: kept on
     assert said["probe"] > 0 and used.stat().st_mtime > month + 86400
-    run("running", {"action": "list"})  # a program sent whole: the directory is pruned
+    run("running", {"action": "list"}, keep=True)  # a program kept: the directory is pruned
     assert not stale.exists() and used.exists()

@@ -232,7 +232,7 @@ class KeepingHost(FakeHost):
                 if data.startswith(b"=") and not host.kept:
                     answer = _line({"error": "program_missing"})
                 else:
-                    host.kept = host.kept or host.can_keep
+                    host.kept = host.kept or (host.can_keep and data.startswith(b"+"))
                     answer = _line({"shell_pid": 42}) + _line({"ready": True})
                 session.stdout.feed_data(answer)
 
@@ -254,7 +254,7 @@ def test_a_program_goes_whole_once_then_by_its_sha256(monkeypatch):
     for _ in range(3):
         assert start_kept(host).reply == {"ready": True}
     whole, *later = host.stdins
-    assert whole == program_stdin("launcher", {"a": 1})
+    assert whole == program_stdin("launcher", {"a": 1}, keep=True)
     assert later == [program_stdin("launcher", {"a": 1}, kept=True)] * 2
     assert len(later[0]) < 100
 
