@@ -259,9 +259,16 @@ else:
         sys.exit(0)
     run(src)
 """
+
+
+def _packed(source: str) -> str:
+    return base64.b64encode(zlib.compress(source.encode(), 9)).decode()
+
+
 LOADER = (
     "import sys,zlib,base64,hashlib,os,re,stat,time;"
-    f"exec(base64.b64decode('{base64.b64encode(_LOADER_SOURCE.encode()).decode()}'))"
+    # compressed: it shows in `ps` on the host for as long as the program runs
+    f"exec(zlib.decompress(base64.b64decode('{_packed(_LOADER_SOURCE)}')))"
 )
 
 # A program's ``from ._prelude import ...  # sshpyk: bundled`` (one line, or parenthesized
