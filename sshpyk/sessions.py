@@ -38,26 +38,22 @@ class Kept:
     (its copy removed, or a home it cannot write) gets whole programs from then on, so an
     unwritable home costs no round trip per launch."""
 
-    def __init__(self) -> None:
-        self._kept: dict[tuple, set[str]] = {}
-        self._refused: set[tuple] = set()
+    # by the host's ``Target.key``: its shards (and its masters over time) share one home
 
-    @staticmethod
-    def _host(master: Master) -> tuple:
-        # shards of a host (and its masters over time) share one home
-        return (master.target.alias, master.target.config, master.target.ssh)
+    def __init__(self) -> None:
+        self._kept: dict[str, set[str]] = {}
+        self._refused: set[str] = set()
 
     def has(self, master: Master, name: str) -> bool:
-        host = self._host(master)
+        host = master.target.key
         return host not in self._refused and name in self._kept.get(host, ())
 
     def ran(self, master: Master, name: str) -> None:
-        self._kept.setdefault(self._host(master), set()).add(name)
+        self._kept.setdefault(master.target.key, set()).add(name)
 
     def missing(self, master: Master) -> None:
-        host = self._host(master)
-        self._refused.add(host)
-        self._kept.pop(host, None)
+        self._refused.add(master.target.key)
+        self._kept.pop(master.target.key, None)
 
 
 KEPT = Kept()

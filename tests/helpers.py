@@ -206,6 +206,16 @@ async def kernel_with_state(server, spec: str, code: str) -> str:
     return model["id"]
 
 
+async def reattached(server, kid: str, timeout: float = 30) -> AsyncKernelClient:
+    """The orphan ``kid`` taken up by ``server`` (a new Jupyter server, ready), and a client
+    of it, ready."""
+    code, model = await server.call("POST", f"sshpyk/orphans/{kid}/attach", {})
+    assert code == 201, model
+    kc = kernel_client(Path(os.environ["JUPYTER_RUNTIME_DIR"]), kid)
+    await kc.wait_for_ready(timeout=timeout)
+    return kc
+
+
 def sshpyk_cli(*args: str) -> subprocess.CompletedProcess:
     """The installed ``sshpyk`` command, as a user runs it."""
     exe = str(Path(sys.executable).parent / "sshpyk")

@@ -8,12 +8,10 @@ from __future__ import annotations
 
 import asyncio
 import json
-import os
 import time
-from pathlib import Path
 
 import pytest
-from helpers import kernel_client, kernel_with_state, run_code, sshpyk_cli, start
+from helpers import kernel_with_state, reattached, run_code, sshpyk_cli, start
 
 from harness import containers
 from sshpyk import registry
@@ -195,7 +193,6 @@ async def test_a_kernel_in_a_container_is_taken_up_after_a_server_kill9(
 ):
     """The container outlives the Jupyter server (its client is the nanny's child on the
     host); a new server attaches to it with its state, then its shutdown removes it."""
-    runtime = Path(os.environ["JUPYTER_RUNTIME_DIR"])
     specs("ssh-ct-persist", lease_timeout=600, container=container(podman_image))
     s1 = server_env()
     await s1.ready()
@@ -208,10 +205,7 @@ async def test_a_kernel_in_a_container_is_taken_up_after_a_server_kill9(
     assert listed["orphan"] and listed["alive"]
     s2 = server_env()
     await s2.ready()
-    code, model = await s2.call("POST", f"sshpyk/orphans/{kid}/attach", {})
-    assert code == 201, model
-    kc = kernel_client(runtime, kid)
-    await kc.wait_for_ready(timeout=30)
+    kc = await reattached(s2, kid)
     out, reply = await run_code(kc, "import os; print(z, os.path.exists('/etc/sshpyk-test-image'))")
     assert reply["status"] == "ok" and out.strip() == "survived in the image True", out
     kc.stop_channels()

@@ -4,16 +4,14 @@ that ends when the Jupyter server dies while the kernel lives on (finding L5).""
 from __future__ import annotations
 
 import json
-import os
-from pathlib import Path
 
 import pytest
 from helpers import (
     LOADER_MARK,
-    kernel_client,
     kernel_procs,
     kernel_with_state,
     local_ssh_procs,
+    reattached,
     run_code,
     start,
     wait_until,
@@ -85,7 +83,6 @@ async def test_server_kill9_ends_the_monitor_sessions_and_the_kernel_lives(
     server_env,
 ):
     th = netns_hosts
-    runtime = Path(os.environ["JUPYTER_RUNTIME_DIR"])
     s1 = server_env()
     await s1.ready()
     kid = await kernel_with_state(s1, "ssh-persist", "z = 'kept'")
@@ -110,10 +107,7 @@ async def test_server_kill9_ends_the_monitor_sessions_and_the_kernel_lives(
     # and it can be taken up again, state intact
     s2 = server_env()
     await s2.ready()
-    code, model = await s2.call("POST", f"sshpyk/orphans/{kid}/attach", {})
-    assert code == 201, model
-    kc = kernel_client(runtime, kid)
-    await kc.wait_for_ready(timeout=30)
+    kc = await reattached(s2, kid)
     out, reply = await run_code(kc, "print(z)")
     assert reply["status"] == "ok" and out.strip() == "kept"
     kc.stop_channels()

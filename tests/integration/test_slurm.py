@@ -241,7 +241,7 @@ async def test_a_bad_partition_is_sbatchs_own_words(cluster, slurm_spec, manager
 async def test_reattach_after_a_server_restart_and_ps_shows_the_job(
     cluster, slurm_spec, server_env
 ):
-    from helpers import kernel_client, sshpyk_cli
+    from helpers import kernel_client, reattached, sshpyk_cli
 
     from sshpyk import registry
 
@@ -271,10 +271,7 @@ async def test_reattach_after_a_server_restart_and_ps_shows_the_job(
 
         s2 = server_env()
         await s2.ready()
-        code, model = await s2.call("POST", f"sshpyk/orphans/{kid}/attach", {})
-        assert code == 201, model
-        kc = kernel_client(runtime, kid)
-        await kc.wait_for_ready(timeout=60)
+        kc = await reattached(s2, kid, timeout=60)
         out, _ = await run_code(kc, "print(kept); " + PROBE)
         assert out.split() == ["still", "here", "node1", job]
         code, st = await s2.call("GET", "sshpyk/status")
