@@ -110,6 +110,10 @@ async def execute(kc, code, timeout=30):
 
 
 BURST, BURST_SIZE = 1000, 100_000  # display_data messages of 100 KB: 100 MB of output
+# A burst lasts half a second on a plain link, so one scheduler hiccup on this shared
+# machine moved a run's figure by a tenth: each run measures three, and the row is the
+# median of them all.
+BURSTS_PER_RUN = 3
 
 
 async def burst(kc) -> tuple[float, int]:
@@ -174,7 +178,9 @@ async def one_run(kernel: str, idle_seconds: float) -> dict:
         samples.append(time.perf_counter() - t)
     res["execute"] = statistics.median(samples)
     phase("burst")
-    res["burst_mb_s"], res["burst_received"] = await burst(kc)
+    bursts = [await burst(kc) for _ in range(BURSTS_PER_RUN)]
+    res["bursts_mb_s"] = [mbs for mbs, _ in bursts]
+    res["burst_received"] = min(seen for _, seen in bursts)
     phase("interrupt")
 
     msg_id = kc.execute("import time; time.sleep(100)")
@@ -254,8 +260,9 @@ async def main() -> None:
     ]
     out = {
         k: statistics.median([r[k] for r in runs if k in r])
-        for k in ("start", "execute", "interrupt", "restart", "shutdown", "burst_mb_s")
+        for k in ("start", "execute", "interrupt", "restart", "shutdown")
     }
+    out["burst_mb_s"] = statistics.median(x for r in runs for x in r["bursts_mb_s"])
     out["burst_received"] = min(r["burst_received"] for r in runs)
     out["interrupt_ok"] = all(r["interrupt_ok"] for r in runs)
     if args.idle_seconds:

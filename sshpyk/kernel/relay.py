@@ -31,7 +31,6 @@ from collections.abc import Callable
 from typing import Any
 
 import zmq
-import zmq.asyncio
 
 from ..remote.protocol import CHANNELS, PORT_NAMES
 from ..remote.relay_hub import widen_pipe
@@ -76,9 +75,10 @@ class RelayChannels:
         self.log = log
         self.journal_limit = journal_limit
         self.local_ports: list[int] | None = None
-        self._ctx: zmq.asyncio.Context | None = None
-        self._sockets: dict[str, zmq.asyncio.Socket] = {}
-        self._readers: list[asyncio.Task] = []
+        self._ctx: zmq.Context | None = None
+        self._sockets: dict[str, zmq.Socket] = {}
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._sent_on: set[str] = set()  # sockets sent on since their events were looked at
         # iopub is held (kept, for the subscriber that releases it) until the subscription
         # numbered _release_at arrives; later subscribers get what comes from then on
         self._subscribers = 0
@@ -121,10 +121,9 @@ class RelayChannels:
         """Nothing of a previous server's relay survives it."""
 
     async def close(self, master: Master, *, quiet: bool = False) -> None:
-        for task in self._readers:
-            task.cancel()
-        self._readers = []
         for sock in self._sockets.values():
+            if self._loop is not None and not self._loop.is_closed():
+                self._loop.remove_reader(sock.FD)
             sock.close(linger=0)
         self._sockets = {}
         if self._ctx is not None:
@@ -159,7 +158,13 @@ class RelayChannels:
     def _bind(self) -> None:
         if self._sockets:
             return
-        self._ctx = zmq.asyncio.Context()
+        # Plain sockets, driven from this loop by their fds: pyzmq's asyncio sockets make a
+        # future per send and look at the socket's events after each, and every send here
+        # is one that never waits (a ROUTER's, an XPUB's).  With the reused read buffer
+        # (divert_stdout), this side's CPU per 100 MB of burst fell from 0.065 to 0.056
+        # core-seconds (best of 8, measured alone).
+        self._ctx = zmq.Context()
+        self._loop = asyncio.get_running_loop()
         wanted = self.local_ports or [None] * len(CHANNELS)
         ports = []
         for channel, want in zip(CHANNELS, wanted, strict=True):
@@ -180,18 +185,18 @@ class RelayChannels:
             self._sockets[channel] = sock
             ports.append(port)
         self.local_ports = ports
-        self._readers = [
-            asyncio.create_task(self._from_clients(channel, sock))
-            for channel, sock in self._sockets.items()
-        ]
+        for channel, sock in self._sockets.items():
+            self._loop.add_reader(sock.FD, self._from_clients, channel)
 
-    async def _from_clients(self, channel: str, sock: zmq.asyncio.Socket) -> None:
+    def _from_clients(self, channel: str) -> None:
         """A client's messages into the journal (or, heartbeats and subscriptions, onto the
-        link as they come: worthless later)."""
-        while True:
+        link as they come: worthless later).  zmq's fd only says that the socket's state
+        may have changed, so every message there is taken, each time."""
+        sock = self._sockets.get(channel)
+        while sock is not None:
             try:
-                parts = await sock.recv_multipart()
-            except (zmq.ZMQError, asyncio.CancelledError):
+                parts = sock.recv_multipart(zmq.NOBLOCK)
+            except zmq.ZMQError:  # none left (or closed)
                 return
             if channel == "iopub":
                 if parts and parts[0][:1] == b"\x01":
@@ -219,10 +224,21 @@ class RelayChannels:
             iopub.send_multipart(self._held.popleft())
         self._held_bytes = 0
 
+    def _look_again(self) -> None:
+        """After sends: a send may take in what zmq's fd signalled (a client's message), and
+        the fd signals no more for it, so each socket sent on is looked at again."""
+        loop = self._loop
+        for channel in self._sent_on:
+            sock = self._sockets.get(channel)
+            if sock is not None and sock.getsockopt(zmq.EVENTS) & zmq.POLLIN and loop:
+                loop.call_soon(self._from_clients, channel)
+        self._sent_on.clear()
+
     def _deliver(self, msg: Msg) -> None:
         sock = self._sockets.get(msg.channel)
         if sock is None:
             return
+        self._sent_on.add(msg.channel)
         # Copied into zmq's own messages (the parts are views of what the link read): a
         # zero-copy send costs more than the copy, as zmq hands each buffer back through
         # pyzmq's garbage thread, which must take the GIL from this loop (20 % of a burst's
@@ -269,9 +285,10 @@ class RelayChannels:
             if self.inbox.unacked and self._stdin is stdin and not stdin.is_closing():
                 stdin.write(encode(self.inbox.ack()))
 
-        def take(data: bytes) -> None:
+        def take(data: memoryview) -> None:
             # each chunk as ssh's pipe gives it (no StreamReader in between: see
-            # divert_stdout), its messages delivered before the next is read
+            # divert_stdout), its messages delivered (so copied: zmq's sends copy, held
+            # ones are copied) before the next read reuses the buffer
             nonlocal late_ack
             if ended.done():
                 return
@@ -280,7 +297,7 @@ class RelayChannels:
                 return
             on_data()
             try:
-                for frame in decoder.feed(data):
+                for frame in decoder.feed(data, borrowed=True):
                     done = self._on_frame(frame, on_pong)
                     if done is not None:
                         ended.set_result(done)
@@ -288,6 +305,8 @@ class RelayChannels:
             except Exception as e:  # raised by follow, as a read's would have been
                 ended.set_exception(e)
                 return
+            finally:
+                self._look_again()
             if not self.inbox.unacked or self._sent is None:
                 return
             # Acknowledged in batches (an ack per read woke ssh, sshd and the hub a few

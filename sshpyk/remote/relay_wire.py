@@ -172,11 +172,13 @@ class Decoder:
         self.max_frame = max_frame
         self._pending = bytearray()  # the start of a frame the next chunks complete
 
-    def feed(self, data: bytes) -> List[Frame]:
+    def feed(self, data, borrowed: bool = False) -> List[Frame]:
         """The frames ``data`` completes.  Each byte is copied at most once: a frame that
         came whole within one chunk is read from the chunk itself (a long part is a
-        memoryview of it), one that spans chunks from the one buffer it is assembled in."""
-        if not isinstance(data, bytes):
+        memoryview of it), one that spans chunks from the one buffer it is assembled in.
+        ``borrowed``: ``data`` is a buffer its owner reuses once the frames returned have
+        been handled, so they must be by then (else a mutable buffer is copied first)."""
+        if not borrowed and not isinstance(data, bytes):
             data = bytes(data)  # a mutable buffer could change under the views
         frames: List[Frame] = []
         view = memoryview(data)

@@ -29,8 +29,8 @@ async def _divert_after_a_line() -> tuple[bytes, list[bytes], int]:
     chunks: list[bytes] = []
     ended = asyncio.get_running_loop().create_future()
 
-    def sink(data: bytes) -> None:
-        chunks.append(data)
+    def sink(data: memoryview) -> None:
+        chunks.append(bytes(data))  # a view of a buffer the next read reuses
         if not data:
             ended.set_result(None)
 
@@ -55,7 +55,7 @@ async def _divert_what_was_read_already() -> tuple[list[bytes], int]:
     assert await proc.stdout.readline() == b"line\n"
     rc = await asyncio.wait_for(proc.wait(), 10)  # exited: stdout read to its end already
     chunks: list[bytes] = []
-    await proc.divert_stdout(chunks.append)
+    await proc.divert_stdout(lambda chunk: chunks.append(bytes(chunk)))
     return chunks, rc
 
 

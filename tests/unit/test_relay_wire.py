@@ -105,6 +105,31 @@ def test_big_parts_are_views_of_the_chunk_or_of_the_one_buffer_a_frame_spans_int
         assert _in_random_chunks(data, rng, 1, 30000) == frames
 
 
+def test_a_borrowed_buffer_may_be_reused_once_its_frames_are_handled():
+    """The local side reads ssh's pipe into one buffer, reused by every read: frames taken
+    from it are handled (copied) before the next read, and a frame begun in one read and
+    completed in the next must not change when the buffer is overwritten in between."""
+    rng = random.Random(17)
+    frames = [
+        Msg("iopub", b"", n, [b"t", rng.randbytes(rng.randrange(1, 20000))]) for n in range(1, 60)
+    ]
+    data = b"".join(map(encode, frames))
+    buf = bytearray(7000)
+    dec, got, pos = Decoder(), [], 0
+    while pos < len(data):
+        n = min(len(buf), len(data) - pos, rng.randrange(1, len(buf) + 1))
+        buf[:n] = data[pos : pos + n]
+        pos += n
+        got += [copy_msg(f) for f in dec.feed(memoryview(buf)[:n], borrowed=True)]
+        buf[:] = b"\xee" * len(buf)  # the next read's bytes: nothing decoded may see them
+    assert got == frames and not dec._pending
+
+
+def copy_msg(frame: Msg) -> Msg:
+    """What handling a message does with its parts (zmq's sends copy them)."""
+    return Msg(frame.channel, bytes(frame.peer), frame.seq, [bytes(p) for p in frame.parts])
+
+
 def test_a_frame_over_the_limit_is_refused_from_its_head_alone(monkeypatch):
     monkeypatch.setattr(relay_wire, "MAX_FRAME", 1000)
     with pytest.raises(WireError, match="over the relay's limit"):
