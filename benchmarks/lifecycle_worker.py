@@ -248,6 +248,25 @@ async def stall_run(kernel: str) -> float:
     return ticker.worst
 
 
+IDLE_KEYS = ("idle_spawns_per_min", "idle_cpu_local", "idle_cpu_remote", "helper_rss_mb")
+
+
+def summarize(runs: list[dict]) -> dict:
+    """One implementation's row values from its runs: medians (the bursts' over every burst
+    of every run), the fewest outputs received, the idle figures of the run that had them."""
+    out: dict = {
+        k: statistics.median([r[k] for r in runs if k in r])
+        for k in ("start", "execute", "interrupt", "restart", "shutdown")
+    }
+    out["burst_mb_s"] = statistics.median(x for r in runs for x in r["bursts_mb_s"])
+    out["burst_received"] = min(r["burst_received"] for r in runs)
+    out["interrupt_ok"] = all(r["interrupt_ok"] for r in runs)
+    idle = [r for r in runs if IDLE_KEYS[0] in r]
+    if idle:
+        out.update({key: idle[0][key] for key in IDLE_KEYS})
+    return out
+
+
 async def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("kernel")
@@ -258,16 +277,8 @@ async def main() -> None:
     runs = [
         await one_run(args.kernel, args.idle_seconds if i == 0 else 0) for i in range(args.runs)
     ]
-    out = {
-        k: statistics.median([r[k] for r in runs if k in r])
-        for k in ("start", "execute", "interrupt", "restart", "shutdown")
-    }
-    out["burst_mb_s"] = statistics.median(x for r in runs for x in r["bursts_mb_s"])
-    out["burst_received"] = min(r["burst_received"] for r in runs)
-    out["interrupt_ok"] = all(r["interrupt_ok"] for r in runs)
-    if args.idle_seconds:
-        for key in ("idle_spawns_per_min", "idle_cpu_local", "idle_cpu_remote", "helper_rss_mb"):
-            out[key] = runs[0][key]
+    out = summarize(runs)
+    out["runs"] = runs  # for a parent that combines rounds (kernel_lifecycle.measure)
     if args.stall_kernel:
         out["stall"] = await stall_run(args.stall_kernel)
     out["pid"] = os.getpid()

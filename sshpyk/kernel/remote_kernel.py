@@ -96,6 +96,13 @@ class RemoteKernel(Reattach):
             return 0
         return self._exit_code if self._exited.is_set() else None
 
+    async def poll_within(self, seconds: float) -> int | None:
+        """``poll``, after waiting up to ``seconds`` for the kernel's end."""
+        if self.remote is not None and not self._exited.is_set():
+            with contextlib.suppress(asyncio.TimeoutError):
+                await asyncio.wait_for(self._exited.wait(), seconds)
+        return self.poll()
+
     async def wait(self) -> int | None:
         if self.remote is None:
             return 0
