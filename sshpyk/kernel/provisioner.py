@@ -34,8 +34,6 @@ from .remote_kernel import RemoteKernel
 # Variables of the Jupyter server worth passing to the remote kernel; the rest of the local
 # environment (paths, tokens, secrets) stays local.
 FORWARDED_ENV = ("JPY_SESSION_NAME",)
-# How long a poll of a kernel asked to shut down waits for its end (see poll).
-EXIT_WAIT = 1.0
 
 
 class SSHKernelProvisioner(KernelProvisionerBase):
@@ -77,7 +75,6 @@ class SSHKernelProvisioner(KernelProvisionerBase):
         # Set by cleanup(restart=True), which jupyter_client calls right before it launches
         # the same kernel again: the next launch is a restart (said, not guessed).
         self._restarting = False
-        self._shutting_down = False  # asked to shut down (jupyter_client's request)
         self.runtime.kernels[str(self.kernel_id)] = self
 
     # ---- what the status API and the tests read --------------------------------------------------
@@ -133,14 +130,7 @@ class SSHKernelProvisioner(KernelProvisionerBase):
         return self.kernel.remote is not None
 
     async def poll(self) -> int | None:
-        code = self.kernel.poll()
-        if code is None and self._shutting_down:
-            # jupyter_client asks every 0.1 s whether a kernel told to shut down has ended,
-            # so an end that came just after an answer waited up to 0.1 s more to be seen
-            # (a restart took 0.52 or 0.64 s by that luck alone).  Waiting for the end here
-            # sees it when it comes; jupyter_client's own timeout still bounds the shutdown,
-            # and EXIT_WAIT any other caller.
-            code = await self.kernel.poll_within(EXIT_WAIT)
+        code = await self.kernel.polled()
         if code is not None and self.kernel.allocation_ended:
             self._allocation_ended()
         return code
@@ -166,7 +156,7 @@ class SSHKernelProvisioner(KernelProvisionerBase):
         return float(self.cfg.shutdown_timeout)
 
     async def shutdown_requested(self, restart: bool = False) -> None:
-        self._shutting_down = True
+        self.kernel.shutdown_asked = True
         if restart:  # its launcher's session opens while the old kernel shuts down
             self.kernel.warm_launcher()
 
@@ -190,15 +180,8 @@ class SSHKernelProvisioner(KernelProvisionerBase):
         kwargs["cmd"] = []  # nothing runs locally
         return kwargs
 
-    def _launched(self) -> bool:
-        """A launch begins: whether it is a restart (then no longer pending), and polls no
-        longer wait for an end (the shutdown that was asked for is over)."""
-        restart, self._restarting = self._restarting, False
-        self._shutting_down = False
-        return restart
-
     async def launch_kernel(self, cmd: list[str], **kwargs: Any) -> KernelConnectionInfo:
-        restart = self._launched()
+        restart, self._restarting = self._restarting, False
         rec = self.runtime.take_attach(str(self.kernel_id))
         params = None if rec else self._launch_params(kwargs.get("env") or {}, kwargs.get("cwd"))
         await self.kernel.start(params, rec, restart=restart)

@@ -48,7 +48,10 @@ class Journal:
         self.pending_bytes = 0  # parts held, the measure of the bound
         # seq -> (Msg, bytes); an OrderedDict pops its oldest and deletes any in O(1)
         self._live = collections.OrderedDict()
-        self._droppable = collections.deque()  # seqs of the droppable live ones, oldest first
+        # seqs of the live iopub ones, oldest first: the ones the bound may drop, once their
+        # header says so (read only when the bound needs room: a JSON parse per message
+        # was a tenth of the hub's Python in a burst)
+        self._droppable = collections.deque()
         self._skips = collections.deque()  # [first, last] runs of dropped seqs, oldest first
         self.dropped = 0  # since the last take_dropped
         self.dropped_bytes = 0
@@ -61,11 +64,13 @@ class Journal:
         nbytes = sum(map(len, msg.parts))
         self._live[msg.seq] = (msg, nbytes)
         self.pending_bytes += nbytes
-        if not keep and droppable(channel, msg.parts):
+        if not keep and channel == "iopub":
             self._droppable.append(msg.seq)
         # this one included: the bound is kept even when the newest is what passes it
         while self.pending_bytes > self.limit_bytes and self._droppable:
-            self._drop(self._droppable.popleft())
+            seq = self._droppable.popleft()
+            if droppable("iopub", self._live[seq][0].parts):
+                self._drop(seq)
         return msg
 
     def _drop(self, seq: int) -> None:

@@ -1,15 +1,13 @@
-"""How the provisioner answers jupyter_client's polls of a kernel it was told to shut down:
-jupyter_client asks every 0.1 s, so a poll then waits for the kernel's end (up to EXIT_WAIT)
-and the end is seen when it comes.  Pure logic: the provisioner's and RemoteKernel's own
-``poll`` code on a kernel whose end the test decides; no ssh."""
+"""How jupyter_client's polls of a kernel it told to shut down are answered: it asks every
+0.1 s, so a poll then waits for the kernel's end (up to EXIT_WAIT) and the end is seen when
+it comes.  Pure logic: RemoteKernel's own ``polled`` and the provisioner's ``poll`` and
+``shutdown_requested`` on a kernel whose end the test decides; no ssh."""
 
 from __future__ import annotations
 
 import asyncio
 
-import pytest
-
-from sshpyk.kernel import provisioner as provisioner_module
+from sshpyk.kernel import remote_kernel
 from sshpyk.kernel.provisioner import SSHKernelProvisioner
 from sshpyk.kernel.remote_kernel import RemoteKernel
 
@@ -18,31 +16,29 @@ class EndingKernel:
     """The part of a RemoteKernel that its polls read, with an end the test brings."""
 
     poll = RemoteKernel.poll
-    poll_within = RemoteKernel.poll_within
+    polled = RemoteKernel.polled
     allocation_ended = None
 
     def __init__(self):
         self.remote = {"pid": 4242}
         self._exited = asyncio.Event()
         self._exit_code: int | None = None
+        self.shutdown_asked = False
 
     def end(self, code: int) -> None:
         self._exit_code = code
         self._exited.set()
 
-
-def provisioner(kernel: EndingKernel) -> SSHKernelProvisioner:
-    prov = SSHKernelProvisioner.__new__(SSHKernelProvisioner)  # no kernelspec, no host
-    prov.kernel = kernel
-    prov._shutting_down = prov._restarting = False  # as __init__ leaves them
-    return prov
+    def warm_launcher(self) -> None:
+        """What a restart's shutdown request starts (nothing here)."""
 
 
 async def _polls(shutdown: bool, end_after: float | None) -> list[int | None]:
     kernel = EndingKernel()
-    prov = provisioner(kernel)
+    prov = SSHKernelProvisioner.__new__(SSHKernelProvisioner)  # no kernelspec, no host
+    prov.kernel = kernel
     if shutdown:
-        await prov.shutdown_requested(restart=False)
+        await prov.shutdown_requested(restart=True)
     if end_after is not None:
         asyncio.get_running_loop().call_later(end_after, kernel.end, 0)
     first = await prov.poll()
@@ -60,20 +56,5 @@ def test_a_running_kernel_is_polled_without_waiting():
 
 
 def test_a_kernel_that_does_not_end_is_still_alive_after_the_wait(monkeypatch):
-    monkeypatch.setattr(provisioner_module, "EXIT_WAIT", 0.05)
+    monkeypatch.setattr(remote_kernel, "EXIT_WAIT", 0.05)
     assert asyncio.run(_polls(shutdown=True, end_after=None)) == [None, None]
-
-
-@pytest.mark.parametrize("restart", [False, True])
-def test_a_launch_polls_without_waiting_again(restart):
-    async def scenario():
-        kernel = EndingKernel()
-        prov = provisioner(kernel)
-        prov.kernel.warm_launcher = lambda: None  # what a restart's request starts
-        await prov.shutdown_requested(restart=restart)
-        assert prov._shutting_down
-        prov._launched()  # what launch_kernel does first
-        asyncio.get_running_loop().call_later(0.05, kernel.end, 0)
-        return await prov.poll()
-
-    assert asyncio.run(scenario()) is None
