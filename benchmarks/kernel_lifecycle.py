@@ -27,8 +27,6 @@ HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
 sys.path.insert(0, str(ROOT / "tests"))
 
-from lifecycle_worker import summarize  # noqa: E402
-
 from harness import Faults, down, up  # noqa: E402
 
 REF_VENV = ROOT / ".venv-ref"
@@ -157,57 +155,35 @@ def prepare(th, tmp: Path) -> dict[str, tuple[Path, Path, Path | None]]:
 
 
 def measure(impls, runs: int, idle: float, timeout: float = 1800) -> dict[str, dict]:
-    """Each implementation's row values.  They take turns, one run each per round (the idle
-    figures and the stall in the first): a noisy minute on this shared machine then falls
-    on all of them alike, not on whichever ran during it."""
-    done: dict[str, list[dict]] = {label: [] for label in impls}
-    failed: set[str] = set()
-    for round_ in range(runs):
-        for label, (py, jpath, ssh_config) in impls.items():
-            if label in failed:
-                continue
-            out = _worker(label, py, jpath, ssh_config, idle if round_ == 0 else 0, timeout)
-            if out is None:
-                failed.add(label)
-            else:
-                done[label].append(out)
-    results: dict[str, dict] = {}
-    for label, outs in done.items():
-        if label in failed or not outs:
-            results[label] = {}
+    out = {}
+    for label, (py, jpath, ssh_config) in impls.items():
+        (jpath / "runtime").mkdir(mode=0o700, exist_ok=True)
+        args = [str(py), str(HERE / "lifecycle_worker.py"), "bench", "--runs", str(runs)]
+        if label != "local ipykernel":
+            args += ["--idle-seconds", str(idle), "--stall-kernel", "bench-slow"]
+        env = {
+            **os.environ,
+            "JUPYTER_PATH": str(jpath),
+            "JUPYTER_RUNTIME_DIR": str(jpath / "runtime"),
+            "PYTHONWARNINGS": "ignore",
+            "SSHPYK_BENCH_SSH_CONFIG": str(ssh_config or ""),
+        }
+        try:
+            proc = subprocess.run(args, capture_output=True, text=True, env=env, timeout=timeout)
+        except subprocess.TimeoutExpired as e:
+            err = e.stderr.decode() if isinstance(e.stderr, bytes) else e.stderr or ""
+            print(
+                f"{label}: worker timed out after {timeout}s; its last phases:\n{err[-3000:]}",
+                file=sys.stderr,
+            )
+            out[label] = {}
             continue
-        results[label] = summarize([run for out in outs for run in out["runs"]])
-        if "stall" in outs[0]:
-            results[label]["stall"] = outs[0]["stall"]
-    return results
-
-
-def _worker(label, py, jpath, ssh_config, idle: float, timeout: float) -> dict | None:
-    """One run of one implementation, in its own worker process; None when it failed."""
-    (jpath / "runtime").mkdir(mode=0o700, exist_ok=True)
-    args = [str(py), str(HERE / "lifecycle_worker.py"), "bench", "--runs", "1"]
-    if label != "local ipykernel" and idle:
-        args += ["--idle-seconds", str(idle), "--stall-kernel", "bench-slow"]
-    env = {
-        **os.environ,
-        "JUPYTER_PATH": str(jpath),
-        "JUPYTER_RUNTIME_DIR": str(jpath / "runtime"),
-        "PYTHONWARNINGS": "ignore",
-        "SSHPYK_BENCH_SSH_CONFIG": str(ssh_config or ""),
-    }
-    try:
-        proc = subprocess.run(args, capture_output=True, text=True, env=env, timeout=timeout)
-    except subprocess.TimeoutExpired as e:
-        err = e.stderr.decode() if isinstance(e.stderr, bytes) else e.stderr or ""
-        print(
-            f"{label}: worker timed out after {timeout}s; its last phases:\n{err[-3000:]}",
-            file=sys.stderr,
-        )
-        return None
-    if proc.returncode != 0:
-        print(f"{label}: worker failed:\n{proc.stderr[-3000:]}", file=sys.stderr)
-        return None
-    return json.loads(proc.stdout.strip().splitlines()[-1])
+        if proc.returncode != 0:
+            print(f"{label}: worker failed:\n{proc.stderr[-3000:]}", file=sys.stderr)
+            out[label] = {}
+            continue
+        out[label] = json.loads(proc.stdout.strip().splitlines()[-1])
+    return out
 
 
 ROWS = [

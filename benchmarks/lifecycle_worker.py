@@ -278,7 +278,6 @@ async def main() -> None:
         await one_run(args.kernel, args.idle_seconds if i == 0 else 0) for i in range(args.runs)
     ]
     out = summarize(runs)
-    out["runs"] = runs  # for a parent that combines rounds (kernel_lifecycle.measure)
     if args.stall_kernel:
         out["stall"] = await stall_run(args.stall_kernel)
     out["pid"] = os.getpid()
