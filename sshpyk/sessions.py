@@ -9,14 +9,24 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import os
 from collections import deque
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
+from . import registry
 from .errors import RemoteLaunchError, SSHConnectError, SSHPykError
 from .localproc import kill_process
-from .remote.protocol import ERROR, PROGRAM_MISSING, SHELL_PID, program_stdin, read_message
+from .remote.protocol import (
+    ERROR,
+    PROGRAM_MISSING,
+    SHELL_PID,
+    program_sha256,
+    program_stdin,
+    read_message,
+)
 from .transport import Master
 
 # what a mux client says when the host refused a session on a full connection
@@ -33,30 +43,58 @@ def session_refused(stderr: str) -> bool:
 
 class Kept:
     """Which programs each host keeps (``protocol.LOADER``: the loader stores a program it is
-    sent to keep, in the user's home there), as far as this process has seen: a program that
-    ran whole once goes by its sha256 after that.  A host that answers ``program_missing``
-    (its copy removed, or a home it cannot write) gets whole programs from then on, so an
-    unwritable home costs no round trip per launch."""
+    sent to keep, in the user's home there): a program that ran whole once goes by its
+    sha256 after that.  Remembered in ``store`` (a file of this user's private runtime
+    directory) too, so a new Jupyter server does not send a 26 kB launcher over a slow link
+    again (70 ms at +150 ms RTT).  A host that answers ``program_missing`` (its copy removed,
+    or a home it cannot write) gets whole programs from then on, so an unwritable home costs
+    no round trip per launch; unless only the store said it kept the program: then the
+    store was stale (a pruned copy, a new home), and the next whole one is kept again."""
 
     # by the host's ``Target.key``: its shards (and its masters over time) share one home
 
-    def __init__(self) -> None:
-        self._kept: dict[str, set[str]] = {}
+    def __init__(self, store: Callable[[], Path] | None = None) -> None:
+        self._kept: dict[str, set[str]] = {}  # seen to run, by this process
         self._refused: set[str] = set()
+        self._store = store
+        self._stored: set[tuple[str, str]] | None = None  # (host, sha256), read once
 
     def has(self, master: Master, name: str) -> bool:
         host = master.target.key
-        return host not in self._refused and name in self._kept.get(host, ())
+        if host in self._refused:
+            return False
+        return name in self._kept.get(host, ()) or (host, program_sha256(name)) in self._read()
 
     def ran(self, master: Master, name: str) -> None:
-        self._kept.setdefault(master.target.key, set()).add(name)
+        host = master.target.key
+        self._kept.setdefault(host, set()).add(name)
+        entry = (host, program_sha256(name))
+        if entry not in self._read() and self._store is not None:
+            self._stored.add(entry)
+            with contextlib.suppress(OSError):
+                fd = os.open(self._store(), os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
+                with os.fdopen(fd, "a") as f:
+                    f.write(f"{entry[0]}\t{entry[1]}\n")  # one short append: never torn
 
     def missing(self, master: Master) -> None:
-        self._refused.add(master.target.key)
-        self._kept.pop(master.target.key, None)
+        host = master.target.key
+        if self._kept.pop(host, None):
+            self._refused.add(host)  # it ran here and is gone: this home does not keep
+        self._stored = {entry for entry in self._read() if entry[0] != host}
+
+    def _read(self) -> set[tuple[str, str]]:
+        if self._stored is None:
+            self._stored = set()
+            with contextlib.suppress(OSError, UnicodeDecodeError):
+                if self._store is not None:
+                    for line in self._store().read_text().splitlines():
+                        host, _, sha = line.partition("\t")
+                        if host and len(sha) == 64:
+                            self._stored.add((host, sha))
+        return self._stored
 
 
-KEPT = Kept()
+KEPT = Kept(store=lambda: registry.directory() / "kept-programs")
 
 
 # ---- the session-shard policy ---------------------------------------------------------------

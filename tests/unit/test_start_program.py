@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import stat
 
 from sshpyk import sessions
 from sshpyk.remote.protocol import MARK, program_stdin
@@ -269,3 +270,26 @@ def test_a_host_that_lost_the_program_gets_it_whole_at_once_and_from_then_on(mon
     assert host.sessions[1][1].stdin.closed  # the asking session was ended
     assert start_kept(host).reply == {"ready": True}
     assert [s.startswith(b"=") for s in host.stdins] == [False, True, False, False]
+
+
+def test_a_new_server_sends_by_sha256_what_the_host_kept_for_an_earlier_one(tmp_path, monkeypatch):
+    store = tmp_path / "kept-programs"
+    host = KeepingHost()
+    monkeypatch.setattr(sessions, "KEPT", sessions.Kept(store=lambda: store))
+    assert start_kept(host).reply == {"ready": True}  # whole, and kept
+    assert stat.S_IMODE(store.stat().st_mode) == 0o600
+    monkeypatch.setattr(sessions, "KEPT", sessions.Kept(store=lambda: store))  # a new server
+    assert start_kept(host).reply == {"ready": True}
+    assert [s[:1] for s in host.stdins] == [b"+", b"="]
+
+
+def test_a_stale_store_costs_one_ask_and_the_host_keeps_the_program_again(tmp_path, monkeypatch):
+    store = tmp_path / "kept-programs"
+    monkeypatch.setattr(sessions, "KEPT", sessions.Kept(store=lambda: store))
+    assert start_kept(KeepingHost()).reply == {"ready": True}
+    host = KeepingHost()  # the same host, its copy gone (pruned, or a new home)
+    monkeypatch.setattr(sessions, "KEPT", sessions.Kept(store=lambda: store))  # a new server
+    for _ in range(2):
+        assert start_kept(host).reply == {"ready": True}
+    # asked by sha256, told it is missing, sent whole to keep (not refused), then by sha256
+    assert [s[:1] for s in host.stdins] == [b"=", b"+", b"="]
