@@ -54,23 +54,23 @@ class Kept:
     # by the host's ``Target.key``: its shards (and its masters over time) share one home
 
     def __init__(self, store: Callable[[], Path] | None = None) -> None:
-        self._kept: dict[str, set[str]] = {}  # seen to run, by this process
-        self._refused: set[str] = set()
         self._store = store
-        self._stored: set[tuple[str, str]] | None = None  # (host, sha256), read once
+        self._kept: set[tuple[str, str]] | None = None  # (host, sha256): the store's and ours
+        self._ran: set[str] = set()  # hosts this process saw run a program whole
+        self._refused: set[str] = set()
 
     def has(self, master: Master, name: str) -> bool:
         host = master.target.key
-        if host in self._refused:
-            return False
-        return name in self._kept.get(host, ()) or (host, program_sha256(name)) in self._read()
+        return host not in self._refused and (host, program_sha256(name)) in self._read()
 
     def ran(self, master: Master, name: str) -> None:
         host = master.target.key
-        self._kept.setdefault(host, set()).add(name)
+        self._ran.add(host)
         entry = (host, program_sha256(name))
-        if entry not in self._read() and self._store is not None:
-            self._stored.add(entry)
+        if entry in self._read():
+            return
+        self._kept.add(entry)
+        if self._store is not None:
             with contextlib.suppress(OSError):
                 fd = os.open(self._store(), os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
                 with os.fdopen(fd, "a") as f:
@@ -78,20 +78,20 @@ class Kept:
 
     def missing(self, master: Master) -> None:
         host = master.target.key
-        if self._kept.pop(host, None):
+        if host in self._ran:
             self._refused.add(host)  # it ran here and is gone: this home does not keep
-        self._stored = {entry for entry in self._read() if entry[0] != host}
+        self._kept = {entry for entry in self._read() if entry[0] != host}
 
     def _read(self) -> set[tuple[str, str]]:
-        if self._stored is None:
-            self._stored = set()
+        if self._kept is None:
+            self._kept = set()
             with contextlib.suppress(OSError, UnicodeDecodeError):
                 if self._store is not None:
                     for line in self._store().read_text().splitlines():
                         host, _, sha = line.partition("\t")
                         if host and len(sha) == 64:
-                            self._stored.add((host, sha))
-        return self._stored
+                            self._kept.add((host, sha))
+        return self._kept
 
 
 KEPT = Kept(store=lambda: registry.directory() / "kept-programs")
